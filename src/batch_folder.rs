@@ -143,3 +143,74 @@ pub fn job_prefix(job: u32, jobs: u32) -> String {
 pub fn ids_path(index: u32) -> String {
     format!("ids/{index:05}.ids")
 }
+
+/// The folder of job records.
+pub const JOBS: &str = "jobs/";
+/// The record of the last collection of results.
+pub const RESULTS_RECORD: &str = "results/report.json";
+
+/// The record file of job `index`.
+pub fn job_record_path(index: u32) -> String {
+    format!("jobs/job{index:03}.json")
+}
+
+/// `jobs/jobNNN.json`: the Bedrock job a folder's job `index` was submitted as, written as soon
+/// as Bedrock accepts it, so later commands need only the folder. A new submission with other
+/// settings replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The folder's job index.
+    pub index: u32,
+    /// The Bedrock job's ARN.
+    pub job_arn: String,
+    /// Its name.
+    pub job_name: String,
+    /// The idempotency token it was created with.
+    pub client_request_token: String,
+    /// Unix seconds when it was submitted.
+    pub submitted_at: u64,
+    /// The model it runs.
+    pub model_id: String,
+    /// The service role.
+    pub role_arn: String,
+    /// Its input URI.
+    pub input_uri: String,
+    /// Its output URI (Bedrock writes under `<job-id>/`).
+    pub output_uri: String,
+    /// Its timeout.
+    pub timeout_hours: i32,
+    /// `InvokeModel` or `Converse`.
+    pub invocation_type: String,
+}
+
+impl JobRecord {
+    /// The job id: the ARN's last segment, also the name of its output sub-folder.
+    pub fn job_id(&self) -> &str {
+        self.job_arn.rsplit('/').next().unwrap_or(&self.job_arn)
+    }
+}
+
+/// `results/report.json`: where the OpenAI files of the last collection went and what they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultsRecord {
+    /// The OpenAI output file.
+    pub output: String,
+    /// The OpenAI error file.
+    pub errors: String,
+    /// Unix seconds when the conversion started.
+    pub started_at: u64,
+    /// Unix seconds when it finished.
+    pub finished_at: u64,
+    /// Records in the output file.
+    pub succeeded: u64,
+    /// Records Bedrock answered with an error.
+    pub failed: u64,
+    /// Records Bedrock never returned.
+    pub missing: u64,
+    /// Prompt tokens (cache included).
+    pub input_tokens: u64,
+    /// Prompt tokens read from the cache.
+    pub cached_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+}

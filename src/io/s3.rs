@@ -141,23 +141,13 @@ impl Default for S3Options {
 impl S3Options {
     /// Builds a client the AWS way: default credential chain, profile, region, endpoint.
     pub async fn client(&self) -> Client {
-        use aws_config::meta::region::RegionProviderChain;
-        use aws_config::retry::RetryConfig;
-        use aws_config::{BehaviorVersion, Region};
-
-        let region = RegionProviderChain::first_try(self.region.clone().map(Region::new))
-            .or_default_provider()
-            .or_else(Region::new("us-east-1"));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts.max(1)));
-        if let Some(profile) = &self.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(endpoint) = &self.endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let shared = loader.load().await;
+        let shared = crate::aws::load(crate::aws::ConfigSource {
+            profile: self.profile.as_deref(),
+            region: self.region.as_deref(),
+            endpoint_url: self.endpoint_url.as_deref(),
+            max_attempts: self.max_attempts,
+        })
+        .await;
         let custom_endpoint =
             shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
         let conf = aws_sdk_s3::config::Builder::from(&shared)

@@ -19,7 +19,7 @@ use super::framer::Block;
 use super::ordered::{self, BlockJob, EngineConfig, EngineError};
 use super::shared::{worker_pool, write_err, KeySet};
 use super::to_bedrock::ConvertError;
-use crate::batch_folder::{self, BatchManifest};
+use crate::batch_folder::{self, BatchManifest, JobRecord};
 use crate::io::{ChunkSource, Destination, ObjectWriter};
 use crate::record::anthropic::Usage;
 use crate::record::bedrock_output::{
@@ -55,6 +55,24 @@ impl MissingReason {
     }
 }
 
+impl MissingReason {
+    /// The job failed before running the record.
+    pub fn failed(why: &str) -> Self {
+        MissingReason {
+            code: "batch_failed".into(),
+            message: format!("This request was not executed because the Bedrock job failed: {why}"),
+        }
+    }
+
+    /// The job completed, yet Bedrock returned nothing for the record.
+    pub fn not_returned() -> Self {
+        MissingReason {
+            code: "result_missing".into(),
+            message: "Bedrock completed the job but returned no result for this request.".into(),
+        }
+    }
+}
+
 /// Settings of a conversion from Bedrock.
 #[derive(Clone)]
 pub struct FromBedrockOptions {
@@ -62,6 +80,8 @@ pub struct FromBedrockOptions {
     pub response: ResponseOptions,
     /// What records missing from Bedrock's output become.
     pub missing: MissingReason,
+    /// The same, per job of a batch folder (when its jobs ended differently); else `missing`.
+    pub missing_by_job: BTreeMap<u32, MissingReason>,
     /// Mixed into every output `id`, so two batches never share ids (a batch folder uses its
     /// source and creation time).
     pub id_salt: String,
@@ -104,6 +124,7 @@ impl FromBedrockOptions {
                 created,
             },
             missing: MissingReason::expired(),
+            missing_by_job: BTreeMap::new(),
             id_salt: String::new(),
             max_line_bytes: 256 << 20,
             block_size: 2 << 20,
@@ -119,11 +140,21 @@ pub struct RecordLedger {
     index: HashMap<Box<str>, u32>,
     /// `(recordId, custom_id literal)` by index.
     records: Vec<(Box<str>, Box<str>)>,
+    /// `(first index, job)` for each run of records of one job.
+    jobs: Vec<(u32, u32)>,
 }
 
 impl RecordLedger {
     /// Adds the lines of one `ids/NNNNN.ids` file (`recordId<TAB>custom_id literal`).
     pub fn add_ids(&mut self, name: &str, text: &[u8]) -> Result<(), String> {
+        self.add_job_ids(name, text, 0)
+    }
+
+    /// Adds the lines of one `ids/NNNNN.ids` file whose records belong to job `job`.
+    pub fn add_job_ids(&mut self, name: &str, text: &[u8], job: u32) -> Result<(), String> {
+        if self.jobs.last().is_none_or(|&(_, j)| j != job) {
+            self.jobs.push((self.records.len() as u32, job));
+        }
         for (i, line) in text.split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
                 continue;
@@ -154,6 +185,12 @@ impl RecordLedger {
     /// Whether the ledger is empty.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// The job of the record at `index`.
+    fn job_of(&self, index: u32) -> u32 {
+        let run = self.jobs.partition_point(|&(first, _)| first <= index);
+        run.checked_sub(1).map_or(0, |r| self.jobs[r].1)
     }
 
     fn get(&self, record_id: &str) -> Option<(u32, &str)> {
@@ -612,11 +649,15 @@ pub async fn convert_from_bedrock(
             if !seen {
                 let (record_id, custom_id) = &ledger.records[i];
                 let literal = format!("\"{record_id}\"");
+                let why = opts
+                    .missing_by_job
+                    .get(&ledger.job_of(i as u32))
+                    .unwrap_or(&opts.missing);
                 write_missing_line(
                     custom_id,
                     &LineIds::new(&opts.id_salt, &literal),
-                    &opts.missing.code,
-                    &opts.missing.message,
+                    &why.code,
+                    &why.message,
                     &mut buf,
                 );
                 report.missing += 1;
@@ -671,6 +712,10 @@ pub struct FolderInputs {
     pub files: Vec<OutputFile>,
     /// Bedrock's `manifest.json.out` totals, summed, if any was found.
     pub totals: Option<ManifestTotals>,
+    /// The jobs the folder was submitted as (`jobs/`), if any. When there are some, only their
+    /// output sub-folders are read: a job submitted again after a failure leaves the old job's
+    /// output behind, and that is not this batch's result.
+    pub jobs: Vec<JobRecord>,
 }
 
 /// Why a batch folder could not be read.
@@ -713,9 +758,14 @@ pub async fn read_batch_folder(dest: &dyn Destination) -> Result<FolderInputs, F
             .map_err(io_err(dest.uri(&shard.ids)))?
             .ok_or_else(|| FolderError::Invalid(format!("{} is missing", dest.uri(&shard.ids))))?;
         ledger
-            .add_ids(&dest.uri(&shard.ids), &text)
+            .add_job_ids(&dest.uri(&shard.ids), &text, shard.job)
             .map_err(FolderError::Invalid)?;
     }
+    let jobs = read_job_records(dest).await?;
+    let job_dirs: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("output/{}/", j.job_id()))
+        .collect();
     let listing = dest
         .list("output/")
         .await
@@ -723,6 +773,9 @@ pub async fn read_batch_folder(dest: &dyn Destination) -> Result<FolderInputs, F
     let mut files = Vec::new();
     let mut totals: Option<ManifestTotals> = None;
     for rel in listing {
+        if !job_dirs.is_empty() && !job_dirs.iter().any(|d| rel.starts_with(d)) {
+            continue;
+        }
         if rel.ends_with("/manifest.json.out") {
             let raw = dest
                 .read_small(&rel)
@@ -745,5 +798,35 @@ pub async fn read_batch_folder(dest: &dyn Destination) -> Result<FolderInputs, F
         ledger,
         files,
         totals,
+        jobs,
     })
+}
+
+/// Reads a batch folder's `jobs/jobNNN.json` records, by job index.
+pub async fn read_job_records(dest: &dyn Destination) -> Result<Vec<JobRecord>, FolderError> {
+    let listing = dest
+        .list(batch_folder::JOBS)
+        .await
+        .map_err(|source| FolderError::Io {
+            what: dest.uri(batch_folder::JOBS),
+            source,
+        })?;
+    let mut jobs = Vec::new();
+    for rel in listing.iter().filter(|r| r.ends_with(".json")) {
+        let Some(raw) = dest
+            .read_small(rel)
+            .await
+            .map_err(|source| FolderError::Io {
+                what: dest.uri(rel),
+                source,
+            })?
+        else {
+            continue;
+        };
+        let job: JobRecord = serde_json::from_slice(&raw)
+            .map_err(|e| FolderError::Invalid(format!("{}: {e}", dest.uri(rel))))?;
+        jobs.push(job);
+    }
+    jobs.sort_by_key(|j| j.index);
+    Ok(jobs)
 }

@@ -10,9 +10,9 @@ mod to_bedrock;
 
 pub use framer::{Block, Frame, Framer};
 pub use from_bedrock::{
-    compare_with_manifest, convert_from_bedrock, read_batch_folder, BadLine, FolderError,
-    FolderInputs, FromBedrockOptions, FromBedrockReport, ManifestTotals, MissingReason, OutputFile,
-    RecordLedger,
+    compare_with_manifest, convert_from_bedrock, read_batch_folder, read_job_records, BadLine,
+    FolderError, FolderInputs, FromBedrockOptions, FromBedrockReport, ManifestTotals,
+    MissingReason, OutputFile, RecordLedger,
 };
 pub use to_bedrock::{
     convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions, MIN_RECORDS_PER_JOB,

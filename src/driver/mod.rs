@@ -1,0 +1,323 @@
+//! Bedrock batch jobs: submit, track, stop, wait for and collect them, and show them as OpenAI
+//! Batch objects.
+//!
+//! [`Driver`] is the thin layer over the Bedrock control plane (`aws-sdk-bedrock`):
+//! CreateModelInvocationJob, GetModelInvocationJob, ListModelInvocationJobs and
+//! StopModelInvocationJob, with errors in words a user can act on. [`BatchFolder`] puts it to work
+//! on a batch folder on S3: one Bedrock job per job of the folder, each recorded in
+//! `jobs/jobNNN.json` as soon as Bedrock accepts it (so later commands need only the folder), with an
+//! idempotency token derived from the folder's contents (so a repeated submit never starts a second
+//! billed job), and the results collected into OpenAI output and error files with every
+//! `custom_id` accounted for.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bedrock_batch::driver::DriverError> {
+//! use bedrock_batch::driver::{BedrockOptions, Driver, ListFilter};
+//! let driver = Driver::connect(&BedrockOptions::default()).await;
+//! for job in driver.list(&ListFilter::default()).await? {
+//!     println!("{} {} {}", job.id(), job.status, job.name);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod batch_object;
+mod folder;
+mod job;
+mod request;
+mod wait;
+
+use aws_sdk_bedrock::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrock::primitives::DateTime;
+use aws_sdk_bedrock::types::{
+    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
+    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig, ModelInvocationType,
+    SortJobsBy, SortOrder, Tag, VpcConfig,
+};
+
+pub use batch_object::{
+    BatchContext, BatchError, BatchErrors, BatchObject, BatchStatus, BatchUsage, RequestCounts,
+};
+pub use folder::{BatchFolder, CollectOptions, Collected, SubmitSettings, SubmitSummary};
+pub use job::{is_job_identifier, job_id, JobInfo, JobStatus};
+pub use request::{
+    check_job_name, check_role_arn, completion_window, default_job_name, parse_tag, timeout_hours,
+    InvalidRequest, JobRequest,
+};
+pub use wait::{Backoff, PollOptions};
+
+/// How to reach Bedrock's control plane (AWS conventions: the default credential chain,
+/// `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL_BEDROCK`).
+#[derive(Debug, Clone)]
+pub struct BedrockOptions {
+    /// AWS profile.
+    pub profile: Option<String>,
+    /// AWS region.
+    pub region: Option<String>,
+    /// A Bedrock-compatible endpoint (an emulator).
+    pub endpoint_url: Option<String>,
+    /// Attempts per request, throttling and server errors retried with backoff.
+    pub max_attempts: u32,
+}
+
+impl Default for BedrockOptions {
+    fn default() -> Self {
+        BedrockOptions {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// Why a driver operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A request Bedrock would refuse, caught before sending it.
+    #[error("{0}")]
+    Invalid(#[from] InvalidRequest),
+    /// Bedrock refused or failed a request.
+    #[error("{operation}: {}{message}{hint}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+    Bedrock {
+        /// What was being done.
+        operation: String,
+        /// Bedrock's error code (`ValidationException` …).
+        code: Option<String>,
+        /// Bedrock's message.
+        message: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// The batch folder could not be read or written.
+    #[error("{0}")]
+    Folder(String),
+    /// Converting the results failed.
+    #[error("converting the results: {0}")]
+    Collect(#[from] crate::pipeline::ConvertError),
+}
+
+impl DriverError {
+    /// Bedrock's error code, if Bedrock answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DriverError::Bedrock { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn bedrock_error<E, R>(operation: impl Into<String>, e: SdkError<E, R>) -> DriverError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = e.code().map(str::to_owned);
+    let hint = match code.as_deref() {
+        Some("AccessDeniedException") => {
+            " (check the credentials, --profile, and that they allow bedrock:*ModelInvocationJob* and iam:PassRole on the role)"
+        }
+        Some("ResourceNotFoundException") => " (no such job or model in this account and region: check --region)",
+        Some("ServiceQuotaExceededException") => {
+            " (too many submitted and in-progress jobs for this model: wait for some to finish, or ask AWS for a higher quota)"
+        }
+        Some("ThrottlingException") => " (Bedrock kept throttling after retries: try again later)",
+        Some("UnrecognizedClientException" | "InvalidSignatureException") => {
+            " (check the credentials)"
+        }
+        _ => "",
+    };
+    let message = match e.message() {
+        Some(m) => m.to_owned(),
+        None if code.is_some() => String::new(),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    DriverError::Bedrock {
+        operation: operation.into(),
+        code,
+        message,
+        hint,
+    }
+}
+
+/// What stopping a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// Bedrock is stopping it.
+    Stopping,
+    /// It had already finished, in this status.
+    AlreadyFinished(JobStatus),
+}
+
+/// Which jobs [`Driver::list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs whose name contains this.
+    pub name_contains: Option<String>,
+    /// Only jobs submitted after this (Unix seconds).
+    pub submitted_after: Option<i64>,
+    /// Only jobs submitted before this (Unix seconds).
+    pub submitted_before: Option<i64>,
+    /// At most this many (all pages are read until then).
+    pub limit: Option<usize>,
+    /// Oldest first (default: newest first).
+    pub oldest_first: bool,
+}
+
+/// The Bedrock control-plane client.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    client: aws_sdk_bedrock::Client,
+}
+
+impl Driver {
+    /// A driver over an existing client.
+    pub fn new(client: aws_sdk_bedrock::Client) -> Driver {
+        Driver { client }
+    }
+
+    /// Builds the client the AWS way.
+    pub async fn connect(opts: &BedrockOptions) -> Driver {
+        let shared = crate::aws::load(crate::aws::ConfigSource {
+            profile: opts.profile.as_deref(),
+            region: opts.region.as_deref(),
+            endpoint_url: opts.endpoint_url.as_deref(),
+            max_attempts: opts.max_attempts,
+        })
+        .await;
+        Driver::new(aws_sdk_bedrock::Client::new(&shared))
+    }
+
+    /// CreateModelInvocationJob: checks the request, sends it, and returns the job's ARN (the
+    /// existing job's, when Bedrock has seen the token before).
+    pub async fn submit(&self, req: &JobRequest) -> Result<String, DriverError> {
+        req.validate()?;
+        let mut s3_out = ModelInvocationJobS3OutputDataConfig::builder().s3_uri(&req.output_uri);
+        if let Some(key) = &req.kms_key_id {
+            s3_out = s3_out.s3_encryption_key_id(key);
+        }
+        let built = |what: &str, e: aws_sdk_bedrock::error::BuildError| {
+            DriverError::Folder(format!("building the {what}: {e}"))
+        };
+        let input = ModelInvocationJobInputDataConfig::S3InputDataConfig(
+            ModelInvocationJobS3InputDataConfig::builder()
+                .s3_uri(&req.input_uri)
+                .s3_input_format(aws_sdk_bedrock::types::S3InputFormat::Jsonl)
+                .build()
+                .map_err(|e| built("input config", e))?,
+        );
+        let output = ModelInvocationJobOutputDataConfig::S3OutputDataConfig(
+            s3_out.build().map_err(|e| built("output config", e))?,
+        );
+        let mut call = self
+            .client
+            .create_model_invocation_job()
+            .job_name(&req.job_name)
+            .role_arn(&req.role_arn)
+            .model_id(&req.model_id)
+            .input_data_config(input)
+            .output_data_config(output)
+            .timeout_duration_in_hours(req.timeout_hours)
+            .model_invocation_type(ModelInvocationType::from(req.invocation_type.as_str()))
+            .client_request_token(&req.client_request_token);
+        for (key, value) in &req.tags {
+            call = call.tags(
+                Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|e| built("tag", e))?,
+            );
+        }
+        if !req.subnet_ids.is_empty() {
+            call = call.vpc_config(
+                VpcConfig::builder()
+                    .set_subnet_ids(Some(req.subnet_ids.clone()))
+                    .set_security_group_ids(Some(req.security_group_ids.clone()))
+                    .build()
+                    .map_err(|e| built("VPC config", e))?,
+            );
+        }
+        let out = call
+            .send()
+            .await
+            .map_err(|e| bedrock_error(format!("creating job {}", req.job_name), e))?;
+        Ok(out.job_arn().to_owned())
+    }
+
+    /// GetModelInvocationJob.
+    pub async fn get(&self, job: &str) -> Result<JobInfo, DriverError> {
+        let out = self
+            .client
+            .get_model_invocation_job()
+            .job_identifier(job)
+            .send()
+            .await
+            .map_err(|e| bedrock_error(format!("getting job {job}"), e))?;
+        Ok(JobInfo::from(&out))
+    }
+
+    /// ListModelInvocationJobs, every page (up to `filter.limit`).
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<JobInfo>, DriverError> {
+        let mut call = self
+            .client
+            .list_model_invocation_jobs()
+            .sort_by(SortJobsBy::CreationTime)
+            .sort_order(if filter.oldest_first {
+                SortOrder::Ascending
+            } else {
+                SortOrder::Descending
+            })
+            .max_results(filter.limit.map_or(100, |n| n.clamp(1, 1000) as i32));
+        if let Some(status) = &filter.status {
+            call = call.status_equals(status.to_sdk());
+        }
+        if let Some(name) = &filter.name_contains {
+            call = call.name_contains(name);
+        }
+        if let Some(t) = filter.submitted_after {
+            call = call.submit_time_after(DateTime::from_secs(t));
+        }
+        if let Some(t) = filter.submitted_before {
+            call = call.submit_time_before(DateTime::from_secs(t));
+        }
+        let mut pages = call.into_paginator().send();
+        let mut jobs = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| bedrock_error("listing jobs", e))?;
+            jobs.extend(page.invocation_job_summaries().iter().map(JobInfo::from));
+            if filter.limit.is_some_and(|n| jobs.len() >= n) {
+                jobs.truncate(filter.limit.unwrap_or(usize::MAX));
+                break;
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// StopModelInvocationJob; a job that already finished is reported as such, not as an error.
+    pub async fn stop(&self, job: &str) -> Result<StopOutcome, DriverError> {
+        let result = self
+            .client
+            .stop_model_invocation_job()
+            .job_identifier(job)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(StopOutcome::Stopping),
+            Err(e) => {
+                let e = bedrock_error(format!("stopping job {job}"), e);
+                if matches!(e.code(), Some("ValidationException" | "ConflictException")) {
+                    let info = self.get(job).await?;
+                    if info.status.is_terminal() {
+                        return Ok(StopOutcome::AlreadyFinished(info.status));
+                    }
+                    if info.status == JobStatus::Stopping {
+                        return Ok(StopOutcome::Stopping);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
