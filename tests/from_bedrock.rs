@@ -57,7 +57,7 @@ fn from_folder(dir: &MemoryDir, missing: MissingReason) -> (Vec<u8>, Vec<u8>, Fr
         .await
         .unwrap();
         if let Some(t) = folder.totals {
-            compare_with_manifest(&mut report, t);
+            compare_with_manifest(&mut report, t, 1);
         }
         (
             okd.get("ok").unwrap().to_vec(),

@@ -69,7 +69,26 @@ pub struct Args {
     threads: Option<usize>,
 }
 
-fn default_errors(output: &str) -> String {
+/// Where a batch folder's results go: OUTPUT (default `DEST/results/output.jsonl`) and ERRORS
+/// (default beside OUTPUT, stderr when OUTPUT is `-`, else `DEST/results/errors.jsonl`).
+pub fn folder_results(
+    folder: &Location,
+    output: Option<&str>,
+    errors: Option<&str>,
+) -> (String, String) {
+    let errors = errors.map(str::to_owned).unwrap_or_else(|| match output {
+        Some("-") => "-".to_owned(),
+        Some(o) => default_errors(o),
+        None => folder.join("results/errors.jsonl").to_string(),
+    });
+    let output = output
+        .map(str::to_owned)
+        .unwrap_or_else(|| folder.join("results/output.jsonl").to_string());
+    (output, errors)
+}
+
+/// The error file beside an output file: `out.jsonl` → `out.errors.jsonl`.
+pub fn default_errors(output: &str) -> String {
     let path = Path::new(output);
     let stem = path
         .file_stem()
@@ -90,7 +109,7 @@ fn unix_mtime(path: &Path) -> Option<u64> {
     )
 }
 
-pub async fn run(args: Args, storage: &Storage, quiet: bool) -> anyhow::Result<u8> {
+pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyhow::Result<u8> {
     let started = Instant::now();
     let missing = if args.missing == "cancelled" {
         MissingReason::cancelled()
@@ -105,20 +124,13 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool) -> anyhow::Result<u
         if folder.files.is_empty() {
             eprintln!("warning: no Bedrock output (output/<job-id>/*.jsonl.out) in {input}: every record is missing");
         }
-        let output = args
-            .output
-            .clone()
-            .unwrap_or_else(|| input.join("results/output.jsonl").to_string());
-        let errors = args.errors.clone().unwrap_or_else(|| match &args.output {
-            Some(o) if o == "-" => "-".to_owned(),
-            Some(o) => default_errors(o),
-            None => input.join("results/errors.jsonl").to_string(),
-        });
+        let (output, errors) =
+            folder_results(&input, args.output.as_deref(), args.errors.as_deref());
         (
             folder.files,
             Some(Arc::new(folder.ledger)),
             opts,
-            folder.totals,
+            folder.totals.map(|t| (t, folder.manifest.jobs.len())),
             output,
             errors,
         )
@@ -181,10 +193,12 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool) -> anyhow::Result<u
         .await
         .with_context(|| format!("converting {}", args.input))?;
     bar.finish_and_clear();
-    if let Some(totals) = totals {
-        compare_with_manifest(&mut report, totals);
+    if let Some((totals, jobs)) = totals {
+        compare_with_manifest(&mut report, totals, jobs);
     }
-    if !quiet {
+    if json {
+        eprintln!("{}", serde_json::to_string(&report)?);
+    } else if !quiet {
         print_summary(&args.input, &output, &errors, &report, started);
     }
     if let Some(path) = &args.summary {
@@ -199,7 +213,13 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool) -> anyhow::Result<u
     })
 }
 
-fn print_summary(input: &str, output: &str, errors: &str, r: &FromBedrockReport, started: Instant) {
+pub(super) fn print_summary(
+    input: &str,
+    output: &str,
+    errors: &str,
+    r: &FromBedrockReport,
+    started: Instant,
+) {
     let secs = started.elapsed().as_secs_f64();
     eprintln!("{input} → {output} (errors: {errors})");
     if let Some(records) = r.records {

@@ -1,6 +1,8 @@
 //! Argument parsing, progress, summaries and exit codes. Everything else is the library's.
 
 mod from_bedrock;
+mod jobs;
+mod run;
 mod to_bedrock;
 mod units;
 
@@ -34,8 +36,17 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
 
+    /// Machine-readable output: the job commands print JSON (OpenAI Batch objects) on stdout; the
+    /// converters print their summary as one JSON line on stderr.
+    #[arg(long, global = true)]
+    json: bool,
+
     #[command(flatten)]
     s3: S3Args,
+
+    /// A Bedrock-compatible control-plane endpoint (AWS_ENDPOINT_URL_BEDROCK works too).
+    #[arg(long, global = true, value_name = "URL")]
+    bedrock_endpoint_url: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -61,7 +72,7 @@ struct S3Args {
     #[arg(long, global = true)]
     s3_path_style: bool,
 
-    /// Encrypt written S3 objects with this KMS key (SSE-KMS).
+    /// Encrypt what is written with this KMS key: S3 objects (SSE-KMS) and Bedrock jobs' output.
     #[arg(long, global = true, value_name = "KEY_ID")]
     kms_key_id: Option<String>,
 
@@ -104,6 +115,28 @@ impl S3Args {
 enum Command {
     ToBedrock(to_bedrock::Args),
     FromBedrock(from_bedrock::Args),
+    Submit(jobs::SubmitCommand),
+    Status(jobs::StatusCommand),
+    List(jobs::ListCommand),
+    Cancel(jobs::CancelCommand),
+    Wait(jobs::WaitCommand),
+    Run(run::Args),
+}
+
+/// What every command gets: storage, the way to Bedrock, and the output switches.
+pub(crate) struct Context {
+    storage: bedrock_batch::io::Storage,
+    bedrock: bedrock_batch::driver::BedrockOptions,
+    /// `--kms-key-id`: for S3 objects written and for Bedrock's output.
+    kms_key_id: Option<String>,
+    quiet: bool,
+    json: bool,
+}
+
+impl Context {
+    async fn driver(&self) -> bedrock_batch::driver::Driver {
+        bedrock_batch::driver::Driver::connect(&self.bedrock).await
+    }
 }
 
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
@@ -130,12 +163,32 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let storage = bedrock_batch::io::Storage::new(cli.s3.options());
+    let cx = Context {
+        storage: bedrock_batch::io::Storage::new(cli.s3.options()),
+        bedrock: bedrock_batch::driver::BedrockOptions {
+            profile: cli.s3.profile.clone(),
+            region: cli.s3.region.clone(),
+            endpoint_url: cli.bedrock_endpoint_url.clone(),
+            ..Default::default()
+        },
+        kms_key_id: cli.s3.kms_key_id.clone(),
+        quiet: cli.quiet,
+        json: cli.json,
+    };
+    let storage = &cx.storage;
     let result = runtime.block_on(async {
         let work = async {
             match cli.command {
-                Command::ToBedrock(args) => to_bedrock::run(args, &storage, cli.quiet).await,
-                Command::FromBedrock(args) => from_bedrock::run(args, &storage, cli.quiet).await,
+                Command::ToBedrock(args) => to_bedrock::run(args, storage, cx.quiet, cx.json).await,
+                Command::FromBedrock(args) => {
+                    from_bedrock::run(args, storage, cx.quiet, cx.json).await
+                }
+                Command::Submit(args) => jobs::submit(args, &cx).await,
+                Command::Status(args) => jobs::status(args, &cx).await,
+                Command::List(args) => jobs::list(args, &cx).await,
+                Command::Cancel(args) => jobs::cancel(args, &cx).await,
+                Command::Wait(args) => jobs::wait(args, &cx).await,
+                Command::Run(args) => run::run(args, &cx).await,
             }
         };
         tokio::select! {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use super::units::parse_bytes;
 use super::{progress_bar, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder;
-use bedrock_batch::io::{Location, StdWriter, Storage};
+use bedrock_batch::io::{ChunkSource, Location, StdWriter, Storage};
 use bedrock_batch::pipeline::{
     convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions,
 };
@@ -46,9 +46,25 @@ pub struct Args {
     /// and rejected.jsonl).
     output: String,
 
+    #[command(flatten)]
+    convert: ConvertArgs,
+
+    /// Where rejected lines go when OUTPUT is a file or - (default: OUTPUT.rejected.jsonl, or
+    /// stderr when OUTPUT is -).
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<String>,
+
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+}
+
+/// How OpenAI lines become Bedrock records (shared by `to-bedrock` and `run`).
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
     /// The Bedrock model id, inference profile id (us.…, eu.…, global.…) or ARN the batch is for.
     #[arg(long, short = 'm', value_name = "MODEL_ID")]
-    model: String,
+    pub model: String,
 
     /// max_tokens for requests that set neither max_completion_tokens nor max_tokens (Claude
     /// requires one).
@@ -79,16 +95,11 @@ pub struct Args {
 
     /// Exit with status 0 even when some lines were rejected.
     #[arg(long)]
-    allow_rejects: bool,
+    pub allow_rejects: bool,
 
     /// Write a batch folder even when a job has fewer than the 100 records Bedrock requires.
     #[arg(long)]
     allow_small: bool,
-
-    /// Where rejected lines go when OUTPUT is a file or - (default: OUTPUT.rejected.jsonl, or
-    /// stderr when OUTPUT is -).
-    #[arg(long, value_name = "FILE")]
-    rejects: Option<String>,
 
     /// Reject lines longer than this without reading them into memory.
     #[arg(long, value_name = "SIZE", default_value = "20MiB", value_parser = parse_bytes)]
@@ -96,36 +107,39 @@ pub struct Args {
 
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
 
     /// Size of the blocks converted in parallel (tuning).
     #[arg(long, value_name = "SIZE", default_value = "2MiB", value_parser = parse_bytes, hide_short_help = true)]
     block_size: u64,
-
-    /// Also write the summary as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    summary: Option<PathBuf>,
 }
 
-pub async fn run(args: Args, storage: &Storage, quiet: bool) -> anyhow::Result<u8> {
-    let mut opts = ToBedrockOptions::new(&args.model)?;
-    opts.map.default_max_tokens = args.max_tokens;
-    opts.map.drop_unsupported = args.drop_unsupported;
-    opts.records_per_file = args.records_per_file;
-    opts.bytes_per_file = args.bytes_per_file;
-    opts.records_per_job = args.records_per_job;
-    opts.bytes_per_job = args.bytes_per_job;
-    opts.allow_small = args.allow_small;
-    opts.max_line_bytes = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
-    opts.threads = args.threads;
-    opts.block_size = usize::try_from(args.block_size)
-        .unwrap_or(usize::MAX)
-        .max(1);
-    opts.source_name = args.input.clone();
-    if args.max_tokens == 0 {
-        bail!("--max-tokens must be at least 1");
+impl ConvertArgs {
+    /// The conversion options these arguments ask for.
+    pub fn options(&self, source_name: &str) -> anyhow::Result<ToBedrockOptions> {
+        if self.max_tokens == 0 {
+            bail!("--max-tokens must be at least 1");
+        }
+        let mut opts = ToBedrockOptions::new(&self.model)?;
+        opts.map.default_max_tokens = self.max_tokens;
+        opts.map.drop_unsupported = self.drop_unsupported;
+        opts.records_per_file = self.records_per_file;
+        opts.bytes_per_file = self.bytes_per_file;
+        opts.records_per_job = self.records_per_job;
+        opts.bytes_per_job = self.bytes_per_job;
+        opts.allow_small = self.allow_small;
+        opts.max_line_bytes = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
+        opts.threads = self.threads;
+        opts.block_size = usize::try_from(self.block_size)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        opts.source_name = source_name.to_owned();
+        Ok(opts)
     }
+}
 
+pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyhow::Result<u8> {
+    let opts = args.convert.options(&args.input)?;
     let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
     if input.is_folder() {
         bail!("INPUT {} is a folder; give an OpenAI batch .jsonl file, an s3://bucket/key object, or -", args.input);
@@ -155,57 +169,90 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool) -> anyhow::Result<u
         (BedrockOutput::Stream { records, rejects }, shown)
     };
 
-    let bar = progress_bar(total, quiet);
-    let pb = bar.clone();
-    opts.progress = Some(Arc::new(move |n| pb.set_position(n)));
-    let started = Instant::now();
-    let result = convert_to_bedrock(source, sink, &opts).await;
-    bar.finish_and_clear();
-    let report = match result {
-        Ok(report) => report,
-        Err(ConvertError::TooFewRecords {
-            report,
-            job,
-            records,
-        }) => {
-            if !quiet {
-                print_summary(&args, &opts, &report, started, None);
-            }
-            bail!(ConvertError::TooFewRecords {
-                report,
-                job,
-                records
-            });
-        }
-        Err(e) => return Err(e).context(format!("converting {} to {}", args.input, args.output)),
-    };
-    if !quiet {
-        print_summary(&args, &opts, &report, started, Some(&rejects_at));
-    }
+    let report = convert(
+        &args.input,
+        &args.output,
+        source,
+        total,
+        sink,
+        opts,
+        quiet,
+        json,
+        &rejects_at,
+    )
+    .await?;
     if let Some(path) = &args.summary {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json)
             .with_context(|| format!("writing the summary to {}", path.display()))?;
     }
-    Ok(if report.rejected > 0 && !args.allow_rejects {
+    Ok(if report.rejected > 0 && !args.convert.allow_rejects {
         EXIT_REJECTS
     } else {
         EXIT_OK
     })
 }
 
+/// Converts `source` into `sink` with a progress bar, and prints the summary on stderr (as JSON
+/// with `json`).
+#[allow(clippy::too_many_arguments)]
+pub async fn convert(
+    input: &str,
+    output: &str,
+    source: Box<dyn ChunkSource>,
+    total: Option<u64>,
+    sink: BedrockOutput,
+    mut opts: ToBedrockOptions,
+    quiet: bool,
+    json: bool,
+    rejects_at: &str,
+) -> anyhow::Result<Report> {
+    let bar = progress_bar(total, quiet);
+    let pb = bar.clone();
+    opts.progress = Some(Arc::new(move |n| pb.set_position(n)));
+    let started = Instant::now();
+    let result = convert_to_bedrock(source, sink, &opts).await;
+    bar.finish_and_clear();
+    let summary = |report: &Report, rejects_at: Option<&str>| {
+        if json {
+            if let Ok(text) = serde_json::to_string(report) {
+                eprintln!("{text}");
+            }
+        } else if !quiet {
+            print_summary(input, output, &opts, report, started, rejects_at);
+        }
+    };
+    match result {
+        Ok(report) => {
+            summary(&report, Some(rejects_at));
+            Ok(report)
+        }
+        Err(ConvertError::TooFewRecords {
+            report,
+            job,
+            records,
+        }) => {
+            summary(&report, None);
+            bail!(ConvertError::TooFewRecords {
+                report,
+                job,
+                records
+            });
+        }
+        Err(e) => Err(e).context(format!("converting {input} to {output}")),
+    }
+}
+
 fn print_summary(
-    args: &Args,
+    input: &str,
+    output: &str,
     opts: &ToBedrockOptions,
     r: &Report,
     started: Instant,
     rejects_at: Option<&str>,
 ) {
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{} → {} ({}, {})",
-        args.input, args.output, opts.family, opts.model_id
-    );
+    eprintln!("{input} → {output} ({}, {})", opts.family, opts.model_id);
     eprintln!(
         "  lines {}: records {} + rejected {} + blank {}",
         r.lines, r.records, r.rejected, r.blank

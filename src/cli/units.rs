@@ -1,4 +1,5 @@
-//! Byte sizes on the command line: `1000000`, `500MB`, `1GB`, `64MiB`.
+//! Byte sizes (`1000000`, `500MB`, `1GB`, `64MiB`), durations (`250ms`, `5s`, `2m`) and times
+//! (`2026-01-02T03:04:05Z`, Unix seconds) on the command line.
 
 /// Parses a byte size with an optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) suffix.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -29,9 +30,62 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Parses a duration: a number with `ms`, `s`, `m` or `h` (seconds without a unit).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 250ms, 5s, 2m)"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    n.checked_mul(ms)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Parses a point in time: an RFC 3339 date-time (`2026-01-02T03:04:05Z`) or Unix seconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.trim().parse::<i64>() {
+        return Ok(secs);
+    }
+    aws_sdk_bedrock::primitives::DateTime::from_str(
+        s.trim(),
+        aws_sdk_bedrock::primitives::DateTimeFormat::DateTime,
+    )
+    .map(|t| t.secs())
+    .map_err(|_| format!("{s:?} is not a time (examples: 2026-01-02T03:04:05Z, 1767323045)"))
+}
+
+/// Formats Unix seconds as an RFC 3339 date-time.
+pub fn format_time(secs: i64) -> String {
+    aws_sdk_bedrock::primitives::DateTime::from_secs(secs)
+        .fmt(aws_sdk_bedrock::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| secs.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_times() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000));
+        assert_eq!(format_time(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert!(parse_time("yesterday").is_err());
+    }
 
     #[test]
     fn sizes() {

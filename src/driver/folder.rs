@@ -396,7 +396,7 @@ impl BatchFolder {
         let mut report =
             convert_from_bedrock(folder.files, Some(Arc::new(folder.ledger)), ok, err, &fb).await?;
         if let Some(totals) = folder.totals {
-            compare_with_manifest(&mut report, totals);
+            compare_with_manifest(&mut report, totals, jobs.len());
         }
         let record = ResultsRecord {
             output: output.to_string(),

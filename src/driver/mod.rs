@@ -40,10 +40,10 @@ pub use batch_object::{
 pub use folder::{BatchFolder, CollectOptions, Collected, SubmitSettings, SubmitSummary};
 pub use job::{is_job_identifier, job_id, JobInfo, JobStatus};
 pub use request::{
-    check_job_name, check_role_arn, completion_window, default_job_name, parse_tag, timeout_hours,
-    InvalidRequest, JobRequest,
+    check_job_name, check_role_arn, check_s3_uri, completion_window, default_job_name, parse_tag,
+    timeout_hours, InvalidRequest, JobRequest,
 };
-pub use wait::{Backoff, PollOptions};
+pub use wait::{Backoff, Pacer, PollOptions};
 
 /// How to reach Bedrock's control plane (AWS conventions: the default credential chain,
 /// `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL_BEDROCK`).

@@ -100,6 +100,38 @@ pub fn check_role_arn(arn: &str) -> Result<(), InvalidRequest> {
     Ok(())
 }
 
+/// Bedrock's S3 URI rule: a bucket name, then key segments of letters, digits and
+/// `- ! _ * ' ( ) .` only (no spaces, `=`, `+`, `:`, `@`, `%`), at most 1024 characters.
+pub fn check_s3_uri(field: &'static str, uri: &str) -> Result<(), InvalidRequest> {
+    let bad = |why: &str| Err(invalid(field, format!("{uri}: {why}")));
+    let Some(rest) = uri.strip_prefix("s3://") else {
+        return bad("not an s3:// URI");
+    };
+    if uri.len() > 1024 {
+        return bad("longer than the 1024 characters Bedrock accepts");
+    }
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    if !bucket_ok {
+        return bad("Bedrock accepts bucket names of 3-63 lowercase letters, digits, '-' and '.'");
+    }
+    let key = key.strip_suffix('/').unwrap_or(key);
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-!_*'().".contains(&b))
+    };
+    if !key.is_empty() && !key.split('/').all(segment_ok) {
+        return bad("Bedrock accepts only letters, digits and - ! _ * ' ( ) . in key names (no spaces, '=', '+', ':', '@', '%', or '//'); stage the batch under such a prefix");
+    }
+    Ok(())
+}
+
 /// Parses a completion window (`24h`, `72h`, `2d`, `7d`) into Bedrock's timeout in hours (24–168).
 pub fn timeout_hours(window: &str) -> Result<i32, InvalidRequest> {
     let w = window.trim();
@@ -166,6 +198,8 @@ impl JobRequest {
         if self.model_id.is_empty() || self.model_id.len() > 2048 {
             return Err(invalid("--model", "a model id of 1-2048 characters"));
         }
+        check_s3_uri("input S3 URI", &self.input_uri)?;
+        check_s3_uri("output S3 URI", &self.output_uri)?;
         if !(24..=168).contains(&self.timeout_hours) {
             return Err(invalid(
                 "--completion-window",
@@ -291,8 +325,8 @@ mod tests {
             job_name: "nightly-1".into(),
             role_arn: "arn:aws:iam::123456789012:role/BedrockBatch".into(),
             model_id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
-            input_uri: "s3://b/p/input/".into(),
-            output_uri: "s3://b/p/output/".into(),
+            input_uri: "s3://bkt/p/input/".into(),
+            output_uri: "s3://bkt/p/output/".into(),
             kms_key_id: None,
             timeout_hours: 24,
             tags: vec![],
@@ -359,6 +393,27 @@ mod tests {
         assert!(parse_tag("novalue").is_err());
         assert!(parse_tag("=v").is_err());
         assert!(parse_tag("k=v#").is_err());
+    }
+
+    #[test]
+    fn s3_uris_follow_bedrocks_pattern() {
+        for good in [
+            "s3://bucket/p/input/",
+            "s3://my.bucket-1",
+            "s3://bkt/a!b_(c)*'.d/",
+        ] {
+            assert!(check_s3_uri("f", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "s3://Bucket/p/",
+            "s3://b/p/",
+            "s3://bucket/run 1/",
+            "s3://bucket/a=b/",
+            "s3://bucket/a//b/",
+            "/tmp/x/",
+        ] {
+            assert!(check_s3_uri("f", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -59,13 +59,41 @@ impl Backoff {
 }
 
 /// What a poll shows of a job, to tell whether it moved.
-fn progress_key(j: &JobInfo) -> (String, Option<u64>, Option<u64>, Option<u64>) {
+type ProgressKey = (String, Option<u64>, Option<u64>, Option<u64>);
+
+fn progress_key(j: &JobInfo) -> ProgressKey {
     (
         j.status.to_string(),
         j.processed_records,
         j.succeeded_records,
         j.failed_records,
     )
+}
+
+/// Paces the polls of a set of jobs: a [`Backoff`] that starts over whenever a job moved (its
+/// status or counters changed) since the last poll.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    backoff: Backoff,
+    last: Option<Vec<ProgressKey>>,
+}
+
+impl Pacer {
+    /// A pacer with these intervals.
+    pub fn new(opts: PollOptions) -> Pacer {
+        Pacer {
+            backoff: Backoff::new(opts),
+            last: None,
+        }
+    }
+
+    /// How long to sleep after a poll that showed `jobs`.
+    pub fn next(&mut self, jobs: &[JobInfo]) -> Duration {
+        let keys: Vec<ProgressKey> = jobs.iter().map(progress_key).collect();
+        let changed = self.last.as_ref() != Some(&keys);
+        self.last = Some(keys);
+        self.backoff.next(changed)
+    }
 }
 
 impl Driver {
@@ -77,8 +105,7 @@ impl Driver {
         opts: PollOptions,
         mut on_update: impl FnMut(&[JobInfo]),
     ) -> Result<Vec<JobInfo>, DriverError> {
-        let mut backoff = Backoff::new(opts);
-        let mut last = Vec::new();
+        let mut pacer = Pacer::new(opts);
         loop {
             let mut now = Vec::with_capacity(jobs.len());
             for job in jobs {
@@ -88,10 +115,7 @@ impl Driver {
             if now.iter().all(|j| j.status.is_terminal()) {
                 return Ok(now);
             }
-            let keys: Vec<_> = now.iter().map(progress_key).collect();
-            let changed = keys != last;
-            last = keys;
-            tokio::time::sleep(backoff.next(changed)).await;
+            tokio::time::sleep(pacer.next(&now)).await;
         }
     }
 }

@@ -241,6 +241,9 @@ pub struct ManifestTotals {
     /// Output tokens.
     #[serde(default)]
     pub output_token_count: u64,
+    /// How many manifests were summed.
+    #[serde(skip)]
+    pub manifests: u64,
 }
 
 impl ManifestTotals {
@@ -251,6 +254,7 @@ impl ManifestTotals {
         self.error_record_count += o.error_record_count;
         self.input_token_count += o.input_token_count;
         self.output_token_count += o.output_token_count;
+        self.manifests += 1;
     }
 }
 
@@ -680,8 +684,14 @@ pub async fn convert_from_bedrock(
     Ok(report)
 }
 
-/// Compares Bedrock's manifest totals with what the lines said, in words.
-pub fn compare_with_manifest(report: &mut FromBedrockReport, manifest: ManifestTotals) {
+/// Compares Bedrock's manifest totals with what the lines said, in words. The records submitted
+/// are compared only when there is a manifest for each of the batch's `jobs` (a job that failed
+/// validation writes none).
+pub fn compare_with_manifest(
+    report: &mut FromBedrockReport,
+    manifest: ManifestTotals,
+    jobs: usize,
+) {
     let mut say = |what: &str, manifest: u64, lines: u64| {
         if manifest != lines {
             report.disagreements.push(format!(
@@ -695,7 +705,7 @@ pub fn compare_with_manifest(report: &mut FromBedrockReport, manifest: ManifestT
         report.succeeded,
     );
     say("failed records", manifest.error_record_count, report.failed);
-    if let Some(records) = report.records {
+    if let Some(records) = report.records.filter(|_| manifest.manifests == jobs as u64) {
         say("records submitted", manifest.total_record_count, records);
     }
     report.manifest = Some(manifest);

@@ -1,0 +1,230 @@
+//! `bedrock-batch run`: convert → upload → submit → wait → collect, in one command, resumable.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+
+use super::from_bedrock::{folder_results, print_summary};
+use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
+use super::to_bedrock::{convert, ConvertArgs};
+use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
+use bedrock_batch::batch_folder;
+use bedrock_batch::driver::{BatchFolder, BatchStatus, CollectOptions, Pacer};
+use bedrock_batch::io::Location;
+use bedrock_batch::pipeline::BedrockOutput;
+
+/// Run an OpenAI batch input file on Bedrock, start to finish.
+///
+/// Converts INPUT into a batch folder under --staging (streamed straight to S3, no temporary
+/// copy), submits its Bedrock jobs (keeping at most --max-jobs in flight), waits for them with a
+/// progress bar, and converts the results into OpenAI output and error files, in which every
+/// custom_id appears exactly once. Prints the final OpenAI Batch object.
+///
+/// Running the same command again resumes: a folder already converted is not converted again,
+/// jobs already submitted are not submitted again (the idempotency token comes from the folder),
+/// and a finished batch is only collected.
+///
+/// Exit status: 0 when every request succeeded; 1 when some lines were rejected (without
+/// --allow-rejects) or some requests failed, expired or were cancelled; 2 when the batch failed or
+/// the run could not go on.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  bedrock-batch run requests.jsonl --model us.anthropic.claude-sonnet-4-20250514-v1:0 \\
+      --role-arn arn:aws:iam::123456789012:role/BedrockBatch \\
+      --staging s3://my-bucket/batches/run1/ --output results.jsonl")]
+pub struct Args {
+    /// The OpenAI batch input file (JSONL): a path, an s3://bucket/key object, or - for stdin.
+    input: String,
+
+    /// The S3 prefix the batch folder is staged under (s3://bucket/prefix/); the same prefix
+    /// resumes a run.
+    #[arg(long, value_name = "S3_PREFIX")]
+    staging: String,
+
+    /// Where the OpenAI output lines go (a file, s3://bucket/key or -; default
+    /// STAGING/results/output.jsonl).
+    #[arg(long, value_name = "RESULTS")]
+    output: Option<String>,
+
+    /// Where the OpenAI error lines go (default: beside --output as NAME.errors.jsonl, or
+    /// STAGING/results/errors.jsonl).
+    #[arg(long, value_name = "FILE")]
+    errors: Option<String>,
+
+    #[command(flatten)]
+    convert: ConvertArgs,
+
+    #[command(flatten)]
+    submit: SubmitArgs,
+
+    #[command(flatten)]
+    poll: PollArgs,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
+    let staging_arg = if args.staging.ends_with('/') {
+        args.staging.clone()
+    } else {
+        format!("{}/", args.staging)
+    };
+    let staging = Location::parse(&staging_arg).map_err(anyhow::Error::msg)?;
+    if !matches!(staging, Location::S3(_)) {
+        bail!("--staging {staging_arg}: Bedrock reads and writes S3, so the staging folder must be an s3://bucket/prefix/");
+    }
+    let settings = args.submit.settings(cx.kms_key_id.clone())?;
+    let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
+    if input.is_folder() {
+        bail!(
+            "INPUT {} is a folder; give an OpenAI batch .jsonl file",
+            args.input
+        );
+    }
+    let dest = cx.storage.folder(&staging).await?;
+
+    // 1. Convert, unless a previous run already did.
+    let mut folder = match BatchFolder::open_existing(Arc::clone(&dest)).await? {
+        Some(folder) => {
+            check_same_batch(&folder, &args, cx).await?;
+            if !cx.quiet {
+                eprintln!("resuming: {staging} already holds this batch, converted before");
+            }
+            folder
+        }
+        None => {
+            let opts = args.convert.options(&args.input)?;
+            let (source, total) = cx.storage.open(&input).await?;
+            let rejects_at = dest.uri(batch_folder::REJECTED);
+            convert(
+                &args.input,
+                &staging_arg,
+                source,
+                total,
+                BedrockOutput::Folder(Arc::clone(&dest)),
+                opts,
+                cx.quiet,
+                cx.json,
+                &rejects_at,
+            )
+            .await?;
+            BatchFolder::open(Arc::clone(&dest)).await?
+        }
+    };
+    let rejected = folder.manifest().counts.rejected;
+    if rejected > 0 && !args.convert.allow_rejects {
+        eprintln!(
+            "{rejected} lines were rejected (see {}): nothing was submitted. Fix them and run with another --staging, or run again with --allow-rejects to run the other {} requests.",
+            dest.uri(batch_folder::REJECTED),
+            folder.manifest().counts.records
+        );
+        return Ok(EXIT_REJECTS);
+    }
+
+    // 2. Submit (again only what is not running with these settings) and wait, submitting the
+    // jobs left over as slots free up.
+    let driver = cx.driver().await;
+    let mut watcher = Watcher::new(cx.quiet);
+    let mut pacer = Pacer::new(args.poll.options());
+    let mut first = true;
+    let jobs = loop {
+        if first || folder.pending() > 0 {
+            let summary = folder
+                .submit(&driver, &settings, args.submit.max_jobs.max(1))
+                .await?;
+            if !summary.submitted.is_empty() || first {
+                report_submitted(&summary, cx);
+            }
+            if folder.job_records().iter().all(Option::is_none) {
+                bail!(
+                    "no job could be submitted: {}",
+                    summary
+                        .quota_message
+                        .as_deref()
+                        .unwrap_or("the job quota is full")
+                );
+            }
+            first = false;
+        }
+        let jobs = folder.jobs(&driver).await?;
+        let batch = folder.batch_object(&jobs, None);
+        watcher.update(&jobs, &batch);
+        if folder.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal()) {
+            break jobs;
+        }
+        tokio::time::sleep(pacer.next(&jobs)).await;
+    };
+    watcher.finish();
+
+    // 3. Collect: every custom_id once, in the output or the error file.
+    let finalizing = folder.batch_object(&jobs, Some(now()));
+    if !cx.quiet {
+        eprintln!(
+            "status: {}: converting the results",
+            finalizing.status.as_str()
+        );
+    }
+    let (output, errors) = folder_results(&staging, args.output.as_deref(), args.errors.as_deref());
+    let started = std::time::Instant::now();
+    let collected = folder
+        .collect(
+            &cx.storage,
+            &jobs,
+            &Location::parse(&output).map_err(anyhow::Error::msg)?,
+            &Location::parse(&errors).map_err(anyhow::Error::msg)?,
+            &CollectOptions {
+                threads: args.convert.threads,
+                progress: None,
+            },
+        )
+        .await
+        .context("collecting the results")?;
+    if cx.json {
+        eprintln!("{}", serde_json::to_string(&collected.report)?);
+    } else if !cx.quiet {
+        print_summary(&staging_arg, &output, &errors, &collected.report, started);
+    }
+    let batch = folder.batch_object(&jobs, None);
+    show(&batch, &jobs, cx)?;
+    let r = &collected.report;
+    Ok(match batch.status {
+        BatchStatus::Failed => EXIT_FAILED,
+        status if exit_for(status) != EXIT_OK => exit_for(status),
+        _ if r.failed + r.missing > 0 || !r.clean() => EXIT_REJECTS,
+        _ => EXIT_OK,
+    })
+}
+
+/// A resumed run must be the same batch: same input, same model, and an input of the size that
+/// was converted.
+async fn check_same_batch(folder: &BatchFolder, args: &Args, cx: &Context) -> anyhow::Result<()> {
+    let m = folder.manifest();
+    let other = |what: String| {
+        anyhow::anyhow!(
+            "{} holds another batch ({what}); use another --staging prefix, or delete that one",
+            folder.uri()
+        )
+    };
+    if m.source != args.input {
+        return Err(other(format!("converted from {}", m.source)));
+    }
+    if m.model_id != args.convert.model {
+        return Err(other(format!("for model {}", m.model_id)));
+    }
+    if let Ok(input) = Location::parse(&args.input) {
+        if !matches!(input, Location::Std) {
+            let (_, size) = cx.storage.open(&input).await?;
+            if let Some(size) = size.filter(|&s| s != m.counts.bytes_in) {
+                return Err(other(format!(
+                    "its input had {} bytes, {} has {size} now",
+                    m.counts.bytes_in, args.input
+                )));
+            }
+        }
+    }
+    Ok(())
+}
