@@ -131,6 +131,57 @@ fn no_size_makes_a_part_too_small() {
 }
 
 #[test]
+fn a_sealed_writer_holds_nothing_back_yet_shows_nothing_until_finished() {
+    common::rt().block_on(async {
+        let s3 = server();
+        let bucket = s3.bucket("seal").await;
+        let opts = small_parts(&s3);
+        // Sizes whose tails stay buffered until sealed: under one part, and one part and a bit.
+        for (i, len) in [0usize, 1, 777_777, (5 << 20) + 3].into_iter().enumerate() {
+            let uri = S3Uri {
+                bucket: bucket.clone(),
+                key: format!("s{i}"),
+            };
+            let bytes = data(len, i as u8);
+            let mut w: Box<dyn ObjectWriter> =
+                Box::new(S3Writer::new(s3.client().await, uri.clone(), &opts));
+            for chunk in bytes.chunks(300_000) {
+                w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+            }
+            w.seal().await.unwrap();
+            assert!(
+                !exists(&s3, &bucket, &uri.key).await,
+                "{len}: not visible yet"
+            );
+            assert!(
+                w.write(Bytes::from_static(b"late")).await.is_err(),
+                "nothing may follow the last part"
+            );
+            w.finish()
+                .await
+                .unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+            assert!(
+                read_object(&s3, &opts, &uri).await.unwrap() == bytes,
+                "{len}"
+            );
+        }
+        // Sealed, then abandoned: nothing is left, no upload stays open.
+        let uri = S3Uri {
+            bucket: bucket.clone(),
+            key: "abandoned".into(),
+        };
+        let mut w: Box<dyn ObjectWriter> =
+            Box::new(S3Writer::new(s3.client().await, uri.clone(), &opts));
+        w.write(Bytes::from(data(1 << 20, 9))).await.unwrap();
+        w.seal().await.unwrap();
+        assert_eq!(open_uploads(&s3, &bucket).await, 1, "the data was sent");
+        w.abort().await.unwrap();
+        assert!(!exists(&s3, &bucket, "abandoned").await);
+        assert_eq!(open_uploads(&s3, &bucket).await, 0);
+    });
+}
+
+#[test]
 fn a_prefix_lists_renames_and_reads_like_a_folder() {
     common::rt().block_on(async {
         let s3 = server();

@@ -30,6 +30,13 @@ pub use s3::{S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
 pub trait ObjectWriter: Send {
     /// Appends `chunk`.
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, io::Result<()>>;
+    /// Sends everything written so far on its way, leaving only the commit for
+    /// [`finish`](ObjectWriter::finish); nothing becomes visible, and nothing more may be
+    /// written. A writer that holds data in memory (an S3 upload's last part) lets go of it here,
+    /// so many finished-but-uncommitted objects cost no memory. The default does nothing.
+    fn seal(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Completes the object and makes it visible.
     fn finish(self: Box<Self>) -> BoxFuture<'static, io::Result<()>>;
     /// Discards everything written.

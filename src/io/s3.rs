@@ -423,6 +423,8 @@ pub struct S3Writer {
     in_flight: JoinSet<io::Result<(i32, String)>>,
     parts: Vec<(i32, String)>,
     done: bool,
+    /// Everything is uploaded; only CompleteMultipartUpload is left.
+    sealed: bool,
 }
 
 impl S3Writer {
@@ -438,6 +440,7 @@ impl S3Writer {
             in_flight: JoinSet::new(),
             parts: Vec::new(),
             done: false,
+            sealed: false,
         }
     }
 
@@ -591,6 +594,12 @@ impl S3Writer {
 impl ObjectWriter for S3Writer {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, io::Result<()>> {
         async move {
+            if self.sealed {
+                return Err(io::Error::other(format!(
+                    "{}: written after it was sealed",
+                    self.uri
+                )));
+            }
             self.buf.extend_from_slice(&chunk);
             loop {
                 let size = self.opts.part_size_for(self.next_part) as usize;
@@ -601,6 +610,38 @@ impl ObjectWriter for S3Writer {
                 if let Err(e) = self.send_part(part).await {
                     let _ = self.abort_inner().await;
                     return Err(e);
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn seal(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        async move {
+            if self.sealed || self.done {
+                return Ok(());
+            }
+            // The buffer becomes the last part (S3 allows the last part to be small), even for an
+            // object that would otherwise have been one PutObject.
+            let result = async {
+                if !self.buf.is_empty() {
+                    let last = std::mem::take(&mut self.buf).freeze();
+                    self.send_part(last).await?;
+                }
+                while !self.in_flight.is_empty() {
+                    self.reap_one().await?;
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    self.sealed = true;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = self.abort_inner().await;
+                    Err(e)
                 }
             }
         }

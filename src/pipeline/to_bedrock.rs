@@ -500,7 +500,7 @@ impl Committer {
             if job_full || shard_full {
                 // Write what is pending to the shard it belongs to before closing it.
                 Self::flush_folder(f, run, records, ids).await?;
-                f.close_shard();
+                f.close_shard().await?;
             }
             if job_full {
                 tracing::debug!(
@@ -587,7 +587,7 @@ impl Committer {
                 Ok(self.report)
             }
             Sink::Folder(mut f) => {
-                f.close_shard();
+                f.close_shard().await?;
                 if f.job_records > 0 || f.job_sizes.is_empty() {
                     f.job_sizes.push((f.job_records, f.job_bytes));
                 }
@@ -756,8 +756,17 @@ impl Folder {
         Ok(())
     }
 
-    fn close_shard(&mut self) {
-        if let Some(s) = self.shard.take() {
+    /// Closes the open shard: its writers are sealed (their data sent, only the commit left, so
+    /// a folder of many shards holds no shard's tail in memory) and committed at the very end.
+    async fn close_shard(&mut self) -> Result<(), ConvertError> {
+        if let Some(mut s) = self.shard.take() {
+            let mut sealed = Ok(());
+            for w in [&mut s.data, &mut s.ids] {
+                if let Err(e) = w.seal().await {
+                    sealed = Err(write_err(w.name())(e));
+                    break;
+                }
+            }
             self.shards.push(batch_folder::Shard {
                 path: batch_folder::shard_path(s.index, 0, 1),
                 ids: batch_folder::ids_path(s.index),
@@ -767,9 +776,12 @@ impl Folder {
                 first_line: s.first_line,
                 last_line: s.last_line,
             });
+            // Kept even when sealing failed, so that the abort that follows reaches them.
             self.done.push(s.data);
             self.done.push(s.ids);
+            sealed?;
         }
+        Ok(())
     }
 
     async fn abort(mut self) {
