@@ -30,8 +30,9 @@ struct Env {
 }
 
 fn env(hint: &str) -> Env {
-    // The in-process S3 server: the emulator shares it, and each test gets its own.
-    let s3 = s3_server::in_process();
+    // The emulator and the binary share one S3 server: in-process, or moto in CI
+    // (BEDROCK_BATCH_TEST_S3_ENDPOINT).
+    let s3 = s3_server::server();
     let emu = bedrock_emulator::start(&s3);
     let bucket = rt().block_on(s3.bucket(hint));
     Env {

@@ -176,6 +176,12 @@ pub fn main() -> ExitCode {
         json: cli.json,
     };
     let storage = &cx.storage;
+    let interrupted = match &cli.command {
+        Command::Run(_) | Command::Submit(_) | Command::Wait(_) => {
+            "interrupted: jobs already submitted keep running on Bedrock; run the same command again to resume, or stop them with `bedrock-batch cancel`"
+        }
+        _ => "interrupted: no output was completed",
+    };
     let result = runtime.block_on(async {
         let work = async {
             match cli.command {
@@ -196,7 +202,7 @@ pub fn main() -> ExitCode {
             _ = tokio::signal::ctrl_c() => {
                 // The conversion was dropped: local temporary files are gone; abort what S3 holds.
                 storage.abort_open_uploads().await;
-                eprintln!("interrupted: no output was completed");
+                eprintln!("{interrupted}");
                 Ok(EXIT_INTERRUPTED)
             }
         }

@@ -19,6 +19,33 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! A batch folder made by `to-bedrock`, from submission to OpenAI results:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bedrock_batch::driver::{BatchFolder, BedrockOptions, CollectOptions, Driver, PollOptions, SubmitSettings};
+//! use bedrock_batch::io::{Location, S3Options, Storage};
+//!
+//! let storage = Storage::new(S3Options::default());
+//! let dest = Location::parse("s3://my-bucket/batches/run1/")?;
+//! let mut folder = BatchFolder::open(storage.folder(&dest).await?).await?;
+//! let driver = Driver::connect(&BedrockOptions::default()).await;
+//! let settings = SubmitSettings {
+//!     role_arn: "arn:aws:iam::123456789012:role/BedrockBatch".into(),
+//!     timeout_hours: 24,
+//!     ..Default::default()
+//! };
+//! let submitted = folder.submit(&driver, &settings, 20).await?;
+//! let arns: Vec<String> = submitted.submitted.iter().map(|r| r.job_arn.clone()).collect();
+//! let jobs = driver.wait(&arns, PollOptions::default(), |_| {}).await?;
+//! let results = folder
+//!     .collect(&storage, &jobs, &dest.join("results/output.jsonl"), &dest.join("results/errors.jsonl"), &CollectOptions::default())
+//!     .await?;
+//! println!("{:?}", folder.batch_object(&jobs, None).status);
+//! assert_eq!(results.report.records, Some(results.report.succeeded + results.report.failed + results.report.missing));
+//! # Ok(()) }
+//! ```
 
 mod batch_object;
 mod folder;
