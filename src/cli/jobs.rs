@@ -487,7 +487,11 @@ impl Watcher {
 
     /// Takes one poll's state.
     pub fn update(&mut self, jobs: &[JobInfo], batch: &BatchObject) {
-        let total: u64 = jobs.iter().filter_map(|j| j.total_records).sum();
+        let total = jobs
+            .iter()
+            .filter_map(|j| j.total_records)
+            .sum::<u64>()
+            .max(batch.request_counts.total);
         let done: u64 = jobs.iter().filter_map(|j| j.processed_records).sum();
         let bedrock: Vec<&str> = jobs.iter().map(|j| j.status.as_str()).collect();
         let line = format!(
@@ -495,16 +499,17 @@ impl Watcher {
             batch.status.as_str(),
             bedrock.join(", ")
         );
-        self.bar.set_length(total.max(batch.request_counts.total));
-        self.bar.set_position(done);
-        self.bar.set_message(line.clone());
+        // The news line first, above the bar, so the bar is drawn once, below it.
         if self.last.as_ref() != Some(&line) {
             if !self.quiet {
                 self.bar
                     .suspend(|| eprintln!("status: {line}, {done}/{total} records processed"));
             }
-            self.last = Some(line);
+            self.last = Some(line.clone());
         }
+        self.bar.set_length(total);
+        self.bar.set_position(done);
+        self.bar.set_message(line);
     }
 
     /// Removes the bar.
