@@ -491,6 +491,37 @@ fn an_expired_job_gives_batch_expired_lines_for_what_it_did_not_do() {
 }
 
 #[test]
+fn quota_breaches_fail_the_job_with_bedrocks_message() {
+    let e = env("quotas");
+    let input = e.input("requests.jsonl", 200);
+    for (knob, value, says) in [
+        (&e.emu.knobs.max_records, 150, "150 records per"),
+        (&e.emu.knobs.max_file_bytes, 100_000, "bytes per input file"),
+        (
+            &e.emu.knobs.max_job_bytes,
+            150_000,
+            "bytes per batch inference job",
+        ),
+    ] {
+        let saved = knob.swap(value, Ordering::SeqCst);
+        let staging = e.staging(&format!("quota-{value}"));
+        let mut args = run_args(&input, &staging);
+        // Two files of 100 records, each ~105 kB.
+        args.extend(["--records-per-file", "100"]);
+        let o = e.run(&args);
+        knob.store(saved, Ordering::SeqCst);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let b = batch(&o);
+        assert_eq!(b["status"], "failed");
+        let message = b["errors"]["data"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says}: {message}");
+        let (seen, codes) = e.results(&b);
+        every_id_once(&seen, 200);
+        assert_eq!(codes.get("batch_failed"), Some(&200));
+    }
+}
+
+#[test]
 fn throttling_is_retried() {
     let e = env("throttle");
     let input = e.input("requests.jsonl", 100);

@@ -57,6 +57,10 @@ pub struct Knobs {
     pub min_records: AtomicU64,
     /// "Records per batch inference job" (and per input file).
     pub max_records: AtomicU64,
+    /// "Batch inference input file size (in GB)", in bytes.
+    pub max_file_bytes: AtomicU64,
+    /// "Batch inference job size (in GB)", in bytes.
+    pub max_job_bytes: AtomicU64,
     /// Most summaries per ListModelInvocationJobs page, whatever maxResults says.
     pub max_page: AtomicU64,
     /// CreateModelInvocationJob requests seen (answered or not).
@@ -81,6 +85,8 @@ impl Default for Knobs {
             max_active: AtomicU64::new(20),
             min_records: AtomicU64::new(100),
             max_records: AtomicU64::new(50_000),
+            max_file_bytes: AtomicU64::new(1_000_000_000),
+            max_job_bytes: AtomicU64::new(5_000_000_000),
             max_page: AtomicU64::new(1000),
             creates: AtomicU32::new(0),
             throttled: AtomicU32::new(0),
@@ -885,6 +891,7 @@ impl Server {
         }
         let max = get(&self.knobs.max_records);
         let mut files = Vec::new();
+        let mut job_bytes = 0u64;
         for key in keys {
             let obj = self
                 .s3
@@ -900,6 +907,14 @@ impl Server {
                 .await
                 .map_err(|e| e.to_string())?
                 .into_bytes();
+            let max_file = get(&self.knobs.max_file_bytes);
+            if bytes.len() as u64 > max_file {
+                return Err(format!(
+                    "s3://{bucket}/{key} is {} bytes; the quota is {max_file} bytes per input file.",
+                    bytes.len()
+                ));
+            }
+            job_bytes += bytes.len() as u64;
             let mut records = Vec::new();
             for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -924,6 +939,12 @@ impl Server {
             }
             let name = key[prefix.rfind('/').map_or(0, |i| i + 1)..].to_owned();
             files.push(InputFile { name, records });
+        }
+        let max_job = get(&self.knobs.max_job_bytes);
+        if job_bytes > max_job {
+            return Err(format!(
+                "The job's input is {job_bytes} bytes; the quota is {max_job} bytes per batch inference job."
+            ));
         }
         let total: u64 = files.iter().map(|f| f.records.len() as u64).sum();
         let min = get(&self.knobs.min_records);
