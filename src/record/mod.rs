@@ -20,6 +20,7 @@
 
 pub mod anthropic;
 pub mod bedrock_output;
+pub(crate) mod conversation;
 mod family;
 pub(crate) mod json;
 pub mod openai;

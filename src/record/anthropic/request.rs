@@ -15,8 +15,12 @@ use std::borrow::Cow;
 
 use crate::record::Raw;
 
-use crate::record::json::{self, expect, parse, str_value, Arr, Kind, Obj};
-use crate::record::openai::{ChatRequest, ContentPart, Message, ResponseFormat, Tool};
+use crate::record::conversation::{
+    conversation, number, positive_int, tool_name, write_stop, Block, MediaPolicy, Role,
+    ToolResultContent, Turn,
+};
+use crate::record::json::{expect, parse, str_value, Arr, Kind, Obj};
+use crate::record::openai::{ChatRequest, ResponseFormat, Tool};
 use crate::record::{MapOptions, Notes};
 use crate::record::{Reject, RejectCode};
 
@@ -27,8 +31,12 @@ pub const ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
 /// its input is the structured response.
 pub const JSON_RESPONSE_TOOL: &str = "json_response";
 
-/// Image media types Bedrock Claude accepts in base64 image blocks.
-const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+/// What Bedrock Claude takes as base64: four image types, and PDF documents.
+const CLAUDE_MEDIA: MediaPolicy = MediaPolicy {
+    family: "Claude",
+    images: &["image/jpeg", "image/png", "image/gif", "image/webp"],
+    documents: &["application/pdf"],
+};
 
 /// The thinking budget (tokens) for an OpenAI `reasoning_effort`; `None` for no thinking.
 ///
@@ -49,45 +57,6 @@ pub fn thinking_budget(effort: &str) -> Result<Option<u64>, Reject> {
     })
 }
 
-/// A content block of a Claude message, borrowing from the input line.
-enum Block<'a> {
-    /// `{"type":"text","text":<raw>}`
-    Text(Raw<'a>),
-    /// `{"type":"image"|"document","source":{"type":"base64","media_type":…,"data":…}}`
-    Base64 {
-        kind: &'static str,
-        media_type: Cow<'a, str>,
-        data: Cow<'a, str>,
-    },
-    /// `{"type":"tool_use","id":…,"name":…,"input":…}`; `input` is JSON text without raw newlines.
-    ToolUse {
-        id: Raw<'a>,
-        name: Raw<'a>,
-        input: Cow<'a, str>,
-    },
-    /// `{"type":"tool_result","tool_use_id":…,"content":…}`; content is a string literal or blocks.
-    ToolResult {
-        id: Raw<'a>,
-        content: ToolResultContent<'a>,
-    },
-}
-
-enum ToolResultContent<'a> {
-    Raw(Raw<'a>),
-    Texts(Vec<Raw<'a>>),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    User,
-    Assistant,
-}
-
-struct Turn<'a> {
-    role: Role,
-    blocks: Vec<Block<'a>>,
-}
-
 /// Writes the Claude Messages body for `req` into `out`.
 ///
 /// On a reject, `out` may hold a partial body; the caller truncates it.
@@ -97,7 +66,7 @@ pub fn write_body(
     notes: &mut Notes,
     out: &mut Vec<u8>,
 ) -> Result<(), Reject> {
-    let (system, turns) = conversation(&req.messages)?;
+    let (system, turns) = conversation(&req.messages, &CLAUDE_MEDIA)?;
     let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
         Some(raw) => positive_int(
             raw,
@@ -237,388 +206,6 @@ fn itoa(n: u64) -> String {
     n.to_string()
 }
 
-fn number(raw: Raw<'_>, path: impl std::fmt::Display + Copy) -> Result<f64, Reject> {
-    expect(raw, Kind::Number, path)?;
-    // A validated JSON number is valid Rust float syntax.
-    raw.get()
-        .parse::<f64>()
-        .map_err(|_| Reject::invalid(format!("{path}: {} is not a number", raw.get())))
-}
-
-fn positive_int(raw: Raw<'_>, path: impl std::fmt::Display + Copy) -> Result<u64, Reject> {
-    expect(raw, Kind::Number, path)?;
-    match raw.get().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(Reject::invalid(format!(
-            "{path}: expected a positive integer, found {}",
-            raw.get()
-        ))),
-    }
-}
-
-/// Splits the OpenAI messages into Claude's system texts and alternating turns.
-fn conversation<'a>(messages: &'a [Message<'a>]) -> Result<(Vec<Raw<'a>>, Vec<Turn<'a>>), Reject> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn<'a>> = Vec::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
-        let path = |rest: &'static str| MsgPath(i, rest);
-        let (role, blocks) = match m.role.as_ref() {
-            "system" | "developer" => {
-                texts(m.content, path(".content"), &mut system)?;
-                continue;
-            }
-            "user" => (Role::User, user_blocks(m.content, path(".content"))?),
-            "assistant" => (Role::Assistant, assistant_blocks(m, path(""))?),
-            "tool" => (Role::User, vec![tool_result(m, path(""))?]),
-            "function" => {
-                return Err(Reject::invalid(format!(
-                    "{}: the deprecated \"function\" role is not supported; use tool messages",
-                    path(".role")
-                )))
-            }
-            other => {
-                return Err(Reject::invalid(format!(
-                    "{}: unknown role \"{other}\"",
-                    path(".role")
-                )))
-            }
-        };
-        if blocks.is_empty() {
-            // Nothing to say (empty text): Claude rejects empty turns, and leaving this one out
-            // loses nothing.
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.blocks.extend(blocks),
-            _ => turns.push(Turn { role, blocks }),
-        }
-    }
-    if turns.is_empty() {
-        return Err(Reject::invalid(
-            "body.messages: no user or assistant message (Claude needs at least one)",
-        ));
-    }
-    Ok((system, turns))
-}
-
-/// Collects the non-empty texts of a string or text-part content (system, developer, tool).
-fn texts<'a>(
-    content: Option<Raw<'a>>,
-    path: impl std::fmt::Display + Copy,
-    into: &mut Vec<Raw<'a>>,
-) -> Result<(), Reject> {
-    let Some(raw) = content else { return Ok(()) };
-    match Kind::of(raw) {
-        Kind::String => {
-            if !json::is_empty_string(raw) {
-                into.push(raw);
-            }
-        }
-        Kind::Array => {
-            let parts: Vec<ContentPart<'a>> = parse(raw, path)?;
-            for (j, p) in parts.iter().enumerate() {
-                match (p.kind.as_ref(), p.text) {
-                    ("text", Some(t)) => {
-                        expect(t, Kind::String, format_args!("{path}[{j}].text"))?;
-                        if !json::is_empty_string(t) {
-                            into.push(t);
-                        }
-                    }
-                    (kind, _) => {
-                        return Err(Reject::invalid(format!(
-                            "{path}[{j}]: only text parts are allowed here, found \"{kind}\""
-                        )))
-                    }
-                }
-            }
-        }
-        other => {
-            return Err(Reject::invalid(format!(
-                "{path}: expected a string or an array, found {}",
-                other.name()
-            )))
-        }
-    }
-    Ok(())
-}
-
-fn user_blocks<'a>(
-    content: Option<Raw<'a>>,
-    path: impl std::fmt::Display + Copy,
-) -> Result<Vec<Block<'a>>, Reject> {
-    let Some(raw) = content else {
-        return Err(Reject::invalid(format!("{path}: missing")));
-    };
-    match Kind::of(raw) {
-        Kind::String => Ok(if json::is_empty_string(raw) {
-            vec![]
-        } else {
-            vec![Block::Text(raw)]
-        }),
-        Kind::Array => {
-            let parts: Vec<ContentPart<'a>> = parse(raw, path)?;
-            let mut blocks = Vec::with_capacity(parts.len());
-            for (j, p) in parts.into_iter().enumerate() {
-                let at = || format!("{path}[{j}]");
-                match p.kind.as_ref() {
-                    "text" => {
-                        let t = p
-                            .text
-                            .ok_or_else(|| Reject::invalid(format!("{}.text: missing", at())))?;
-                        expect(t, Kind::String, format_args!("{}.text", at()))?;
-                        if !json::is_empty_string(t) {
-                            blocks.push(Block::Text(t));
-                        }
-                    }
-                    "image_url" => {
-                        let url = p
-                            .image_url
-                            .ok_or_else(|| Reject::invalid(format!("{}.image_url: missing", at())))?
-                            .url;
-                        let path = at() + ".image_url.url";
-                        let (media_type, data) = data_url(str_value(url, &path)?, &path)?;
-                        if !IMAGE_TYPES.contains(&media_type.as_ref()) {
-                            return Err(Reject::invalid(format!(
-                                "{}.image_url.url: media type {media_type} is not one Claude accepts (image/jpeg, image/png, image/gif, image/webp)",
-                                at()
-                            )));
-                        }
-                        blocks.push(Block::Base64 {
-                            kind: "image",
-                            media_type,
-                            data,
-                        });
-                    }
-                    "file" => {
-                        let file = p
-                            .file
-                            .ok_or_else(|| Reject::invalid(format!("{}.file: missing", at())))?;
-                        let Some(url) = file.file_data else {
-                            return Err(Reject::invalid(format!(
-                                "{}.file: only inline file_data is supported in a batch (a file_id cannot be resolved)",
-                                at()
-                            )));
-                        };
-                        let path = at() + ".file.file_data";
-                        let (media_type, data) = data_url(str_value(url, &path)?, &path)?;
-                        if media_type != "application/pdf" {
-                            return Err(Reject::invalid(format!(
-                                "{}.file.file_data: Claude documents must be application/pdf, found {media_type}",
-                                at()
-                            )));
-                        }
-                        blocks.push(Block::Base64 {
-                            kind: "document",
-                            media_type,
-                            data,
-                        });
-                    }
-                    other => {
-                        return Err(Reject::invalid(format!(
-                        "{}: content part type \"{other}\" is not supported by Claude on Bedrock",
-                        at()
-                    )))
-                    }
-                }
-            }
-            Ok(blocks)
-        }
-        other => Err(Reject::invalid(format!(
-            "{path}: expected a string or an array, found {}",
-            other.name()
-        ))),
-    }
-}
-
-/// Splits `data:<media type>;base64,<data>`, borrowing both parts when the URL had no escapes.
-fn data_url<'a>(
-    url: Cow<'a, str>,
-    path: impl std::fmt::Display + Copy,
-) -> Result<(Cow<'a, str>, Cow<'a, str>), Reject> {
-    let (media_type, data) = {
-        let u: &str = &url;
-        if u.starts_with("http://") || u.starts_with("https://") {
-            return Err(Reject::invalid(format!(
-                "{path}: Bedrock Claude accepts base64 data only, not URLs; inline the image as a data: URL"
-            )));
-        }
-        let rest = u
-            .strip_prefix("data:")
-            .ok_or_else(|| Reject::invalid(format!("{path}: expected a data: URL")))?;
-        let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-            Reject::invalid(format!(
-                "{path}: expected a data:<media type>;base64,<data> URL"
-            ))
-        })?;
-        // Both parts are written unescaped into the output, so their alphabets are checked here.
-        if data.is_empty()
-            || !data
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-        {
-            return Err(Reject::invalid(format!("{path}: the data is not base64")));
-        }
-        if !media_type
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'+' | b'-'))
-        {
-            return Err(Reject::invalid(format!("{path}: invalid media type")));
-        }
-        (
-            5..5 + media_type.len(),
-            5 + media_type.len() + ";base64,".len()..u.len(),
-        )
-    };
-    Ok(match url {
-        Cow::Borrowed(u) => (Cow::Borrowed(&u[media_type]), Cow::Borrowed(&u[data])),
-        // Escaped (e.g. `\/`, as PHP writes slashes): owned copies, on those lines only.
-        Cow::Owned(u) => (
-            Cow::Owned(u[media_type].to_owned()),
-            Cow::Owned(u[data].to_owned()),
-        ),
-    })
-}
-
-fn assistant_blocks<'a>(
-    m: &'a Message<'a>,
-    path: impl std::fmt::Display + Copy,
-) -> Result<Vec<Block<'a>>, Reject> {
-    let mut blocks = Vec::new();
-    if let Some(raw) = m.content {
-        match Kind::of(raw) {
-            Kind::String => {
-                if !json::is_empty_string(raw) {
-                    blocks.push(Block::Text(raw));
-                }
-            }
-            Kind::Array => {
-                let parts: Vec<ContentPart<'a>> = parse(raw, format_args!("{path}.content"))?;
-                for (j, p) in parts.iter().enumerate() {
-                    let text = match p.kind.as_ref() {
-                        "text" => p.text,
-                        "refusal" => p.refusal,
-                        other => {
-                            return Err(Reject::invalid(format!(
-                                "{path}.content[{j}]: assistant content part type \"{other}\" is not supported"
-                            )))
-                        }
-                    };
-                    let t = text.ok_or_else(|| {
-                        Reject::invalid(format!("{path}.content[{j}]: missing text"))
-                    })?;
-                    expect(t, Kind::String, format_args!("{path}.content[{j}]"))?;
-                    if !json::is_empty_string(t) {
-                        blocks.push(Block::Text(t));
-                    }
-                }
-            }
-            other => {
-                return Err(Reject::invalid(format!(
-                    "{path}.content: expected a string, an array or null, found {}",
-                    other.name()
-                )))
-            }
-        }
-    }
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let at = format!("{path}.tool_calls[{j}]");
-        if let Some(kind) = call.kind {
-            if kind.get() != "\"function\"" {
-                return Err(Reject::invalid(format!(
-                    "{at}.type: only function calls are supported, found {}",
-                    kind.get()
-                )));
-            }
-        }
-        expect(call.id, Kind::String, format_args!("{at}.id"))?;
-        tool_name(call.function.name, format_args!("{at}.function.name"))?;
-        let arguments = call
-            .function
-            .arguments
-            .map(|a| str_value(a, format_args!("{at}.function.arguments")))
-            .transpose()?;
-        let input = match arguments {
-            None => Cow::Borrowed("{}"),
-            Some(args) if args.trim().is_empty() => Cow::Borrowed("{}"),
-            Some(Cow::Borrowed(args)) => object_text(args, &at)?,
-            Some(Cow::Owned(args)) => Cow::Owned(object_text(&args, &at)?.into_owned()),
-        };
-        blocks.push(Block::ToolUse {
-            id: call.id,
-            name: call.function.name,
-            input,
-        });
-    }
-    Ok(blocks)
-}
-
-/// The text of tool-call arguments, checked to be one JSON object and made single-line.
-fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
-    let parsed: Raw<'_> = serde_json::from_str(text).map_err(|e| {
-        Reject::invalid(format!(
-            "{at}.function.arguments: not valid JSON: {}",
-            json::strip_position(&e)
-        ))
-    })?;
-    expect(
-        parsed,
-        Kind::Object,
-        format_args!("{at}.function.arguments"),
-    )?;
-    Ok(one_line(parsed.get()))
-}
-
-/// JSON text with its raw newlines (possible only as whitespace between tokens) turned into spaces,
-/// so it can sit inside one JSONL line.
-fn one_line(text: &str) -> Cow<'_, str> {
-    if text.bytes().any(|b| b == b'\n' || b == b'\r') {
-        Cow::Owned(text.replace(['\n', '\r'], " "))
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-fn tool_result<'a>(
-    m: &'a Message<'a>,
-    path: impl std::fmt::Display + Copy,
-) -> Result<Block<'a>, Reject> {
-    let id = m.tool_call_id.ok_or_else(|| {
-        Reject::invalid(format!(
-            "{path}.tool_call_id: missing (a tool message must name the call it answers)"
-        ))
-    })?;
-    expect(id, Kind::String, format_args!("{path}.tool_call_id"))?;
-    let content = match m.content {
-        None => ToolResultContent::Texts(Vec::new()),
-        Some(raw) if Kind::of(raw) == Kind::String => ToolResultContent::Raw(raw),
-        Some(raw) => {
-            let mut t = Vec::new();
-            texts(Some(raw), format_args!("{path}.content"), &mut t)?;
-            ToolResultContent::Texts(t)
-        }
-    };
-    Ok(Block::ToolResult { id, content })
-}
-
-/// Checks a tool name against Claude's pattern `^[a-zA-Z0-9_-]{1,64}$`.
-fn tool_name<'a>(
-    raw: Raw<'a>,
-    path: impl std::fmt::Display + Copy,
-) -> Result<Cow<'a, str>, Reject> {
-    let name = str_value(raw, path)?;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(Reject::invalid(format!(
-            "{path}: \"{name}\" is not a valid tool name (1-64 of a-z A-Z 0-9 _ -)"
-        )));
-    }
-    Ok(name)
-}
-
 fn write_turns(out: &mut Vec<u8>, turns: &[Turn<'_>]) {
     let mut a = Arr::open(out);
     for turn in turns {
@@ -690,35 +277,6 @@ fn write_block(block: &Block<'_>, out: &mut Vec<u8>) {
             o.close();
         }
     }
-}
-
-fn write_stop(raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), Reject> {
-    match Kind::of(raw) {
-        Kind::String => {
-            out.push(b'[');
-            out.extend_from_slice(raw.get().as_bytes());
-            out.push(b']');
-        }
-        Kind::Array => {
-            let items: Vec<Raw<'_>> = parse(raw, "body.stop")?;
-            for (i, item) in items.iter().enumerate() {
-                expect(*item, Kind::String, format_args!("body.stop[{i}]"))?;
-                if json::is_empty_string(*item) {
-                    return Err(Reject::invalid(format!(
-                        "body.stop[{i}]: empty stop sequence"
-                    )));
-                }
-            }
-            out.extend_from_slice(raw.get().as_bytes());
-        }
-        other => {
-            return Err(Reject::invalid(format!(
-                "body.stop: expected a string or an array, found {}",
-                other.name()
-            )))
-        }
-    }
-    Ok(())
 }
 
 fn write_tool(tool: &Tool<'_>, i: usize, reserved: bool, out: &mut Vec<u8>) -> Result<(), Reject> {
@@ -886,16 +444,6 @@ fn tool_choice(req: &ChatRequest<'_>, forced: bool) -> Result<Option<String>, Re
         None if no_parallel => Some(format!("{{\"type\":\"auto\"{suffix}")),
         None => None,
     })
-}
-
-/// `body.messages[i]` and a suffix, formatted only when an error needs it.
-#[derive(Clone, Copy)]
-struct MsgPath(usize, &'static str);
-
-impl std::fmt::Display for MsgPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "body.messages[{}]{}", self.0, self.1)
-    }
 }
 
 #[cfg(test)]
