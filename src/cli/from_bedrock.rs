@@ -54,6 +54,12 @@ pub struct Args {
     #[arg(long, short = 'm', value_name = "MODEL_ID")]
     model: Option<String>,
 
+    /// The body format of the records (for a file whose --model does not say; a batch folder
+    /// knows it): anthropic, nova, llama, mistral-text, mistral-chat, gpt-oss, titan-embed,
+    /// converse.
+    #[arg(long, value_name = "NAME")]
+    family: Option<String>,
+
     /// What records Bedrock never returned become: expired (the job ran out of time) or cancelled
     /// (the job was stopped).
     #[arg(long, value_name = "WHY", default_value = "expired", value_parser = ["expired", "cancelled"])]
@@ -139,9 +145,13 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyh
             bail!("OUTPUT is required when INPUT is a file or -");
         };
         let model = args.model.clone().unwrap_or_else(|| "unknown".to_owned());
-        let family = match &args.model {
-            Some(m) => Family::for_model(m)?,
-            None => Family::Anthropic,
+        let family = match (&args.family, &args.model) {
+            (Some(name), _) => Family::from_name(name).with_context(|| {
+                let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+                format!("--family {name}: not a family ({})", names.join(", "))
+            })?,
+            (None, Some(m)) => Family::for_model(m)?,
+            (None, None) => Family::Anthropic,
         };
         let created = match &input {
             Location::File(path) => unix_mtime(path),

@@ -13,6 +13,7 @@ use bedrock_batch::io::{ChunkSource, Location, StdWriter, Storage};
 use bedrock_batch::pipeline::{
     convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions,
 };
+use bedrock_batch::record::Family;
 
 /// Convert an OpenAI batch input file into Bedrock batch inference records.
 ///
@@ -65,6 +66,16 @@ pub struct ConvertArgs {
     /// The Bedrock model id, inference profile id (us.…, eu.…, global.…) or ARN the batch is for.
     #[arg(long, short = 'm', value_name = "MODEL_ID")]
     pub model: String,
+
+    /// The body format, when the model id does not say (an application inference profile):
+    /// anthropic, nova, llama, mistral-text, mistral-chat, gpt-oss, titan-embed.
+    #[arg(long, value_name = "NAME")]
+    family: Option<String>,
+
+    /// invoke-model: each record in the model's native body (default); converse: a Converse job,
+    /// one body for any chat model (no tool calling in batch).
+    #[arg(long, value_name = "TYPE", default_value = "invoke-model", value_parser = ["invoke-model", "converse"])]
+    invocation_type: String,
 
     /// max_tokens for requests that set neither max_completion_tokens nor max_tokens (Claude
     /// requires one).
@@ -120,7 +131,32 @@ impl ConvertArgs {
         if self.max_tokens == 0 {
             bail!("--max-tokens must be at least 1");
         }
-        let mut opts = ToBedrockOptions::new(&self.model)?;
+        let family = match (&self.family, self.invocation_type.as_str()) {
+            (Some(_), "converse") => {
+                bail!("--family and --invocation-type converse exclude each other: a Converse job has one body for every model")
+            }
+            (None, "converse") => {
+                if Family::for_model(&self.model).ok() == Some(Family::TitanEmbed) {
+                    bail!(
+                        "{}: Converse jobs are for chat models; embeddings run as InvokeModel jobs",
+                        self.model
+                    );
+                }
+                Family::Converse
+            }
+            (Some(name), _) => Family::from_name(name)
+                .filter(|f| *f != Family::Converse)
+                .with_context(|| {
+                    let names: Vec<&str> = Family::ALL
+                        .iter()
+                        .filter(|f| **f != Family::Converse)
+                        .map(|f| f.name())
+                        .collect();
+                    format!("--family {name}: not a family ({})", names.join(", "))
+                })?,
+            (None, _) => Family::for_model(&self.model)?,
+        };
+        let mut opts = ToBedrockOptions::with_family(&self.model, family);
         opts.map.default_max_tokens = self.max_tokens;
         opts.map.drop_unsupported = self.drop_unsupported;
         opts.records_per_file = self.records_per_file;

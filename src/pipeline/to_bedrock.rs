@@ -70,11 +70,17 @@ impl std::fmt::Debug for ToBedrockOptions {
 }
 
 impl ToBedrockOptions {
-    /// Options for `model_id` with Bedrock's default quotas.
+    /// Options for `model_id` with Bedrock's default quotas, its family found from its id.
     pub fn new(model_id: &str) -> Result<Self, UnknownModel> {
-        Ok(ToBedrockOptions {
+        Ok(Self::with_family(model_id, Family::for_model(model_id)?))
+    }
+
+    /// Options for `model_id` whose family is given (an application inference profile, whose id
+    /// does not say; or [`Family::Converse`] for a Converse job).
+    pub fn with_family(model_id: &str, family: Family) -> Self {
+        ToBedrockOptions {
             model_id: model_id.to_owned(),
-            family: Family::for_model(model_id)?,
+            family,
             map: MapOptions::default(),
             records_per_file: 50_000,
             bytes_per_file: 1_000_000_000,
@@ -86,7 +92,7 @@ impl ToBedrockOptions {
             threads: None,
             progress: None,
             source_name: String::new(),
-        })
+        }
     }
 }
 
@@ -652,8 +658,8 @@ async fn finish_folder(
         source: opts.source_name.clone(),
         model_id: opts.model_id.clone(),
         family: opts.family.name().to_owned(),
-        invocation_type: "InvokeModel".to_owned(),
-        endpoint: crate::record::openai::CHAT_COMPLETIONS.to_owned(),
+        invocation_type: opts.family.invocation_type().to_owned(),
+        endpoint: opts.family.endpoint().to_owned(),
         openai_model: report.openai_model.clone(),
         record_id: "line_number".to_owned(),
         options: ManifestOptions {

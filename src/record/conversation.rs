@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use super::json::{self, expect, parse, str_value, Kind};
-use super::openai::{ContentPart, Message};
-use super::{Raw, Reject};
+use super::openai::{ChatRequest, ContentPart, Message};
+use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// What a family accepts of images and documents, and its name for messages.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +17,8 @@ pub(crate) struct MediaPolicy {
     pub images: &'static [&'static str],
     /// Document media types it takes as base64 (`file` parts).
     pub documents: &'static [&'static str],
+    /// Added to the message when it takes no images or documents at all: where to go instead.
+    pub elsewhere: &'static str,
 }
 
 /// A content block of a message, borrowing from the input line.
@@ -206,6 +208,17 @@ fn user_blocks<'a>(
                             .ok_or_else(|| Reject::invalid(format!("{}.image_url: missing", at())))?
                             .url;
                         let path = at() + ".image_url.url";
+                        if media.images.is_empty() {
+                            return Err(Reject::new(
+                                RejectCode::UnsupportedParameter,
+                                format!(
+                                    "{}: {} on Bedrock takes no images{}",
+                                    at(),
+                                    media.family,
+                                    media.elsewhere
+                                ),
+                            ));
+                        }
                         let (media_type, data) = data_url(str_value(url, &path)?, &path, media)?;
                         if !media.images.contains(&media_type.as_ref()) {
                             return Err(Reject::invalid(format!(
@@ -232,6 +245,17 @@ fn user_blocks<'a>(
                             )));
                         };
                         let path = at() + ".file.file_data";
+                        if media.documents.is_empty() {
+                            return Err(Reject::new(
+                                RejectCode::UnsupportedParameter,
+                                format!(
+                                    "{}: {} on Bedrock takes no documents{}",
+                                    at(),
+                                    media.family,
+                                    media.elsewhere
+                                ),
+                            ));
+                        }
                         let (media_type, data) = data_url(str_value(url, &path)?, &path, media)?;
                         if !media.documents.contains(&media_type.as_ref()) {
                             return Err(Reject::invalid(format!(
@@ -492,10 +516,174 @@ pub(crate) fn write_stop(raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), Reject> 
 
 /// `body.messages[i]` and a suffix, formatted only when an error needs it.
 #[derive(Clone, Copy)]
-struct MsgPath(usize, &'static str);
+pub(crate) struct MsgPath(pub usize, pub &'static str);
 
 impl std::fmt::Display for MsgPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "body.messages[{}]{}", self.0, self.1)
     }
+}
+
+/// Rejects the first field no Bedrock model honours (`seed`, `logprobs`, …) or that this crate does
+/// not know, naming it; with `--drop-unsupported`, drops them all and counts them in `notes`.
+pub(crate) fn check_unsupported(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    family: &str,
+) -> Result<(), Reject> {
+    if let Some(field) = req
+        .unsupported
+        .first()
+        .map(|u| u.0)
+        .or(req.unknown.first().map(|u| u.as_ref()))
+    {
+        if !opts.drop_unsupported {
+            return Err(Reject::new(
+                RejectCode::UnsupportedParameter,
+                format!("body.{field}: not supported by {family} on Bedrock (use --drop-unsupported to drop it)"),
+            ));
+        }
+    }
+    notes
+        .dropped
+        .extend(req.unsupported.iter().map(|u| u.0.to_owned()));
+    notes
+        .dropped
+        .extend(req.unknown.iter().map(|u| u.to_string()));
+    Ok(())
+}
+
+/// Fields a family's body has no place for: each present one is rejected with `why`, or, with
+/// `--drop-unsupported`, dropped and counted.
+pub(crate) fn refuse_fields(
+    present: &[(&str, bool)],
+    opts: &MapOptions,
+    notes: &mut Notes,
+    why: &str,
+) -> Result<(), Reject> {
+    for (field, here) in present {
+        if !here {
+            continue;
+        }
+        if !opts.drop_unsupported {
+            return Err(Reject::new(
+                RejectCode::UnsupportedParameter,
+                format!("body.{field}: {why} (use --drop-unsupported to drop it)"),
+            ));
+        }
+        notes.dropped.push((*field).to_owned());
+    }
+    Ok(())
+}
+
+/// Builds one JSON string literal from pieces: constant text (already JSON-escaped) and the insides
+/// of string literals from the input, spliced as they are.
+pub(crate) struct Spliced<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> Spliced<'o> {
+    /// Opens the literal.
+    pub fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'"');
+        Spliced { out }
+    }
+
+    /// Appends escaped constant text.
+    pub fn escaped(&mut self, text: &str) -> &mut Self {
+        self.out.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    /// Appends the inside of a string literal.
+    pub fn literal(&mut self, lit: Raw<'_>) -> &mut Self {
+        let t = lit.get();
+        self.out.extend_from_slice(&t.as_bytes()[1..t.len() - 1]);
+        self
+    }
+
+    /// Appends the insides of `lits`, `sep` (escaped) between them.
+    pub fn joined(&mut self, lits: &[Raw<'_>], sep: &str) -> &mut Self {
+        for (i, l) in lits.iter().enumerate() {
+            if i > 0 {
+                self.escaped(sep);
+            }
+            self.literal(*l);
+        }
+        self
+    }
+
+    /// Closes the literal.
+    pub fn close(self) {
+        self.out.push(b'"');
+    }
+}
+
+/// The text literals of a turn; anything else (images, documents, tool blocks) is refused with
+/// `why`.
+pub(crate) fn turn_texts<'a>(turn: &Turn<'a>, why: &str) -> Result<Vec<Raw<'a>>, Reject> {
+    turn.blocks
+        .iter()
+        .map(|b| match b {
+            Block::Text(t) => Ok(*t),
+            Block::Base64 { kind, .. } => Err(Reject::new(
+                RejectCode::UnsupportedParameter,
+                format!("body.messages: {kind} content {why}"),
+            )),
+            Block::ToolUse { .. } | Block::ToolResult { .. } => Err(Reject::new(
+                RejectCode::UnsupportedParameter,
+                format!("body.messages: tool calls and tool results {why}"),
+            )),
+        })
+        .collect()
+}
+
+/// `max_completion_tokens` (or `max_tokens`), else `default`, refused above `cap` with `why`.
+pub(crate) fn max_tokens(
+    req: &ChatRequest<'_>,
+    default: u64,
+    cap: u64,
+    why: &str,
+) -> Result<u64, Reject> {
+    match req.max_completion_tokens.or(req.max_tokens) {
+        Some(raw) => {
+            let field = if req.max_completion_tokens.is_some() {
+                "body.max_completion_tokens"
+            } else {
+                "body.max_tokens"
+            };
+            let n = positive_int(raw, field)?;
+            if n > cap {
+                return Err(Reject::invalid(format!(
+                    "{field}: {n} is above {cap}: {why}"
+                )));
+            }
+            Ok(n)
+        }
+        None => Ok(default.min(cap)),
+    }
+}
+
+/// `temperature` (0 to 2 in OpenAI) for a model that takes 0 to 1: above 1 is clamped and
+/// counted. Returns the value to write.
+pub(crate) fn temperature<'a>(raw: Raw<'a>, notes: &mut Notes) -> Result<&'a str, Reject> {
+    let t = number(raw, "body.temperature")?;
+    if t < 0.0 {
+        return Err(Reject::invalid(format!("body.temperature: {t} is below 0")));
+    }
+    if t > 1.0 {
+        notes.temperature_clamped = true;
+        return Ok("1");
+    }
+    Ok(raw.get())
+}
+
+/// `top_p`, checked to be within 0..1.
+pub(crate) fn top_p<'a>(raw: Raw<'a>) -> Result<&'a str, Reject> {
+    let p = number(raw, "body.top_p")?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Reject::invalid(format!("body.top_p: {p} is outside 0..1")));
+    }
+    Ok(raw.get())
 }

@@ -20,17 +20,23 @@
 
 pub mod anthropic;
 pub mod bedrock_output;
+pub(crate) mod completion;
 pub(crate) mod conversation;
+pub mod converse;
 mod family;
+pub mod gpt_oss;
 pub(crate) mod json;
+pub mod llama;
+pub mod mistral;
 pub mod openai;
 mod reject;
 pub(crate) mod scan;
+pub mod titan;
 
 use std::io::Write as _;
 
 pub(crate) use family::ParsedOutput;
-pub use family::{Family, UnknownModel};
+pub use family::{Family, UnknownModel, SUPPORTED};
 pub use json::Raw;
 pub use reject::{Reject, RejectCode};
 
@@ -177,14 +183,17 @@ pub fn convert_line_noted<'a>(
             .into());
         }
     };
-    let url_allowed = |url: &str| opts.family.serves(url);
+    let url_allowed = opts.family.endpoint();
+    if opts.family == Family::TitanEmbed {
+        return convert_embedding_line(text, line_no, opts, notes, out, url_allowed);
+    }
     let (custom_id, request) = match scan::chat_line(text) {
         Ok(ChatLine {
             custom_id,
             method,
             url,
             body: Some(request),
-        }) => match check_envelope(custom_id, method, url, &url_allowed) {
+        }) => match check_envelope(custom_id, method, url, url_allowed) {
             Ok(custom_id) => (custom_id, request),
             Err(reject) => return Err(with_id(reject, custom_id)),
         },
@@ -192,7 +201,7 @@ pub fn convert_line_noted<'a>(
         _ => {
             let line = BatchLine::parse(text)?;
             let envelope = line
-                .check(&url_allowed)
+                .check(url_allowed)
                 .map_err(|reject| with_id(reject, line.custom_id))?;
             let request = ChatRequest::parse(envelope.body).map_err(|reject| Rejected {
                 reject,
@@ -203,18 +212,59 @@ pub fn convert_line_noted<'a>(
     };
     let start = out.len();
     let result = (|| {
-        out.extend_from_slice(b"{\"recordId\":");
-        match opts.record_id {
-            RecordIdStyle::CustomId => out.extend_from_slice(custom_id.get().as_bytes()),
-            RecordIdStyle::LineNumber => {
-                let _ = write!(out, "\"L{line_no:010}\"");
-            }
-        }
-        out.extend_from_slice(b",\"modelInput\":");
+        record_head(custom_id, line_no, opts, out);
         opts.family
             .write_model_input(&request, &opts.map, notes, out)?;
         out.extend_from_slice(b"}\n");
         Ok(request.model_literal())
+    })();
+    match result {
+        Ok(model) => Ok(Converted { custom_id, model }),
+        Err(reject) => {
+            out.truncate(start);
+            Err(Rejected {
+                reject,
+                custom_id: Some(custom_id),
+            })
+        }
+    }
+}
+
+/// Writes `{"recordId":…,"modelInput":` for the line.
+fn record_head(custom_id: Raw<'_>, line_no: u64, opts: &LineOptions, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"recordId\":");
+    match opts.record_id {
+        RecordIdStyle::CustomId => out.extend_from_slice(custom_id.get().as_bytes()),
+        RecordIdStyle::LineNumber => {
+            let _ = write!(out, "\"L{line_no:010}\"");
+        }
+    }
+    out.extend_from_slice(b",\"modelInput\":");
+}
+
+/// [`convert_line_noted`] for an `/v1/embeddings` line (read the careful way: embedding lines
+/// are small).
+fn convert_embedding_line<'a>(
+    text: &'a str,
+    line_no: u64,
+    opts: &LineOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+    url_allowed: &str,
+) -> Result<Converted<'a>, Rejected<'a>> {
+    let line = BatchLine::parse(text)?;
+    let envelope = line
+        .check(url_allowed)
+        .map_err(|reject| with_id(reject, line.custom_id))?;
+    let custom_id = envelope.custom_id;
+    let start = out.len();
+    let result = (|| {
+        let request = titan::EmbeddingRequest::parse(envelope.body)?;
+        record_head(custom_id, line_no, opts, out);
+        opts.family
+            .write_embedding_input(&request, &opts.map, notes, out)?;
+        out.extend_from_slice(b"}\n");
+        Ok(request.model)
     })();
     match result {
         Ok(model) => Ok(Converted { custom_id, model }),

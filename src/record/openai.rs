@@ -62,9 +62,10 @@ impl<'a> BatchLine<'a> {
         })
     }
 
-    /// Checks `custom_id`, `method` and `url` (against `url_allowed`) and that `body` is an object.
-    pub fn check(&self, url_allowed: &dyn Fn(&str) -> bool) -> Result<Envelope<'a>, Reject> {
-        let custom_id = check_envelope(self.custom_id, self.method, self.url, url_allowed)?;
+    /// Checks `custom_id`, `method` and `url` (which must be `expected_url`) and that `body` is
+    /// an object.
+    pub fn check(&self, expected_url: &str) -> Result<Envelope<'a>, Reject> {
+        let custom_id = check_envelope(self.custom_id, self.method, self.url, expected_url)?;
         let body = match self.body {
             Some(raw) if Kind::of(raw) == Kind::Object => raw,
             Some(raw) => {
@@ -104,7 +105,7 @@ pub fn check_envelope<'a>(
     custom_id: Option<Raw<'a>>,
     method: Option<Raw<'a>>,
     url: Option<Raw<'a>>,
-    url_allowed: &dyn Fn(&str) -> bool,
+    expected_url: &str,
 ) -> Result<Raw<'a>, Reject> {
     let custom_id = match custom_id {
         None => {
@@ -144,12 +145,12 @@ pub fn check_envelope<'a>(
     }
     let url_text = url.map(|raw| json::str_value(raw, "url"));
     match (url, url_text) {
-        (Some(_), Some(Ok(text))) if url_allowed(&text) => {}
+        (Some(_), Some(Ok(text))) if text == expected_url => {}
         (Some(raw), _) => {
             return Err(Reject::new(
                 RejectCode::InvalidUrl,
                 format!(
-                    "url {} is not served by this model family (expected \"{CHAT_COMPLETIONS}\")",
+                    "url {} is not served by this model family (expected \"{expected_url}\")",
                     raw.get()
                 ),
             ))
@@ -343,6 +344,8 @@ pub struct ChatRequest<'a> {
     pub model: Option<Raw<'a>>,
     /// The conversation.
     pub messages: Vec<Message<'a>>,
+    /// The `messages` array as written (for the families that take it as it is).
+    pub messages_raw: Option<Raw<'a>>,
     /// `max_completion_tokens`.
     pub max_completion_tokens: Option<Raw<'a>>,
     /// `max_tokens` (deprecated spelling).
@@ -412,9 +415,11 @@ impl<'de: 'a, 'a> Visitor<'de> for ChatVisitor<'a> {
                     return Err(de::Error::duplicate_field("messages"));
                 }
                 saw_messages = true;
-                req.messages = map
-                    .next_value()
-                    .map_err(|e: M::Error| de::Error::custom(format_args!("messages: {e}")))?;
+                let raw: Raw<'de> = map.next_value()?;
+                req.messages = serde_json::from_str(raw.get()).map_err(|e| {
+                    de::Error::custom(format_args!("messages: {}", json::strip_position(&e)))
+                })?;
+                req.messages_raw = Some(raw);
                 continue;
             }
             let value: Raw<'de> = map.next_value()?;
@@ -494,8 +499,8 @@ mod tests {
 
     #[test]
     fn envelope_checks_name_the_key_at_fault() {
-        let chat = |u: &str| u == CHAT_COMPLETIONS;
-        let check = |line: &str| BatchLine::parse(line).and_then(|l| l.check(&chat).map(|_| ()));
+        let check =
+            |line: &str| BatchLine::parse(line).and_then(|l| l.check(CHAT_COMPLETIONS).map(|_| ()));
         let ok = r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"messages":[]}}"#;
         assert!(check(ok).is_ok());
         let cases = [

@@ -327,10 +327,11 @@ fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
     s.object(|s, key| {
         if key == "messages" {
             let mut list = Vec::new();
-            s.array(|s| {
+            let raw = s.array(|s| {
                 list.push(message(s)?);
                 Ok(())
             })?;
+            req.messages_raw = Some(raw);
             return once(&mut messages, list);
         }
         let value = s.value()?;

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use crate::record::Raw;
 
 use crate::record::conversation::{
-    conversation, number, positive_int, tool_name, write_stop, Block, MediaPolicy, Role,
-    ToolResultContent, Turn,
+    check_unsupported, conversation, number, positive_int, tool_name, write_stop, Block,
+    MediaPolicy, Role, ToolResultContent, Turn,
 };
 use crate::record::json::{expect, parse, str_value, Arr, Kind, Obj};
 use crate::record::openai::{ChatRequest, ResponseFormat, Tool};
@@ -36,6 +36,7 @@ const CLAUDE_MEDIA: MediaPolicy = MediaPolicy {
     family: "Claude",
     images: &["image/jpeg", "image/png", "image/gif", "image/webp"],
     documents: &["application/pdf"],
+    elsewhere: "",
 };
 
 /// The thinking budget (tokens) for an OpenAI `reasoning_effort`; `None` for no thinking.
@@ -180,26 +181,7 @@ pub fn write_body(
     }
     o.close();
 
-    if let Some(field) = req
-        .unsupported
-        .first()
-        .map(|u| u.0)
-        .or(req.unknown.first().map(|u| u.as_ref()))
-    {
-        if !opts.drop_unsupported {
-            return Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!("body.{field}: not supported by Claude on Bedrock (use --drop-unsupported to drop it)"),
-            ));
-        }
-    }
-    notes
-        .dropped
-        .extend(req.unsupported.iter().map(|u| u.0.to_owned()));
-    notes
-        .dropped
-        .extend(req.unknown.iter().map(|u| u.to_string()));
-    Ok(())
+    check_unsupported(req, opts, notes, CLAUDE_MEDIA.family)
 }
 
 fn itoa(n: u64) -> String {

@@ -13,7 +13,8 @@
 use serde::Deserialize;
 
 use super::JSON_RESPONSE_TOOL;
-use crate::record::json::{self, write_str, Arr, Kind, Obj, Raw};
+use crate::record::completion::{self, Arguments, Call, Choice};
+use crate::record::json::{self, Kind, Raw};
 use crate::record::scan::{Fallback, Scan, Scanner};
 use crate::record::Reject;
 
@@ -93,15 +94,6 @@ fn finish_reason(stop_reason: Option<Raw<'_>>) -> &'static str {
 
 /// Writes a JSON string literal holding the concatenation of string literals `parts`, splicing
 /// their escaped contents as they are.
-fn join_literals(parts: &[Raw<'_>], out: &mut Vec<u8>) {
-    out.push(b'"');
-    for p in parts {
-        let t = p.get();
-        out.extend_from_slice(&t.as_bytes()[1..t.len() - 1]);
-    }
-    out.push(b'"');
-}
-
 fn block_field<'a>(
     v: Option<Raw<'a>>,
     i: usize,
@@ -278,72 +270,23 @@ pub(crate) fn write_parts(
         completion_tokens: usage.output_tokens,
         cached_tokens: cache_read,
     };
-    let mut finish = finish_reason(msg.stop_reason);
-    if json_response.is_some() && calls.is_empty() && finish == "tool_calls" {
-        finish = "stop";
-    }
-
-    let mut o = Obj::open(out);
-    match msg.id.filter(|id| Kind::of(*id) == Kind::String) {
-        Some(id) => o.raw("id", id.get()),
-        None => o.string("id", ctx.fallback_id),
-    }
-    o.raw("object", "\"chat.completion\"");
-    o.raw("created", &ctx.created.to_string());
-    o.raw("model", ctx.model);
-    {
-        let mut choices = Arr::open(o.key("choices"));
-        let mut c = Obj::open(choices.next());
-        c.raw("index", "0");
-        {
-            let mut m = Obj::open(c.key("message"));
-            m.raw("role", "\"assistant\"");
-            match (json_response, texts.as_slice()) {
-                (Some(input), _) => write_str(m.key("content"), input.get()),
-                (None, []) => m.raw("content", "null"),
-                (None, [one]) => m.raw("content", one.get()),
-                (None, many) => join_literals(many, m.key("content")),
-            }
-            m.raw("refusal", "null");
-            if !calls.is_empty() {
-                let mut a = Arr::open(m.key("tool_calls"));
-                for (id, name, input) in &calls {
-                    let mut t = Obj::open(a.next());
-                    t.raw("id", id.get());
-                    t.raw("type", "\"function\"");
-                    let mut f = Obj::open(t.key("function"));
-                    f.raw("name", name.get());
-                    write_str(f.key("arguments"), input.get());
-                    f.close();
-                    t.close();
-                }
-                a.close();
-            }
-            if !thinking.is_empty() {
-                join_literals(&thinking, m.key("reasoning_content"));
-            }
-            m.close();
-        }
-        c.raw("logprobs", "null");
-        c.string("finish_reason", finish);
-        c.close();
-        choices.close();
-    }
-    {
-        let mut u = Obj::open(o.key("usage"));
-        u.raw("prompt_tokens", &totals.prompt_tokens.to_string());
-        u.raw("completion_tokens", &totals.completion_tokens.to_string());
-        u.raw(
-            "total_tokens",
-            &(totals.prompt_tokens + totals.completion_tokens).to_string(),
-        );
-        let mut d = Obj::open(u.key("prompt_tokens_details"));
-        d.raw("cached_tokens", &totals.cached_tokens.to_string());
-        d.close();
-        u.close();
-    }
-    o.raw("system_fingerprint", "null");
-    o.close();
+    let calls = calls
+        .into_iter()
+        .map(|(id, name, input)| Call {
+            id,
+            name,
+            arguments: Arguments::Object(input),
+        })
+        .collect();
+    let choice = Choice {
+        texts,
+        structured: json_response,
+        reasoning: thinking,
+        calls,
+        finish: finish_reason(msg.stop_reason),
+    };
+    let id = msg.id.filter(|id| Kind::of(*id) == Kind::String);
+    completion::write(id, &choice, Some(&totals), ctx, out);
     Ok(totals)
 }
 

@@ -1,0 +1,612 @@
+//! The Converse shape, both ways: Converse batch jobs for any model (formats.md A.5.0), and Amazon
+//! Nova's native `messages-v1` body, which is the Converse schema with a few additions (A.5.2).
+//!
+//! Request rules:
+//! - `system` ← every `system`/`developer` message as `{"text":…}`; `messages` ← the turns, with
+//!   text, image (`format` from the media type, base64 `source.bytes`) and document blocks.
+//! - `inferenceConfig`: `maxTokens` ← `max_completion_tokens` / `max_tokens` / the default;
+//!   `temperature` (above 1 clamped to 1 and counted), `topP`, `stopSequences`; Nova also `topK`.
+//! - Nova: `schemaVersion: "messages-v1"`; `tools` → `toolConfig.tools[].toolSpec`, `tool_choice`
+//!   → `toolConfig.toolChoice` (`auto`/`any`/`tool`; `none` leaves the tools out); assistant
+//!   `tool_calls` → `toolUse`, `tool` messages → `toolResult` in a user turn; `response_format` →
+//!   the forced `json_response` tool, as for Claude.
+//! - Converse jobs: Bedrock batch does not run tool calling there, so `tools` and tool messages are
+//!   rejected with that reason; so are `response_format` and `reasoning_effort`, whose Converse
+//!   form depends on the model.
+//!
+//! Response: `output.message.content` text blocks joined → `content`; `toolUse` → `tool_calls`
+//! (the `json_response` tool → `content`); `reasoningContent.reasoningText.text` →
+//! `reasoning_content`; `stopReason` → `finish_reason`; `usage` with cache reads.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::anthropic::{CompletionContext, Usage, JSON_RESPONSE_TOOL};
+use super::completion::{self, Arguments, Call, Choice};
+use super::conversation::{
+    check_unsupported, conversation, number, positive_int, tool_name, write_stop, Block,
+    MediaPolicy, Role, ToolResultContent, Turn,
+};
+use super::json::{expect, parse, str_value, Arr, Kind, Obj};
+use super::openai::{ChatRequest, ResponseFormat, Tool};
+use super::{MapOptions, Notes, Raw, Reject, RejectCode};
+
+/// Which body: a Converse request (any model) or Nova's native one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// A Converse batch job.
+    Converse,
+    /// Amazon Nova, InvokeModel.
+    Nova,
+}
+
+const IMAGES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+const DOCUMENTS: &[&str] = &[
+    "application/pdf",
+    "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "text/html",
+    "text/plain",
+    "text/markdown",
+];
+
+/// Converse's `format` for a media type.
+fn format_of(media_type: &str) -> &'static str {
+    match media_type {
+        "image/png" => "png",
+        "image/jpeg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "text/html" => "html",
+        "text/markdown" => "md",
+        _ => "txt",
+    }
+}
+
+impl Dialect {
+    fn media(self) -> MediaPolicy {
+        MediaPolicy {
+            family: match self {
+                Dialect::Converse => "a Converse job",
+                Dialect::Nova => "Nova",
+            },
+            images: IMAGES,
+            documents: DOCUMENTS,
+            elsewhere: "",
+        }
+    }
+
+    fn unsupported(self, what: &str, why: &str) -> Reject {
+        Reject::new(RejectCode::UnsupportedParameter, format!("{what}: {why}"))
+    }
+}
+
+/// Writes the Converse (or Nova) body for `req` into `out`.
+pub fn write_body(
+    dialect: Dialect,
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    let (system, turns) = conversation(&req.messages, &dialect.media())?;
+    let has_tool_blocks = turns.iter().any(|t| {
+        t.blocks
+            .iter()
+            .any(|b| matches!(b, Block::ToolUse { .. } | Block::ToolResult { .. }))
+    });
+    if dialect == Dialect::Converse {
+        let no_tools = "Bedrock batch does not support tool calling in Converse jobs; run this model family's native InvokeModel job instead (no --invocation-type converse)";
+        if req.tools.is_some() || req.tool_choice.is_some() || has_tool_blocks {
+            let what = if req.tools.is_some() {
+                "body.tools"
+            } else {
+                "body.messages"
+            };
+            return Err(dialect.unsupported(what, no_tools));
+        }
+        for (field, present) in [
+            ("body.response_format", structured_output(req)?),
+            ("body.reasoning_effort", req.reasoning_effort.is_some()),
+            ("body.top_k", req.top_k.is_some()),
+            (
+                "body.parallel_tool_calls",
+                req.parallel_tool_calls.is_some(),
+            ),
+        ] {
+            if present && !opts.drop_unsupported {
+                return Err(dialect.unsupported(field, "its Converse form depends on the model, so Converse jobs do not take it (use --drop-unsupported to drop it)"));
+            } else if present {
+                notes
+                    .dropped
+                    .push(field.trim_start_matches("body.").to_owned());
+            }
+        }
+    }
+    let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
+        Some(raw) => positive_int(raw, "body.max_completion_tokens")?,
+        None => opts.default_max_tokens,
+    };
+    let forced = match dialect {
+        Dialect::Nova => response_tool(req)?,
+        Dialect::Converse => None,
+    };
+    let mut o = Obj::open(out);
+    if dialect == Dialect::Nova {
+        o.string("schemaVersion", "messages-v1");
+    }
+    if !system.is_empty() {
+        let mut a = Arr::open(o.key("system"));
+        for text in &system {
+            text_block(*text, a.next());
+        }
+        a.close();
+    }
+    write_turns(o.key("messages"), &turns)?;
+    {
+        let mut c = Obj::open(o.key("inferenceConfig"));
+        c.raw("maxTokens", &max_tokens.to_string());
+        if let Some(raw) = req.temperature {
+            let t = number(raw, "body.temperature")?;
+            if t < 0.0 {
+                return Err(Reject::invalid(format!("body.temperature: {t} is below 0")));
+            }
+            if t > 1.0 {
+                notes.temperature_clamped = true;
+                c.raw("temperature", "1");
+            } else {
+                c.raw("temperature", raw.get());
+            }
+        }
+        if let Some(raw) = req.top_p {
+            let p = number(raw, "body.top_p")?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Reject::invalid(format!("body.top_p: {p} is outside 0..1")));
+            }
+            c.raw("topP", raw.get());
+        }
+        if let (Some(raw), Dialect::Nova) = (req.top_k, dialect) {
+            positive_int(raw, "body.top_k")?;
+            c.raw("topK", raw.get());
+        }
+        if let Some(raw) = req.stop {
+            write_stop(raw, c.key("stopSequences"))?;
+        }
+        c.close();
+    }
+    if dialect == Dialect::Nova {
+        if let Some(raw) = req.reasoning_effort {
+            if !opts.drop_unsupported {
+                let _ = str_value(raw, "body.reasoning_effort")?;
+                return Err(dialect.unsupported("body.reasoning_effort", "Nova's InvokeModel body has no reasoning setting in this version (use --drop-unsupported to drop it)"));
+            }
+            notes.dropped.push("reasoning_effort".to_owned());
+        }
+        write_tool_config(req, forced.as_ref(), &mut o)?;
+    }
+    o.close();
+    check_unsupported(req, opts, notes, dialect.media().family)
+}
+
+fn text_block(text: Raw<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"text\":");
+    out.extend_from_slice(text.get().as_bytes());
+    out.push(b'}');
+}
+
+/// Checks a tool-use id against Converse's pattern `[a-zA-Z0-9_.:-]{1,64}`.
+fn tool_use_id<'a>(id: Raw<'a>) -> Result<Raw<'a>, Reject> {
+    let text = str_value(id, "tool call id")?;
+    if text.is_empty()
+        || text.len() > 64
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    {
+        return Err(Reject::invalid(format!(
+            "tool call id \"{text}\" is not one Bedrock accepts (1-64 of a-z A-Z 0-9 _ . : -)"
+        )));
+    }
+    Ok(id)
+}
+
+fn write_turns(out: &mut Vec<u8>, turns: &[Turn<'_>]) -> Result<(), Reject> {
+    let mut a = Arr::open(out);
+    let mut documents = 0;
+    for turn in turns {
+        let mut o = Obj::open(a.next());
+        o.raw(
+            "role",
+            if turn.role == Role::User {
+                "\"user\""
+            } else {
+                "\"assistant\""
+            },
+        );
+        let mut blocks = Arr::open(o.key("content"));
+        for block in &turn.blocks {
+            let b = blocks.next();
+            match block {
+                Block::Text(t) => text_block(*t, b),
+                Block::Base64 {
+                    kind,
+                    media_type,
+                    data,
+                } => {
+                    let format = format_of(media_type);
+                    if *kind == "image" {
+                        for part in [
+                            "{\"image\":{\"format\":\"",
+                            format,
+                            "\",\"source\":{\"bytes\":\"",
+                            data,
+                            "\"}}}",
+                        ] {
+                            b.extend_from_slice(part.as_bytes());
+                        }
+                    } else {
+                        documents += 1;
+                        let name = format!("document-{documents}");
+                        for part in [
+                            "{\"document\":{\"format\":\"",
+                            format,
+                            "\",\"name\":\"",
+                            &name,
+                            "\",\"source\":{\"bytes\":\"",
+                            data,
+                            "\"}}}",
+                        ] {
+                            b.extend_from_slice(part.as_bytes());
+                        }
+                    }
+                }
+                Block::ToolUse { id, name, input } => {
+                    let mut t = Obj::open(b);
+                    let mut u = Obj::open(t.key("toolUse"));
+                    u.raw("toolUseId", tool_use_id(*id)?.get());
+                    u.raw("name", name.get());
+                    u.raw("input", input);
+                    u.close();
+                    t.close();
+                }
+                Block::ToolResult { id, content } => {
+                    let mut t = Obj::open(b);
+                    let mut r = Obj::open(t.key("toolResult"));
+                    r.raw("toolUseId", tool_use_id(*id)?.get());
+                    let mut c = Arr::open(r.key("content"));
+                    match content {
+                        ToolResultContent::Raw(raw) => text_block(*raw, c.next()),
+                        ToolResultContent::Texts(texts) => {
+                            for t in texts {
+                                text_block(*t, c.next());
+                            }
+                        }
+                    }
+                    c.close();
+                    r.close();
+                    t.close();
+                }
+            }
+        }
+        blocks.close();
+        o.close();
+    }
+    a.close();
+    Ok(())
+}
+
+/// Whether the request asks for structured output (a `response_format` other than `text`).
+fn structured_output(req: &ChatRequest<'_>) -> Result<bool, Reject> {
+    Ok(response_tool(req)?.is_some())
+}
+
+/// A structured-output request, carried by a tool the model is forced to call.
+struct ResponseTool<'a> {
+    description: Option<Raw<'a>>,
+    schema: Option<Raw<'a>>,
+}
+
+fn response_tool<'a>(req: &ChatRequest<'a>) -> Result<Option<ResponseTool<'a>>, Reject> {
+    let Some(raw) = req.response_format else {
+        return Ok(None);
+    };
+    let rf: ResponseFormat<'a> = parse(raw, "body.response_format")?;
+    match rf.kind.as_ref() {
+        "text" => Ok(None),
+        "json_object" => Ok(Some(ResponseTool {
+            description: None,
+            schema: None,
+        })),
+        "json_schema" => {
+            let js = rf
+                .json_schema
+                .ok_or_else(|| Reject::invalid("body.response_format.json_schema: missing"))?;
+            let schema = js
+                .schema
+                .map(|s| expect(s, Kind::Object, "body.response_format.json_schema.schema"))
+                .transpose()?;
+            Ok(Some(ResponseTool {
+                description: js.description,
+                schema,
+            }))
+        }
+        other => Err(Reject::invalid(format!(
+            "body.response_format.type: unknown value \"{other}\" (expected text, json_object or json_schema)"
+        ))),
+    }
+}
+
+fn write_tool_config(
+    req: &ChatRequest<'_>,
+    forced: Option<&ResponseTool<'_>>,
+    o: &mut Obj<'_>,
+) -> Result<(), Reject> {
+    let tools: Vec<Tool<'_>> = match req.tools {
+        Some(raw) => parse(raw, "body.tools")?,
+        None => Vec::new(),
+    };
+    let choice = match req.tool_choice {
+        None => None,
+        Some(raw) if Kind::of(raw) == Kind::String => Some(match raw.get() {
+            "\"auto\"" => Cow::Borrowed("{\"auto\":{}}"),
+            "\"required\"" => Cow::Borrowed("{\"any\":{}}"),
+            "\"none\"" => Cow::Borrowed("none"),
+            other => {
+                return Err(Reject::invalid(format!(
+                    "body.tool_choice: unknown value {other} (expected auto, required, none or a function)"
+                )))
+            }
+        }),
+        Some(raw) => {
+            #[derive(Deserialize)]
+            struct Named<'a> {
+                #[serde(borrow)]
+                function: Option<NamedFn<'a>>,
+            }
+            #[derive(Deserialize)]
+            struct NamedFn<'a> {
+                #[serde(borrow)]
+                name: Raw<'a>,
+            }
+            let named: Named<'_> = parse(raw, "body.tool_choice")?;
+            let f = named
+                .function
+                .ok_or_else(|| Reject::invalid("body.tool_choice.function: missing"))?;
+            tool_name(f.name, "body.tool_choice.function.name")?;
+            Some(Cow::Owned(format!("{{\"tool\":{{\"name\":{}}}}}", f.name.get())))
+        }
+    };
+    if forced.is_some() && choice.is_some() {
+        return Err(Reject::invalid(
+            "body.tool_choice: cannot be combined with response_format json_schema/json_object",
+        ));
+    }
+    if choice.as_deref() == Some("none") || (tools.is_empty() && forced.is_none()) {
+        // No tools, or none allowed: Nova gets no toolConfig at all.
+        return Ok(());
+    }
+    let mut c = Obj::open(o.key("toolConfig"));
+    let mut a = Arr::open(c.key("tools"));
+    for (i, tool) in tools.iter().enumerate() {
+        let at = format!("body.tools[{i}]");
+        if tool.kind != "function" {
+            return Err(Reject::invalid(format!(
+                "{at}.type: only function tools are supported, found \"{}\"",
+                tool.kind
+            )));
+        }
+        let f = tool
+            .function
+            .as_ref()
+            .ok_or_else(|| Reject::invalid(format!("{at}.function: missing")))?;
+        let name = tool_name(f.name, format_args!("{at}.function.name"))?;
+        if forced.is_some() && name == JSON_RESPONSE_TOOL {
+            return Err(Reject::invalid(format!(
+                "{at}.function.name: \"{JSON_RESPONSE_TOOL}\" is reserved for response_format when both are given"
+            )));
+        }
+        let mut t = Obj::open(a.next());
+        let mut spec = Obj::open(t.key("toolSpec"));
+        spec.raw("name", f.name.get());
+        if let Some(d) = f.description {
+            spec.raw(
+                "description",
+                expect(d, Kind::String, format_args!("{at}.function.description"))?.get(),
+            );
+        }
+        let schema = match f.parameters {
+            Some(p) => expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
+            None => "{\"type\":\"object\",\"properties\":{}}",
+        };
+        let mut s = Obj::open(spec.key("inputSchema"));
+        s.raw("json", schema);
+        s.close();
+        spec.close();
+        t.close();
+    }
+    if let Some(f) = forced {
+        let mut t = Obj::open(a.next());
+        let mut spec = Obj::open(t.key("toolSpec"));
+        spec.string("name", JSON_RESPONSE_TOOL);
+        match f.description {
+            Some(d) => spec.raw("description", d.get()),
+            None => spec.string(
+                "description",
+                "Respond with a JSON object as the input of this tool.",
+            ),
+        }
+        let mut s = Obj::open(spec.key("inputSchema"));
+        s.raw(
+            "json",
+            f.schema.map_or("{\"type\":\"object\"}", |s| s.get()),
+        );
+        s.close();
+        spec.close();
+        t.close();
+    }
+    a.close();
+    match (forced, choice) {
+        (Some(_), _) => c.raw(
+            "toolChoice",
+            &format!("{{\"tool\":{{\"name\":\"{JSON_RESPONSE_TOOL}\"}}}}"),
+        ),
+        (None, Some(choice)) => c.raw("toolChoice", &choice),
+        (None, None) => {}
+    }
+    c.close();
+    Ok(())
+}
+
+// ---- response ----
+
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow)]
+    output: Option<Output<'a>>,
+    #[serde(rename = "stopReason", borrow, default)]
+    stop_reason: Option<Raw<'a>>,
+    #[serde(default)]
+    usage: Option<ConverseUsage>,
+}
+
+#[derive(Deserialize)]
+struct Output<'a> {
+    #[serde(borrow)]
+    message: Option<OutMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutMessage<'a> {
+    #[serde(borrow, default)]
+    content: Vec<OutBlock<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutBlock<'a> {
+    #[serde(borrow, default)]
+    text: Option<Raw<'a>>,
+    #[serde(rename = "toolUse", borrow, default)]
+    tool_use: Option<ToolUse<'a>>,
+    #[serde(rename = "reasoningContent", borrow, default)]
+    reasoning: Option<Reasoning<'a>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct ToolUse<'a> {
+    #[serde(rename = "toolUseId", borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    input: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Reasoning<'a> {
+    #[serde(rename = "reasoningText", borrow, default)]
+    text: Option<ReasoningText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningText<'a> {
+    #[serde(borrow, default)]
+    text: Option<Raw<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ConverseUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default, alias = "cacheReadInputTokenCount")]
+    cache_read_input_tokens: u64,
+    #[serde(default, alias = "cacheWriteInputTokenCount")]
+    cache_write_input_tokens: u64,
+}
+
+/// The OpenAI `finish_reason` for a Converse (or Nova) `stopReason`.
+pub fn finish_reason(stop_reason: Option<Raw<'_>>) -> &'static str {
+    match stop_reason.map(Raw::get) {
+        Some("\"max_tokens\"" | "\"model_context_window_exceeded\"") => "length",
+        Some("\"tool_use\"") => "tool_calls",
+        Some("\"guardrail_intervened\"" | "\"content_filtered\"") => "content_filter",
+        // end_turn, stop_sequence, malformed_* and anything new.
+        _ => "stop",
+    }
+}
+
+/// Writes the OpenAI `chat.completion` for a Converse (or Nova) response.
+pub fn write_chat_completion(
+    model_output: Raw<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
+    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    let blocks = r
+        .output
+        .and_then(|o| o.message)
+        .map(|m| m.content)
+        .unwrap_or_default();
+    let mut texts = Vec::new();
+    let mut reasoning = Vec::new();
+    let mut calls = Vec::new();
+    let mut structured = None;
+    for b in &blocks {
+        if let Some(t) = b.text {
+            texts.push(expect(
+                t,
+                Kind::String,
+                "modelOutput.output.message.content[].text",
+            )?);
+        }
+        if let Some(t) = b
+            .reasoning
+            .as_ref()
+            .and_then(|r| r.text.as_ref())
+            .and_then(|t| t.text)
+        {
+            reasoning.push(expect(t, Kind::String, "modelOutput reasoningText.text")?);
+        }
+        if let Some(u) = &b.tool_use {
+            if u.name.get() == format!("\"{JSON_RESPONSE_TOOL}\"") {
+                structured = Some(u.input);
+            } else {
+                calls.push(*u);
+            }
+        }
+    }
+    let u = r.usage.unwrap_or_default();
+    let usage = Usage {
+        prompt_tokens: u.input_tokens + u.cache_read_input_tokens + u.cache_write_input_tokens,
+        completion_tokens: u.output_tokens,
+        cached_tokens: u.cache_read_input_tokens,
+    };
+    let choice = Choice {
+        texts,
+        structured,
+        reasoning,
+        calls: calls
+            .into_iter()
+            .map(|u| Call {
+                id: u.id,
+                name: u.name,
+                arguments: Arguments::Object(u.input),
+            })
+            .collect(),
+        finish: finish_reason(r.stop_reason),
+    };
+    completion::write(None, &choice, Some(&usage), ctx, out);
+    Ok(usage)
+}

@@ -1,0 +1,284 @@
+//! OpenAI gpt-oss on Bedrock (formats.md A.5.7): the InvokeModel body is an OpenAI chat request and
+//! the response an OpenAI `chat.completion`, so both ways are near pass-throughs.
+//!
+//! Request: `messages` (text only: image and file parts are rejected), `max_completion_tokens` ←
+//! max tokens, and `temperature`, `top_p`, `stop`, `tools`, `tool_choice`,
+//! `parallel_tool_calls`, `response_format`, `reasoning_effort` copied as they are; `model`,
+//! `stream` and the other call-describing fields are left out (Bedrock refuses a `model` that
+//! differs from the job's, and streaming).
+//!
+//! Response: the choice's message, with the reasoning Bedrock puts in front of the text
+//! (`<reasoning>…</reasoning>`) moved to `reasoning_content` (as a `reasoning` or
+//! `reasoning_content` member is); `model` and `created` as for every family; usage as given.
+
+use serde::Deserialize;
+
+use super::anthropic::{CompletionContext, Usage};
+use super::completion::{self, Arguments, Call, Choice};
+use super::conversation::{
+    check_unsupported, max_tokens, refuse_fields, top_p, write_stop, MsgPath,
+};
+use super::json::{expect, parse, Kind, Obj};
+use super::openai::{ChatRequest, ContentPart};
+use super::{MapOptions, Notes, Raw, Reject, RejectCode};
+
+/// Writes the gpt-oss body for `req` into `out`.
+pub fn write_body(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    if req.messages.is_empty() {
+        return Err(Reject::invalid("body.messages: empty"));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        if let Some(raw) = m.content.filter(|c| Kind::of(*c) == Kind::Array) {
+            let parts: Vec<ContentPart<'_>> = parse(raw, MsgPath(i, ".content"))?;
+            if let Some((j, p)) = parts
+                .iter()
+                .enumerate()
+                .find(|(_, p)| !matches!(p.kind.as_ref(), "text" | "refusal"))
+            {
+                return Err(Reject::new(
+                    RejectCode::UnsupportedParameter,
+                    format!(
+                        "body.messages[{i}].content[{j}]: gpt-oss on Bedrock takes text only, found \"{}\"",
+                        p.kind
+                    ),
+                ));
+            }
+        }
+    }
+    let max = max_tokens(req, opts.default_max_tokens, u64::MAX, "")?;
+    refuse_fields(
+        &[("top_k", req.top_k.is_some())],
+        opts,
+        notes,
+        "gpt-oss takes no top_k",
+    )?;
+    let messages = message_array(req)?;
+    let mut o = Obj::open(out);
+    o.raw("messages", messages);
+    o.raw("max_completion_tokens", &max.to_string());
+    if let Some(raw) = req.temperature {
+        let t = super::conversation::number(raw, "body.temperature")?;
+        if !(0.0..=2.0).contains(&t) {
+            return Err(Reject::invalid(format!(
+                "body.temperature: {t} is outside 0..2"
+            )));
+        }
+        o.raw("temperature", raw.get());
+    }
+    if let Some(raw) = req.top_p {
+        o.raw("top_p", top_p(raw)?);
+    }
+    if let Some(raw) = req.stop {
+        write_stop(raw, o.key("stop"))?;
+    }
+    for (key, value, kind) in [
+        ("tools", req.tools, Kind::Array),
+        ("parallel_tool_calls", req.parallel_tool_calls, Kind::Bool),
+        ("response_format", req.response_format, Kind::Object),
+        ("reasoning_effort", req.reasoning_effort, Kind::String),
+    ] {
+        if let Some(raw) = value {
+            o.raw(key, expect(raw, kind, format_args!("body.{key}"))?.get());
+        }
+    }
+    if let Some(raw) = req.tool_choice {
+        if !matches!(Kind::of(raw), Kind::String | Kind::Object) {
+            return Err(Reject::invalid(
+                "body.tool_choice: expected a string or an object",
+            ));
+        }
+        o.raw("tool_choice", raw.get());
+    }
+    o.close();
+    check_unsupported(req, opts, notes, "gpt-oss")
+}
+
+/// The request's `messages` array, exactly as written: the scanner kept each message's raw pieces,
+/// so the array is re-found in the body by the slice between the first message's start and the
+/// last's end.
+fn message_array<'a>(req: &ChatRequest<'a>) -> Result<&'a str, Reject> {
+    req.messages_raw
+        .map(Raw::get)
+        .ok_or_else(|| Reject::invalid("body.messages: missing"))
+}
+
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow, default)]
+    id: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    choices: Vec<OutChoice<'a>>,
+    #[serde(default)]
+    usage: Option<OutUsage>,
+}
+
+#[derive(Deserialize)]
+struct OutChoice<'a> {
+    #[serde(borrow)]
+    message: Option<OutMessage<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Raw<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<OutCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutCall<'a> {
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    function: OutFunction<'a>,
+}
+
+#[derive(Deserialize)]
+struct OutFunction<'a> {
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    arguments: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct OutUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<Details>,
+}
+
+#[derive(Deserialize)]
+struct Details {
+    #[serde(default)]
+    cached_tokens: u64,
+}
+
+/// Splits a content literal into the `<reasoning>…</reasoning>` in front and the text after it;
+/// both halves are valid literals (the tags are plain ASCII, so they never cut an escape).
+fn split_reasoning(content: &str) -> Option<(String, String)> {
+    let inner = content.strip_prefix('"')?.strip_suffix('"')?;
+    let rest = inner.trim_start().strip_prefix("<reasoning>")?;
+    let end = rest.find("</reasoning>")?;
+    let reasoning = &rest[..end];
+    let mut text = &rest[end + "</reasoning>".len()..];
+    loop {
+        let t = text.trim_start_matches(' ');
+        match t.strip_prefix("\\n") {
+            Some(after) => text = after,
+            None => {
+                text = t;
+                break;
+            }
+        }
+    }
+    Some((format!("\"{reasoning}\""), format!("\"{text}\"")))
+}
+
+/// Writes the OpenAI `chat.completion` for a gpt-oss response.
+pub fn write_chat_completion(
+    model_output: Raw<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
+    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    let choice = r
+        .choices
+        .first()
+        .ok_or_else(|| Reject::invalid("modelOutput.choices: empty"))?;
+    let message = choice.message.as_ref();
+    let content = message
+        .and_then(|m| m.content)
+        .filter(|c| Kind::of(*c) == Kind::String);
+    let split = content.and_then(|c| split_reasoning(c.get()));
+    let (mut texts, mut reasoning) = (Vec::new(), Vec::new());
+    match &split {
+        Some((r, t)) => {
+            reasoning.push(Raw::validated(r));
+            if t != "\"\"" {
+                texts.push(Raw::validated(t));
+            }
+        }
+        None => texts.extend(content),
+    }
+    if let Some(m) = message {
+        reasoning.extend(
+            m.reasoning_content
+                .or(m.reasoning)
+                .filter(|r| Kind::of(*r) == Kind::String),
+        );
+    }
+    let mut calls = Vec::new();
+    for (j, c) in message
+        .map(|m| m.tool_calls.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let at = format!("modelOutput.choices[0].message.tool_calls[{j}]");
+        calls.push(Call {
+            id: expect(c.id, Kind::String, format_args!("{at}.id"))?,
+            name: expect(
+                c.function.name,
+                Kind::String,
+                format_args!("{at}.function.name"),
+            )?,
+            arguments: Arguments::Text(expect(
+                c.function.arguments,
+                Kind::String,
+                format_args!("{at}.function.arguments"),
+            )?),
+        });
+    }
+    let finish = match choice.finish_reason.map(Raw::get) {
+        Some("\"length\"") => "length",
+        Some("\"tool_calls\"") => "tool_calls",
+        Some("\"content_filter\"") => "content_filter",
+        _ => "stop",
+    };
+    let usage = r.usage.map(|u| Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        cached_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+    });
+    let id = r.id.filter(|id| Kind::of(*id) == Kind::String);
+    let choice = Choice {
+        texts,
+        structured: None,
+        reasoning,
+        calls,
+        finish,
+    };
+    completion::write(id, &choice, usage.as_ref(), ctx, out);
+    Ok(usage.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reasoning;
+
+    #[test]
+    fn reasoning_in_front_of_the_text_is_split_off() {
+        assert_eq!(
+            split_reasoning(r#""<reasoning>Think \"hard\".</reasoning>\n\nThe answer.""#),
+            Some((r#""Think \"hard\".""#.into(), r#""The answer.""#.into()))
+        );
+        assert_eq!(split_reasoning(r#""No tags.""#), None);
+        assert_eq!(split_reasoning(r#""<reasoning>unclosed""#), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! Meta Llama 3.x on Bedrock (InvokeModel, formats.md A.5.3): a prompt in the Llama 3 chat
+//! template, both ways.
+//!
+//! Request: `prompt` ← `<|begin_of_text|>`, the system texts as a `system` header block, each turn
+//! as a `user` / `assistant` header block ending in `<|eot_id|>`, then an open `assistant` header
+//! (a trailing assistant turn is left open instead: a prefill); message text is spliced into the
+//! prompt literal as it is, escapes intact. `max_gen_len` ← max tokens (Llama's limit is 2048),
+//! `temperature` (above 1 clamped and counted), `top_p`. The body has no place for images, tools,
+//! stop sequences, `top_k` or structured output: those lines are rejected with the reason (images
+//! can go through a Converse job).
+//!
+//! Response: `generation` → `content`; `stop_reason` `length` → `length`, else `stop`;
+//! `prompt_token_count` / `generation_token_count` → usage.
+
+use serde::Deserialize;
+
+use super::anthropic::{CompletionContext, Usage};
+use super::completion::{self, Choice};
+use super::conversation::{
+    check_unsupported, conversation, max_tokens, refuse_fields, temperature, top_p, turn_texts,
+    MediaPolicy, Role, Spliced,
+};
+use super::json::{expect, parse, Kind, Obj};
+use super::openai::ChatRequest;
+use super::{MapOptions, Notes, Raw, Reject};
+
+/// Llama's largest `max_gen_len`.
+pub const MAX_GEN_LEN: u64 = 2048;
+
+const MEDIA: MediaPolicy = MediaPolicy {
+    family: "Llama",
+    images: &[],
+    documents: &[],
+    elsewhere: " in its native body (a Converse job, --invocation-type converse, takes them)",
+};
+
+/// Writes the Llama body for `req` into `out`.
+pub fn write_body(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    if req.tools.is_some() {
+        return Err(super::Reject::new(
+            super::RejectCode::UnsupportedParameter,
+            "body.tools: Llama's native batch body has no tools, and Bedrock batch does not run tool calling in Converse jobs either",
+        ));
+    }
+    let (system, turns) = conversation(&req.messages, &MEDIA)?;
+    let why = "cannot be expressed in Llama's native batch body (a Converse job, --invocation-type converse, takes images)";
+    let max = max_tokens(
+        req,
+        opts.default_max_tokens,
+        MAX_GEN_LEN,
+        "Llama generates at most 2048 tokens (max_gen_len)",
+    )?;
+    refuse_fields(
+        &[
+            ("stop", req.stop.is_some()),
+            ("top_k", req.top_k.is_some()),
+            ("tool_choice", req.tool_choice.is_some()),
+            ("parallel_tool_calls", req.parallel_tool_calls.is_some()),
+            ("response_format", req.response_format.is_some()),
+            ("reasoning_effort", req.reasoning_effort.is_some()),
+        ],
+        opts,
+        notes,
+        "Llama's native batch body has no such setting",
+    )?;
+    let mut o = Obj::open(out);
+    {
+        let mut p = Spliced::open(o.key("prompt"));
+        p.escaped("<|begin_of_text|>");
+        if !system.is_empty() {
+            p.escaped("<|start_header_id|>system<|end_header_id|>\\n\\n")
+                .joined(&system, "\\n\\n")
+                .escaped("<|eot_id|>");
+        }
+        let mut open_assistant = false;
+        for (i, turn) in turns.iter().enumerate() {
+            let texts = turn_texts(turn, why)?;
+            let role = if turn.role == Role::User {
+                "user"
+            } else {
+                "assistant"
+            };
+            p.escaped("<|start_header_id|>")
+                .escaped(role)
+                .escaped("<|end_header_id|>\\n\\n")
+                .joined(&texts, "\\n\\n");
+            if turn.role == Role::Assistant && i + 1 == turns.len() {
+                open_assistant = true;
+            } else {
+                p.escaped("<|eot_id|>");
+            }
+        }
+        if !open_assistant {
+            p.escaped("<|start_header_id|>assistant<|end_header_id|>\\n\\n");
+        }
+        p.close();
+    }
+    o.raw("max_gen_len", &max.to_string());
+    if let Some(raw) = req.temperature {
+        o.raw("temperature", temperature(raw, notes)?);
+    }
+    if let Some(raw) = req.top_p {
+        o.raw("top_p", top_p(raw)?);
+    }
+    o.close();
+    check_unsupported(req, opts, notes, "Llama")
+}
+
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow, default)]
+    generation: Option<Raw<'a>>,
+    #[serde(default)]
+    prompt_token_count: Option<u64>,
+    #[serde(default)]
+    generation_token_count: Option<u64>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Raw<'a>>,
+}
+
+/// Writes the OpenAI `chat.completion` for a Llama response.
+pub fn write_chat_completion(
+    model_output: Raw<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
+    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    let text = r
+        .generation
+        .map(|g| expect(g, Kind::String, "modelOutput.generation"))
+        .transpose()?;
+    let usage = Usage {
+        prompt_tokens: r.prompt_token_count.unwrap_or(0),
+        completion_tokens: r.generation_token_count.unwrap_or(0),
+        cached_tokens: 0,
+    };
+    let choice = Choice {
+        texts: text.into_iter().collect(),
+        structured: None,
+        reasoning: Vec::new(),
+        calls: Vec::new(),
+        finish: match r.stop_reason.map(Raw::get) {
+            Some("\"length\"") => "length",
+            _ => "stop",
+        },
+    };
+    completion::write(None, &choice, Some(&usage), ctx, out);
+    Ok(usage)
+}

@@ -1,0 +1,437 @@
+//! Mistral on Bedrock (formats.md A.5.4), both ways, in its two body formats.
+//!
+//! Text completion (Mistral 7B Instruct, Mixtral 8x7B, Mistral Large 2402, Mistral Small 2402):
+//! `prompt` ← `<s>[INST] q1 [/INST] a1</s>[INST] q2 [/INST]`, the system texts leading the first
+//! instruction; `max_tokens`, `stop`, `temperature` (above 1 clamped and counted), `top_p`,
+//! `top_k`. No images or tools. Response: `outputs[0].text` → `content`, `stop_reason` →
+//! `finish_reason`; the body has no token counts, so `usage` is null.
+//!
+//! Chat completion (Mistral Large 2407 and later): `messages` with `system`, `user`, `assistant`
+//! (with `tool_calls`) and `tool` roles, text content; `tools` and `tool_choice` (`required` →
+//! `any`; a named function is not supported); `max_tokens`, `temperature`, `top_p`. Response:
+//! `choices[0].message` → the message, `stop_reason` → `finish_reason`, usage when present.
+
+use serde::Deserialize;
+
+use super::anthropic::{CompletionContext, Usage};
+use super::completion::{self, Arguments, Call, Choice};
+use super::conversation::{
+    check_unsupported, conversation, max_tokens, positive_int, refuse_fields, temperature, texts,
+    tool_name, top_p, turn_texts, write_stop, MediaPolicy, MsgPath, Role, Spliced,
+};
+use super::json::{expect, parse, str_value, Arr, Kind, Obj};
+use super::openai::{ChatRequest, Tool};
+use super::{MapOptions, Notes, Raw, Reject, RejectCode};
+
+const TEXT_MEDIA: MediaPolicy = MediaPolicy {
+    family: "Mistral",
+    images: &[],
+    documents: &[],
+    elsewhere: "",
+};
+
+/// A cap for `max_tokens` that no model reaches (Mistral documents none for batch).
+const NO_CAP: u64 = u64::MAX;
+
+/// Writes the text-completion body for `req` into `out`.
+pub fn write_text_body(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    if req.tools.is_some() {
+        return Err(Reject::new(
+            RejectCode::UnsupportedParameter,
+            "body.tools: this Mistral model's text-completion body has no tools (Mistral Large 2407 and later take them)",
+        ));
+    }
+    let (system, turns) = conversation(&req.messages, &TEXT_MEDIA)?;
+    let why = "cannot be expressed in a Mistral text-completion prompt";
+    let max = max_tokens(req, opts.default_max_tokens, NO_CAP, "")?;
+    refuse_fields(
+        &[
+            ("tool_choice", req.tool_choice.is_some()),
+            ("parallel_tool_calls", req.parallel_tool_calls.is_some()),
+            ("response_format", req.response_format.is_some()),
+            ("reasoning_effort", req.reasoning_effort.is_some()),
+        ],
+        opts,
+        notes,
+        "a Mistral text-completion body has no such setting",
+    )?;
+    if turns.first().map(|t| t.role) != Some(Role::User) {
+        return Err(Reject::invalid(
+            "body.messages: a Mistral prompt starts with a user message",
+        ));
+    }
+    let mut o = Obj::open(out);
+    {
+        let mut p = Spliced::open(o.key("prompt"));
+        p.escaped("<s>");
+        for (i, turn) in turns.iter().enumerate() {
+            let texts = turn_texts(turn, why)?;
+            match turn.role {
+                Role::User => {
+                    p.escaped("[INST] ");
+                    if i == 0 && !system.is_empty() {
+                        p.joined(&system, "\\n\\n").escaped("\\n\\n");
+                    }
+                    p.joined(&texts, "\\n\\n").escaped(" [/INST]");
+                }
+                Role::Assistant => {
+                    p.escaped(" ").joined(&texts, "\\n\\n");
+                    if i + 1 < turns.len() {
+                        p.escaped("</s>");
+                    }
+                }
+            }
+        }
+        p.close();
+    }
+    o.raw("max_tokens", &max.to_string());
+    if let Some(raw) = req.stop {
+        write_stop(raw, o.key("stop"))?;
+    }
+    if let Some(raw) = req.temperature {
+        o.raw("temperature", temperature(raw, notes)?);
+    }
+    if let Some(raw) = req.top_p {
+        o.raw("top_p", top_p(raw)?);
+    }
+    if let Some(raw) = req.top_k {
+        positive_int(raw, "body.top_k")?;
+        o.raw("top_k", raw.get());
+    }
+    o.close();
+    check_unsupported(req, opts, notes, "Mistral")
+}
+
+/// Writes the chat-completion body (Mistral Large 2407 and later) for `req` into `out`.
+pub fn write_chat_body(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    let max = max_tokens(req, opts.default_max_tokens, NO_CAP, "")?;
+    refuse_fields(
+        &[
+            ("stop", req.stop.is_some()),
+            ("top_k", req.top_k.is_some()),
+            ("parallel_tool_calls", req.parallel_tool_calls.is_some()),
+            ("response_format", req.response_format.is_some()),
+            ("reasoning_effort", req.reasoning_effort.is_some()),
+        ],
+        opts,
+        notes,
+        "Mistral's chat body on Bedrock has no such setting",
+    )?;
+    let mut o = Obj::open(out);
+    {
+        let mut a = Arr::open(o.key("messages"));
+        let mut any = false;
+        for (i, m) in req.messages.iter().enumerate() {
+            let path = |rest: &'static str| MsgPath(i, rest);
+            let role = match m.role.as_ref() {
+                "system" | "developer" => "system",
+                "user" => "user",
+                "assistant" => "assistant",
+                "tool" => "tool",
+                other => {
+                    return Err(Reject::invalid(format!(
+                        "{}: role \"{other}\" is not supported",
+                        path(".role")
+                    )))
+                }
+            };
+            let mut content = Vec::new();
+            texts(m.content, path(".content"), &mut content).map_err(|e| {
+                if e.message.contains("only text parts") {
+                    Reject::new(
+                        RejectCode::UnsupportedParameter,
+                        format!(
+                            "{}: Mistral's chat body on Bedrock takes text only",
+                            path(".content")
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+            let mut w = Obj::open(a.next());
+            w.string("role", role);
+            let mut c = Spliced::open(w.key("content"));
+            c.joined(&content, "\\n\\n");
+            c.close();
+            if role == "assistant" {
+                if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
+                    let mut t = Arr::open(w.key("tool_calls"));
+                    for (j, call) in calls.iter().enumerate() {
+                        let at = format!("body.messages[{i}].tool_calls[{j}]");
+                        expect(call.id, Kind::String, format_args!("{at}.id"))?;
+                        tool_name(call.function.name, format_args!("{at}.function.name"))?;
+                        let mut x = Obj::open(t.next());
+                        x.raw("id", call.id.get());
+                        let mut f = Obj::open(x.key("function"));
+                        f.raw("name", call.function.name.get());
+                        match call.function.arguments {
+                            Some(args) => {
+                                str_value(args, format_args!("{at}.function.arguments"))?;
+                                f.raw("arguments", args.get());
+                            }
+                            None => f.raw("arguments", "\"{}\""),
+                        }
+                        f.close();
+                        x.close();
+                    }
+                    t.close();
+                }
+            }
+            if role == "tool" {
+                let id = m.tool_call_id.ok_or_else(|| {
+                    Reject::invalid(format!("{}: missing", path(".tool_call_id")))
+                })?;
+                w.raw(
+                    "tool_call_id",
+                    expect(id, Kind::String, path(".tool_call_id"))?.get(),
+                );
+            }
+            any |= role != "system";
+            w.close();
+        }
+        a.close();
+        if !any {
+            return Err(Reject::invalid(
+                "body.messages: no user or assistant message (Mistral needs at least one)",
+            ));
+        }
+    }
+    o.raw("max_tokens", &max.to_string());
+    if let Some(raw) = req.temperature {
+        o.raw("temperature", temperature(raw, notes)?);
+    }
+    if let Some(raw) = req.top_p {
+        o.raw("top_p", top_p(raw)?);
+    }
+    if let Some(raw) = req.tools {
+        let tools: Vec<Tool<'_>> = parse(raw, "body.tools")?;
+        let mut a = Arr::open(o.key("tools"));
+        for (i, tool) in tools.iter().enumerate() {
+            let at = format!("body.tools[{i}]");
+            if tool.kind != "function" {
+                return Err(Reject::invalid(format!(
+                    "{at}.type: only function tools are supported, found \"{}\"",
+                    tool.kind
+                )));
+            }
+            let f = tool
+                .function
+                .as_ref()
+                .ok_or_else(|| Reject::invalid(format!("{at}.function: missing")))?;
+            tool_name(f.name, format_args!("{at}.function.name"))?;
+            let mut t = Obj::open(a.next());
+            t.raw("type", "\"function\"");
+            let mut d = Obj::open(t.key("function"));
+            d.raw("name", f.name.get());
+            if let Some(desc) = f.description {
+                d.raw(
+                    "description",
+                    expect(
+                        desc,
+                        Kind::String,
+                        format_args!("{at}.function.description"),
+                    )?
+                    .get(),
+                );
+            }
+            match f.parameters {
+                Some(p) => d.raw(
+                    "parameters",
+                    expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
+                ),
+                None => d.raw("parameters", "{\"type\":\"object\",\"properties\":{}}"),
+            }
+            d.close();
+            t.close();
+        }
+        a.close();
+    }
+    if let Some(raw) = req.tool_choice {
+        let choice = match raw.get() {
+            "\"auto\"" => "\"auto\"",
+            "\"required\"" => "\"any\"",
+            "\"none\"" => "\"none\"",
+            _ if Kind::of(raw) == Kind::Object => {
+                return Err(Reject::new(
+                    RejectCode::UnsupportedParameter,
+                    "body.tool_choice: Mistral on Bedrock cannot be made to call one named function (use \"required\")",
+                ))
+            }
+            other => {
+                return Err(Reject::invalid(format!(
+                    "body.tool_choice: unknown value {other} (expected auto, required or none)"
+                )))
+            }
+        };
+        o.raw("tool_choice", choice);
+    }
+    o.close();
+    check_unsupported(req, opts, notes, "Mistral")
+}
+
+#[derive(Deserialize)]
+struct TextResponse<'a> {
+    #[serde(borrow, default)]
+    outputs: Vec<TextOutput<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TextOutput<'a> {
+    #[serde(borrow, default)]
+    text: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Raw<'a>>,
+}
+
+fn finish(stop_reason: Option<Raw<'_>>) -> &'static str {
+    match stop_reason.map(Raw::get) {
+        Some("\"length\"" | "\"model_length\"") => "length",
+        Some("\"tool_calls\"") => "tool_calls",
+        _ => "stop",
+    }
+}
+
+/// Writes the OpenAI `chat.completion` for a Mistral text-completion response (`usage: null`:
+/// the body carries no token counts).
+pub fn write_text_completion(
+    model_output: Raw<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
+    let r: TextResponse<'_> = parse(model_output, "modelOutput")?;
+    let first = r.outputs.first();
+    let text = first
+        .and_then(|o| o.text)
+        .map(|t| expect(t, Kind::String, "modelOutput.outputs[0].text"))
+        .transpose()?;
+    let choice = Choice {
+        texts: text.into_iter().collect(),
+        structured: None,
+        reasoning: Vec::new(),
+        calls: Vec::new(),
+        finish: finish(first.and_then(|o| o.stop_reason)),
+    };
+    completion::write(None, &choice, None, ctx, out);
+    Ok(Usage::default())
+}
+
+#[derive(Deserialize)]
+struct ChatResponse<'a> {
+    #[serde(borrow, default)]
+    id: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    choices: Vec<ChatChoice<'a>>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice<'a> {
+    #[serde(borrow)]
+    message: Option<ChatMessage<'a>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Raw<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<ChatCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatCall<'a> {
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    function: ChatFunction<'a>,
+}
+
+#[derive(Deserialize)]
+struct ChatFunction<'a> {
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    arguments: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// Writes the OpenAI `chat.completion` for a Mistral chat response.
+pub fn write_chat_completion(
+    model_output: Raw<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
+    let r: ChatResponse<'_> = parse(model_output, "modelOutput")?;
+    let choice = r
+        .choices
+        .first()
+        .ok_or_else(|| Reject::invalid("modelOutput.choices: empty"))?;
+    let message = choice.message.as_ref();
+    // An empty content beside tool calls is no content (OpenAI says null).
+    let text = message
+        .and_then(|m| m.content)
+        .filter(|c| Kind::of(*c) == Kind::String && c.get() != "\"\"");
+    let mut calls = Vec::new();
+    for (j, c) in message
+        .map(|m| m.tool_calls.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let at = format!("modelOutput.choices[0].message.tool_calls[{j}]");
+        calls.push(Call {
+            id: expect(c.id, Kind::String, format_args!("{at}.id"))?,
+            name: expect(
+                c.function.name,
+                Kind::String,
+                format_args!("{at}.function.name"),
+            )?,
+            arguments: match Kind::of(c.function.arguments) {
+                Kind::String => Arguments::Text(c.function.arguments),
+                _ => Arguments::Object(expect(
+                    c.function.arguments,
+                    Kind::Object,
+                    format_args!("{at}.function.arguments"),
+                )?),
+            },
+        });
+    }
+    let usage = r.usage.map(|u| Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        cached_tokens: 0,
+    });
+    let id = r.id.filter(|id| Kind::of(*id) == Kind::String);
+    let choice = Choice {
+        texts: text.into_iter().collect(),
+        structured: None,
+        reasoning: Vec::new(),
+        calls,
+        finish: finish(choice.stop_reason.or(choice.finish_reason)),
+    };
+    completion::write(id, &choice, usage.as_ref(), ctx, out);
+    Ok(usage.unwrap_or_default())
+}
