@@ -1,8 +1,10 @@
 //! The OpenAI `chat.completion` body every chat family's response becomes, written in one place.
 
+use serde::Deserialize;
+
 use super::anthropic::{CompletionContext, Usage};
-use super::json::{write_str, Arr, Obj};
-use super::Raw;
+use super::json::{expect, parse, write_str, Arr, Kind, Obj};
+use super::{Raw, Reject};
 
 /// A tool call's `arguments`.
 pub(crate) enum Arguments<'a> {
@@ -134,4 +136,157 @@ pub(crate) fn write(
     write_usage(usage, o.key("usage"));
     o.raw("system_fingerprint", "null");
     o.close();
+}
+
+/// A response already in OpenAI's shape (Mistral's chat models, gpt-oss), read for its first
+/// choice.
+#[derive(Deserialize)]
+pub(crate) struct OpenAiShaped<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    choices: Vec<ShapedChoice<'a>>,
+    #[serde(default)]
+    usage: Option<ShapedUsage>,
+}
+
+#[derive(Deserialize)]
+struct ShapedChoice<'a> {
+    #[serde(borrow)]
+    message: Option<ShapedMessage<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Raw<'a>>,
+    /// Mistral's name for it.
+    #[serde(borrow, default)]
+    stop_reason: Option<Raw<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ShapedMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<ShapedCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ShapedCall<'a> {
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    function: ShapedFunction<'a>,
+}
+
+#[derive(Deserialize)]
+struct ShapedFunction<'a> {
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    arguments: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct ShapedUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<ShapedDetails>,
+}
+
+#[derive(Deserialize)]
+struct ShapedDetails {
+    #[serde(default)]
+    cached_tokens: u64,
+}
+
+impl<'a> OpenAiShaped<'a> {
+    /// Parses `modelOutput`, which must have a choice.
+    pub fn parse(model_output: Raw<'a>) -> Result<Self, Reject> {
+        let r: OpenAiShaped<'a> = parse(model_output, "modelOutput")?;
+        if r.choices.is_empty() {
+            return Err(Reject::invalid("modelOutput.choices: empty"));
+        }
+        Ok(r)
+    }
+
+    fn message(&self) -> Option<&ShapedMessage<'a>> {
+        self.choices[0].message.as_ref()
+    }
+
+    /// The message's `content`, when it is a string.
+    pub fn content(&self) -> Option<Raw<'a>> {
+        self.message()
+            .and_then(|m| m.content)
+            .filter(|c| Kind::of(*c) == Kind::String)
+    }
+
+    /// A `reasoning_content` (or `reasoning`) string, if the message has one.
+    pub fn reasoning(&self) -> Option<Raw<'a>> {
+        self.message()
+            .and_then(|m| m.reasoning_content.or(m.reasoning))
+            .filter(|r| Kind::of(*r) == Kind::String)
+    }
+
+    /// The tool calls; `arguments` as given (a string) or, when an object, stringified.
+    pub fn calls(&self) -> Result<Vec<Call<'a>>, Reject> {
+        let calls = self
+            .message()
+            .map(|m| m.tool_calls.as_slice())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(calls.len());
+        for (j, c) in calls.iter().enumerate() {
+            let at = format!("modelOutput.choices[0].message.tool_calls[{j}]");
+            out.push(Call {
+                id: expect(c.id, Kind::String, format_args!("{at}.id"))?,
+                name: expect(
+                    c.function.name,
+                    Kind::String,
+                    format_args!("{at}.function.name"),
+                )?,
+                arguments: match Kind::of(c.function.arguments) {
+                    Kind::String => Arguments::Text(c.function.arguments),
+                    _ => Arguments::Object(expect(
+                        c.function.arguments,
+                        Kind::Object,
+                        format_args!("{at}.function.arguments"),
+                    )?),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// `finish_reason` (or Mistral's `stop_reason`), mapped onto OpenAI's values.
+    pub fn finish(&self) -> &'static str {
+        let c = &self.choices[0];
+        match c.finish_reason.or(c.stop_reason).map(Raw::get) {
+            Some("\"length\"" | "\"model_length\"") => "length",
+            Some("\"tool_calls\"") => "tool_calls",
+            Some("\"content_filter\"") => "content_filter",
+            _ => "stop",
+        }
+    }
+
+    /// The usage, if reported.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cached_tokens: u
+                .prompt_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.cached_tokens),
+        })
+    }
+
+    /// The response's own id, when a string.
+    pub fn own_id(&self) -> Option<Raw<'a>> {
+        self.id.filter(|id| Kind::of(*id) == Kind::String)
+    }
 }

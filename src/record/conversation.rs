@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::json::{self, expect, parse, str_value, Kind};
-use super::openai::{ChatRequest, ContentPart, Message};
+use super::openai::{ChatRequest, ContentPart, Message, Tool};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// What a family accepts of images and documents, and its name for messages.
@@ -686,4 +686,62 @@ pub(crate) fn top_p<'a>(raw: Raw<'a>) -> Result<&'a str, Reject> {
         return Err(Reject::invalid(format!("body.top_p: {p} is outside 0..1")));
     }
     Ok(raw.get())
+}
+
+/// The JSON Schema of a function that declares no parameters.
+pub(crate) const EMPTY_SCHEMA: &str = "{\"type\":\"object\",\"properties\":{}}";
+
+/// One function tool of a request, checked.
+pub(crate) struct FunctionTool<'a> {
+    /// A valid tool name literal.
+    pub name: Raw<'a>,
+    /// A string literal.
+    pub description: Option<Raw<'a>>,
+    /// The parameters' JSON Schema (an object), or [`EMPTY_SCHEMA`].
+    pub parameters: &'a str,
+}
+
+/// The request's `tools`, checked: function tools only, valid names (not `reserved`, the name
+/// a family keeps for its own use), string descriptions, object schemas.
+pub(crate) fn function_tools<'a>(
+    req: &ChatRequest<'a>,
+    reserved: Option<&str>,
+) -> Result<Vec<FunctionTool<'a>>, Reject> {
+    let Some(raw) = req.tools else {
+        return Ok(Vec::new());
+    };
+    let tools: Vec<Tool<'a>> = parse(raw, "body.tools")?;
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.into_iter().enumerate() {
+        let at = format!("body.tools[{i}]");
+        if tool.kind != "function" {
+            return Err(Reject::invalid(format!(
+                "{at}.type: only function tools are supported, found \"{}\"",
+                tool.kind
+            )));
+        }
+        let f = tool
+            .function
+            .ok_or_else(|| Reject::invalid(format!("{at}.function: missing")))?;
+        let name = tool_name(f.name, format_args!("{at}.function.name"))?;
+        if reserved.is_some_and(|r| r == name) {
+            return Err(Reject::invalid(format!(
+                "{at}.function.name: \"{name}\" is reserved for response_format when both are given"
+            )));
+        }
+        let description = f
+            .description
+            .map(|d| expect(d, Kind::String, format_args!("{at}.function.description")))
+            .transpose()?;
+        let parameters = match f.parameters {
+            Some(p) => expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
+            None => EMPTY_SCHEMA,
+        };
+        out.push(FunctionTool {
+            name: f.name,
+            description,
+            parameters,
+        });
+    }
+    Ok(out)
 }

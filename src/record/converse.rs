@@ -25,11 +25,11 @@ use serde::Deserialize;
 use super::anthropic::{CompletionContext, Usage, JSON_RESPONSE_TOOL};
 use super::completion::{self, Arguments, Call, Choice};
 use super::conversation::{
-    check_unsupported, conversation, number, positive_int, tool_name, write_stop, Block,
-    MediaPolicy, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, number, positive_int, tool_name, write_stop,
+    Block, MediaPolicy, Role, ToolResultContent, Turn,
 };
 use super::json::{expect, parse, str_value, Arr, Kind, Obj};
-use super::openai::{ChatRequest, ResponseFormat, Tool};
+use super::openai::{ChatRequest, ResponseFormat};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// Which body: a Converse request (any model) or Nova's native one.
@@ -351,10 +351,7 @@ fn write_tool_config(
     forced: Option<&ResponseTool<'_>>,
     o: &mut Obj<'_>,
 ) -> Result<(), Reject> {
-    let tools: Vec<Tool<'_>> = match req.tools {
-        Some(raw) => parse(raw, "body.tools")?,
-        None => Vec::new(),
-    };
+    let tools = function_tools(req, forced.map(|_| JSON_RESPONSE_TOOL))?;
     let choice = match req.tool_choice {
         None => None,
         Some(raw) if Kind::of(raw) == Kind::String => Some(match raw.get() {
@@ -397,39 +394,15 @@ fn write_tool_config(
     }
     let mut c = Obj::open(o.key("toolConfig"));
     let mut a = Arr::open(c.key("tools"));
-    for (i, tool) in tools.iter().enumerate() {
-        let at = format!("body.tools[{i}]");
-        if tool.kind != "function" {
-            return Err(Reject::invalid(format!(
-                "{at}.type: only function tools are supported, found \"{}\"",
-                tool.kind
-            )));
-        }
-        let f = tool
-            .function
-            .as_ref()
-            .ok_or_else(|| Reject::invalid(format!("{at}.function: missing")))?;
-        let name = tool_name(f.name, format_args!("{at}.function.name"))?;
-        if forced.is_some() && name == JSON_RESPONSE_TOOL {
-            return Err(Reject::invalid(format!(
-                "{at}.function.name: \"{JSON_RESPONSE_TOOL}\" is reserved for response_format when both are given"
-            )));
-        }
+    for tool in &tools {
         let mut t = Obj::open(a.next());
         let mut spec = Obj::open(t.key("toolSpec"));
-        spec.raw("name", f.name.get());
-        if let Some(d) = f.description {
-            spec.raw(
-                "description",
-                expect(d, Kind::String, format_args!("{at}.function.description"))?.get(),
-            );
+        spec.raw("name", tool.name.get());
+        if let Some(d) = tool.description {
+            spec.raw("description", d.get());
         }
-        let schema = match f.parameters {
-            Some(p) => expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
-            None => "{\"type\":\"object\",\"properties\":{}}",
-        };
         let mut s = Obj::open(spec.key("inputSchema"));
-        s.raw("json", schema);
+        s.raw("json", tool.parameters);
         s.close();
         spec.close();
         t.close();

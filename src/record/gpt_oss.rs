@@ -11,10 +11,8 @@
 //! (`<reasoning>…</reasoning>`) moved to `reasoning_content` (as a `reasoning` or
 //! `reasoning_content` member is); `model` and `created` as for every family; usage as given.
 
-use serde::Deserialize;
-
 use super::anthropic::{CompletionContext, Usage};
-use super::completion::{self, Arguments, Call, Choice};
+use super::completion::{self, Choice, OpenAiShaped};
 use super::conversation::{
     check_unsupported, max_tokens, refuse_fields, top_p, write_stop, MsgPath,
 };
@@ -107,68 +105,6 @@ fn message_array<'a>(req: &ChatRequest<'a>) -> Result<&'a str, Reject> {
         .ok_or_else(|| Reject::invalid("body.messages: missing"))
 }
 
-#[derive(Deserialize)]
-struct Response<'a> {
-    #[serde(borrow, default)]
-    id: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    choices: Vec<OutChoice<'a>>,
-    #[serde(default)]
-    usage: Option<OutUsage>,
-}
-
-#[derive(Deserialize)]
-struct OutChoice<'a> {
-    #[serde(borrow)]
-    message: Option<OutMessage<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct OutMessage<'a> {
-    #[serde(borrow, default)]
-    content: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    reasoning: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    tool_calls: Vec<OutCall<'a>>,
-}
-
-#[derive(Deserialize)]
-struct OutCall<'a> {
-    #[serde(borrow)]
-    id: Raw<'a>,
-    #[serde(borrow)]
-    function: OutFunction<'a>,
-}
-
-#[derive(Deserialize)]
-struct OutFunction<'a> {
-    #[serde(borrow)]
-    name: Raw<'a>,
-    #[serde(borrow)]
-    arguments: Raw<'a>,
-}
-
-#[derive(Deserialize)]
-struct OutUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<Details>,
-}
-
-#[derive(Deserialize)]
-struct Details {
-    #[serde(default)]
-    cached_tokens: u64,
-}
-
 /// Splits a content literal into the `<reasoning>…</reasoning>` in front and the text after it;
 /// both halves are valid literals (the tags are plain ASCII, so they never cut an escape).
 fn split_reasoning(content: &str) -> Option<(String, String)> {
@@ -196,15 +132,8 @@ pub fn write_chat_completion(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r: Response<'_> = parse(model_output, "modelOutput")?;
-    let choice = r
-        .choices
-        .first()
-        .ok_or_else(|| Reject::invalid("modelOutput.choices: empty"))?;
-    let message = choice.message.as_ref();
-    let content = message
-        .and_then(|m| m.content)
-        .filter(|c| Kind::of(*c) == Kind::String);
+    let r = OpenAiShaped::parse(model_output)?;
+    let content = r.content();
     let split = content.and_then(|c| split_reasoning(c.get()));
     let (mut texts, mut reasoning) = (Vec::new(), Vec::new());
     match &split {
@@ -216,55 +145,16 @@ pub fn write_chat_completion(
         }
         None => texts.extend(content),
     }
-    if let Some(m) = message {
-        reasoning.extend(
-            m.reasoning_content
-                .or(m.reasoning)
-                .filter(|r| Kind::of(*r) == Kind::String),
-        );
-    }
-    let mut calls = Vec::new();
-    for (j, c) in message
-        .map(|m| m.tool_calls.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let at = format!("modelOutput.choices[0].message.tool_calls[{j}]");
-        calls.push(Call {
-            id: expect(c.id, Kind::String, format_args!("{at}.id"))?,
-            name: expect(
-                c.function.name,
-                Kind::String,
-                format_args!("{at}.function.name"),
-            )?,
-            arguments: Arguments::Text(expect(
-                c.function.arguments,
-                Kind::String,
-                format_args!("{at}.function.arguments"),
-            )?),
-        });
-    }
-    let finish = match choice.finish_reason.map(Raw::get) {
-        Some("\"length\"") => "length",
-        Some("\"tool_calls\"") => "tool_calls",
-        Some("\"content_filter\"") => "content_filter",
-        _ => "stop",
-    };
-    let usage = r.usage.map(|u| Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        cached_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
-    });
-    let id = r.id.filter(|id| Kind::of(*id) == Kind::String);
+    reasoning.extend(r.reasoning());
+    let usage = r.usage();
     let choice = Choice {
         texts,
         structured: None,
         reasoning,
-        calls,
-        finish,
+        calls: r.calls()?,
+        finish: r.finish(),
     };
-    completion::write(id, &choice, usage.as_ref(), ctx, out);
+    completion::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
     Ok(usage.unwrap_or_default())
 }
 

@@ -14,13 +14,14 @@
 use serde::Deserialize;
 
 use super::anthropic::{CompletionContext, Usage};
-use super::completion::{self, Arguments, Call, Choice};
+use super::completion::{self, Choice, OpenAiShaped};
 use super::conversation::{
-    check_unsupported, conversation, max_tokens, positive_int, refuse_fields, temperature, texts,
-    tool_name, top_p, turn_texts, write_stop, MediaPolicy, MsgPath, Role, Spliced,
+    check_unsupported, conversation, function_tools, max_tokens, positive_int, refuse_fields,
+    temperature, texts, tool_name, top_p, turn_texts, write_stop, MediaPolicy, MsgPath, Role,
+    Spliced,
 };
 use super::json::{expect, parse, str_value, Arr, Kind, Obj};
-use super::openai::{ChatRequest, Tool};
+use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 const TEXT_MEDIA: MediaPolicy = MediaPolicy {
@@ -214,44 +215,17 @@ pub fn write_chat_body(
     if let Some(raw) = req.top_p {
         o.raw("top_p", top_p(raw)?);
     }
-    if let Some(raw) = req.tools {
-        let tools: Vec<Tool<'_>> = parse(raw, "body.tools")?;
+    if req.tools.is_some() {
         let mut a = Arr::open(o.key("tools"));
-        for (i, tool) in tools.iter().enumerate() {
-            let at = format!("body.tools[{i}]");
-            if tool.kind != "function" {
-                return Err(Reject::invalid(format!(
-                    "{at}.type: only function tools are supported, found \"{}\"",
-                    tool.kind
-                )));
-            }
-            let f = tool
-                .function
-                .as_ref()
-                .ok_or_else(|| Reject::invalid(format!("{at}.function: missing")))?;
-            tool_name(f.name, format_args!("{at}.function.name"))?;
+        for tool in function_tools(req, None)? {
             let mut t = Obj::open(a.next());
             t.raw("type", "\"function\"");
             let mut d = Obj::open(t.key("function"));
-            d.raw("name", f.name.get());
-            if let Some(desc) = f.description {
-                d.raw(
-                    "description",
-                    expect(
-                        desc,
-                        Kind::String,
-                        format_args!("{at}.function.description"),
-                    )?
-                    .get(),
-                );
+            d.raw("name", tool.name.get());
+            if let Some(desc) = tool.description {
+                d.raw("description", desc.get());
             }
-            match f.parameters {
-                Some(p) => d.raw(
-                    "parameters",
-                    expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
-                ),
-                None => d.raw("parameters", "{\"type\":\"object\",\"properties\":{}}"),
-            }
+            d.raw("parameters", tool.parameters);
             d.close();
             t.close();
         }
@@ -326,112 +300,26 @@ pub fn write_text_completion(
     Ok(Usage::default())
 }
 
-#[derive(Deserialize)]
-struct ChatResponse<'a> {
-    #[serde(borrow, default)]
-    id: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChatChoice<'a>>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Deserialize)]
-struct ChatChoice<'a> {
-    #[serde(borrow)]
-    message: Option<ChatMessage<'a>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage<'a> {
-    #[serde(borrow, default)]
-    content: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    tool_calls: Vec<ChatCall<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ChatCall<'a> {
-    #[serde(borrow)]
-    id: Raw<'a>,
-    #[serde(borrow)]
-    function: ChatFunction<'a>,
-}
-
-#[derive(Deserialize)]
-struct ChatFunction<'a> {
-    #[serde(borrow)]
-    name: Raw<'a>,
-    #[serde(borrow)]
-    arguments: Raw<'a>,
-}
-
-#[derive(Deserialize)]
-struct ChatUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-}
-
 /// Writes the OpenAI `chat.completion` for a Mistral chat response.
 pub fn write_chat_completion(
     model_output: Raw<'_>,
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r: ChatResponse<'_> = parse(model_output, "modelOutput")?;
-    let choice = r
-        .choices
-        .first()
-        .ok_or_else(|| Reject::invalid("modelOutput.choices: empty"))?;
-    let message = choice.message.as_ref();
-    // An empty content beside tool calls is no content (OpenAI says null).
-    let text = message
-        .and_then(|m| m.content)
-        .filter(|c| Kind::of(*c) == Kind::String && c.get() != "\"\"");
-    let mut calls = Vec::new();
-    for (j, c) in message
-        .map(|m| m.tool_calls.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let at = format!("modelOutput.choices[0].message.tool_calls[{j}]");
-        calls.push(Call {
-            id: expect(c.id, Kind::String, format_args!("{at}.id"))?,
-            name: expect(
-                c.function.name,
-                Kind::String,
-                format_args!("{at}.function.name"),
-            )?,
-            arguments: match Kind::of(c.function.arguments) {
-                Kind::String => Arguments::Text(c.function.arguments),
-                _ => Arguments::Object(expect(
-                    c.function.arguments,
-                    Kind::Object,
-                    format_args!("{at}.function.arguments"),
-                )?),
-            },
-        });
-    }
-    let usage = r.usage.map(|u| Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        cached_tokens: 0,
-    });
-    let id = r.id.filter(|id| Kind::of(*id) == Kind::String);
+    let r = OpenAiShaped::parse(model_output)?;
+    let usage = r.usage();
     let choice = Choice {
-        texts: text.into_iter().collect(),
+        // An empty content beside tool calls is no content (OpenAI says null).
+        texts: r
+            .content()
+            .filter(|c| c.get() != "\"\"")
+            .into_iter()
+            .collect(),
         structured: None,
         reasoning: Vec::new(),
-        calls,
-        finish: finish(choice.stop_reason.or(choice.finish_reason)),
+        calls: r.calls()?,
+        finish: r.finish(),
     };
-    completion::write(id, &choice, usage.as_ref(), ctx, out);
+    completion::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
     Ok(usage.unwrap_or_default())
 }

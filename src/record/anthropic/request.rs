@@ -16,11 +16,11 @@ use std::borrow::Cow;
 use crate::record::Raw;
 
 use crate::record::conversation::{
-    check_unsupported, conversation, number, positive_int, tool_name, write_stop, Block,
-    MediaPolicy, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, number, positive_int, tool_name, write_stop,
+    Block, MediaPolicy, Role, ToolResultContent, Turn,
 };
 use crate::record::json::{expect, parse, str_value, Arr, Kind, Obj};
-use crate::record::openai::{ChatRequest, ResponseFormat, Tool};
+use crate::record::openai::{ChatRequest, ResponseFormat};
 use crate::record::{MapOptions, Notes};
 use crate::record::{Reject, RejectCode};
 
@@ -148,14 +148,17 @@ pub fn write_body(
         write_stop(raw, o.key("stop_sequences"))?;
     }
 
-    let tools: Vec<Tool<'_>> = match req.tools {
-        Some(raw) => parse(raw, "body.tools")?,
-        None => Vec::new(),
-    };
+    let tools = function_tools(req, forced.as_ref().map(|_| JSON_RESPONSE_TOOL))?;
     if !tools.is_empty() || forced.is_some() {
         let mut a = Arr::open(o.key("tools"));
-        for (i, tool) in tools.iter().enumerate() {
-            write_tool(tool, i, forced.is_some(), a.next())?;
+        for tool in &tools {
+            let mut t = Obj::open(a.next());
+            t.raw("name", tool.name.get());
+            if let Some(d) = tool.description {
+                t.raw("description", d.get());
+            }
+            t.raw("input_schema", tool.parameters);
+            t.close();
         }
         if let Some(f) = &forced {
             write_response_tool(f, a.next());
@@ -259,43 +262,6 @@ fn write_block(block: &Block<'_>, out: &mut Vec<u8>) {
             o.close();
         }
     }
-}
-
-fn write_tool(tool: &Tool<'_>, i: usize, reserved: bool, out: &mut Vec<u8>) -> Result<(), Reject> {
-    let at = format!("body.tools[{i}]");
-    if tool.kind != "function" {
-        return Err(Reject::invalid(format!(
-            "{at}.type: only function tools are supported, found \"{}\"",
-            tool.kind
-        )));
-    }
-    let f = tool
-        .function
-        .as_ref()
-        .ok_or_else(|| Reject::invalid(format!("{at}.function: missing")))?;
-    let name = tool_name(f.name, format_args!("{at}.function.name"))?;
-    if reserved && name == JSON_RESPONSE_TOOL {
-        return Err(Reject::invalid(format!(
-            "{at}.function.name: \"{JSON_RESPONSE_TOOL}\" is reserved for response_format when both are given"
-        )));
-    }
-    let mut o = Obj::open(out);
-    o.raw("name", f.name.get());
-    if let Some(d) = f.description {
-        o.raw(
-            "description",
-            expect(d, Kind::String, format_args!("{at}.function.description"))?.get(),
-        );
-    }
-    match f.parameters {
-        Some(p) => o.raw(
-            "input_schema",
-            expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
-        ),
-        None => o.raw("input_schema", "{\"type\":\"object\",\"properties\":{}}"),
-    }
-    o.close();
-    Ok(())
 }
 
 /// The forced tool that carries a structured-output request.
