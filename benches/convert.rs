@@ -141,11 +141,145 @@ fn from_bedrock_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same chat lines (those without tool round trips, which some families refuse) through
+/// every family's request mapping, one core.
+fn families_to_bedrock(c: &mut Criterion) {
+    let lines: Vec<String> = (0..4000)
+        .map(|i| bedrock_batch::sample::chat_line(1, i))
+        .filter(|l| !l.contains("tool_calls"))
+        .take(2000)
+        .collect();
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let mut out = Vec::with_capacity(bytes * 2);
+    let mut g = c.benchmark_group("families_to_bedrock_line");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    for &family in Family::ALL {
+        if family == Family::TitanEmbed {
+            continue;
+        }
+        let opts = LineOptions::new(family);
+        // Every line must convert, or the figure would time rejections.
+        out.clear();
+        for (i, l) in lines.iter().enumerate() {
+            convert_line(l.as_bytes(), i as u64 + 1, &opts, &mut out)
+                .unwrap_or_else(|r| panic!("{family}: {}", r.reject));
+        }
+        g.bench_function(family.name(), |b| {
+            b.iter(|| {
+                out.clear();
+                for (i, l) in lines.iter().enumerate() {
+                    let _ = black_box(convert_line(l.as_bytes(), i as u64 + 1, &opts, &mut out));
+                }
+            })
+        });
+    }
+    let embeddings: Vec<String> = (0..2000)
+        .map(|i| {
+            format!(
+                r#"{{"custom_id":"e{i}","method":"POST","url":"/v1/embeddings","body":{{"model":"text-embedding-3-small","input":"Record {i}: the quick brown fox jumps over the lazy dog. caf\u00e9 \"quoted\" and a second sentence of ordinary length to embed.","dimensions":512}}}}"#
+            )
+        })
+        .collect();
+    let bytes: usize = embeddings.iter().map(|l| l.len() + 1).sum();
+    g.throughput(Throughput::Bytes(bytes as u64));
+    let opts = LineOptions::new(Family::TitanEmbed);
+    g.bench_function("titan-embed", |b| {
+        b.iter(|| {
+            out.clear();
+            for (i, l) in embeddings.iter().enumerate() {
+                convert_line(l.as_bytes(), i as u64 + 1, &opts, &mut out).unwrap();
+            }
+        })
+    });
+    g.finish();
+}
+
+/// A `modelOutput` of `family` answering with `text` (a JSON string literal, ~1 KB).
+fn family_output(family: Family, text: &str, i: u64) -> String {
+    match family {
+        Family::Anthropic => bedrock_batch::sample::bedrock_output_line(1, i),
+        Family::Nova | Family::Converse => format!(
+            r#"{{"output":{{"message":{{"role":"assistant","content":[{{"text":{text}}}]}}}},"stopReason":"end_turn","usage":{{"inputTokens":250,"outputTokens":240,"totalTokens":490}}}}"#
+        ),
+        Family::Llama => format!(
+            r#"{{"generation":{text},"prompt_token_count":250,"generation_token_count":240,"stop_reason":"stop"}}"#
+        ),
+        Family::MistralText => format!(r#"{{"outputs":[{{"text":{text},"stop_reason":"stop"}}]}}"#),
+        Family::MistralChat | Family::GptOss => format!(
+            r#"{{"id":"chatcmpl-{i}","choices":[{{"index":0,"message":{{"role":"assistant","content":{text}}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":250,"completion_tokens":240,"total_tokens":490}}}}"#
+        ),
+        Family::TitanEmbed => {
+            let v: Vec<String> = (0..512)
+                .map(|k| {
+                    format!(
+                        "{:.6}",
+                        ((k * 37 + i as usize) % 1000) as f64 / 1000.0 - 0.5
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"embedding":[{}],"inputTextTokenCount":24}}"#,
+                v.join(",")
+            )
+        }
+        _ => unreachable!("every family is listed"),
+    }
+}
+
+/// Bedrock output lines of every family (each echoing a ~1 KB modelInput, as Bedrock does)
+/// back to OpenAI lines, one core.
+fn families_from_bedrock(c: &mut Criterion) {
+    use bedrock_batch::record::bedrock_output::{
+        parse_output_line, write_openai_line, LineIds, ResponseOptions,
+    };
+    let text = serde_json::to_string(
+        &"The answer, with a list:\n1. caf\u{e9} \"one\"\n2. two\n".repeat(16),
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("families_from_bedrock_line");
+    for &family in Family::ALL {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| {
+                if family == Family::Anthropic {
+                    return family_output(family, &text, i);
+                }
+                format!(
+                    r#"{{"recordId":"L{i:010}","modelInput":{{"messages":[{{"role":"user","content":[{{"text":{text}}}]}}]}},"modelOutput":{}}}"#,
+                    family_output(family, &text, i)
+                )
+            })
+            .collect();
+        let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+        g.throughput(Throughput::Bytes(bytes as u64));
+        let opts = ResponseOptions {
+            family,
+            model: "\"gpt-4o-mini\"".into(),
+            created: 1,
+        };
+        let (mut ok, mut err) = (Vec::with_capacity(bytes), Vec::new());
+        g.bench_function(family.name(), |b| {
+            b.iter(|| {
+                ok.clear();
+                err.clear();
+                for l in &lines {
+                    let parsed = parse_output_line(l.as_bytes(), family).unwrap();
+                    let id = parsed.record_id.get();
+                    let ids = LineIds::new("job", id);
+                    write_openai_line(parsed, id, &ids, &opts, &mut ok, &mut err).unwrap();
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     per_line,
     pipeline,
     from_bedrock_line,
-    from_bedrock_pipeline
+    from_bedrock_pipeline,
+    families_to_bedrock,
+    families_from_bedrock
 );
 criterion_main!(benches);

@@ -849,3 +849,35 @@ fn the_emulator_refuses_what_bedrock_refuses() {
     let err = rt().block_on(driver.get("not-a-job")).unwrap_err();
     assert_eq!(err.code(), Some("ValidationException"));
 }
+
+#[test]
+fn a_converse_job_runs_end_to_end() {
+    let e = env("converse");
+    let input = e.input("requests.jsonl", 160);
+    let staging = e.staging("conv");
+    let mut args = run_args(&input, &staging);
+    // The sample's tool round trips cannot go in a Converse job; they are rejected up front.
+    args.extend(["--invocation-type", "converse", "--allow-rejects"]);
+    let o = e.run(&args);
+    let b = batch(&o);
+    assert_eq!(b["status"], "completed", "{}", stderr(&o));
+    let arn = b["metadata"]["job_arn"].as_str().unwrap();
+    assert_eq!(
+        e.emu.request(arn).unwrap()["modelInvocationType"],
+        "Converse"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&e.object(&format!("{staging}batch.json"))).unwrap();
+    assert_eq!(manifest["family"], "converse");
+    let rejected = manifest["counts"]["rejected"].as_u64().unwrap();
+    assert!(rejected > 0);
+    let output = e.object(b["output_file_id"].as_str().unwrap());
+    let lines = json_lines(&output);
+    assert_eq!(lines.len() as u64 + rejected, 160);
+    for l in &lines {
+        let content = l["response"]["body"]["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap();
+        assert!(content.starts_with("Emulated answer to L"), "{content}");
+    }
+}
