@@ -234,3 +234,36 @@ fn an_input_without_a_final_newline_keeps_its_last_line() {
     assert_eq!(report.records, 2);
     assert_eq!(json_lines(&records)[1]["recordId"], "request-1");
 }
+
+/// Both conversions are `Send` futures: a library user can spawn them on a multi-threaded
+/// runtime (the server does). Checked by the compiler.
+#[test]
+fn conversions_can_be_spawned() {
+    use bedrock_batch::io::{BytesSource, Discard, MemoryWriter};
+    use bedrock_batch::pipeline::{
+        convert_from_bedrock, convert_to_bedrock, BedrockOutput, FromBedrockOptions,
+    };
+    fn spawnable<F: std::future::Future + Send + 'static>(f: F) -> F {
+        f
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let opts = opts();
+    let to = spawnable(async move {
+        let out = BedrockOutput::Stream {
+            records: Box::new(Discard::default()),
+            rejects: Box::new(Discard::default()),
+        };
+        convert_to_bedrock(BytesSource::new(sample(10)), out, &opts).await
+    });
+    assert_eq!(rt.block_on(rt.spawn(to)).unwrap().unwrap().records, 10);
+    let fb = FromBedrockOptions::new(bedrock_batch::record::Family::Anthropic, "m", 1);
+    let from = spawnable(async move {
+        let (ok, _) = MemoryWriter::standalone("ok");
+        let (err, _) = MemoryWriter::standalone("err");
+        convert_from_bedrock(Vec::new(), None, Box::new(ok), Box::new(err), &fb).await
+    });
+    assert_eq!(rt.block_on(rt.spawn(from)).unwrap().unwrap().lines, 0);
+}

@@ -514,7 +514,7 @@ impl Committer {
         }
     }
 
-    async fn commit(&mut self, block: BlockOutput) -> Result<(), ConvertError> {
+    async fn commit_block(&mut self, block: BlockOutput) -> Result<(), ConvertError> {
         let (mut ok_run, mut err_run) = (Run::default(), Run::default());
         for item in block.items {
             self.report.lines += 1;
@@ -619,10 +619,7 @@ pub async fn convert_from_bedrock(
             pool: pool.clone(),
             progress,
         };
-        let result = ordered::run(file.source, Arc::clone(&job), &cfg, async |b| {
-            committer.commit(b).await
-        })
-        .await;
+        let result = ordered::run(file.source, Arc::clone(&job), &cfg, &mut committer).await;
         match result {
             Ok(n) => bytes_before += n,
             Err(e) => {
@@ -839,4 +836,13 @@ pub async fn read_job_records(dest: &dyn Destination) -> Result<Vec<JobRecord>, 
     }
     jobs.sort_by_key(|j| j.index);
     Ok(jobs)
+}
+
+impl ordered::Commit<BlockOutput, ConvertError> for Committer {
+    fn commit(
+        &mut self,
+        block: BlockOutput,
+    ) -> futures::future::BoxFuture<'_, Result<(), ConvertError>> {
+        Box::pin(self.commit_block(block))
+    }
 }

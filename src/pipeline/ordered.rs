@@ -55,16 +55,25 @@ pub(crate) enum EngineError<E> {
     Commit(E),
 }
 
+/// The in-order stage that receives each block's output. A trait with a boxed `Send` future
+/// rather than an async closure, so that a whole conversion is a `Send` future: callers can spawn
+/// it on a multi-threaded runtime.
+pub(crate) trait Commit<O, E>: Send {
+    /// Takes the next block's output, in input order.
+    fn commit(&mut self, output: O) -> futures::future::BoxFuture<'_, Result<(), E>>;
+}
+
 /// Streams `source` through `job`, calling `commit` with each block's output in input order.
 /// Returns the number of bytes read.
-pub(crate) async fn run<J, E>(
+pub(crate) async fn run<J, E, C>(
     mut source: impl ChunkSource,
     job: Arc<J>,
     cfg: &EngineConfig,
-    mut commit: impl AsyncFnMut(J::Output) -> Result<(), E>,
+    committer: &mut C,
 ) -> Result<u64, EngineError<E>>
 where
     J: BlockJob,
+    C: Commit<J::Output, E>,
 {
     let in_flight = cfg.threads() * 2 + 2;
     let mut framer = Framer::new(cfg.block_size, cfg.max_line);
@@ -105,7 +114,10 @@ where
                 _ => return Err(EngineError::Panicked),
             },
         };
-        commit(output).await.map_err(EngineError::Commit)?;
+        committer
+            .commit(output)
+            .await
+            .map_err(EngineError::Commit)?;
     }
     Ok(bytes_in)
 }

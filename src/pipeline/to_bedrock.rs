@@ -229,10 +229,7 @@ pub async fn convert_to_bedrock(
         progress: opts.progress.clone(),
     };
     let mut committer = Committer::new(output, opts);
-    let result = ordered::run(source, job, &cfg, async |block| {
-        committer.commit(block).await
-    })
-    .await;
+    let result = ordered::run(source, job, &cfg, &mut committer).await;
     match result {
         Ok(bytes_in) => {
             committer.report.bytes_in = bytes_in;
@@ -392,7 +389,7 @@ impl Committer {
         }
     }
 
-    async fn commit(&mut self, block: BlockOutput) -> Result<(), ConvertError> {
+    async fn commit_block(&mut self, block: BlockOutput) -> Result<(), ConvertError> {
         let BlockOutput {
             input,
             records,
@@ -818,4 +815,13 @@ fn reject_line(out: &mut Vec<u8>, line: u64, reject: &Reject, custom_id: Option<
     o.raw("line", &line.to_string());
     o.close();
     out.push(b'\n');
+}
+
+impl ordered::Commit<BlockOutput, ConvertError> for Committer {
+    fn commit(
+        &mut self,
+        block: BlockOutput,
+    ) -> futures::future::BoxFuture<'_, Result<(), ConvertError>> {
+        Box::pin(self.commit_block(block))
+    }
 }
