@@ -8,6 +8,7 @@
 //! - [`driver`]: Bedrock batch jobs: submit, track, stop, wait and collect a batch folder's
 //!   jobs, shown as OpenAI Batch objects.
 //! - [`batch_folder`]: the layout and `batch.json` of a batch folder.
+//! - [`server`]: `serve`, the OpenAI Files and Batches API over Bedrock batch inference.
 //! - [`sample`]: realistic synthetic inputs for benchmarks.
 
 #![warn(missing_docs)]
@@ -19,3 +20,4 @@ pub mod io;
 pub mod pipeline;
 pub mod record;
 pub mod sample;
+pub mod server;

@@ -3,6 +3,7 @@
 mod from_bedrock;
 mod jobs;
 mod run;
+mod serve;
 mod to_bedrock;
 mod units;
 
@@ -121,11 +122,13 @@ enum Command {
     Cancel(jobs::CancelCommand),
     Wait(jobs::WaitCommand),
     Run(run::Args),
+    Serve(serve::Args),
 }
 
 /// What every command gets: storage, the way to Bedrock, and the output switches.
 pub(crate) struct Context {
     storage: bedrock_batch::io::Storage,
+    storage_options: bedrock_batch::io::S3Options,
     bedrock: bedrock_batch::driver::BedrockOptions,
     /// `--kms-key-id`: for S3 objects written and for Bedrock's output.
     kms_key_id: Option<String>,
@@ -165,6 +168,7 @@ pub fn main() -> ExitCode {
     };
     let cx = Context {
         storage: bedrock_batch::io::Storage::new(cli.s3.options()),
+        storage_options: cli.s3.options(),
         bedrock: bedrock_batch::driver::BedrockOptions {
             profile: cli.s3.profile.clone(),
             region: cli.s3.region.clone(),
@@ -176,6 +180,7 @@ pub fn main() -> ExitCode {
         json: cli.json,
     };
     let storage = &cx.storage;
+    let serving = matches!(cli.command, Command::Serve(_));
     let interrupted = match &cli.command {
         Command::Run(_) | Command::Submit(_) | Command::Wait(_) => {
             "interrupted: jobs already submitted keep running on Bedrock; run the same command again to resume, or stop them with `bedrock-batch cancel`"
@@ -195,11 +200,13 @@ pub fn main() -> ExitCode {
                 Command::Cancel(args) => jobs::cancel(args, &cx).await,
                 Command::Wait(args) => jobs::wait(args, &cx).await,
                 Command::Run(args) => run::run(args, &cx).await,
+                Command::Serve(args) => serve::run(args, &cx).await,
             }
         };
         tokio::select! {
             result = work => result,
-            _ = tokio::signal::ctrl_c() => {
+            // `serve` stops gracefully on Ctrl-C by itself.
+            _ = tokio::signal::ctrl_c(), if !serving => {
                 // The conversion was dropped: local temporary files are gone; abort what S3 holds.
                 storage.abort_open_uploads().await;
                 eprintln!("{interrupted}");

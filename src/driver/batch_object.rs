@@ -247,8 +247,15 @@ impl BatchObject {
     pub fn new(jobs: &[JobInfo], ctx: BatchContext) -> BatchObject {
         let statuses: Vec<JobStatus> = jobs.iter().map(|j| j.status.clone()).collect();
         let mut status = BatchStatus::combine(&statuses, ctx.pending_jobs);
-        if ctx.finalizing_since.is_some() && status.is_terminal() {
-            status = BatchStatus::Finalizing;
+        // While the results are being converted: a finished batch is `finalizing`, a stopped
+        // one is still `cancelling` (OpenAI shows `cancelled` with its files ready), a failed
+        // one stays `failed`.
+        if ctx.finalizing_since.is_some() {
+            status = match status {
+                BatchStatus::Completed | BatchStatus::Expired => BatchStatus::Finalizing,
+                BatchStatus::Cancelled => BatchStatus::Cancelling,
+                other => other,
+            };
         }
         let results = ctx.results.filter(|_| status.is_terminal());
         let latest_end = jobs.iter().filter_map(|j| j.ended_at).max();
@@ -491,9 +498,13 @@ mod tests {
         // While the results are being converted again, the batch is finalizing.
         let mut finalizing = ctx;
         finalizing.finalizing_since = Some(3000);
-        let b = BatchObject::new(&[job(JobStatus::Completed)], finalizing);
+        let b = BatchObject::new(&[job(JobStatus::Completed)], finalizing.clone());
         assert_eq!(b.status, BatchStatus::Finalizing);
         assert_eq!(b.finalizing_at, Some(3000));
+        let b = BatchObject::new(&[job(JobStatus::Stopped)], finalizing.clone());
+        assert_eq!(b.status, BatchStatus::Cancelling);
+        let b = BatchObject::new(&[job(JobStatus::Failed)], finalizing);
+        assert_eq!(b.status, BatchStatus::Failed);
     }
 
     #[test]

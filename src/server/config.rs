@@ -1,0 +1,238 @@
+//! `serve`'s configuration: a TOML file, with a few values overridable by flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! staging = "s3://my-bucket/bedrock-batch/"
+//! role_arn = "arn:aws:iam::123456789012:role/BedrockBatch"
+//! # kms_key_id = "alias/batch"
+//! # poll_interval = "30s"
+//!
+//! [models.gpt-4o-mini]                 # the name clients put in body.model
+//! model_id = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+//! # family = "anthropic"              # for an application inference profile
+//! # invocation_type = "converse"
+//!
+//! [[keys]]
+//! name = "team-a"
+//! sha256 = "…"                         # printf %s "$KEY" | sha256sum
+//! models = ["gpt-4o-mini"]             # or ["*"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::record::Family;
+
+/// A model clients may name, and what it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelAlias {
+    /// The Bedrock model id, inference profile or ARN.
+    pub model_id: String,
+    /// The family, when the id does not say (an application inference profile).
+    #[serde(default)]
+    pub family: Option<String>,
+    /// `invoke-model` (default) or `converse`.
+    #[serde(default)]
+    pub invocation_type: Option<String>,
+}
+
+impl ModelAlias {
+    /// The family the alias's records are written for.
+    pub fn family(&self) -> Result<Family, String> {
+        if self.invocation_type.as_deref() == Some("converse") {
+            return Ok(Family::Converse);
+        }
+        match &self.family {
+            Some(name) => Family::from_name(name)
+                .ok_or_else(|| format!("family {name:?} is not one this version knows")),
+            None => Family::for_model(&self.model_id).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// An API key: its name, its SHA-256 (never the key itself), and the models it may use.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Who it belongs to; it owns the files and batches made with it.
+    pub name: String,
+    /// The key's SHA-256, in hex.
+    pub sha256: String,
+    /// Model names it may use (`*` for all).
+    pub models: Vec<String>,
+}
+
+impl ApiKey {
+    /// Whether the key may use `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == "*" || m == model)
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+fn default_poll() -> String {
+    "30s".to_owned()
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where files and batches live: an `s3://bucket/prefix/` Bedrock can read.
+    pub staging: String,
+    /// The service role Bedrock assumes.
+    pub role_arn: String,
+    /// KMS key for what is written (S3 objects, Bedrock's output).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// How often running batches are checked (`30s`, `500ms`).
+    #[serde(default = "default_poll")]
+    pub poll_interval: String,
+    /// Model names clients may use.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelAlias>,
+    /// API keys.
+    #[serde(default)]
+    pub keys: Vec<ApiKey>,
+}
+
+/// The SHA-256 of a key, in hex, as the configuration stores it.
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl ServerConfig {
+    /// Parses and checks a configuration file's text.
+    pub fn parse(text: &str) -> Result<ServerConfig, String> {
+        let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what parsing cannot: the staging prefix, the models, the keys.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.staging.starts_with("s3://") || !self.staging.ends_with('/') {
+            return Err(format!(
+                "staging = {:?}: an s3://bucket/prefix/ (ending in /) that Bedrock can read",
+                self.staging
+            ));
+        }
+        crate::driver::check_role_arn(&self.role_arn).map_err(|e| e.to_string())?;
+        for (name, alias) in &self.models {
+            alias.family().map_err(|e| format!("models.{name}: {e}"))?;
+        }
+        for key in &self.keys {
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "keys {:?}: sha256 must be 64 hex digits (printf %s \"$KEY\" | sha256sum)",
+                    key.name
+                ));
+            }
+        }
+        self.poll()?;
+        Ok(())
+    }
+
+    /// The poll interval.
+    pub fn poll(&self) -> Result<Duration, String> {
+        let s = self.poll_interval.trim();
+        let (n, ms) = if let Some(n) = s.strip_suffix("ms") {
+            (n, 1)
+        } else if let Some(n) = s.strip_suffix('s') {
+            (n, 1000)
+        } else if let Some(n) = s.strip_suffix('m') {
+            (n, 60_000)
+        } else {
+            (s, 1000)
+        };
+        n.parse::<u64>()
+            .map(|n| Duration::from_millis(n * ms))
+            .map_err(|_| format!("poll_interval = {s:?}: a duration such as 30s or 500ms"))
+    }
+
+    /// The key whose hash matches `presented`'s, if any.
+    pub fn key(&self, presented: &str) -> Option<&ApiKey> {
+        let hash = key_hash(presented);
+        // Compare every byte, so the time taken does not say how much matched.
+        self.keys.iter().find(|k| {
+            k.sha256.len() == hash.len()
+                && k.sha256
+                    .to_ascii_lowercase()
+                    .bytes()
+                    .zip(hash.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+staging = "s3://bucket/p/"
+role_arn = "arn:aws:iam::123456789012:role/R"
+poll_interval = "250ms"
+
+[models.gpt-4o-mini]
+model_id = "anthropic.claude-3-haiku-20240307-v1:0"
+
+[models.any]
+model_id = "meta.llama3-1-8b-instruct-v1:0"
+invocation_type = "converse"
+
+[[keys]]
+name = "a"
+sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+models = ["gpt-4o-mini"]
+"#;
+
+    #[test]
+    fn a_config_parses_with_defaults_and_finds_keys_by_hash() {
+        let c = ServerConfig::parse(CONFIG).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.poll().unwrap(), Duration::from_millis(250));
+        assert_eq!(c.models["any"].family().unwrap(), Family::Converse);
+        assert_eq!(c.models["gpt-4o-mini"].family().unwrap(), Family::Anthropic);
+        // sha256("secret")
+        let key = c.key("secret").unwrap();
+        assert_eq!(key.name, "a");
+        assert!(key.allows("gpt-4o-mini") && !key.allows("any"));
+        assert!(c.key("Secret").is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (bad, says) in [
+            (CONFIG.replace("s3://bucket/p/", "/tmp/x/"), "staging"),
+            (CONFIG.replace("role/R", "user/R"), "--role-arn"),
+            (
+                CONFIG.replace("anthropic.claude-3-haiku", "cohere.command"),
+                "models.gpt-4o-mini",
+            ),
+            (CONFIG.replace("2bb80d", "zz"), "sha256"),
+            (
+                CONFIG.replace("poll_interval = \"250ms\"", "poll_interval = \"soon\""),
+                "poll_interval",
+            ),
+            (CONFIG.replace("[[keys]]", "[[keys]]\nextra = 1"), "extra"),
+        ] {
+            let e = ServerConfig::parse(&bad).unwrap_err();
+            assert!(e.contains(says), "{says}: {e}");
+        }
+    }
+}

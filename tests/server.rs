@@ -1,0 +1,454 @@
+//! `serve` over HTTP, in process, against the Bedrock emulator and the test S3 server: the paths
+//! the OpenAI SDK takes (the SDK itself drives the same server in `.ci/run`).
+
+mod bedrock_emulator;
+mod common;
+mod s3_server;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedrock_batch::driver::{BedrockOptions, Driver};
+use bedrock_batch::io::Storage;
+use bedrock_batch::server::{key_hash, Server, ServerConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+
+const ALICE: &str = "sk-alice";
+const BOB: &str = "sk-bob";
+
+struct Env {
+    s3: s3_server::TestS3,
+    emu: bedrock_emulator::Emulator,
+    config: ServerConfig,
+    rt: tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn config(bucket: &str) -> ServerConfig {
+    let text = format!(
+        r#"
+staging = "s3://{bucket}/serve/"
+role_arn = "arn:aws:iam::123456789012:role/BedrockBatch"
+poll_interval = "50ms"
+
+[models.gpt-4o-mini]
+model_id = "anthropic.claude-3-haiku-20240307-v1:0"
+
+[models.other]
+model_id = "amazon.nova-lite-v1:0"
+
+[[keys]]
+name = "alice"
+sha256 = "{}"
+models = ["gpt-4o-mini"]
+
+[[keys]]
+name = "bob"
+sha256 = "{}"
+models = ["other"]
+"#,
+        key_hash(ALICE),
+        key_hash(BOB)
+    );
+    ServerConfig::parse(&text).unwrap()
+}
+
+impl Env {
+    fn new(hint: &str) -> Env {
+        let s3 = s3_server::server();
+        let emu = bedrock_emulator::start(&s3);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let bucket = rt.block_on(s3.bucket(hint));
+        let mut env = Env {
+            config: config(&bucket),
+            s3,
+            emu,
+            rt,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            stop: None,
+            done: None,
+        };
+        env.start();
+        env
+    }
+
+    /// Starts a server (again) on the same staging prefix.
+    fn start(&mut self) {
+        let storage = Arc::new(Storage::new(self.s3.options()));
+        let endpoint = self.emu.endpoint.clone();
+        let config = self.config.clone();
+        let (server, listener) = self.rt.block_on(async move {
+            let driver = Driver::connect(&BedrockOptions {
+                endpoint_url: Some(endpoint),
+                ..Default::default()
+            })
+            .await;
+            let server = Server::new(config, storage, driver).await.unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            (server, listener)
+        });
+        self.addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(tx);
+        self.done = Some(self.rt.spawn(async move {
+            server
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        }));
+    }
+
+    /// Stops the server (gracefully).
+    fn shut_down(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            self.rt.block_on(done).unwrap();
+        }
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Bytes) {
+        let addr = self.addr;
+        let (method, path) = (method.to_owned(), path.to_owned());
+        let (key, content_type) = (key.map(str::to_owned), content_type.map(str::to_owned));
+        self.rt.block_on(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let mut req = http::Request::builder()
+                .method(method.as_str())
+                .uri(path.as_str())
+                .header("host", addr.to_string());
+            if let Some(k) = key {
+                req = req.header("authorization", format!("Bearer {k}"));
+            }
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let resp = send
+                .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.into_body().collect().await.unwrap().to_bytes())
+        })
+    }
+
+    fn json(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, bytes) = match body {
+            Some(b) => self.request(
+                method,
+                path,
+                Some(key),
+                Some("application/json"),
+                b.to_string().into_bytes(),
+            ),
+            None => self.request(method, path, Some(key), None, Vec::new()),
+        };
+        (
+            status,
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)})),
+        )
+    }
+
+    fn upload(&self, key: &str, content: &[u8]) -> (u16, Value) {
+        let boundary = "----bedrock-batch-test";
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"requests.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let (status, bytes) = self.request(
+            "POST",
+            "/v1/files",
+            Some(key),
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            body,
+        );
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn create_batch(&self, key: &str, file_id: &str) -> (u16, Value) {
+        self.json(
+            "POST",
+            "/v1/batches",
+            key,
+            Some(json!({"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": {"run": "test"}})),
+        )
+    }
+
+    /// Polls a batch until it reaches a final status.
+    fn wait(&self, key: &str, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, b) = self.json("GET", &format!("/v1/batches/{id}"), key, None);
+            assert_eq!(status, 200, "{b}");
+            if ["completed", "failed", "expired", "cancelled"]
+                .contains(&b["status"].as_str().unwrap())
+            {
+                return b;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "still {b}");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn content(&self, key: &str, id: &str) -> Vec<Value> {
+        let (status, bytes) = self.request(
+            "GET",
+            &format!("/v1/files/{id}/content"),
+            Some(key),
+            None,
+            Vec::new(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+        common::json_lines(&bytes)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+fn every_id_once(output: &[Value], errors: &[Value], n: u64) {
+    let mut seen = std::collections::BTreeMap::new();
+    for l in output.iter().chain(errors) {
+        *seen
+            .entry(l["custom_id"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.len() as u64, n);
+    assert!(seen.values().all(|&c| c == 1));
+}
+
+#[test]
+fn upload_create_poll_download_every_custom_id_once() {
+    let e = Env::new("srv");
+    e.emu.knobs.error_every.store(10, Ordering::SeqCst);
+    let (status, file) = e.upload(ALICE, &common::sample(150));
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["object"], "file");
+    assert_eq!(file["purpose"], "batch");
+    assert_eq!(file["filename"], "requests.jsonl");
+    assert_eq!(file["bytes"], common::sample(150).len());
+    let file_id = file["id"].as_str().unwrap();
+    let (status, got) = e.json("GET", &format!("/v1/files/{file_id}"), ALICE, None);
+    assert_eq!((status, &got["id"]), (200, &file["id"]));
+
+    let (status, batch) = e.create_batch(ALICE, file_id);
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["object"], "batch");
+    assert_eq!(batch["input_file_id"], file_id);
+    assert_eq!(batch["metadata"], json!({"run": "test"}));
+    assert!(
+        ["validating", "in_progress"].contains(&batch["status"].as_str().unwrap()),
+        "{batch}"
+    );
+    let id = batch["id"].as_str().unwrap();
+
+    let done = e.wait(ALICE, id);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["request_counts"],
+        json!({"total": 150, "completed": 135, "failed": 15})
+    );
+    let output = e.content(ALICE, done["output_file_id"].as_str().unwrap());
+    let errors = e.content(ALICE, done["error_file_id"].as_str().unwrap());
+    assert_eq!((output.len(), errors.len()), (135, 15));
+    every_id_once(&output, &errors, 150);
+    // The output files are files too.
+    let (status, f) = e.json(
+        "GET",
+        &format!("/v1/files/{}", done["output_file_id"].as_str().unwrap()),
+        ALICE,
+        None,
+    );
+    assert_eq!((status, f["purpose"].as_str()), (200, Some("batch_output")));
+    // A file runs one batch.
+    let (status, err) = e.create_batch(ALICE, file_id);
+    assert_eq!(status, 400, "{err}");
+}
+
+#[test]
+fn keys_see_only_their_own_and_use_only_their_models() {
+    let e = Env::new("keys");
+    let (status, err) = e.json("GET", "/v1/batches", "sk-wrong", None);
+    assert_eq!(status, 401);
+    assert_eq!(err["error"]["code"], "invalid_api_key");
+    let (status, _) = e.request("GET", "/v1/batches", None, None, Vec::new());
+    assert_eq!(status, 401);
+    // Bob may not use gpt-4o-mini.
+    let (status, err) = e.upload(BOB, &common::sample(120));
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(err["error"]["code"], "model_not_allowed");
+    // Alice's file and batch are not Bob's to see.
+    let (_, file) = e.upload(ALICE, &common::sample(120));
+    let file_id = file["id"].as_str().unwrap();
+    let (_, batch) = e.create_batch(ALICE, file_id);
+    let id = batch["id"].as_str().unwrap();
+    let (status, err) = e.json("GET", &format!("/v1/batches/{id}"), BOB, None);
+    assert_eq!(status, 404, "{err}");
+    let (status, _) = e.json("GET", &format!("/v1/files/{file_id}"), BOB, None);
+    assert_eq!(status, 404);
+    let (status, _) = e.json("POST", &format!("/v1/batches/{id}/cancel"), BOB, None);
+    assert_eq!(status, 404);
+    let (_, list) = e.json("GET", "/v1/batches", BOB, None);
+    assert_eq!(list["data"], json!([]));
+    // An unknown model is named.
+    let line = br#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}}"#;
+    let (status, err) = e.upload(ALICE, line);
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("gpt-9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_with_bad_lines_makes_a_failed_batch_naming_them() {
+    let e = Env::new("badlines");
+    let mut content = common::sample(120);
+    content.extend_from_slice(b"{not json\n");
+    content.extend_from_slice(br#"{"custom_id":"request-0","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"dup"}]}}"#);
+    content.push(b'\n');
+    let (status, file) = e.upload(ALICE, &content);
+    assert_eq!(status, 200, "{file}");
+    let (status, batch) = e.create_batch(ALICE, file["id"].as_str().unwrap());
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["status"], "failed");
+    let errors = batch["errors"]["data"].as_array().unwrap();
+    let lines: Vec<u64> = errors.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [121, 122]);
+    assert_eq!(errors[0]["code"], "invalid_json");
+    assert_eq!(errors[1]["code"], "duplicate_custom_id");
+    assert_eq!(e.emu.job_ids().len(), 0, "nothing was submitted");
+    // And it stays failed.
+    let (_, again) = e.json(
+        "GET",
+        &format!("/v1/batches/{}", batch["id"].as_str().unwrap()),
+        ALICE,
+        None,
+    );
+    assert_eq!(again["status"], "failed");
+}
+
+#[test]
+fn list_pages_newest_first() {
+    let e = Env::new("paging");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, file) = e.upload(ALICE, &common::sample(100));
+        let (_, batch) = e.create_batch(ALICE, file["id"].as_str().unwrap());
+        ids.push(batch["id"].as_str().unwrap().to_owned());
+        std::thread::sleep(Duration::from_millis(1100)); // created_at is in seconds
+    }
+    let (_, page) = e.json("GET", "/v1/batches?limit=2", ALICE, None);
+    let got: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[2].as_str(), ids[1].as_str()]);
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["last_id"], ids[1]);
+    let (_, page) = e.json(
+        "GET",
+        &format!("/v1/batches?limit=2&after={}", ids[1]),
+        ALICE,
+        None,
+    );
+    let got: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[0].as_str()]);
+    assert_eq!(page["has_more"], false);
+}
+
+#[test]
+fn cancel_and_restart_mid_batch() {
+    let mut e = Env::new("restart");
+    e.emu.knobs.records_per_tick.store(20, Ordering::SeqCst);
+    e.emu.knobs.stall_after_records.store(60, Ordering::SeqCst);
+    let (_, f1) = e.upload(ALICE, &common::sample(150));
+    let (_, b1) = e.create_batch(ALICE, f1["id"].as_str().unwrap());
+    let (_, f2) = e.upload(ALICE, &common::sample(150));
+    let (_, b2) = e.create_batch(ALICE, f2["id"].as_str().unwrap());
+    let (id1, id2) = (
+        b1["id"].as_str().unwrap().to_owned(),
+        b2["id"].as_str().unwrap().to_owned(),
+    );
+    // Both jobs run, and stall part way.
+    let started = Instant::now();
+    while e
+        .emu
+        .job_ids()
+        .iter()
+        .filter(|j| e.emu.processed(j) >= 60)
+        .count()
+        < 2
+    {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Cancel the first.
+    let (status, c) = e.json("POST", &format!("/v1/batches/{id1}/cancel"), ALICE, None);
+    assert_eq!(status, 200, "{c}");
+    assert!(
+        ["cancelling", "cancelled"].contains(&c["status"].as_str().unwrap()),
+        "{c}"
+    );
+    // Restart the server while the second runs; it carries on from the staging prefix.
+    e.shut_down();
+    e.emu.knobs.stall_after_records.store(0, Ordering::SeqCst);
+    e.start();
+    let done = e.wait(ALICE, &id2);
+    assert_eq!(done["status"], "completed", "{done}");
+    every_id_once(
+        &e.content(ALICE, done["output_file_id"].as_str().unwrap()),
+        &e.content(ALICE, done["error_file_id"].as_str().unwrap()),
+        150,
+    );
+    let cancelled = e.wait(ALICE, &id1);
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let errors = e.content(ALICE, cancelled["error_file_id"].as_str().unwrap());
+    let output = e.content(ALICE, cancelled["output_file_id"].as_str().unwrap());
+    every_id_once(&output, &errors, 150);
+    assert_eq!(output.len(), 60);
+    assert!(errors
+        .iter()
+        .all(|l| l["error"]["code"] == "batch_cancelled"));
+}
