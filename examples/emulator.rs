@@ -9,6 +9,9 @@
 //! ```
 //!
 //! Credentials: `AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testsecret`.
+//!
+//! The emulator's behaviour can be set from the environment: `EMULATOR_RECORDS_PER_TICK`,
+//! `EMULATOR_TICK_MS` (slow progress), `EMULATOR_ERROR_EVERY` (every n-th record fails).
 
 #[path = "../tests/bedrock_emulator/mod.rs"]
 mod bedrock_emulator;
@@ -18,6 +21,15 @@ mod s3_server;
 fn main() {
     let s3 = s3_server::in_process();
     let emu = bedrock_emulator::start(&s3);
+    for (var, knob) in [
+        ("EMULATOR_RECORDS_PER_TICK", &emu.knobs.records_per_tick),
+        ("EMULATOR_TICK_MS", &emu.knobs.tick_ms),
+        ("EMULATOR_ERROR_EVERY", &emu.knobs.error_every),
+    ] {
+        if let Some(n) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+            knob.store(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

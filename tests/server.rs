@@ -297,6 +297,35 @@ fn upload_create_poll_download_every_custom_id_once() {
     // A file runs one batch.
     let (status, err) = e.create_batch(ALICE, file_id);
     assert_eq!(status, 400, "{err}");
+    // The list holds the upload and the batch's two result files.
+    let (_, list) = e.json("GET", "/v1/files", ALICE, None);
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    for want in [
+        file_id,
+        done["output_file_id"].as_str().unwrap(),
+        done["error_file_id"].as_str().unwrap(),
+    ] {
+        assert!(ids.contains(&want), "{want} in {ids:?}");
+    }
+    // Input files are not kept as uploaded; saying so beats a silent empty answer.
+    let (status, _) = e.request(
+        "GET",
+        &format!("/v1/files/{file_id}/content"),
+        Some(ALICE),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(status, 400);
+    // Deleted: gone for good.
+    let (status, del) = e.json("DELETE", &format!("/v1/files/{file_id}"), ALICE, None);
+    assert_eq!((status, &del["deleted"]), (200, &json!(true)));
+    let (status, _) = e.json("GET", &format!("/v1/files/{file_id}"), ALICE, None);
+    assert_eq!(status, 404);
 }
 
 #[test]

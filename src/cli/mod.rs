@@ -146,6 +146,8 @@ impl Context {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
+        // A server logs each request by default.
+        0 if matches!(cli.command, Command::Serve(_)) => tracing::Level::INFO,
         0 => tracing::Level::WARN,
         1 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,

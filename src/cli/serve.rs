@@ -76,6 +76,18 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     tracing::info!(%addr, "serving");
     server
         .serve(listener, async {
+            // Ctrl-C or SIGTERM (what service managers send): stop accepting, finish what runs.
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("a SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         })

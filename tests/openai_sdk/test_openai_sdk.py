@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""The official OpenAI Python SDK, unchanged, against `bedrock-batch serve`.
+
+Usage: test_openai_sdk.py BEDROCK_BATCH_BINARY EMULATOR_BINARY
+
+Starts the emulator example (an S3 server and the Bedrock batch emulator on 127.0.0.1) and the
+server, then runs what a user of the SDK does: upload, create, poll, download; list with paging;
+cancel; a file with bad lines; wrong key, someone else's batch, a model the key may not use; a
+server restart in the middle of a batch. Prints "N passed, M failed".
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import openai
+from openai import OpenAI
+
+ALICE, BOB = "sk-alice-test", "sk-bob-test"
+ENV = dict(
+    os.environ,
+    AWS_ACCESS_KEY_ID="test",
+    AWS_SECRET_ACCESS_KEY="testsecret",
+    AWS_REGION="us-east-1",
+    AWS_EC2_METADATA_DISABLED="true",
+    AWS_CONFIG_FILE="/nonexistent/config",
+    AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
+)
+
+
+def read_line(proc, prefix, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"process ended before printing {prefix!r}")
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    raise RuntimeError(f"no {prefix!r} in time")
+
+
+class Servers:
+    def __init__(self, binary, emulator, workdir):
+        self.binary = binary
+        # Slow progress, so a batch is still running when the server restarts or is cancelled.
+        env = dict(ENV, EMULATOR_RECORDS_PER_TICK="25", EMULATOR_TICK_MS="100", EMULATOR_ERROR_EVERY="10")
+        self.emulator = subprocess.Popen([emulator], stdout=subprocess.PIPE, text=True, env=env)
+        self.s3 = read_line(self.emulator, "S3 (bucket s3://demo/): ")
+        self.bedrock = read_line(self.emulator, "Bedrock:")
+        self.config = os.path.join(workdir, "serve.toml")
+        with open(self.config, "w") as f:
+            f.write(f"""
+staging = "s3://demo/serve/"
+role_arn = "arn:aws:iam::123456789012:role/BedrockBatch"
+poll_interval = "100ms"
+
+[models.gpt-4o-mini]
+model_id = "anthropic.claude-3-haiku-20240307-v1:0"
+
+[models.other]
+model_id = "amazon.nova-lite-v1:0"
+
+[[keys]]
+name = "alice"
+sha256 = "{hashlib.sha256(ALICE.encode()).hexdigest()}"
+models = ["gpt-4o-mini"]
+
+[[keys]]
+name = "bob"
+sha256 = "{hashlib.sha256(BOB.encode()).hexdigest()}"
+models = ["other"]
+""")
+        self.server = None
+        self.start()
+
+    def start(self):
+        self.server = subprocess.Popen(
+            [self.binary, "--endpoint-url", self.s3, "--bedrock-endpoint-url", self.bedrock,
+             "serve", "--config", self.config, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, text=True, env=ENV)
+        self.url = read_line(self.server, "listening on ") + "/v1"
+
+    def stop_server(self):
+        self.server.terminate()
+        self.server.wait(timeout=30)
+
+    def close(self):
+        for p in (self.server, self.emulator):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def client(self, key):
+        return OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=60)
+
+
+def requests_file(workdir, name, n, extra=b""):
+    path = os.path.join(workdir, name)
+    with open(path, "wb") as f:
+        for i in range(n):
+            line = {"custom_id": f"request-{i}", "method": "POST", "url": "/v1/chat/completions",
+                    "body": {"model": "gpt-4o-mini", "max_tokens": 64,
+                             "messages": [{"role": "system", "content": "Be brief."},
+                                          {"role": "user", "content": f"Question {i}: caf\u00e9?"}]}}
+            f.write(json.dumps(line).encode() + b"\n")
+        f.write(extra)
+    return path
+
+
+def wait(client, batch_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        b = client.batches.retrieve(batch_id)
+        if b.status in ("completed", "failed", "expired", "cancelled"):
+            return b
+        time.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} still {b.status}")
+
+
+def lines(client, file_id):
+    text = client.files.content(file_id).text
+    return [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
+def every_id_once(client, batch, n):
+    out = lines(client, batch.output_file_id)
+    err = lines(client, batch.error_file_id)
+    ids = [l["custom_id"] for l in out + err]
+    assert sorted(ids) == sorted(f"request-{i}" for i in range(n)), (len(ids), n)
+    return out, err
+
+
+def test_round_trip(s, workdir):
+    c = s.client(ALICE)
+    with open(requests_file(workdir, "in.jsonl", 150), "rb") as f:
+        file = c.files.create(file=f, purpose="batch")
+    assert file.object == "file" and file.purpose == "batch" and file.bytes > 0
+    assert c.files.retrieve(file.id).id == file.id
+    batch = c.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                             completion_window="24h", metadata={"team": "a"})
+    assert batch.status in ("validating", "in_progress"), batch.status
+    assert batch.metadata == {"team": "a"}
+    done = wait(c, batch.id)
+    assert done.status == "completed", done
+    assert done.request_counts.total == 150
+    assert done.request_counts.completed == 135 and done.request_counts.failed == 15
+    out, err = every_id_once(c, done, 150)
+    assert out[0]["response"]["status_code"] == 200
+    assert out[0]["response"]["body"]["object"] == "chat.completion"
+    assert err[0]["response"]["status_code"] == 400
+
+
+def test_list_paging(s, workdir):
+    c = s.client(ALICE)
+    made = []
+    for k in range(2):
+        with open(requests_file(workdir, f"page{k}.jsonl", 100), "rb") as f:
+            file = c.files.create(file=f, purpose="batch")
+        made.append(c.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                     completion_window="24h").id)
+        time.sleep(1.1)
+    page = c.batches.list(limit=1)
+    assert len(page.data) == 1 and page.has_more
+    everything = [b.id for b in c.batches.list(limit=1)]  # the SDK follows `after` itself
+    assert len(everything) == len(set(everything))
+    for i in made:
+        assert i in everything
+    assert everything.index(made[1]) < everything.index(made[0]), "newest first"
+
+
+def test_cancel(s, workdir):
+    c = s.client(ALICE)
+    with open(requests_file(workdir, "cancel.jsonl", 400), "rb") as f:
+        file = c.files.create(file=f, purpose="batch")
+    batch = c.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                             completion_window="24h")
+    time.sleep(0.5)
+    cancelling = c.batches.cancel(batch.id)
+    assert cancelling.status in ("cancelling", "cancelled"), cancelling.status
+    done = wait(c, batch.id)
+    assert done.status == "cancelled", done.status
+    out, err = every_id_once(c, done, 400)
+    assert any(l["error"] and l["error"]["code"] == "batch_cancelled" for l in err)
+
+
+def test_bad_lines(s, workdir):
+    c = s.client(ALICE)
+    path = requests_file(workdir, "bad.jsonl", 120, extra=b"{not json\n")
+    with open(path, "rb") as f:
+        file = c.files.create(file=f, purpose="batch")
+    batch = c.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                             completion_window="24h")
+    assert batch.status == "failed", batch.status
+    assert batch.errors.data[0].line == 121, batch.errors
+    assert batch.errors.data[0].code == "invalid_json"
+
+
+def test_access(s, workdir):
+    try:
+        s.client("sk-wrong").batches.list()
+        raise AssertionError("a wrong key was accepted")
+    except openai.AuthenticationError:
+        pass
+    alice, bob = s.client(ALICE), s.client(BOB)
+    with open(requests_file(workdir, "bob.jsonl", 100), "rb") as f:
+        try:
+            bob.files.create(file=f, purpose="batch")
+            raise AssertionError("bob used a model he may not use")
+        except openai.PermissionDeniedError:
+            pass
+    with open(requests_file(workdir, "alice.jsonl", 100), "rb") as f:
+        file = alice.files.create(file=f, purpose="batch")
+    batch = alice.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                 completion_window="24h")
+    for call in (lambda: bob.batches.retrieve(batch.id), lambda: bob.files.retrieve(file.id),
+                 lambda: bob.batches.cancel(batch.id)):
+        try:
+            call()
+            raise AssertionError("bob saw alice's")
+        except openai.NotFoundError:
+            pass
+    wait(alice, batch.id)
+
+
+def test_restart(s, workdir):
+    c = s.client(ALICE)
+    with open(requests_file(workdir, "restart.jsonl", 300), "rb") as f:
+        file = c.files.create(file=f, purpose="batch")
+    batch = c.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                             completion_window="24h")
+    time.sleep(0.3)
+    assert c.batches.retrieve(batch.id).status in ("validating", "in_progress")
+    s.stop_server()
+    s.start()
+    c = s.client(ALICE)
+    done = wait(c, batch.id)
+    assert done.status == "completed", done.status
+    every_id_once(c, done, 300)
+
+
+def main():
+    binary, emulator = sys.argv[1], sys.argv[2]
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as workdir:
+        s = Servers(binary, emulator, workdir)
+        try:
+            for test in (test_round_trip, test_list_paging, test_cancel, test_bad_lines,
+                         test_access, test_restart):
+                try:
+                    test(s, workdir)
+                    passed += 1
+                    print(f"ok {test.__name__}", flush=True)
+                except Exception:
+                    failed += 1
+                    print(f"FAILED {test.__name__}", flush=True)
+                    traceback.print_exc()
+        finally:
+            s.close()
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
