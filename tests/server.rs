@@ -265,6 +265,40 @@ fn upload_create_poll_download_every_custom_id_once() {
     let (status, got) = e.json("GET", &format!("/v1/files/{file_id}"), ALICE, None);
     assert_eq!((status, &got["id"]), (200, &file["id"]));
 
+    // A batch Bedrock no longer knows (its job is gone), listed first, must not hold up the
+    // others: the background task goes on to the next batch.
+    let (_, other) = e.upload(ALICE, &common::sample(100));
+    let other_id = other["id"].as_str().unwrap();
+    let bucket = e
+        .config
+        .staging
+        .trim_start_matches("s3://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let job = json!({"index": 0, "job_arn": "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/zzzzzzzzzzzz",
+        "job_name": "gone", "client_request_token": "t", "submitted_at": 1, "model_id": "m",
+        "role_arn": "arn:aws:iam::123456789012:role/R", "input_uri": "s3://x/", "output_uri": "s3://x/",
+        "timeout_hours": 24, "invocation_type": "InvokeModel"});
+    let stuck = json!({"id": "batch_0000", "input_file_id": other_id, "owner": "alice",
+        "endpoint": "/v1/chat/completions", "completion_window": "24h", "created_at": 1});
+    e.rt.block_on(async {
+        let client = e.s3.client().await;
+        for (key, value) in [
+            (format!("serve/files/{other_id}/jobs/job000.json"), job),
+            ("serve/batches/batch_0000.json".to_owned(), stuck),
+        ] {
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(value.to_string().into_bytes().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
     let (status, batch) = e.create_batch(ALICE, file_id);
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["object"], "batch");

@@ -730,48 +730,55 @@ impl Server {
             if b.failure.is_some() {
                 continue;
             }
-            let _held = self.lock(&b.id).lock_owned().await;
-            let mut folder = match self.folder_of(&b).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(batch = b.id, "{}", e.message);
-                    continue;
-                }
-            };
-            if folder.results().is_some() {
-                continue;
-            }
-            if folder.pending() > 0 && b.cancel_requested_at.is_none() {
-                let hours = timeout_hours(&b.completion_window).unwrap_or(24);
-                folder
-                    .submit(&self.driver, &self.settings(hours), 20)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            let jobs = folder.jobs(&self.driver).await.map_err(|e| e.to_string())?;
-            let all_ended = folder.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal());
-            if all_ended {
-                let out = Location::parse(&self.staging.uri(&format!(
-                    "{}results/output.jsonl",
-                    file_folder(&b.input_file_id)
-                )))?;
-                let err = Location::parse(&self.staging.uri(&format!(
-                    "{}results/errors.jsonl",
-                    file_folder(&b.input_file_id)
-                )))?;
-                let collected = folder
-                    .collect(&self.storage, &jobs, &out, &err, &Default::default())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(
-                    batch = b.id,
-                    succeeded = collected.report.succeeded,
-                    failed = collected.report.failed,
-                    missing = collected.report.missing,
-                    "results ready"
-                );
+            // One batch in trouble (Bedrock or S3 refusing it) must not hold up the others.
+            if let Err(e) = self.advance(&b).await {
+                tracing::warn!(batch = b.id, "{e}");
             }
         }
+        Ok(())
+    }
+
+    async fn advance(&self, b: &BatchRecord) -> std::result::Result<(), String> {
+        let _held = self.lock(&b.id).lock_owned().await;
+        let mut folder = self.folder_of(b).await.map_err(|e| e.message)?;
+        if folder.results().is_some() {
+            return Ok(());
+        }
+        if folder.pending() > 0 && b.cancel_requested_at.is_none() {
+            let hours = timeout_hours(&b.completion_window).unwrap_or(24);
+            folder
+                .submit(&self.driver, &self.settings(hours), 20)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let jobs = folder.jobs(&self.driver).await.map_err(|e| e.to_string())?;
+        if folder.pending() > 0 || !jobs.iter().all(|j| j.status.is_terminal()) {
+            return Ok(());
+        }
+        let results = |name: &str| {
+            Location::parse(
+                &self
+                    .staging
+                    .uri(&format!("{}results/{name}", file_folder(&b.input_file_id))),
+            )
+        };
+        let collected = folder
+            .collect(
+                &self.storage,
+                &jobs,
+                &results("output.jsonl")?,
+                &results("errors.jsonl")?,
+                &Default::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            batch = b.id,
+            succeeded = collected.report.succeeded,
+            failed = collected.report.failed,
+            missing = collected.report.missing,
+            "results ready"
+        );
         Ok(())
     }
 }
