@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::json::{self, expect, parse, str_value, Kind};
-use super::openai::{ChatRequest, ContentPart, Message, Tool};
+use super::openai::{ChatRequest, ContentPart, Message, ResponseFormat, Tool};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// What a family accepts of images and documents, and its name for messages.
@@ -744,4 +744,41 @@ pub(crate) fn function_tools<'a>(
         });
     }
     Ok(out)
+}
+
+/// A structured-output request (`response_format` json_schema / json_object), carried by a tool
+/// the model is forced to call (Claude, Nova).
+pub(crate) struct ResponseTool<'a> {
+    pub description: Option<Raw<'a>>,
+    pub schema: Option<Raw<'a>>,
+}
+
+pub(crate) fn response_tool<'a>(req: &ChatRequest<'a>) -> Result<Option<ResponseTool<'a>>, Reject> {
+    let Some(raw) = req.response_format else {
+        return Ok(None);
+    };
+    let rf: ResponseFormat<'a> = parse(raw, "body.response_format")?;
+    match rf.kind.as_ref() {
+        "text" => Ok(None),
+        "json_object" => Ok(Some(ResponseTool { description: None, schema: None })),
+        "json_schema" => {
+            let js = rf
+                .json_schema
+                .ok_or_else(|| Reject::invalid("body.response_format.json_schema: missing"))?;
+            if let Some(n) = js.name {
+                expect(n, Kind::String, "body.response_format.json_schema.name")?;
+            }
+            if let Some(d) = js.description {
+                expect(d, Kind::String, "body.response_format.json_schema.description")?;
+            }
+            let schema = js
+                .schema
+                .map(|s| expect(s, Kind::Object, "body.response_format.json_schema.schema"))
+                .transpose()?;
+            Ok(Some(ResponseTool { description: js.description, schema }))
+        }
+        other => Err(Reject::invalid(format!(
+            "body.response_format.type: unknown value \"{other}\" (expected text, json_object or json_schema)"
+        ))),
+    }
 }

@@ -25,11 +25,11 @@ use serde::Deserialize;
 use super::anthropic::{CompletionContext, Usage, JSON_RESPONSE_TOOL};
 use super::completion::{self, Arguments, Call, Choice};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, number, positive_int, tool_name, write_stop,
-    Block, MediaPolicy, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, number, positive_int, response_tool,
+    tool_name, write_stop, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
 use super::json::{expect, parse, str_value, Arr, Kind, Obj};
-use super::openai::{ChatRequest, ResponseFormat};
+use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// Which body: a Converse request (any model) or Nova's native one.
@@ -308,42 +308,6 @@ fn write_turns(out: &mut Vec<u8>, turns: &[Turn<'_>]) -> Result<(), Reject> {
 /// Whether the request asks for structured output (a `response_format` other than `text`).
 fn structured_output(req: &ChatRequest<'_>) -> Result<bool, Reject> {
     Ok(response_tool(req)?.is_some())
-}
-
-/// A structured-output request, carried by a tool the model is forced to call.
-struct ResponseTool<'a> {
-    description: Option<Raw<'a>>,
-    schema: Option<Raw<'a>>,
-}
-
-fn response_tool<'a>(req: &ChatRequest<'a>) -> Result<Option<ResponseTool<'a>>, Reject> {
-    let Some(raw) = req.response_format else {
-        return Ok(None);
-    };
-    let rf: ResponseFormat<'a> = parse(raw, "body.response_format")?;
-    match rf.kind.as_ref() {
-        "text" => Ok(None),
-        "json_object" => Ok(Some(ResponseTool {
-            description: None,
-            schema: None,
-        })),
-        "json_schema" => {
-            let js = rf
-                .json_schema
-                .ok_or_else(|| Reject::invalid("body.response_format.json_schema: missing"))?;
-            let schema = js
-                .schema
-                .map(|s| expect(s, Kind::Object, "body.response_format.json_schema.schema"))
-                .transpose()?;
-            Ok(Some(ResponseTool {
-                description: js.description,
-                schema,
-            }))
-        }
-        other => Err(Reject::invalid(format!(
-            "body.response_format.type: unknown value \"{other}\" (expected text, json_object or json_schema)"
-        ))),
-    }
 }
 
 fn write_tool_config(

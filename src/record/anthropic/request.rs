@@ -16,11 +16,11 @@ use std::borrow::Cow;
 use crate::record::Raw;
 
 use crate::record::conversation::{
-    check_unsupported, conversation, function_tools, number, positive_int, tool_name, write_stop,
-    Block, MediaPolicy, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, number, positive_int, response_tool,
+    tool_name, write_stop, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
-use crate::record::json::{expect, parse, str_value, Arr, Kind, Obj};
-use crate::record::openai::{ChatRequest, ResponseFormat};
+use crate::record::json::{parse, str_value, Arr, Kind, Obj};
+use crate::record::openai::ChatRequest;
 use crate::record::{MapOptions, Notes};
 use crate::record::{Reject, RejectCode};
 
@@ -261,42 +261,6 @@ fn write_block(block: &Block<'_>, out: &mut Vec<u8>) {
             }
             o.close();
         }
-    }
-}
-
-/// The forced tool that carries a structured-output request.
-struct ResponseTool<'a> {
-    description: Option<Raw<'a>>,
-    schema: Option<Raw<'a>>,
-}
-
-fn response_tool<'a>(req: &ChatRequest<'a>) -> Result<Option<ResponseTool<'a>>, Reject> {
-    let Some(raw) = req.response_format else {
-        return Ok(None);
-    };
-    let rf: ResponseFormat<'a> = parse(raw, "body.response_format")?;
-    match rf.kind.as_ref() {
-        "text" => Ok(None),
-        "json_object" => Ok(Some(ResponseTool { description: None, schema: None })),
-        "json_schema" => {
-            let js = rf
-                .json_schema
-                .ok_or_else(|| Reject::invalid("body.response_format.json_schema: missing"))?;
-            if let Some(n) = js.name {
-                expect(n, Kind::String, "body.response_format.json_schema.name")?;
-            }
-            if let Some(d) = js.description {
-                expect(d, Kind::String, "body.response_format.json_schema.description")?;
-            }
-            let schema = js
-                .schema
-                .map(|s| expect(s, Kind::Object, "body.response_format.json_schema.schema"))
-                .transpose()?;
-            Ok(Some(ResponseTool { description: js.description, schema }))
-        }
-        other => Err(Reject::invalid(format!(
-            "body.response_format.type: unknown value \"{other}\" (expected text, json_object or json_schema)"
-        ))),
     }
 }
 
