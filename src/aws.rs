@@ -31,3 +31,11 @@ pub(crate) async fn load(source: ConfigSource<'_>) -> SdkConfig {
     }
     loader.load().await
 }
+
+/// `YYYYMMDDTHHMMSSZ` for Unix seconds `secs` (UTC).
+pub(crate) fn utc_stamp(secs: u64) -> String {
+    aws_sdk_s3::primitives::DateTime::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default()
+        .replace(['-', ':'], "")
+}

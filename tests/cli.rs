@@ -31,6 +31,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The folder of a batch folder's current generation.
+fn generation_dir(folder: &std::path::Path) -> std::path::PathBuf {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("batch.json")).unwrap()).unwrap();
+    folder.join(m["generation"].as_str().unwrap())
+}
+
 #[test]
 fn a_file_becomes_a_batch_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,15 +61,16 @@ fn a_file_becomes_a_batch_folder() {
         err.contains("lines 120: records 120 + rejected 0 + blank 0"),
         "{err}"
     );
+    let generation = generation_dir(&dir.path().join("batch"));
+    assert!(dir.path().join("batch/batch.json").exists());
     for f in [
-        "batch.json",
-        "input/00000.jsonl",
+        "input/job000/00000.jsonl",
         "ids/00000.ids",
         "rejected.jsonl",
     ] {
-        assert!(dir.path().join("batch").join(f).exists(), "{f}");
+        assert!(generation.join(f).exists(), "{f}");
     }
-    let records = json_lines(&std::fs::read(dir.path().join("batch/input/00000.jsonl")).unwrap());
+    let records = json_lines(&std::fs::read(generation.join("input/job000/00000.jsonl")).unwrap());
     assert_eq!(records.len(), 120);
     assert_eq!(records[0]["recordId"], "L0000000001");
 }
@@ -203,7 +211,8 @@ fn help_explains_the_command() {
 /// Writes Bedrock-style results for every record of a batch folder on disk except every
 /// `skip`-th one.
 fn fake_bedrock_run(folder: &std::path::Path, skip: usize) {
-    let records = json_lines(&std::fs::read(folder.join("input/00000.jsonl")).unwrap());
+    let generation = generation_dir(folder);
+    let records = json_lines(&std::fs::read(generation.join("input/job000/00000.jsonl")).unwrap());
     let mut out = String::new();
     for (i, r) in records.iter().enumerate().rev() {
         if i % skip == 0 {
@@ -215,8 +224,8 @@ fn fake_bedrock_run(folder: &std::path::Path, skip: usize) {
         out.push_str(&line.to_string());
         out.push('\n');
     }
-    std::fs::create_dir_all(folder.join("output/job123")).unwrap();
-    std::fs::write(folder.join("output/job123/00000.jsonl.out"), out).unwrap();
+    std::fs::create_dir_all(generation.join("output/job123")).unwrap();
+    std::fs::write(generation.join("output/job123/00000.jsonl.out"), out).unwrap();
 }
 
 #[test]

@@ -105,6 +105,13 @@ impl Env {
         Arc::new(S3Dir::new(client, uri, &opts))
     }
 
+    /// The generation the batch folder at `staging` holds now.
+    fn generation(&self, staging: &str) -> String {
+        let m: Value =
+            serde_json::from_slice(&self.object(&format!("{staging}batch.json"))).unwrap();
+        m["generation"].as_str().unwrap().to_owned()
+    }
+
     fn driver(&self) -> Driver {
         rt().block_on(Driver::connect(&BedrockOptions {
             endpoint_url: Some(self.emu.endpoint.clone()),
@@ -224,13 +231,14 @@ fn run_takes_a_file_to_openai_results_with_every_custom_id_once() {
     let req = e.emu.request(arn).unwrap();
     assert_eq!(req["modelId"], MODEL);
     assert_eq!(req["roleArn"], ROLE);
+    let generation = e.generation(&staging);
     assert_eq!(
         req["inputDataConfig"]["s3InputDataConfig"]["s3Uri"],
-        format!("{staging}input/")
+        format!("{staging}{generation}/input/job000/")
     );
     assert_eq!(
         req["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
-        format!("{staging}output/")
+        format!("{staging}{generation}/output/")
     );
     assert_eq!(req["timeoutDurationInHours"], 24);
     assert_eq!(req["modelInvocationType"], "InvokeModel");
@@ -250,7 +258,8 @@ fn run_takes_a_file_to_openai_results_with_every_custom_id_once() {
     assert_eq!(codes.get("invalid_request_error"), Some(&42));
     assert_eq!(codes.get("result_missing"), Some(&6));
     let record: Value =
-        serde_json::from_slice(&e.object(&format!("{staging}jobs/job000.json"))).unwrap();
+        serde_json::from_slice(&e.object(&format!("{staging}{generation}/jobs/job000.json")))
+            .unwrap();
     assert_eq!(record["job_arn"], arn);
 
     // `status` needs only the folder, and says the same.
@@ -305,7 +314,8 @@ fn running_again_resumes_instead_of_starting_over() {
     let other = e.input("other.jsonl", 150);
     let o = e.run(&run_args(&other, &staging));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("holds another batch"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already holds"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
 }
 
 #[test]
@@ -327,12 +337,13 @@ fn a_repeated_submit_returns_the_same_job() {
     // Even when the job record was lost (a crash between Bedrock's answer and the write), the
     // token derived from the folder makes Bedrock return the job it already has.
     let dest = e.folder(&staging);
+    let generation = e.generation(&staging);
     rt().block_on(async {
         let client = e.s3.client().await;
         client
             .delete_object()
             .bucket(&e.bucket)
-            .key("batches/twice/jobs/job000.json")
+            .key(format!("batches/twice/{generation}/jobs/job000.json"))
             .send()
             .await
             .unwrap();
@@ -868,7 +879,7 @@ fn a_converse_job_runs_end_to_end() {
     );
     let manifest: Value =
         serde_json::from_slice(&e.object(&format!("{staging}batch.json"))).unwrap();
-    assert_eq!(manifest["family"], "converse");
+    assert_eq!(manifest["conversion"]["family"], "converse");
     let rejected = manifest["counts"]["rejected"].as_u64().unwrap();
     assert!(rejected > 0);
     let output = e.object(b["output_file_id"].as_str().unwrap());

@@ -252,10 +252,9 @@ fn gpt_oss_leaves_out_what_describes_the_call() {
 /// A batch folder records its family and invocation type, so the way back needs no flags.
 #[test]
 fn a_folder_remembers_its_family_for_the_way_back() {
-    use bedrock_batch::io::{BytesSource, MemoryDir, MemoryWriter};
+    use bedrock_batch::io::{BytesSource, MemoryDir};
     use bedrock_batch::pipeline::{
-        convert_from_bedrock, convert_to_bedrock, read_batch_folder, BedrockOutput,
-        FromBedrockOptions, ToBedrockOptions,
+        convert_to_bedrock, BedrockOutput, FromBedrockOptions, MissingReason, ToBedrockOptions,
     };
     use std::sync::Arc;
     let rt = common::rt();
@@ -273,17 +272,25 @@ fn a_folder_remembers_its_family_for_the_way_back() {
         let mut opts = ToBedrockOptions::with_family("meta.llama3-1-8b-instruct-v1:0", family);
         opts.allow_small = true;
         let input = common::sample(20);
-        rt.block_on(convert_to_bedrock(
-            BytesSource::new(input),
-            BedrockOutput::Folder(Arc::new(dir.clone())),
-            &opts,
-        ))
+        rt.block_on(async {
+            let out = BedrockOutput::new_folder(Arc::new(dir.clone()), &opts).await?;
+            convert_to_bedrock(BytesSource::new(input), out, &opts).await
+        })
         .unwrap();
         let manifest: Value = serde_json::from_slice(&dir.get("batch.json").unwrap()).unwrap();
-        assert_eq!(manifest["family"], family.name());
-        assert_eq!(manifest["invocation_type"], family.invocation_type());
+        assert_eq!(manifest["conversion"]["family"], family.name());
+        assert_eq!(
+            manifest["conversion"]["invocation_type"],
+            family.invocation_type()
+        );
         // Bedrock answers every record.
-        let records = String::from_utf8(dir.get("input/00000.jsonl").unwrap().to_vec()).unwrap();
+        let generation = common::generation(&dir);
+        let records = String::from_utf8(
+            dir.get(&format!("{generation}/input/job000/00000.jsonl"))
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
         let mut out = String::new();
         for r in records.lines() {
             let id = serde_json::from_str::<Value>(r).unwrap()["recordId"].clone();
@@ -292,21 +299,15 @@ fn a_folder_remembers_its_family_for_the_way_back() {
             ));
             out.push('\n');
         }
-        dir.put("output/job1/00000.jsonl.out", out.into_bytes());
-        let folder = rt.block_on(read_batch_folder(&dir)).unwrap();
-        let fb = FromBedrockOptions::for_folder(&folder.manifest).unwrap();
+        dir.put(
+            &format!("{generation}/output/job1/00000.jsonl.out"),
+            out.into_bytes(),
+        );
+        let m: bedrock_batch::batch_folder::BatchManifest =
+            serde_json::from_value(manifest.clone()).unwrap();
+        let fb = FromBedrockOptions::for_folder(&m).unwrap();
         assert_eq!(fb.response.family, family);
-        let (ok, okd) = MemoryWriter::standalone("ok");
-        let (err, errd) = MemoryWriter::standalone("err");
-        let report = rt
-            .block_on(convert_from_bedrock(
-                folder.files,
-                Some(Arc::new(folder.ledger)),
-                Box::new(ok),
-                Box::new(err),
-                &fb,
-            ))
-            .unwrap();
+        let (ok, err, report) = common::collect(&dir, MissingReason::expired());
         // The sample's tool round trips are rejected by both (no tool calling there).
         let records = manifest["counts"]["records"].as_u64().unwrap();
         assert_eq!(
@@ -317,8 +318,8 @@ fn a_folder_remembers_its_family_for_the_way_back() {
             (report.succeeded, report.failed, report.missing),
             (records, 0, 0)
         );
-        assert!(errd.get("err").unwrap().is_empty());
-        for line in common::json_lines(&okd.get("ok").unwrap()) {
+        assert!(err.is_empty());
+        for line in common::json_lines(&ok) {
             assert_eq!(
                 line["response"]["body"]["choices"][0]["message"]["content"],
                 "A"

@@ -4,12 +4,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use bedrock_batch::io::{BytesSource, Destination, MemoryDir, MemoryWriter};
+use bedrock_batch::io::{BytesSource, MemoryDir, MemoryWriter};
 use bedrock_batch::pipeline::{
-    compare_with_manifest, convert_from_bedrock, read_batch_folder, FromBedrockOptions,
-    FromBedrockReport, MissingReason, OutputFile,
+    convert_from_bedrock, FromBedrockOptions, FromBedrockReport, MissingReason, OutputFile,
 };
 use bedrock_batch::record::Family;
 use common::*;
@@ -40,31 +38,7 @@ fn from_file(bytes: Vec<u8>, opts: &FromBedrockOptions) -> (Vec<u8>, Vec<u8>, Fr
 
 /// Converts a batch folder's results (as the CLI does).
 fn from_folder(dir: &MemoryDir, missing: MissingReason) -> (Vec<u8>, Vec<u8>, FromBedrockReport) {
-    rt().block_on(async {
-        let folder = read_batch_folder(dir as &dyn Destination).await.unwrap();
-        let mut opts = FromBedrockOptions::for_folder(&folder.manifest).unwrap();
-        opts.missing = missing;
-        opts.block_size = 4096;
-        let (ok, okd) = MemoryWriter::standalone("ok");
-        let (err, errd) = MemoryWriter::standalone("err");
-        let mut report = convert_from_bedrock(
-            folder.files,
-            Some(Arc::new(folder.ledger)),
-            Box::new(ok),
-            Box::new(err),
-            &opts,
-        )
-        .await
-        .unwrap();
-        if let Some(t) = folder.totals {
-            compare_with_manifest(&mut report, t, 1);
-        }
-        (
-            okd.get("ok").unwrap().to_vec(),
-            errd.get("err").unwrap().to_vec(),
-            report,
-        )
-    })
+    collect(dir, missing)
 }
 
 fn fixed_opts() -> FromBedrockOptions {
@@ -239,7 +213,7 @@ fn a_stopped_job_reports_cancelled_records_and_a_lying_manifest_is_noticed() {
         3,
     );
     dir.put(
-        "output/job1/manifest.json.out",
+        &format!("{}/output/job1/manifest.json.out", generation(&dir)),
         r#"{"totalRecordCount":120,"processedRecordCount":101,"successRecordCount":101,"errorRecordCount":0,"inputTokenCount":0,"outputTokenCount":0}"#,
     );
     let (_, err, report) = from_folder(&dir, MissingReason::cancelled());
@@ -257,10 +231,11 @@ fn records_not_in_the_ledger_are_reported() {
     let (dir, result) = to_folder(&sample(100), &opts());
     result.unwrap();
     simulate_bedrock(&dir, "j", |_| Fate::Success, 1);
-    let mut out = dir.get("output/j/00000.jsonl.out").unwrap().to_vec();
+    let at = format!("{}/output/j/00000.jsonl.out", generation(&dir));
+    let mut out = dir.get(&at).unwrap().to_vec();
     out.extend_from_slice(br#"{"recordId":"L9999999999","modelOutput":{"content":[]}}"#);
     out.push(b'\n');
-    dir.put("output/j/00000.jsonl.out", out);
+    dir.put(&at, out);
     let (_, _, report) = from_folder(&dir, MissingReason::expired());
     assert_eq!(report.unknown_records, 1);
     assert!(report.problems[0].message.contains("L9999999999"));

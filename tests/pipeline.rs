@@ -73,26 +73,30 @@ fn a_batch_folder_has_shards_ledgers_rejects_and_a_manifest_that_add_up() {
     let (dir, result) = to_folder(&input, &o);
     let report = result.unwrap();
     assert_eq!(
-        dir.names(),
+        names(&dir),
         [
+            "GEN/ids/00000.ids",
+            "GEN/ids/00001.ids",
+            "GEN/ids/00002.ids",
+            "GEN/input/job000/00000.jsonl",
+            "GEN/input/job000/00001.jsonl",
+            "GEN/input/job000/00002.jsonl",
+            "GEN/rejected.jsonl",
             "batch.json",
-            "ids/00000.ids",
-            "ids/00001.ids",
-            "ids/00002.ids",
-            "input/00000.jsonl",
-            "input/00001.jsonl",
-            "input/00002.jsonl",
-            "rejected.jsonl"
         ]
     );
+    let generation = generation(&dir);
     let manifest: BatchManifest = serde_json::from_slice(&dir.get("batch.json").unwrap()).unwrap();
     assert_eq!(manifest.counts.lines, 251);
     assert_eq!(manifest.counts.records, 250);
     assert_eq!(manifest.counts.rejected, 1);
-    assert_eq!(manifest.family, "anthropic");
+    assert_eq!(manifest.conversion.family, "anthropic");
     assert_eq!(manifest.openai_model.as_deref(), Some("gpt-4o-mini"));
     assert_eq!(manifest.jobs.len(), 1);
-    assert_eq!(manifest.jobs[0].input_prefix, "input/");
+    assert_eq!(
+        manifest.jobs[0].input_prefix,
+        format!("{generation}/input/job000/")
+    );
     assert_eq!(manifest.jobs[0].records, 250);
     assert_eq!(report.shards, 3);
 
@@ -113,7 +117,7 @@ fn a_batch_folder_has_shards_ledgers_rejects_and_a_manifest_that_add_up() {
         assert_eq!(ledger.lines().count() as u64, shard.records);
     }
     assert_eq!(seen, 250);
-    let rejects = json_lines(&dir.get("rejected.jsonl").unwrap());
+    let rejects = json_lines(&dir.get(&format!("{generation}/rejected.jsonl")).unwrap());
     assert_eq!(rejects.len(), 1);
     assert_eq!(rejects[0]["line"], 251);
 }
@@ -139,32 +143,33 @@ fn more_records_than_one_job_takes_make_one_folder_per_job() {
     let report = result.unwrap();
     assert_eq!(report.jobs, 3);
     let manifest: BatchManifest = serde_json::from_slice(&dir.get("batch.json").unwrap()).unwrap();
+    let g = &manifest.generation;
     let jobs: Vec<(String, u64)> = manifest
         .jobs
         .iter()
-        .map(|j| (j.input_prefix.clone(), j.records))
+        .map(|j| (j.input_prefix.replace(g.as_str(), "GEN"), j.records))
         .collect();
     assert_eq!(
         jobs,
         [
-            ("input/job000/".into(), 100),
-            ("input/job001/".into(), 100),
-            ("input/job002/".into(), 50)
+            ("GEN/input/job000/".into(), 100),
+            ("GEN/input/job001/".into(), 100),
+            ("GEN/input/job002/".into(), 50)
         ]
     );
     let shards: Vec<(String, u32, u64)> = manifest
         .shards
         .iter()
-        .map(|s| (s.path.clone(), s.job, s.records))
+        .map(|s| (s.path.replace(g.as_str(), "GEN"), s.job, s.records))
         .collect();
     assert_eq!(
         shards,
         [
-            ("input/job000/00000.jsonl".into(), 0, 60),
-            ("input/job000/00001.jsonl".into(), 0, 40),
-            ("input/job001/00002.jsonl".into(), 1, 60),
-            ("input/job001/00003.jsonl".into(), 1, 40),
-            ("input/job002/00004.jsonl".into(), 2, 50),
+            ("GEN/input/job000/00000.jsonl".into(), 0, 60),
+            ("GEN/input/job000/00001.jsonl".into(), 0, 40),
+            ("GEN/input/job001/00002.jsonl".into(), 1, 60),
+            ("GEN/input/job001/00003.jsonl".into(), 1, 40),
+            ("GEN/input/job002/00004.jsonl".into(), 2, 50),
         ]
     );
     for s in &manifest.shards {
@@ -175,10 +180,6 @@ fn more_records_than_one_job_takes_make_one_folder_per_job() {
             s.path
         );
     }
-    assert!(
-        !dir.names().iter().any(|n| n.starts_with("input/0")),
-        "no file left at the old names"
-    );
 }
 
 #[test]

@@ -182,7 +182,7 @@ fn a_sealed_writer_holds_nothing_back_yet_shows_nothing_until_finished() {
 }
 
 #[test]
-fn a_prefix_lists_renames_and_reads_like_a_folder() {
+fn a_prefix_lists_deletes_and_reads_like_a_folder() {
     common::rt().block_on(async {
         let s3 = server();
         let bucket = s3.bucket("prefix").await;
@@ -202,21 +202,26 @@ fn a_prefix_lists_renames_and_reads_like_a_folder() {
             w.write(Bytes::from(body)).await.unwrap();
             w.finish().await.unwrap();
         }
+        let listed: Vec<(String, u64)> = dir
+            .list("output/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.path, l.size))
+            .collect();
         assert_eq!(
-            dir.list("output/").await.unwrap(),
+            listed,
             [
-                "output/j1/a.jsonl.out",
-                "output/j1/manifest.json.out",
-                "output/j2/b.jsonl.out"
+                ("output/j1/a.jsonl.out".to_owned(), 2),
+                ("output/j1/manifest.json.out".to_owned(), 2),
+                ("output/j2/b.jsonl.out".to_owned(), 2)
             ]
         );
-        dir.rename("input/00000.jsonl", "input/job000/00000.jsonl")
-            .await
-            .unwrap();
-        assert_eq!(
-            dir.list("input/").await.unwrap(),
-            ["input/job000/00000.jsonl"]
-        );
+        assert_eq!(dir.children("").await.unwrap(), ["input/", "output/"]);
+        assert_eq!(dir.children("output/").await.unwrap(), ["j1/", "j2/"]);
+        dir.delete("input/00000.jsonl").await.unwrap();
+        dir.delete("input/00000.jsonl").await.unwrap();
+        assert!(dir.list("input/").await.unwrap().is_empty());
         assert_eq!(
             dir.read_small("output/j2/b.jsonl.out")
                 .await
@@ -423,11 +428,10 @@ fn access_denied_says_what_to_check() {
 
 #[test]
 fn batch_folders_live_on_s3_end_to_end() {
-    use bedrock_batch::batch_folder::BatchManifest;
+    use bedrock_batch::batch_folder::FolderReader;
     use bedrock_batch::io::Discard;
     use bedrock_batch::pipeline::{
-        convert_from_bedrock, convert_to_bedrock, read_batch_folder, BedrockOutput,
-        FromBedrockOptions,
+        convert_from_bedrock, convert_to_bedrock, BedrockOutput, FromBedrockOptions, OutputFile,
     };
     use bedrock_batch::record::Family;
     use std::sync::Arc;
@@ -446,11 +450,15 @@ fn batch_folders_live_on_s3_end_to_end() {
         o.records_per_file = 100;
         o.records_per_job = 150;
         let source = S3Source::open(s3.client().await, input, &opts).await.unwrap();
-        let report = convert_to_bedrock(source, BedrockOutput::Folder(dir.clone()), &o).await.unwrap();
+        let out = BedrockOutput::new_folder(dir.clone(), &o).await.unwrap();
+        let report = convert_to_bedrock(source, out, &o).await.unwrap();
         assert_eq!((report.records, report.jobs, report.shards), (300, 2, 4));
-        let manifest: BatchManifest = serde_json::from_slice(&dir.read_small("batch.json").await.unwrap().unwrap()).unwrap();
-        assert_eq!(manifest.jobs[1].input_prefix, "input/job001/");
+        let folder = FolderReader::open_existing(dir.clone()).await.unwrap();
+        let manifest = folder.manifest().clone();
+        let generation = folder.generation();
+        assert_eq!(manifest.jobs[1].input_prefix, format!("{generation}/input/job001/"));
         assert_eq!(open_uploads(&s3, &bucket).await, 0);
+        assert!(dir.read_small(".bedrock-batch/lock").await.unwrap().is_none(), "the lock is released");
 
         // Bedrock answers every record but the first of each shard.
         for shard in &manifest.shards {
@@ -463,18 +471,23 @@ fn batch_folders_live_on_s3_end_to_end() {
                 out.push('\n');
             }
             let name = shard.path.rsplit('/').next().unwrap();
-            let mut w = dir.create(&format!("output/abc123/{name}.out")).await.unwrap();
+            let mut w = dir.create(&format!("{generation}/output/abc123/{name}.out")).await.unwrap();
             w.write(Bytes::from(out)).await.unwrap();
             w.finish().await.unwrap();
         }
 
         // And back: results written to S3.
-        let folder = read_batch_folder(dir.as_ref()).await.unwrap();
-        assert_eq!(folder.files.len(), 4);
+        let outputs = folder.outputs(&[]).await.unwrap();
+        assert_eq!(outputs.records.len(), 4);
+        let mut files = Vec::new();
+        for rel in &outputs.records {
+            files.push(OutputFile { name: rel.clone(), source: folder.open_object(rel).await.unwrap() });
+        }
+        let ledger = folder.ledger().await.unwrap();
         let fo = FromBedrockOptions::new(Family::Anthropic, "gpt-4o-mini", 1);
         let results = root.join("results/output.jsonl");
         let ok = Box::new(S3Writer::new(s3.client().await, results.clone(), &opts));
-        let report = convert_from_bedrock(folder.files, Some(Arc::new(folder.ledger)), ok, Box::new(Discard::default()), &fo)
+        let report = convert_from_bedrock(files, Some(Arc::new(ledger)), ok, Box::new(Discard::default()), &fo)
             .await
             .unwrap();
         assert_eq!((report.succeeded, report.missing), (296, 4));
@@ -525,14 +538,26 @@ fn the_cli_reads_and_writes_s3() {
         },
         &opts,
     );
-    let names = rt.block_on(dir.list("")).unwrap();
+    let generation = {
+        let raw = rt.block_on(dir.read_small("batch.json")).unwrap().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["generation"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let names: Vec<String> = rt
+        .block_on(dir.list(""))
+        .unwrap()
+        .into_iter()
+        .map(|l| l.path.replace(&generation, "GEN"))
+        .collect();
     assert_eq!(
         names,
         [
             "batch.json",
-            "ids/00000.ids",
-            "input/00000.jsonl",
-            "rejected.jsonl"
+            "GEN/ids/00000.ids",
+            "GEN/input/job000/00000.jsonl",
+            "GEN/rejected.jsonl",
         ]
     );
 

@@ -6,11 +6,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use super::{progress_bar, EXIT_OK, EXIT_REJECTS};
-use bedrock_batch::io::{Location, StdWriter, Storage};
+use super::to_bedrock::{check_distinct, check_outside_folder};
+use super::{progress_bar, Context as Cx, EXIT_OK, EXIT_REJECTS};
+use bedrock_batch::batch_folder::FolderWriter;
+use bedrock_batch::driver::results_writer;
+use bedrock_batch::io::{Location, StdWriter};
 use bedrock_batch::pipeline::{
-    compare_with_manifest, convert_from_bedrock, read_batch_folder, FromBedrockOptions,
-    FromBedrockReport, MissingReason, OutputFile,
+    collect_folder, convert_from_bedrock, FolderResults, FromBedrockOptions, FromBedrockReport,
+    MissingReason, OutputFile,
 };
 use bedrock_batch::record::Family;
 
@@ -70,9 +73,9 @@ pub struct Args {
     #[arg(long, value_name = "SECS")]
     created: Option<u64>,
 
-    /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    /// Worker threads, 1 to 256 (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 }
 
 /// Where a batch folder's results go: OUTPUT (default `DEST/results/output.jsonl`) and ERRORS
@@ -115,7 +118,7 @@ fn unix_mtime(path: &Path) -> Option<u64> {
     )
 }
 
-pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyhow::Result<u8> {
+pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
     let started = Instant::now();
     let missing = if args.missing == "cancelled" {
         MissingReason::cancelled()
@@ -123,27 +126,69 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyh
         MissingReason::expired()
     };
     let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
-    let (files, ledger, mut opts, totals, output, errors) = if input.is_folder() {
-        let dest = storage.folder(&input).await?;
-        let folder = read_batch_folder(dest.as_ref()).await?;
-        let opts = FromBedrockOptions::for_folder(&folder.manifest)?;
-        if folder.files.is_empty() {
-            eprintln!("warning: no Bedrock output (output/<job-id>/*.jsonl.out) in {input}: every record is missing");
-        }
+    let bar = progress_bar(None, cx.quiet);
+    let pb = bar.clone();
+    let progress = Arc::new(move |n| pb.set_position(n));
+    let (report, output, errors) = if input.is_folder() {
         let (output, errors) =
             folder_results(&input, args.output.as_deref(), args.errors.as_deref());
-        (
-            folder.files,
-            Some(Arc::new(folder.ledger)),
-            opts,
-            folder.totals.map(|t| (t, folder.manifest.jobs.len())),
-            output,
-            errors,
-        )
+        let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
+        let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
+        check_distinct(&[("OUTPUT", &output_loc), ("--errors", &errors_loc)])?;
+        for (what, at) in [("OUTPUT", &output_loc), ("--errors", &errors_loc)] {
+            // The folder's results/ are for results; its generations and batch.json are not.
+            if at
+                .relative_to(&input)
+                .is_none_or(|rel| !rel.starts_with("results/"))
+            {
+                check_outside_folder(what, at, &input)?;
+            }
+        }
+        let dest = cx.storage.folder(&input).await?;
+        let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
+        let collected = async {
+            let mut opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
+            opts.missing = missing;
+            if let Some(created) = args.created {
+                opts.response.created = created;
+            }
+            opts.threads = args.threads.map(usize::from);
+            opts.progress = Some(progress);
+            let results = FolderResults {
+                ok: results_writer(&cx.storage, &folder, &output_loc, StdWriter::stdout).await?,
+                err: results_writer(&cx.storage, &folder, &errors_loc, StdWriter::stderr).await?,
+                output: output.clone(),
+                errors: errors.clone(),
+            };
+            anyhow::Ok(collect_folder(&folder, results, &opts).await?)
+        }
+        .await;
+        folder.release().await;
+        let report = collected
+            .with_context(|| format!("converting {}", args.input))?
+            .report;
+        if report.lines == 0 {
+            eprintln!("warning: no Bedrock output (…/output/<job-id>/*.jsonl.out) in {input}: every record is missing");
+        }
+        (report, output, errors)
     } else {
         let Some(output) = args.output.clone() else {
             bail!("OUTPUT is required when INPUT is a file or -");
         };
+        let errors = args.errors.clone().unwrap_or_else(|| {
+            if output == "-" {
+                "-".to_owned()
+            } else {
+                default_errors(&output)
+            }
+        });
+        let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
+        let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
+        check_distinct(&[
+            ("INPUT", &input),
+            ("OUTPUT", &output_loc),
+            ("--errors", &errors_loc),
+        ])?;
         let model = args.model.clone().unwrap_or_else(|| "unknown".to_owned());
         let family = match (&args.family, &args.model) {
             (Some(name), _) => Family::from_name(name).with_context(|| {
@@ -164,51 +209,34 @@ pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyh
         });
         let mut opts = FromBedrockOptions::new(family, &model, created);
         opts.id_salt = args.input.clone();
-        let (source, _) = storage.open(&input).await?;
-        let errors = args.errors.clone().unwrap_or_else(|| {
-            if output == "-" {
-                "-".to_owned()
-            } else {
-                default_errors(&output)
-            }
-        });
+        opts.missing = missing;
+        if let Some(created) = args.created {
+            opts.response.created = created;
+        }
+        opts.threads = args.threads.map(usize::from);
+        opts.progress = Some(progress);
+        let (source, _) = cx.storage.open(&input).await?;
         let files = vec![OutputFile {
             name: args.input.clone(),
             source,
         }];
-        (files, None, opts, None, output, errors)
+        let ok = cx.storage.writer(&output_loc, StdWriter::stdout).await?;
+        let err = match cx.storage.writer(&errors_loc, StdWriter::stderr).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = ok.abort().await;
+                return Err(e).context(format!("--errors {errors}"));
+            }
+        };
+        let report = convert_from_bedrock(files, None, ok, err, &opts)
+            .await
+            .with_context(|| format!("converting {}", args.input))?;
+        (report, output, errors)
     };
-    opts.missing = missing;
-    if let Some(created) = args.created {
-        opts.response.created = created;
-    }
-    opts.threads = args.threads;
-    let bar = progress_bar(None, quiet);
-    let pb = bar.clone();
-    opts.progress = Some(Arc::new(move |n| pb.set_position(n)));
-
-    let ok = storage
-        .writer(
-            &Location::parse(&output).map_err(anyhow::Error::msg)?,
-            StdWriter::stdout,
-        )
-        .await?;
-    let err = storage
-        .writer(
-            &Location::parse(&errors).map_err(anyhow::Error::msg)?,
-            StdWriter::stderr,
-        )
-        .await?;
-    let mut report = convert_from_bedrock(files, ledger, ok, err, &opts)
-        .await
-        .with_context(|| format!("converting {}", args.input))?;
     bar.finish_and_clear();
-    if let Some((totals, jobs)) = totals {
-        compare_with_manifest(&mut report, totals, jobs);
-    }
-    if json {
+    if cx.json {
         eprintln!("{}", serde_json::to_string(&report)?);
-    } else if !quiet {
+    } else if !cx.quiet {
         print_summary(&args.input, &output, &errors, &report, started);
     }
     if let Some(path) = &args.summary {

@@ -97,8 +97,9 @@ impl PollArgs {
 
 /// Submit a batch folder on S3 as Bedrock batch inference jobs.
 ///
-/// Makes one CreateModelInvocationJob per job of the folder (input DEST/input/ or
-/// DEST/input/jobNNN/, output DEST/output/), records each job in DEST/jobs/jobNNN.json, and prints
+/// Makes one CreateModelInvocationJob per job of the folder (input DEST/<generation>/input/jobNNN/,
+/// output DEST/<generation>/output/), after checking that each input prefix holds exactly the
+/// shards batch.json names; records each job in DEST/<generation>/jobs/jobNNN.json, and prints
 /// the batch. The idempotency token is derived from the folder and the settings: submitting the
 /// same folder again returns the jobs already running instead of starting (and billing) new
 /// ones; changed settings (say, a corrected role) submit anew once the old job has ended.
@@ -336,9 +337,10 @@ pub fn report_submitted(summary: &bedrock_batch::driver::SubmitSummary, cx: &Con
 
 pub async fn submit(args: SubmitCommand, cx: &Context) -> anyhow::Result<u8> {
     let settings = args.submit.settings(cx.kms_key_id.clone())?;
-    let Target::Folder(mut folder) = target(&args.dest, cx).await? else {
+    let Target::Folder(folder) = target(&args.dest, cx).await? else {
         bail!("submit takes a batch folder (s3://bucket/prefix/), not a job");
     };
+    let mut folder = folder.with_lock_options(cx.lock("submit"));
     let driver = cx.driver().await;
     let summary = folder
         .submit(&driver, &settings, args.submit.max_jobs.max(1))

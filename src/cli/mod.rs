@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Take a batch folder's lock from the run holding it (for a run known to be dead whose
+    /// S3 lease has not run out yet; a dead local run's lock is free at once anyway).
+    #[arg(long, global = true)]
+    break_lock: bool,
+
     #[command(flatten)]
     s3: S3Args,
 
@@ -81,17 +86,17 @@ struct S3Args {
     #[arg(long, global = true, value_name = "ACCOUNT_ID")]
     expected_bucket_owner: Option<String>,
 
-    /// Smallest multipart part (at least 5 MiB; grown so no object needs more than 10,000 parts).
-    #[arg(long, global = true, value_name = "SIZE", default_value = "8MiB", value_parser = units::parse_bytes)]
+    /// Smallest multipart part, 5MiB to 5GiB (grown so no object needs more than 10,000 parts).
+    #[arg(long, global = true, value_name = "SIZE", default_value = "8MiB", value_parser = units::bytes_in(5 << 20, 5 << 30))]
     s3_part_size: u64,
 
-    /// Size of each ranged GET when reading from S3.
-    #[arg(long, global = true, value_name = "SIZE", default_value = "8MiB", value_parser = units::parse_bytes)]
+    /// Size of each ranged GET when reading from S3, 64KiB to 1GiB.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "8MiB", value_parser = units::bytes_in(64 << 10, 1 << 30))]
     s3_range_size: u64,
 
-    /// S3 requests in flight per object (ranged GETs when reading, parts when writing).
-    #[arg(long, global = true, value_name = "N", default_value_t = 4)]
-    s3_concurrency: usize,
+    /// S3 requests in flight per object (ranged GETs when reading, parts when writing), 1 to 64.
+    #[arg(long, global = true, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    s3_concurrency: u16,
 }
 
 impl S3Args {
@@ -104,9 +109,9 @@ impl S3Args {
             kms_key_id: self.kms_key_id.clone(),
             expected_bucket_owner: self.expected_bucket_owner.clone(),
             part_size: self.s3_part_size,
-            range_size: self.s3_range_size.max(1),
-            upload_concurrency: self.s3_concurrency.max(1),
-            read_concurrency: self.s3_concurrency.max(1),
+            range_size: self.s3_range_size,
+            upload_concurrency: usize::from(self.s3_concurrency),
+            read_concurrency: usize::from(self.s3_concurrency),
             ..bedrock_batch::io::S3Options::default()
         }
     }
@@ -134,11 +139,20 @@ pub(crate) struct Context {
     kms_key_id: Option<String>,
     quiet: bool,
     json: bool,
+    break_lock: bool,
 }
 
 impl Context {
     async fn driver(&self) -> bedrock_batch::driver::Driver {
         bedrock_batch::driver::Driver::connect(&self.bedrock).await
+    }
+
+    /// How `command` takes a batch folder's lock.
+    fn lock(&self, command: &str) -> bedrock_batch::batch_folder::LockOptions {
+        bedrock_batch::batch_folder::LockOptions {
+            break_lock: self.break_lock,
+            ..bedrock_batch::batch_folder::LockOptions::for_command(command)
+        }
     }
 }
 
@@ -180,6 +194,7 @@ pub fn main() -> ExitCode {
         kms_key_id: cli.s3.kms_key_id.clone(),
         quiet: cli.quiet,
         json: cli.json,
+        break_lock: cli.break_lock,
     };
     let storage = &cx.storage;
     let serving = matches!(cli.command, Command::Serve(_));
@@ -192,10 +207,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let work = async {
             match cli.command {
-                Command::ToBedrock(args) => to_bedrock::run(args, storage, cx.quiet, cx.json).await,
-                Command::FromBedrock(args) => {
-                    from_bedrock::run(args, storage, cx.quiet, cx.json).await
-                }
+                Command::ToBedrock(args) => to_bedrock::run(args, &cx).await,
+                Command::FromBedrock(args) => from_bedrock::run(args, &cx).await,
                 Command::Submit(args) => jobs::submit(args, &cx).await,
                 Command::Status(args) => jobs::status(args, &cx).await,
                 Command::List(args) => jobs::list(args, &cx).await,

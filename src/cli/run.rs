@@ -6,9 +6,9 @@ use anyhow::{bail, Context as _};
 
 use super::from_bedrock::{folder_results, print_summary};
 use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
-use super::to_bedrock::{convert, ConvertArgs};
+use super::to_bedrock::{check_outside_folder, convert, input_identity, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
-use bedrock_batch::batch_folder;
+use bedrock_batch::batch_folder::{FolderWriter, Replace, Start};
 use bedrock_batch::driver::{BatchFolder, BatchStatus, CollectOptions, Pacer};
 use bedrock_batch::io::Location;
 use bedrock_batch::pipeline::BedrockOutput;
@@ -20,9 +20,10 @@ use bedrock_batch::pipeline::BedrockOutput;
 /// progress bar, and converts the results into OpenAI output and error files, in which every
 /// custom_id appears exactly once. Prints the final OpenAI Batch object.
 ///
-/// Running the same command again resumes: a folder already converted is not converted again,
-/// jobs already submitted are not submitted again (the idempotency token comes from the folder),
-/// and a finished batch is only collected.
+/// Running the same command again resumes: a folder that holds this very conversion (same
+/// input, same options) is not converted again, jobs already submitted are not submitted again
+/// (the idempotency token comes from the folder), and a finished batch is only collected. A
+/// folder holding another conversion is refused unless --overwrite replaces it.
 ///
 /// Exit status: 0 when every request succeeded; 1 when some lines were rejected (without
 /// --allow-rejects) or some requests failed, expired or were cancelled; 2 when the batch failed or
@@ -85,41 +86,55 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             args.input
         );
     }
+    check_outside_folder("INPUT", &input, &staging)?;
     let dest = cx.storage.folder(&staging).await?;
+    let driver = cx.driver().await;
 
-    // 1. Convert, unless a previous run already did.
-    let mut folder = match BatchFolder::open_existing(Arc::clone(&dest)).await? {
-        Some(folder) => {
-            check_same_batch(&folder, &args, cx).await?;
+    // 1. Convert, unless the folder already holds this very conversion (a resumed run).
+    let opened = cx.storage.open_identified(&input).await?;
+    let opts = args
+        .convert
+        .options(input_identity(&args.input, opened.identity))?;
+    let writer = FolderWriter::open(Arc::clone(&dest), &cx.lock("run")).await?;
+    let replace = if args.convert.overwrite {
+        Replace::Overwrite(&driver)
+    } else {
+        Replace::Refuse
+    };
+    match writer
+        .start_generation(opts.conversion(), opts.source.clone(), replace)
+        .await?
+    {
+        Start::Same(writer) => {
+            writer.release().await;
             if !cx.quiet {
                 eprintln!("resuming: {staging} already holds this batch, converted before");
             }
-            folder
         }
-        None => {
-            let opts = args.convert.options(&args.input)?;
-            let (source, total) = cx.storage.open(&input).await?;
-            let rejects_at = dest.uri(batch_folder::REJECTED);
+        Start::New(generation) => {
+            let rejects_at = generation.uri(&generation.generation().rejected_path());
             convert(
                 &args.input,
                 &staging_arg,
-                source,
-                total,
-                BedrockOutput::Folder(Arc::clone(&dest)),
+                opened.source,
+                opts.source.bytes,
+                BedrockOutput::Folder(generation),
                 opts,
                 cx.quiet,
                 cx.json,
                 &rejects_at,
             )
             .await?;
-            BatchFolder::open(Arc::clone(&dest)).await?
         }
-    };
+    }
+    let mut folder = BatchFolder::open(Arc::clone(&dest))
+        .await?
+        .with_lock_options(cx.lock("run"));
     let rejected = folder.manifest().counts.rejected;
     if rejected > 0 && !args.convert.allow_rejects {
         eprintln!(
-            "{rejected} lines were rejected (see {}): nothing was submitted. Fix them and run with another --staging, or run again with --allow-rejects to run the other {} requests.",
-            dest.uri(batch_folder::REJECTED),
+            "{rejected} lines were rejected (see {}): nothing was submitted. Fix them and run with --overwrite (or another --staging), or run again with --allow-rejects to run the other {} requests.",
+            folder.reader().uri(&folder.manifest().rejected),
             folder.manifest().counts.records
         );
         return Ok(EXIT_REJECTS);
@@ -127,7 +142,6 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
 
     // 2. Submit (again only what is not running with these settings) and wait, submitting the
     // jobs left over as slots free up.
-    let driver = cx.driver().await;
     let mut watcher = Watcher::new(cx.quiet);
     let mut pacer = Pacer::new(args.poll.options());
     let mut first = true;
@@ -177,7 +191,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             &Location::parse(&output).map_err(anyhow::Error::msg)?,
             &Location::parse(&errors).map_err(anyhow::Error::msg)?,
             &CollectOptions {
-                threads: args.convert.threads,
+                threads: args.convert.threads.map(usize::from),
                 progress: None,
             },
         )
@@ -197,34 +211,4 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         _ if r.failed + r.missing > 0 || !r.clean() => EXIT_REJECTS,
         _ => EXIT_OK,
     })
-}
-
-/// A resumed run must be the same batch: same input, same model, and an input of the size that
-/// was converted.
-async fn check_same_batch(folder: &BatchFolder, args: &Args, cx: &Context) -> anyhow::Result<()> {
-    let m = folder.manifest();
-    let other = |what: String| {
-        anyhow::anyhow!(
-            "{} holds another batch ({what}); use another --staging prefix, or delete that one",
-            folder.uri()
-        )
-    };
-    if m.source != args.input {
-        return Err(other(format!("converted from {}", m.source)));
-    }
-    if m.model_id != args.convert.model {
-        return Err(other(format!("for model {}", m.model_id)));
-    }
-    if let Ok(input) = Location::parse(&args.input) {
-        if !matches!(input, Location::Std) {
-            let (_, size) = cx.storage.open(&input).await?;
-            if let Some(size) = size.filter(|&s| s != m.counts.bytes_in) {
-                return Err(other(format!(
-                    "its input had {} bytes, {} has {size} now",
-                    m.counts.bytes_in, args.input
-                )));
-            }
-        }
-    }
-    Ok(())
 }

@@ -4,12 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 
-use super::units::parse_bytes;
-use super::{progress_bar, EXIT_OK, EXIT_REJECTS};
-use bedrock_batch::batch_folder;
-use bedrock_batch::io::{ChunkSource, Location, StdWriter, Storage};
+use super::units::bytes_in;
+use super::{progress_bar, Context, EXIT_OK, EXIT_REJECTS};
+use bedrock_batch::batch_folder::{
+    owned_prefixes, BatchManifest, FolderWriter, InputIdentity, Replace, Start,
+};
+use bedrock_batch::io::{ChunkSource, Location, ObjectIdentity, StdWriter, HOUSEKEEPING};
 use bedrock_batch::pipeline::{
     convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions,
 };
@@ -29,8 +31,11 @@ use bedrock_batch::record::Family;
   # One Bedrock JSONL stream (recordId = custom_id), rejects in out.jsonl.rejected.jsonl
   bedrock-batch to-bedrock requests.jsonl out.jsonl --model anthropic.claude-3-5-haiku-20241022-v1:0
 
-  # A batch folder ready for a Bedrock job: batch.json, input/00000.jsonl, ids/, rejected.jsonl
+  # A batch folder ready for a Bedrock job: batch.json and gen-…/ (input/, ids/, rejected.jsonl)
   bedrock-batch to-bedrock requests.jsonl staging/ --model us.anthropic.claude-sonnet-4-20250514-v1:0
+
+  # Replace what a folder holds (refused while its Bedrock jobs run)
+  bedrock-batch to-bedrock requests-v2.jsonl staging/ --model us.anthropic.claude-sonnet-4-20250514-v1:0 --overwrite
 
   # From S3 to a batch folder on S3, ready to submit
   bedrock-batch to-bedrock s3://my-bucket/requests.jsonl s3://my-bucket/batches/run1/ \
@@ -43,8 +48,8 @@ pub struct Args {
     input: String,
 
     /// Where to write: a file, an s3://bucket/key object or - (one Bedrock JSONL stream), or a
-    /// directory or s3://bucket/prefix/ ending in / (a batch folder with batch.json, input/, ids/
-    /// and rejected.jsonl).
+    /// directory or s3://bucket/prefix/ ending in / (a batch folder: batch.json and one
+    /// generation's input/, ids/ and rejected.jsonl).
     output: String,
 
     #[command(flatten)]
@@ -78,25 +83,27 @@ pub struct ConvertArgs {
     invocation_type: String,
 
     /// max_tokens for requests that set neither max_completion_tokens nor max_tokens (Claude
-    /// requires one).
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// requires one), 1 to 1000000.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_tokens: u64,
 
-    /// Most records in one input file of a batch folder (Bedrock's default quota is 50,000).
-    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    /// Most records in one input file of a batch folder, 1 to 100000000 (Bedrock's default
+    /// quota is 50,000).
+    #[arg(long, value_name = "N", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     records_per_file: u64,
 
-    /// Largest input file of a batch folder (Bedrock's limit is 1 GB). Accepts 500MB, 1GB, 64MiB.
-    #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = parse_bytes)]
+    /// Largest input file of a batch folder, 1B to 1GB (Bedrock's limit, not adjustable).
+    /// Accepts 500MB, 1GB, 64MiB.
+    #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = bytes_in(1, 1_000_000_000))]
     bytes_per_file: u64,
 
-    /// Most records in one Bedrock job (Bedrock's default quota is 50,000); more records make
-    /// several jobs, each under input/jobNNN/.
-    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    /// Most records in one Bedrock job, 1 to 100000000 (Bedrock's default quota is 50,000);
+    /// more records make several jobs, each with its own input/jobNNN/.
+    #[arg(long, value_name = "N", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     records_per_job: u64,
 
-    /// Largest Bedrock job (Bedrock's limit is 5 GB).
-    #[arg(long, value_name = "SIZE", default_value = "5GB", value_parser = parse_bytes)]
+    /// Largest Bedrock job, 1B to 100GB (Bedrock's limit is 5 GB; 100 GB for Nova Pro).
+    #[arg(long, value_name = "SIZE", default_value = "5GB", value_parser = bytes_in(1, 100_000_000_000))]
     bytes_per_job: u64,
 
     /// Drop request fields the model cannot honour (seed, logprobs, n>1, penalties, …) and count
@@ -112,25 +119,28 @@ pub struct ConvertArgs {
     #[arg(long)]
     allow_small: bool,
 
-    /// Reject lines longer than this without reading them into memory.
-    #[arg(long, value_name = "SIZE", default_value = "20MiB", value_parser = parse_bytes)]
+    /// Replace what the batch folder holds (another input, other options): the new conversion
+    /// is committed first, then everything of the old one is removed. Refused while the old
+    /// conversion's Bedrock jobs run.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Reject lines longer than this without reading them into memory, 1KiB to 1GiB.
+    #[arg(long, value_name = "SIZE", default_value = "20MiB", value_parser = bytes_in(1 << 10, 1 << 30))]
     max_line_bytes: u64,
 
-    /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Worker threads, 1 to 256 (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 
-    /// Size of the blocks converted in parallel (tuning).
-    #[arg(long, value_name = "SIZE", default_value = "2MiB", value_parser = parse_bytes, hide_short_help = true)]
+    /// Size of the blocks converted in parallel (tuning), 64KiB to 256MiB.
+    #[arg(long, value_name = "SIZE", default_value = "2MiB", value_parser = bytes_in(64 << 10, 256 << 20), hide_short_help = true)]
     block_size: u64,
 }
 
 impl ConvertArgs {
     /// The conversion options these arguments ask for.
-    pub fn options(&self, source_name: &str) -> anyhow::Result<ToBedrockOptions> {
-        if self.max_tokens == 0 {
-            bail!("--max-tokens must be at least 1");
-        }
+    pub fn options(&self, source: InputIdentity) -> anyhow::Result<ToBedrockOptions> {
         let family = match (&self.family, self.invocation_type.as_str()) {
             (Some(_), "converse") => {
                 bail!("--family and --invocation-type converse exclude each other: a Converse job has one body for every model")
@@ -165,68 +175,176 @@ impl ConvertArgs {
         opts.bytes_per_job = self.bytes_per_job;
         opts.allow_small = self.allow_small;
         opts.max_line_bytes = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
-        opts.threads = self.threads;
-        opts.block_size = usize::try_from(self.block_size)
-            .unwrap_or(usize::MAX)
-            .max(1);
-        opts.source_name = source_name.to_owned();
+        opts.threads = self.threads.map(usize::from);
+        opts.block_size = usize::try_from(self.block_size).unwrap_or(usize::MAX);
+        opts.source = source;
         Ok(opts)
     }
 }
 
-pub async fn run(args: Args, storage: &Storage, quiet: bool, json: bool) -> anyhow::Result<u8> {
-    let opts = args.convert.options(&args.input)?;
+/// What identifies the input `name` opened with `identity`.
+pub fn input_identity(name: &str, identity: ObjectIdentity) -> InputIdentity {
+    InputIdentity {
+        name: name.to_owned(),
+        location: identity.location,
+        bytes: identity.size,
+        version: identity.version,
+    }
+}
+
+/// Refuses a file (`what` names it) that lies among the batch folder's own files — its
+/// generations, results, `batch.json`, housekeeping — which a run into the folder replaces or
+/// removes.
+pub fn check_outside_folder(what: &str, at: &Location, folder: &Location) -> anyhow::Result<()> {
+    if let Some(rel) = at.relative_to(folder) {
+        let ours = owned_prefixes().iter().any(|p| rel.starts_with(p.as_str()))
+            || rel.starts_with(HOUSEKEEPING);
+        if ours {
+            bail!("{what} {at} is one of the batch folder {folder}'s own files, which the run replaces or removes; nothing was written");
+        }
+    }
+    Ok(())
+}
+
+/// Refuses two of the run's files being one: an output that is the input would destroy it, and
+/// two outputs in one file would mix.
+pub fn check_distinct(named: &[(&str, &Location)]) -> anyhow::Result<()> {
+    for (i, (a, la)) in named.iter().enumerate() {
+        for (b, lb) in &named[i + 1..] {
+            if la.same_object(lb) {
+                bail!("{a} and {b} are the same file ({la}): nothing was written");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
     if input.is_folder() {
         bail!("INPUT {} is a folder; give an OpenAI batch .jsonl file, an s3://bucket/key object, or -", args.input);
     }
-    let (source, total) = storage.open(&input).await?;
     let output = Location::parse(&args.output).map_err(anyhow::Error::msg)?;
-    let (sink, rejects_at) = if output.is_folder() {
+    let report = if output.is_folder() {
         if args.rejects.is_some() {
-            bail!("--rejects applies to file and - outputs; a batch folder keeps its rejects in rejected.jsonl");
+            bail!("--rejects applies to file and - outputs; a batch folder keeps its rejects in its generation's rejected.jsonl");
         }
-        let dest = storage.folder(&output).await?;
-        let at = dest.uri(batch_folder::REJECTED);
-        (BedrockOutput::Folder(dest), at)
+        check_outside_folder("INPUT", &input, &output)?;
+        let opened = cx.storage.open_identified(&input).await?;
+        let opts = args
+            .convert
+            .options(input_identity(&args.input, opened.identity))?;
+        let dest = cx.storage.folder(&output).await?;
+        let folder = FolderWriter::open(dest, &cx.lock("to-bedrock")).await?;
+        let driver;
+        let replace = if args.convert.overwrite {
+            driver = cx.driver().await;
+            Replace::Overwrite(&driver)
+        } else {
+            Replace::Refuse
+        };
+        match folder
+            .start_generation(opts.conversion(), opts.source.clone(), replace)
+            .await?
+        {
+            Start::Same(folder) => {
+                let m = folder.current()?.manifest().clone();
+                folder.release().await;
+                already_converted(&args.output, &m, cx);
+                return Ok(exit_for_rejects(
+                    m.counts.rejected,
+                    args.convert.allow_rejects,
+                ));
+            }
+            Start::New(writer) => {
+                let rejects_at = writer.uri(&writer.generation().rejected_path());
+                convert(
+                    &args.input,
+                    &args.output,
+                    opened.source,
+                    opts.source.bytes,
+                    BedrockOutput::Folder(writer),
+                    opts,
+                    cx.quiet,
+                    cx.json,
+                    &rejects_at,
+                )
+                .await?
+            }
+        }
     } else {
-        let records = storage.writer(&output, StdWriter::stdout).await?;
         let rejects_arg = args.rejects.clone().unwrap_or_else(|| match &output {
             Location::Std => "-".to_owned(),
             other => format!("{other}.rejected.jsonl"),
         });
         let rejects_loc = Location::parse(&rejects_arg).map_err(anyhow::Error::msg)?;
-        let rejects = storage.writer(&rejects_loc, StdWriter::stderr).await?;
+        check_distinct(&[
+            ("INPUT", &input),
+            ("OUTPUT", &output),
+            ("--rejects", &rejects_loc),
+        ])?;
+        let opened = cx.storage.open_identified(&input).await?;
+        let opts = args
+            .convert
+            .options(input_identity(&args.input, opened.identity))?;
+        let records = cx.storage.writer(&output, StdWriter::stdout).await?;
+        let rejects = match cx.storage.writer(&rejects_loc, StdWriter::stderr).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = records.abort().await;
+                return Err(e).context(format!("--rejects {rejects_arg}"));
+            }
+        };
         let shown = if rejects_arg == "-" {
             "stderr".to_owned()
         } else {
             rejects_arg
         };
-        (BedrockOutput::Stream { records, rejects }, shown)
+        convert(
+            &args.input,
+            &args.output,
+            opened.source,
+            opts.source.bytes,
+            BedrockOutput::Stream { records, rejects },
+            opts,
+            cx.quiet,
+            cx.json,
+            &shown,
+        )
+        .await?
     };
-
-    let report = convert(
-        &args.input,
-        &args.output,
-        source,
-        total,
-        sink,
-        opts,
-        quiet,
-        json,
-        &rejects_at,
-    )
-    .await?;
     if let Some(path) = &args.summary {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json)
             .with_context(|| format!("writing the summary to {}", path.display()))?;
     }
-    Ok(if report.rejected > 0 && !args.convert.allow_rejects {
+    Ok(exit_for_rejects(
+        report.rejected,
+        args.convert.allow_rejects,
+    ))
+}
+
+fn exit_for_rejects(rejected: u64, allowed: bool) -> u8 {
+    if rejected > 0 && !allowed {
         EXIT_REJECTS
     } else {
         EXIT_OK
-    })
+    }
+}
+
+/// Says that `folder` already holds this very conversion.
+pub fn already_converted(folder: &str, m: &BatchManifest, cx: &Context) {
+    if cx.json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"already_converted": m.generation, "counts": m.counts})
+        );
+    } else if !cx.quiet {
+        eprintln!(
+            "{folder} already holds this conversion of {} ({}: {} records, {} rejected): nothing to do (--overwrite converts it again)",
+            m.input.name, m.generation, m.counts.records, m.counts.rejected
+        );
+    }
 }
 
 /// Converts `source` into `sink` with a progress bar, and prints the summary on stderr (as JSON

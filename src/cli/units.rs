@@ -30,6 +30,37 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// A parser of byte sizes between `min` and `max`, naming the range when a size is outside it.
+pub fn bytes_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clone {
+    move |s| {
+        let n = parse_bytes(s)?;
+        if (min..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!(
+                "{s} is outside the valid range {} to {}",
+                show_bytes(min),
+                show_bytes(max)
+            ))
+        }
+    }
+}
+
+/// A byte size the way a person writes it.
+fn show_bytes(n: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    for (unit, size) in [("GB", 1_000_000_000u64), ("MB", 1_000_000), ("kB", 1_000)] {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    format!("{n}B")
+}
+
 /// Parses a duration: a number with `ms`, `s`, `m` or `h` (seconds without a unit).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -95,5 +126,14 @@ mod tests {
         assert_eq!(parse_bytes("1_000 kB"), Ok(1_000_000));
         assert!(parse_bytes("12 parsecs").is_err());
         assert!(parse_bytes("GB").is_err());
+        let part = bytes_in(5 << 20, 5 << 30);
+        assert_eq!(part("8MiB"), Ok(8 << 20));
+        assert_eq!(
+            part("1MiB"),
+            Err("1MiB is outside the valid range 5MiB to 5GiB".to_owned())
+        );
+        assert!(bytes_in(1, 1_000_000_000)("0")
+            .unwrap_err()
+            .contains("1B to 1GB"));
     }
 }

@@ -461,6 +461,7 @@ mod tests {
     #[test]
     fn collected_results_give_files_counts_usage_and_completion_time() {
         let results = ResultsRecord {
+            generation: "gen-20261129T181256Z-3f9a2c".into(),
             output: "s3://b/p/results/output.jsonl".into(),
             errors: "s3://b/p/results/errors.jsonl".into(),
             started_at: 2100,

@@ -1,20 +1,23 @@
-//! A batch folder's Bedrock jobs: submitting them (each recorded in `jobs/jobNNN.json`), reading
-//! their state, showing them as one OpenAI Batch object, and collecting their results.
+//! A batch folder's Bedrock jobs: submitting them (each recorded in `<gen>/jobs/jobNNN.json`),
+//! reading their state, showing them as one OpenAI Batch object, and collecting their results.
+//! Every write takes the folder's lock and checks that the folder still holds the generation it
+//! was opened with.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use futures::future::BoxFuture;
 
 use super::batch_object::{BatchContext, BatchObject};
 use super::job::{JobInfo, JobStatus};
 use super::request::{default_job_name, JobRequest};
 use super::{Driver, DriverError};
-use crate::batch_folder::{self, BatchManifest, JobRecord, ResultsRecord};
-use crate::io::{Destination, Location, StdWriter, Storage};
+use crate::batch_folder::{
+    BatchManifest, FolderReader, FolderWriter, JobCheck, JobRecord, LockOptions, ResultsRecord,
+};
+use crate::io::{Destination, Location, ObjectWriter, StdWriter, Storage};
 use crate::pipeline::{
-    compare_with_manifest, convert_from_bedrock, read_batch_folder, read_job_records,
-    FromBedrockOptions, FromBedrockReport, MissingReason,
+    collect_folder, Collected, FolderResults, FromBedrockOptions, MissingReason,
 };
 
 /// The settings a batch folder's jobs are submitted with (the rest comes from the folder).
@@ -59,22 +62,12 @@ pub struct CollectOptions {
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
-/// What a collection of results produced.
-#[derive(Debug, Clone)]
-pub struct Collected {
-    /// The conversion's accounting.
-    pub report: FromBedrockReport,
-    /// What was recorded in `results/report.json`.
-    pub record: ResultsRecord,
-}
-
 /// A batch folder and the Bedrock jobs it was submitted as.
 pub struct BatchFolder {
-    dest: Arc<dyn Destination>,
-    manifest: BatchManifest,
-    manifest_bytes: Vec<u8>,
+    reader: FolderReader,
     records: Vec<Option<JobRecord>>,
     results: Option<ResultsRecord>,
+    lock: LockOptions,
 }
 
 fn unix_now() -> u64 {
@@ -83,76 +76,51 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn folder_error(e: impl std::fmt::Display) -> DriverError {
-    DriverError::Folder(e.to_string())
-}
-
 impl BatchFolder {
     /// Opens the batch folder at `dest`; `None` when it has no `batch.json` (nothing converted
     /// there yet, or the conversion did not finish).
     pub async fn open_existing(dest: Arc<dyn Destination>) -> Result<Option<Self>, DriverError> {
-        let io = |e: std::io::Error| {
-            DriverError::Folder(format!("reading {}: {e}", dest.uri(batch_folder::MANIFEST)))
-        };
-        let Some(raw) = dest.read_small(batch_folder::MANIFEST).await.map_err(io)? else {
+        let Some(reader) = FolderReader::open(dest).await? else {
             return Ok(None);
         };
-        let manifest: BatchManifest = serde_json::from_slice(&raw).map_err(|e| {
-            DriverError::Folder(format!("{}: {e}", dest.uri(batch_folder::MANIFEST)))
-        })?;
-        let mut records = vec![None; manifest.jobs.len()];
-        for record in read_job_records(dest.as_ref())
-            .await
-            .map_err(folder_error)?
-        {
-            match records.get_mut(record.index as usize) {
-                Some(slot) => *slot = Some(record),
-                None => {
-                    return Err(DriverError::Folder(format!(
-                        "{}: job {} is not a job of this folder ({} jobs)",
-                        dest.uri(&batch_folder::job_record_path(record.index)),
-                        record.index,
-                        manifest.jobs.len()
-                    )))
-                }
-            }
-        }
-        let results = match dest
-            .read_small(batch_folder::RESULTS_RECORD)
-            .await
-            .map_err(folder_error)?
-        {
-            Some(raw) => serde_json::from_slice(&raw).ok(),
-            None => None,
-        };
-        Ok(Some(BatchFolder {
-            dest,
-            manifest,
-            manifest_bytes: raw,
-            records,
-            results,
-        }))
+        Ok(Some(Self::from_reader(reader).await?))
     }
 
     /// Opens the batch folder at `dest`, which must hold a `batch.json`.
     pub async fn open(dest: Arc<dyn Destination>) -> Result<Self, DriverError> {
-        let uri = dest.uri("");
-        Self::open_existing(dest).await?.ok_or_else(|| {
-            DriverError::Folder(format!(
-                "{uri}{} not found: not a batch folder (made by `bedrock-batch to-bedrock INPUT DEST/`)",
-                batch_folder::MANIFEST
-            ))
+        Self::from_reader(FolderReader::open_existing(dest).await?).await
+    }
+
+    async fn from_reader(reader: FolderReader) -> Result<Self, DriverError> {
+        let records = reader.job_records().await?;
+        let results = reader.results().await?;
+        Ok(BatchFolder {
+            reader,
+            records,
+            results,
+            lock: LockOptions::default(),
         })
+    }
+
+    /// How later writes take the folder's lock (the command named, `--break-lock`).
+    pub fn with_lock_options(mut self, lock: LockOptions) -> Self {
+        self.lock = lock;
+        self
     }
 
     /// `batch.json`.
     pub fn manifest(&self) -> &BatchManifest {
-        &self.manifest
+        self.reader.manifest()
     }
 
     /// The folder's URI.
     pub fn uri(&self) -> String {
-        self.dest.uri("")
+        self.reader.uri("")
+    }
+
+    /// The folder's reader.
+    pub fn reader(&self) -> &FolderReader {
+        &self.reader
     }
 
     /// The recorded job of each of the folder's jobs, by index (`None`: not submitted yet).
@@ -172,52 +140,68 @@ impl BatchFolder {
 
     /// The CreateModelInvocationJob request for the folder's job `index`.
     pub fn request(&self, index: u32, s: &SubmitSettings) -> Result<JobRequest, DriverError> {
-        let job = self
-            .manifest
-            .jobs
-            .get(index as usize)
-            .ok_or_else(|| DriverError::Folder(format!("the folder has no job {index}")))?;
-        let jobs = self.manifest.jobs.len();
+        let m = self.manifest();
+        let jobs = m.jobs.len();
         let job_name = match &s.job_name {
             Some(name) if jobs > 1 => format!("{name}-job{index:03}"),
             Some(name) => name.clone(),
-            None => default_job_name(&self.uri(), self.manifest.created_at, index, jobs),
+            None => default_job_name(&self.uri(), m.created_at, index, jobs),
         };
-        let input_uri = self.dest.uri(&job.input_prefix);
+        let generation = self.reader.generation();
+        let input_uri = self.reader.uri(&generation.job_input_prefix(index));
         if !input_uri.starts_with("s3://") {
-            return Err(DriverError::Folder(format!(
-                "{}: Bedrock reads its input from S3; convert into an s3://bucket/prefix/ folder",
-                self.uri()
-            )));
+            return Err(DriverError::NotOnS3 { folder: self.uri() });
         }
         let mut req = JobRequest {
             job_name,
             role_arn: s.role_arn.clone(),
-            model_id: self.manifest.model_id.clone(),
+            model_id: m.conversion.model_id.clone(),
             input_uri,
-            output_uri: self.dest.uri("output/"),
+            output_uri: self.reader.uri(&generation.output_prefix()),
             kms_key_id: s.kms_key_id.clone(),
             timeout_hours: s.timeout_hours,
             tags: s.tags.clone(),
             subnet_ids: s.subnet_ids.clone(),
             security_group_ids: s.security_group_ids.clone(),
-            invocation_type: self.manifest.invocation_type.clone(),
+            invocation_type: m.conversion.invocation_type.clone(),
             client_request_token: String::new(),
         };
-        req.client_request_token = req.token_for(&self.manifest_bytes);
+        req.client_request_token = req.token_for(self.reader.manifest_bytes());
         Ok(req)
     }
 
     /// Submits the folder's jobs not yet submitted with these settings, keeping at most
     /// `max_active` of them submitted or in progress at once; stops early (without an error) when
-    /// Bedrock's quota of jobs in flight is reached. Each job is recorded as soon as Bedrock
-    /// accepts it. A job recorded with other settings is submitted anew only once it has ended.
+    /// Bedrock's quota of jobs in flight is reached. Each job's input prefix is checked to hold
+    /// exactly its shards first, and each job is recorded as soon as Bedrock accepts it. A job
+    /// recorded with other settings is submitted anew only once it has ended. Holds the folder's
+    /// lock meanwhile.
     pub async fn submit(
         &mut self,
         driver: &Driver,
         settings: &SubmitSettings,
         max_active: usize,
     ) -> Result<SubmitSummary, DriverError> {
+        let writer = FolderWriter::open(Arc::clone(self.reader.dest()), &self.lock).await?;
+        let result = self
+            .submit_locked(&writer, driver, settings, max_active)
+            .await;
+        writer.release().await;
+        result
+    }
+
+    async fn submit_locked(
+        &mut self,
+        writer: &FolderWriter,
+        driver: &Driver,
+        settings: &SubmitSettings,
+        max_active: usize,
+    ) -> Result<SubmitSummary, DriverError> {
+        // Another run may have submitted meanwhile: what the folder records now is what counts.
+        self.records = writer
+            .expect(&self.manifest().generation)?
+            .job_records()
+            .await?;
         let mut summary = SubmitSummary::default();
         let mut active = 0;
         let mut todo = Vec::new();
@@ -234,14 +218,12 @@ impl BatchFolder {
                 Some(rec) => {
                     let info = driver.get(&rec.job_arn).await?;
                     if info.status.is_active() {
-                        return Err(DriverError::Folder(format!(
-                            "job {} of {} was submitted as {} with other settings and is {}: cancel it first (bedrock-batch cancel {}) or submit with its settings",
+                        return Err(DriverError::OtherSettings {
+                            folder: self.uri(),
                             index,
-                            self.uri(),
-                            rec.job_arn,
-                            info.status,
-                            self.uri()
-                        )));
+                            job_arn: rec.job_arn.clone(),
+                            status: info.status.to_string(),
+                        });
                     }
                     todo.push((index, req));
                 }
@@ -254,6 +236,8 @@ impl BatchFolder {
                 summary.pending += 1;
                 continue;
             }
+            // Bedrock reads every file under the prefix: it must hold exactly this job's shards.
+            writer.check_job_input(index).await?;
             let arn = match driver.submit(&req).await {
                 Ok(arn) => arn,
                 Err(e) if e.code() == Some("ServiceQuotaExceededException") => {
@@ -264,6 +248,7 @@ impl BatchFolder {
                 Err(e) => return Err(e),
             };
             let record = JobRecord {
+                generation: self.manifest().generation.clone(),
                 index,
                 job_arn: arn,
                 job_name: req.job_name.clone(),
@@ -276,27 +261,13 @@ impl BatchFolder {
                 timeout_hours: req.timeout_hours,
                 invocation_type: req.invocation_type.clone(),
             };
-            self.write_json(&batch_folder::job_record_path(index), &record)
-                .await?;
+            writer.write_job_record(&record).await?;
             self.records[index as usize] = Some(record.clone());
             summary.submitted.push(record);
             active += 1;
         }
         summary.pending += todo.count();
         Ok(summary)
-    }
-
-    async fn write_json<T: serde::Serialize>(
-        &self,
-        rel: &str,
-        value: &T,
-    ) -> Result<(), DriverError> {
-        let json = serde_json::to_vec_pretty(value).map_err(folder_error)?;
-        let io =
-            |e: std::io::Error| DriverError::Folder(format!("writing {}: {e}", self.dest.uri(rel)));
-        let mut w = self.dest.create(rel).await.map_err(io)?;
-        w.write(Bytes::from(json)).await.map_err(io)?;
-        w.finish().await.map_err(io)
     }
 
     /// The current state of every submitted job, in job order.
@@ -311,10 +282,10 @@ impl BatchFolder {
     /// The batch's OpenAI Batch object, given its jobs' state (`finalizing_since` while the
     /// results are being converted).
     pub fn batch_object(&self, jobs: &[JobInfo], finalizing_since: Option<i64>) -> BatchObject {
-        let m = &self.manifest;
+        let m = self.manifest();
         let mut metadata = BTreeMap::new();
         metadata.insert("batch_folder".to_owned(), self.uri());
-        metadata.insert("model_id".to_owned(), m.model_id.clone());
+        metadata.insert("model_id".to_owned(), m.conversion.model_id.clone());
         if m.counts.rejected > 0 {
             metadata.insert("rejected_lines".to_owned(), m.counts.rejected.to_string());
         }
@@ -326,9 +297,13 @@ impl BatchFolder {
             jobs,
             BatchContext {
                 id,
-                endpoint: m.endpoint.clone(),
-                model: Some(m.openai_model.clone().unwrap_or_else(|| m.model_id.clone())),
-                input_file_id: m.source.clone(),
+                endpoint: m.conversion.endpoint.clone(),
+                model: Some(
+                    m.openai_model
+                        .clone()
+                        .unwrap_or_else(|| m.conversion.model_id.clone()),
+                ),
+                input_file_id: m.input.name.clone(),
                 total_records: Some(m.counts.records),
                 pending_jobs: self.pending(),
                 created_at: m.created_at as i64,
@@ -341,8 +316,8 @@ impl BatchFolder {
 
     /// Converts the finished jobs' output into the OpenAI output file `output` and error file
     /// `errors`, every `custom_id` once: records a job did not return become error lines saying
-    /// why (`batch_expired`, `batch_cancelled`, `batch_failed`, `result_missing`). Records what it
-    /// wrote in `results/report.json`.
+    /// why (`batch_expired`, `batch_cancelled`, `batch_failed`, `result_missing`). Commits them
+    /// with `results/report.json`, all or none, under the folder's lock.
     pub async fn collect(
         &mut self,
         storage: &Storage,
@@ -352,23 +327,19 @@ impl BatchFolder {
         opts: &CollectOptions,
     ) -> Result<Collected, DriverError> {
         if let Some(job) = jobs.iter().find(|j| !j.status.is_terminal()) {
-            return Err(DriverError::Folder(format!(
-                "job {} is {}: results are collected once every job has ended",
+            return Err(DriverError::NotEnded(format!(
+                "job {} is {}",
                 job.id(),
                 job.status
             )));
         }
         if self.pending() > 0 {
-            return Err(DriverError::Folder(format!(
+            return Err(DriverError::NotEnded(format!(
                 "{} of the folder's jobs are not submitted yet",
                 self.pending()
             )));
         }
-        let started_at = unix_now();
-        let folder = read_batch_folder(self.dest.as_ref())
-            .await
-            .map_err(folder_error)?;
-        let mut fb = FromBedrockOptions::for_folder(&folder.manifest).map_err(folder_error)?;
+        let mut fb = FromBedrockOptions::for_folder(self.manifest())?;
         if let Some(end) = jobs.iter().filter_map(|j| j.ended_at).max() {
             fb.response.created = end.max(0) as u64;
         }
@@ -385,34 +356,57 @@ impl BatchFolder {
         }
         fb.threads = opts.threads;
         fb.progress = opts.progress.clone();
-        let ok = storage
-            .writer(output, StdWriter::stdout)
-            .await
-            .map_err(|e| DriverError::Folder(format!("{output}: {e}")))?;
-        let err = storage
-            .writer(errors, StdWriter::stderr)
-            .await
-            .map_err(|e| DriverError::Folder(format!("{errors}: {e}")))?;
-        let mut report =
-            convert_from_bedrock(folder.files, Some(Arc::new(folder.ledger)), ok, err, &fb).await?;
-        if let Some(totals) = folder.totals {
-            compare_with_manifest(&mut report, totals, jobs.len());
+        let writer = FolderWriter::open(Arc::clone(self.reader.dest()), &self.lock).await?;
+        let result = async {
+            writer.expect(&self.manifest().generation)?;
+            let results = FolderResults {
+                ok: results_writer(storage, &writer, output, StdWriter::stdout).await?,
+                err: results_writer(storage, &writer, errors, StdWriter::stderr).await?,
+                output: output.to_string(),
+                errors: errors.to_string(),
+            };
+            Ok::<_, DriverError>(collect_folder(&writer, results, &fb).await?)
         }
-        let record = ResultsRecord {
-            output: output.to_string(),
-            errors: errors.to_string(),
-            started_at,
-            finished_at: unix_now(),
-            succeeded: report.succeeded,
-            failed: report.failed,
-            missing: report.missing,
-            input_tokens: report.input_tokens,
-            cached_tokens: report.cached_tokens,
-            output_tokens: report.output_tokens,
-        };
-        self.write_json(batch_folder::RESULTS_RECORD, &record)
-            .await?;
-        self.results = Some(record.clone());
-        Ok(Collected { report, record })
+        .await;
+        writer.release().await;
+        let collected = result?;
+        self.results = Some(collected.record.clone());
+        Ok(collected)
+    }
+}
+
+/// A writer for a results file at `at`: through the folder when `at` is inside it (so that its
+/// temporary file is the folder's), else on its own.
+pub async fn results_writer(
+    storage: &Storage,
+    folder: &FolderWriter,
+    at: &Location,
+    std: fn() -> StdWriter,
+) -> Result<Box<dyn ObjectWriter>, DriverError> {
+    let root = folder.dest().uri("");
+    if let Some(rel) = at.to_string().strip_prefix(&root).filter(|r| !r.is_empty()) {
+        return Ok(folder.create(rel).await?);
+    }
+    storage
+        .writer(at, std)
+        .await
+        .map_err(|source| DriverError::Results {
+            location: at.to_string(),
+            source,
+        })
+}
+
+impl JobCheck for Driver {
+    fn running<'a>(&'a self, job_arns: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let mut running = Vec::new();
+            for arn in job_arns {
+                let info = self.get(arn).await.map_err(|e| e.to_string())?;
+                if !info.status.is_terminal() {
+                    running.push(format!("{} ({})", info.id(), info.status));
+                }
+            }
+            Ok(running)
+        })
     }
 }

@@ -61,10 +61,11 @@ use aws_sdk_bedrock::types::{
     SortJobsBy, SortOrder, Tag, VpcConfig,
 };
 
+pub use crate::pipeline::Collected;
 pub use batch_object::{
     BatchContext, BatchError, BatchErrors, BatchObject, BatchStatus, BatchUsage, RequestCounts,
 };
-pub use folder::{BatchFolder, CollectOptions, Collected, SubmitSettings, SubmitSummary};
+pub use folder::{results_writer, BatchFolder, CollectOptions, SubmitSettings, SubmitSummary};
 pub use job::{is_job_identifier, job_id, JobInfo, JobStatus};
 pub use request::{
     check_job_name, check_role_arn, check_s3_uri, completion_window, default_job_name, parse_tag,
@@ -116,8 +117,48 @@ pub enum DriverError {
         hint: &'static str,
     },
     /// The batch folder could not be read or written.
-    #[error("{0}")]
-    Folder(String),
+    #[error(transparent)]
+    Folder(#[from] crate::batch_folder::FolderError),
+    /// A request could not be built (a bug).
+    #[error("building the {what}: {message}")]
+    Build {
+        /// What.
+        what: &'static str,
+        /// The builder's word.
+        message: String,
+    },
+    /// Bedrock reads and writes S3 only.
+    #[error(
+        "{folder}: Bedrock reads its input from S3; convert into an s3://bucket/prefix/ folder"
+    )]
+    NotOnS3 {
+        /// The folder.
+        folder: String,
+    },
+    /// A job of the folder was submitted with other settings and still runs.
+    #[error("job {index} of {folder} was submitted as {job_arn} with other settings and is {status}: cancel it first (bedrock-batch cancel {folder}) or submit with its settings")]
+    OtherSettings {
+        /// The folder.
+        folder: String,
+        /// The folder's job index.
+        index: u32,
+        /// The running job.
+        job_arn: String,
+        /// Its status.
+        status: String,
+    },
+    /// Results are collected once every job has ended.
+    #[error("{0}: results are collected once every job has ended")]
+    NotEnded(String),
+    /// A results file could not be opened for writing.
+    #[error("{location}: {source}")]
+    Results {
+        /// Where.
+        location: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Converting the results failed.
     #[error("converting the results: {0}")]
     Collect(#[from] crate::pipeline::ConvertError),
@@ -224,9 +265,11 @@ impl Driver {
         if let Some(key) = &req.kms_key_id {
             s3_out = s3_out.s3_encryption_key_id(key);
         }
-        let built = |what: &str, e: aws_sdk_bedrock::error::BuildError| {
-            DriverError::Folder(format!("building the {what}: {e}"))
-        };
+        let built =
+            |what: &'static str, e: aws_sdk_bedrock::error::BuildError| DriverError::Build {
+                what,
+                message: e.to_string(),
+            };
         let input = ModelInvocationJobInputDataConfig::S3InputDataConfig(
             ModelInvocationJobS3InputDataConfig::builder()
                 .s3_uri(&req.input_uri)

@@ -1,18 +1,27 @@
 //! Local files and stdout.
+//!
+//! Every file is written to a temporary file and renamed into place when finished. A folder
+//! ([`LocalDir`]) keeps its temporary files in one place, `DIR/.bedrock-batch/tmp/`, which
+//! [`Destination::clean_up`] empties; a file on its own ([`LocalFile::create`]) keeps its
+//! temporary file beside it as `.NAME.bedrock-batch.PID.N.tmp`, and the next writer of that name
+//! removes the ones whose process is gone. A commit that replaces a file keeps the old one aside
+//! (`….old`) until the commit is kept or undone; a process killed in between leaves it, and the
+//! next clean-up puts it back if the file is missing, or removes it.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 
-use super::{Destination, ObjectWriter};
+use super::{Committed, Destination, HeldLock, Listed, LockAttempt, NothingToUndo, ObjectWriter};
 
-/// A local directory as a [`Destination`]. Objects are written to hidden temporary files beside
-/// their final name and renamed into place on finish.
+/// A local directory as a [`Destination`]. Objects are written to temporary files in
+/// `DIR/.bedrock-batch/tmp/` and renamed into place on finish.
 #[derive(Debug, Clone)]
 pub struct LocalDir {
     root: PathBuf,
@@ -24,28 +33,99 @@ impl LocalDir {
         LocalDir { root: root.into() }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
-        rel.split('/').fold(self.root.clone(), |p, seg| p.join(seg))
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
+
+    /// The path of `rel`, which must stay inside the folder.
+    fn path(&self, rel: &str) -> io::Result<PathBuf> {
+        let mut path = self.root.clone();
+        for seg in rel.split('/').filter(|s| !s.is_empty()) {
+            if seg == "." || seg == ".." || seg.contains('\\') || seg.contains('\0') {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{rel}: not a path inside {}", self.root.display()),
+                ));
+            }
+            path.push(seg);
+        }
+        Ok(path)
+    }
+
+    fn housekeeping(&self) -> PathBuf {
+        self.root.join(super::HOUSEKEEPING)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.housekeeping().join("tmp")
+    }
+}
+
+/// Whether process `pid` is running on this machine.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    // 0 and negative numbers name process groups, not a process.
+    let Ok(pid) =
+        libc::pid_t::try_from(pid)
+            .map_err(drop)
+            .and_then(|p| if p > 0 { Ok(p) } else { Err(()) })
+    else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Encodes a relative path into one file name (for backups kept in the temporary folder).
+fn encode_rel(rel: &str) -> String {
+    rel.replace('%', "%25").replace('/', "%2F")
+}
+
+fn decode_rel(name: &str) -> String {
+    name.replace("%2F", "/").replace("%25", "%")
+}
+
+/// Removes `dir` and its parents up to (not including) `stop` while they are empty.
+fn prune_empty(mut dir: &Path, stop: &Path) {
+    while dir != stop && dir.starts_with(stop) {
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => break,
+        }
+    }
+}
+
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> BoxFuture<'static, io::Result<T>> {
+    async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(io::Error::other)?
+    }
+    .boxed()
 }
 
 impl Destination for LocalDir {
     fn create(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ObjectWriter>>> {
-        let path = self.path(rel);
-        async move { Ok(Box::new(LocalFile::create(path).await?) as Box<dyn ObjectWriter>) }.boxed()
-    }
-
-    fn rename(&self, from: &str, to: &str) -> BoxFuture<'_, io::Result<()>> {
-        let (from, to) = (self.path(from), self.path(to));
+        let (path, rel) = (self.path(rel), rel.to_owned());
+        let tmp = self.tmp_dir();
         async move {
-            tokio::task::spawn_blocking(move || {
-                if let Some(dir) = to.parent() {
-                    fs::create_dir_all(dir)?;
-                }
-                fs::rename(&from, &to)
-            })
-            .await
-            .map_err(io::Error::other)?
+            let path = path?;
+            let w = LocalFile::create_in(
+                path,
+                tmp.join(format!("{}.tmp", super::unique_name())),
+                &rel,
+            )
+            .await?;
+            Ok(Box::new(w) as Box<dyn ObjectWriter>)
         }
         .boxed()
     }
@@ -53,7 +133,7 @@ impl Destination for LocalDir {
     fn read_small(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<Vec<u8>>>> {
         let path = self.path(rel);
         async move {
-            match tokio::fs::read(&path).await {
+            match tokio::fs::read(&path?).await {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
@@ -63,56 +143,287 @@ impl Destination for LocalDir {
     }
 
     fn uri(&self, rel: &str) -> String {
-        self.path(rel).display().to_string()
+        let mut uri = rel
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .fold(self.root.clone(), |p, s| p.join(s))
+            .display()
+            .to_string();
+        if (rel.is_empty() || rel.ends_with('/')) && !uri.ends_with('/') {
+            uri.push('/');
+        }
+        uri
     }
 
-    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>> {
+    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<Listed>>> {
         let (root, prefix) = (self.root.clone(), prefix.to_owned());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut found = Vec::new();
-                let mut stack = vec![root.clone()];
-                while let Some(dir) = stack.pop() {
-                    let entries = match fs::read_dir(&dir) {
-                        Ok(e) => e,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e),
+        blocking(move || {
+            let mut found = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let entries = match fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    // The folder's housekeeping, and hidden files, are not objects.
+                    if name.to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    let path = entry.path();
+                    let kind = entry.file_type()?;
+                    if kind.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let Ok(rel) = path.strip_prefix(&root) else {
+                        continue;
                     };
-                    for entry in entries {
-                        let entry = entry?;
-                        let path = entry.path();
-                        if entry.file_type()?.is_dir() {
-                            stack.push(path);
-                            continue;
-                        }
-                        let Ok(rel) = path.strip_prefix(&root) else {
-                            continue;
-                        };
-                        let rel: Vec<String> = rel
-                            .components()
-                            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                            .collect();
-                        let rel = rel.join("/");
-                        // Temporary files of writers in progress are not objects.
-                        let hidden = rel.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
-                        if rel.starts_with(&prefix) && !hidden {
-                            found.push(rel);
-                        }
+                    let rel: Vec<String> = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    let rel = rel.join("/");
+                    if rel.starts_with(&prefix) {
+                        let size = entry.metadata()?.len();
+                        found.push(Listed { path: rel, size });
                     }
                 }
-                found.sort();
-                Ok(found)
+            }
+            found.sort_by(|a, b| a.path.cmp(&b.path));
+            Ok(found)
+        })
+    }
+
+    fn children(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>> {
+        let dir = self.path(prefix);
+        async move {
+            let dir = dir?;
+            blocking(move || {
+                let entries = match fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                };
+                let mut names = Vec::new();
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    if entry.file_type()?.is_dir() {
+                        names.push(format!("{name}/"));
+                    } else {
+                        names.push(name);
+                    }
+                }
+                names.sort();
+                Ok(names)
             })
             .await
-            .map_err(io::Error::other)?
         }
         .boxed()
     }
 
     fn open(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn super::ChunkSource>>> {
         let path = self.path(rel);
-        async move { Ok(Box::new(FileSource::open(&path).await?) as Box<dyn super::ChunkSource>) }
+        async move { Ok(Box::new(FileSource::open(&path?).await?) as Box<dyn super::ChunkSource>) }
             .boxed()
+    }
+
+    fn delete(&self, rel: &str) -> BoxFuture<'_, io::Result<()>> {
+        let (path, root) = (self.path(rel), self.root.clone());
+        async move {
+            let path = path?;
+            blocking(move || {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("cannot remove {}: {e}", path.display()),
+                        ))
+                    }
+                    _ => {}
+                }
+                if let Some(dir) = path.parent() {
+                    prune_empty(dir, &root);
+                }
+                Ok(())
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn lock(
+        &self,
+        rel: &str,
+        holder: Bytes,
+        _take_over: Option<String>,
+    ) -> BoxFuture<'_, io::Result<LockAttempt>> {
+        // A local lock is an advisory lock on an open file: the kernel lets go of it when the
+        // process ends, however it ends, so it is never stale and never needs taking over.
+        let (path, root) = (self.path(rel), self.root.clone());
+        async move {
+            let path = path?;
+            blocking(move || lock_file(&root, &path, &holder)).await
+        }
+        .boxed()
+    }
+
+    fn clean_up(&self, _owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+        let (tmp, me) = (self.tmp_dir(), self.clone());
+        blocking(move || {
+            let entries = match fs::read_dir(&tmp) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let mut removed = 0;
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name.split('.').next().and_then(|p| p.parse::<u32>().ok());
+                if pid.is_some_and(|p| p != std::process::id() && process_alive(p)) {
+                    continue;
+                }
+                if let Some((_, rel)) = name.split_once(".old.") {
+                    let target = me.path(&decode_rel(rel)).ok();
+                    if let Some(target) = target.filter(|t| !t.exists()) {
+                        // Killed between moving the old object aside and putting the new one in
+                        // place: the old one goes back.
+                        if let Some(parent) = target.parent() {
+                            fs::create_dir_all(parent)?;
+                        }
+                        fs::rename(entry.path(), &target)?;
+                        removed += 1;
+                        continue;
+                    }
+                }
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+            Ok(removed)
+        })
+    }
+}
+
+/// The local lock: an exclusive advisory lock on `path`, with `holder` written in it.
+fn lock_file(root: &Path, path: &Path, holder: &[u8]) -> io::Result<LockAttempt> {
+    let root_existed = root.exists();
+    let dir = path.parent().unwrap_or(root);
+    loop {
+        fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut held = Vec::new();
+                file.read_to_end(&mut held)?;
+                return Ok(LockAttempt::Busy {
+                    holder: held,
+                    version: None,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot lock {}: {e}", path.display()),
+                ))
+            }
+        }
+        // The holder before us may have removed the file between our open and our lock: then
+        // we hold a lock on a file nobody else will look at. Start again.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let same = fs::metadata(path)
+                .map(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0))
+                .unwrap_or(false);
+            if !same {
+                continue;
+            }
+        }
+        file.set_len(0)?;
+        file.write_all(holder)?;
+        return Ok(LockAttempt::Acquired(Arc::new(LocalLock {
+            file: Mutex::new(Some(file)),
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+            root_existed,
+        })));
+    }
+}
+
+struct LocalLock {
+    file: Mutex<Option<fs::File>>,
+    path: PathBuf,
+    root: PathBuf,
+    root_existed: bool,
+}
+
+impl HeldLock for LocalLock {
+    fn refresh(&self, _holder: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn needs_refresh(&self) -> bool {
+        false
+    }
+
+    fn release(&self) -> BoxFuture<'_, io::Result<()>> {
+        self.unlock();
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl LocalLock {
+    fn unlock(&self) {
+        let Some(file) = self
+            .file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        // Removed while still locked, so a newcomer either finds no file or one it can lock.
+        let _ = fs::remove_file(&self.path);
+        drop(file);
+        // The folder's housekeeping goes with the lock when it is empty, and so does the folder
+        // itself when this run made it and left nothing in it.
+        if let Some(dir) = self.path.parent() {
+            let _ = fs::remove_dir(dir.join("tmp"));
+            let stop = if self.root_existed {
+                self.root.clone()
+            } else {
+                self.root
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            };
+            prune_empty(dir, &stop);
+        }
+    }
+}
+
+impl Drop for LocalLock {
+    fn drop(&mut self) {
+        self.unlock();
     }
 }
 
@@ -123,26 +434,71 @@ impl Destination for LocalDir {
 pub struct LocalFile {
     path: PathBuf,
     tmp: PathBuf,
+    /// Where a replaced file is kept aside during a [`commit`](ObjectWriter::commit).
+    backup: PathBuf,
     file: Option<fs::File>,
     in_flight: Option<JoinHandle<(fs::File, io::Result<()>)>>,
     /// Renamed into place, or written in place from the start (a device or FIFO): there is no
     /// temporary file to remove or rename.
     finished: bool,
+    /// Written in place (a device or FIFO).
+    direct: bool,
 }
 
 impl LocalFile {
-    /// Creates the temporary file (and the parent directories) for `path`.
+    /// Creates the temporary file (and the parent directories) for `path`, beside it, first
+    /// removing the temporary files of earlier writers of `path` whose process is gone.
     ///
     /// A path that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is written
-    /// in place: renaming over it would replace the device with a file.
+    /// in place: renaming over it would replace the device with a file. A directory is refused.
     pub async fn create(path: PathBuf) -> io::Result<LocalFile> {
-        let tmp = temp_name(&path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id = super::unique_name();
+        let tmp = path.with_file_name(format!(".{name}.bedrock-batch.{id}.tmp"));
+        let backup = path.with_file_name(format!(".{name}.bedrock-batch.{id}.old"));
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || sweep_siblings(&p))
+            .await
+            .map_err(io::Error::other)?;
+        Self::open(path, tmp, backup).await
+    }
+
+    /// Creates the file for `path` with its temporary file at `tmp` (in a folder's temporary
+    /// folder); `rel` names it there, for putting back a backup after a crash.
+    async fn create_in(path: PathBuf, tmp: PathBuf, rel: &str) -> io::Result<LocalFile> {
+        let backup = tmp.with_file_name(format!(
+            "{}.old.{}",
+            tmp.file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default(),
+            encode_rel(rel)
+        ));
+        Self::open(path, tmp, backup).await
+    }
+
+    async fn open(path: PathBuf, tmp: PathBuf, backup: PathBuf) -> io::Result<LocalFile> {
         let (p, t) = (path.clone(), tmp.clone());
         let (file, direct) = tokio::task::spawn_blocking(move || {
-            if fs::metadata(&p).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-                return Ok((fs::OpenOptions::new().write(true).open(&p)?, true));
+            match fs::metadata(&p) {
+                Ok(m) if m.is_dir() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        "a directory is in the way",
+                    ))
+                }
+                Ok(m) if !m.is_file() => {
+                    return Ok((fs::OpenOptions::new().write(true).open(&p)?, true))
+                }
+                _ => {}
             }
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for dir in [p.parent(), t.parent()]
+                .into_iter()
+                .flatten()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 fs::create_dir_all(dir)?;
             }
             Ok::<_, io::Error>((fs::File::create(&t)?, false))
@@ -153,9 +509,11 @@ impl LocalFile {
         Ok(LocalFile {
             path,
             tmp,
+            backup,
             file: Some(file),
             in_flight: None,
             finished: direct,
+            direct,
         })
     }
 
@@ -172,14 +530,45 @@ impl LocalFile {
         }
         Ok(())
     }
+
+    fn cannot_finish(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("cannot finish {}: {e}", self.path.display()),
+        )
+    }
 }
 
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+/// Removes the temporary files that dead writers of `path` left beside it, and puts back a file
+/// one of them had moved aside and not replaced.
+fn sweep_siblings(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.bedrock-batch.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = entry_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_none_or(process_alive) {
+            continue;
+        }
+        if rest.ends_with(".old") && !path.exists() {
+            let _ = fs::rename(entry.path(), path);
+        } else {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 impl ObjectWriter for LocalFile {
@@ -215,14 +604,44 @@ impl ObjectWriter for LocalFile {
             })
             .await
             .map_err(io::Error::other)?
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot finish {}: {e}", self.path.display()),
-                )
-            })?;
+            .map_err(|e| self.cannot_finish(e))?;
             self.finished = true;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn commit(mut self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
+        async move {
+            self.settle().await?;
+            let file = self.file.take();
+            if self.direct {
+                return Ok(Box::new(NothingToUndo) as Box<dyn Committed>);
+            }
+            let (tmp, path, backup) = (self.tmp.clone(), self.path.clone(), self.backup.clone());
+            let kept = tokio::task::spawn_blocking(move || {
+                drop(file);
+                let kept = match fs::rename(&path, &backup) {
+                    Ok(()) => Some(backup),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    if let Some(b) = &kept {
+                        let _ = fs::rename(b, &path);
+                    }
+                    return Err(e);
+                }
+                Ok(kept)
+            })
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|e| self.cannot_finish(e))?;
+            self.finished = true;
+            Ok(Box::new(LocalCommitted {
+                path: self.path.clone(),
+                backup: kept,
+            }) as Box<dyn Committed>)
         }
         .boxed()
     }
@@ -257,10 +676,42 @@ impl Drop for LocalFile {
     }
 }
 
+/// A committed local file and, when it replaced one, the old file kept aside.
+struct LocalCommitted {
+    path: PathBuf,
+    backup: Option<PathBuf>,
+}
+
+impl Committed for LocalCommitted {
+    fn undo(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        blocking(move || {
+            match &self.backup {
+                Some(b) => fs::rename(b, &self.path),
+                None => fs::remove_file(&self.path),
+            }
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot put back {}: {e}", self.path.display()),
+                )
+            })
+        })
+    }
+
+    fn keep(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        blocking(move || match &self.backup {
+            Some(b) => fs::remove_file(b),
+            None => Ok(()),
+        })
+    }
+}
+
 /// A local file read in [`CHUNK_SIZE`](super::CHUNK_SIZE) chunks on the blocking pool, one read
 /// ahead of the consumer, straight into the buffers the pipeline converts.
 pub struct FileSource {
     len: u64,
+    /// Modification time, in nanoseconds since the Unix epoch.
+    modified: Option<u128>,
     path: PathBuf,
     next: Option<JoinHandle<(fs::File, io::Result<Bytes>)>>,
 }
@@ -271,13 +722,26 @@ impl FileSource {
         let p = path.to_path_buf();
         let (file, len) = tokio::task::spawn_blocking(move || {
             let file = fs::File::open(&p)?;
-            let len = file.metadata()?.len();
-            Ok::<_, io::Error>((file, len))
+            let meta = file.metadata()?;
+            if meta.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "a directory, not a file",
+                ));
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos());
+            Ok::<_, io::Error>((file, (meta.len(), modified)))
         })
         .await
         .map_err(io::Error::other)?
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+        let (len, modified) = len;
         let mut source = FileSource {
+            modified,
             len,
             path: path.to_path_buf(),
             next: None,
@@ -294,6 +758,11 @@ impl FileSource {
     /// Whether the file was empty when it was opened.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The file's modification time when it was opened, in nanoseconds since the Unix epoch.
+    pub fn modified(&self) -> Option<u128> {
+        self.modified
     }
 
     fn read_ahead(&mut self, mut file: fs::File) {
@@ -368,6 +837,14 @@ impl ObjectWriter for StdWriter {
         async move { self.out.flush().await }.boxed()
     }
 
+    fn commit(self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
+        async move {
+            self.finish().await?;
+            Ok(Box::new(NothingToUndo) as Box<dyn Committed>)
+        }
+        .boxed()
+    }
+
     fn abort(mut self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
         use tokio::io::AsyncWriteExt;
         async move { self.out.flush().await }.boxed()
@@ -378,9 +855,35 @@ impl ObjectWriter for StdWriter {
     }
 }
 
+/// The name a host goes by, for lock holders' descriptions.
+pub(crate) fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether `pid` runs on this host (for locks held by this host's processes).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    process_alive(pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
 
     #[tokio::test]
     async fn nothing_is_visible_until_finish_and_abort_leaves_nothing() {
@@ -402,26 +905,140 @@ mod tests {
         let mut w = dest.create("d.jsonl").await.unwrap();
         w.write(Bytes::from_static(b"x")).await.unwrap();
         drop(w);
-        let names: Vec<String> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
         assert_eq!(
-            names,
-            vec!["a".to_owned()],
+            dest.clean_up(Vec::new()).await.unwrap(),
+            0,
+            "nothing left to clean"
+        );
+        let _ = fs::remove_dir_all(dir.path().join(crate::io::HOUSEKEEPING));
+        assert_eq!(
+            names(dir.path()),
+            ["a"],
             "only the finished object's folder remains"
         );
 
-        assert_eq!(dest.list("").await.unwrap(), vec!["a/b.jsonl".to_owned()]);
-        dest.rename("a/b.jsonl", "z/b.jsonl").await.unwrap();
-        assert_eq!(dest.list("z/").await.unwrap(), vec!["z/b.jsonl".to_owned()]);
-        assert!(dest.list("a/").await.unwrap().is_empty());
-        assert!(!dir.path().join("a/b.jsonl").exists());
+        let listed = dest.list("").await.unwrap();
         assert_eq!(
-            dest.read_small("z/b.jsonl").await.unwrap().unwrap(),
+            listed,
+            vec![Listed {
+                path: "a/b.jsonl".into(),
+                size: 8
+            }]
+        );
+        assert_eq!(
+            dest.read_small("a/b.jsonl").await.unwrap().unwrap(),
             b"one\ntwo\n"
         );
         assert_eq!(dest.read_small("nope").await.unwrap(), None);
+        dest.delete("a/b.jsonl").await.unwrap();
+        dest.delete("a/b.jsonl").await.unwrap();
+        assert!(names(dir.path()).is_empty(), "emptied folders go too");
+        assert!(dest.read_small("../x").await.is_err(), "no way out");
+    }
+
+    #[tokio::test]
+    async fn a_commit_can_be_undone_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = LocalDir::new(dir.path());
+        let put = |name: &'static str, text: &'static str| {
+            let dest = dest.clone();
+            async move {
+                let mut w = dest.create(name).await.unwrap();
+                w.write(Bytes::from_static(text.as_bytes())).await.unwrap();
+                w
+            }
+        };
+        put("f", "old").await.finish().await.unwrap();
+        let c = put("f", "new").await.commit().await.unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"new");
+        c.undo().await.unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"old");
+        let c = put("g", "fresh").await.commit().await.unwrap();
+        c.undo().await.unwrap();
+        assert!(
+            !dir.path().join("g").exists(),
+            "undoing a new object removes it"
+        );
+        let c = put("f", "newer").await.commit().await.unwrap();
+        c.keep().await.unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"newer");
+        assert_eq!(
+            dest.clean_up(Vec::new()).await.unwrap(),
+            0,
+            "no backup left"
+        );
+    }
+
+    #[tokio::test]
+    async fn clean_up_puts_back_a_file_a_dead_commit_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = LocalDir::new(dir.path());
+        let tmp = dir.path().join(".bedrock-batch/tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        // pid 0 is never a user process: these were left by a dead writer.
+        fs::write(tmp.join("0.1.old.results%2Fout.jsonl"), b"old").unwrap();
+        fs::write(tmp.join("0.2.tmp"), b"partial").unwrap();
+        fs::write(tmp.join("0.3.old.kept"), b"older").unwrap();
+        fs::write(dir.path().join("kept"), b"new").unwrap();
+        assert_eq!(dest.clean_up(Vec::new()).await.unwrap(), 3);
+        assert_eq!(
+            fs::read(dir.path().join("results/out.jsonl")).unwrap(),
+            b"old"
+        );
+        assert_eq!(fs::read(dir.path().join("kept")).unwrap(), b"new");
+        assert!(names(&tmp).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lone_file_removes_what_dead_writers_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        fs::write(dir.path().join(".out.jsonl.bedrock-batch.0.7.tmp"), b"x").unwrap();
+        fs::write(dir.path().join(".out.jsonl.bedrock-batch.0.8.old"), b"old").unwrap();
+        let live = format!(".out.jsonl.bedrock-batch.{}.99.tmp", std::process::id());
+        fs::write(dir.path().join(&live), b"mine").unwrap();
+        let mut w = Box::new(LocalFile::create(out.clone()).await.unwrap());
+        assert_eq!(
+            fs::read(&out).unwrap(),
+            b"old",
+            "the moved-aside file is back"
+        );
+        w.write(Bytes::from_static(b"new")).await.unwrap();
+        w.finish().await.unwrap();
+        assert_eq!(names(dir.path()), [live.as_str(), "out.jsonl"]);
+    }
+
+    #[tokio::test]
+    async fn one_lock_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("f");
+        let dest = LocalDir::new(&root);
+        let LockAttempt::Acquired(held) = dest
+            .lock(".bedrock-batch/lock", Bytes::from_static(b"me"), None)
+            .await
+            .unwrap()
+        else {
+            panic!("the first taker gets it");
+        };
+        match dest
+            .lock(".bedrock-batch/lock", Bytes::from_static(b"you"), None)
+            .await
+            .unwrap()
+        {
+            LockAttempt::Busy { holder, version } => {
+                assert_eq!(holder, b"me");
+                assert_eq!(version, None);
+            }
+            LockAttempt::Acquired(_) => panic!("a second holder"),
+        }
+        held.release().await.unwrap();
+        assert!(!root.exists(), "a folder made for the lock goes with it");
+        assert!(matches!(
+            dest.lock(".bedrock-batch/lock", Bytes::from_static(b"you"), None)
+                .await
+                .unwrap(),
+            LockAttempt::Acquired(_)
+        ));
     }
 
     /// Regression: writing to /dev/null once renamed a temporary file over the device.
@@ -434,6 +1051,5 @@ mod tests {
         w.finish().await.unwrap();
         use std::os::unix::fs::FileTypeExt;
         assert!(fs::metadata(&null).unwrap().file_type().is_char_device());
-        assert!(!PathBuf::from("/dev/.null.partial-1").exists());
     }
 }

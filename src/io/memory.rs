@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::{Destination, ObjectWriter};
+use super::{Committed, Destination, HeldLock, Listed, LockAttempt, ObjectWriter};
 
 type Objects = Arc<Mutex<BTreeMap<String, Bytes>>>;
 
@@ -62,21 +62,6 @@ impl Destination for MemoryDir {
         async move { Ok(Box::new(w) as Box<dyn ObjectWriter>) }.boxed()
     }
 
-    fn rename(&self, from: &str, to: &str) -> BoxFuture<'_, io::Result<()>> {
-        let mut objects = self.lock();
-        let result = match objects.remove(from) {
-            Some(bytes) => {
-                objects.insert(to.to_owned(), bytes);
-                Ok(())
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no object {from}"),
-            )),
-        };
-        async move { result }.boxed()
-    }
-
     fn read_small(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<Vec<u8>>>> {
         let found = self.get(rel).map(|b| b.to_vec());
         async move { Ok(found) }.boxed()
@@ -86,14 +71,32 @@ impl Destination for MemoryDir {
         format!("memory:{rel}")
     }
 
-    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>> {
-        let found: Vec<String> = self
+    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<Listed>>> {
+        let found: Vec<Listed> = self
             .lock()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && !k.starts_with(super::HOUSEKEEPING))
+            .map(|(k, v)| Listed {
+                path: k.clone(),
+                size: v.len() as u64,
+            })
             .collect();
         async move { Ok(found) }.boxed()
+    }
+
+    fn children(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>> {
+        let mut names: Vec<String> = self
+            .lock()
+            .keys()
+            .filter(|k| !k.starts_with(super::HOUSEKEEPING))
+            .filter_map(|k| k.strip_prefix(prefix))
+            .map(|rest| match rest.split_once('/') {
+                Some((dir, _)) => format!("{dir}/"),
+                None => rest.to_owned(),
+            })
+            .collect();
+        names.dedup();
+        async move { Ok(names) }.boxed()
     }
 
     fn open(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn super::ChunkSource>>> {
@@ -111,6 +114,90 @@ impl Destination for MemoryDir {
             }
         }
         .boxed()
+    }
+
+    fn delete(&self, rel: &str) -> BoxFuture<'_, io::Result<()>> {
+        self.lock().remove(rel);
+        async { Ok(()) }.boxed()
+    }
+
+    fn lock(
+        &self,
+        rel: &str,
+        holder: Bytes,
+        take_over: Option<String>,
+    ) -> BoxFuture<'_, io::Result<LockAttempt>> {
+        let mut objects = self.lock();
+        let version = |b: &Bytes| format!("{:p}", b.as_ptr());
+        let attempt = match (objects.get(rel), &take_over) {
+            (Some(held), Some(seen)) if version(held) == *seen => None,
+            (Some(held), _) => Some(LockAttempt::Busy {
+                holder: held.to_vec(),
+                version: Some(version(held)),
+            }),
+            (None, None) => None,
+            (None, Some(_)) => Some(LockAttempt::Busy {
+                holder: Vec::new(),
+                version: None,
+            }),
+        };
+        let attempt = attempt.unwrap_or_else(|| {
+            // A copy, so its address (the version) is its own.
+            let held = Bytes::copy_from_slice(&holder);
+            let v = version(&held);
+            objects.insert(rel.to_owned(), held);
+            LockAttempt::Acquired(Arc::new(MemoryLock {
+                objects: Arc::clone(&self.objects),
+                rel: rel.to_owned(),
+                version: Mutex::new(v),
+            }))
+        });
+        async move { Ok(attempt) }.boxed()
+    }
+
+    fn clean_up(&self, _owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+        // Memory writers leave nothing behind.
+        async { Ok(0) }.boxed()
+    }
+}
+
+/// A lock held in a [`MemoryDir`].
+struct MemoryLock {
+    objects: Objects,
+    rel: String,
+    version: Mutex<String>,
+}
+
+impl HeldLock for MemoryLock {
+    fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = match objects.get(&self.rel) {
+            Some(b) if format!("{:p}", b.as_ptr()) == *version => {
+                let held = Bytes::copy_from_slice(&holder);
+                *version = format!("{:p}", held.as_ptr());
+                objects.insert(self.rel.clone(), held);
+                Ok(())
+            }
+            _ => Err(io::Error::other("the lock was taken over by another run")),
+        };
+        async move { result }.boxed()
+    }
+
+    fn needs_refresh(&self) -> bool {
+        false
+    }
+
+    fn release(&self) -> BoxFuture<'_, io::Result<()>> {
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        if objects
+            .get(&self.rel)
+            .is_some_and(|b| format!("{:p}", b.as_ptr()) == *version)
+        {
+            objects.remove(&self.rel);
+        }
+        async { Ok(()) }.boxed()
     }
 }
 
@@ -150,12 +237,49 @@ impl ObjectWriter for MemoryWriter {
         async { Ok(()) }.boxed()
     }
 
+    fn commit(self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
+        let me = *self;
+        let before = me
+            .objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(me.name.clone(), me.buf.freeze());
+        let committed = MemoryCommitted {
+            objects: me.objects,
+            name: me.name,
+            before,
+        };
+        async move { Ok(Box::new(committed) as Box<dyn Committed>) }.boxed()
+    }
+
     fn abort(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
         async { Ok(()) }.boxed()
     }
 
     fn name(&self) -> String {
         format!("memory:{}", self.name)
+    }
+}
+
+/// A committed [`MemoryWriter`] and what it replaced.
+struct MemoryCommitted {
+    objects: Objects,
+    name: String,
+    before: Option<Bytes>,
+}
+
+impl Committed for MemoryCommitted {
+    fn undo(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.before {
+            Some(b) => objects.insert(self.name, b),
+            None => objects.remove(&self.name),
+        };
+        async { Ok(()) }.boxed()
+    }
+
+    fn keep(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        async { Ok(()) }.boxed()
     }
 }
 
@@ -182,6 +306,10 @@ impl ObjectWriter for Discard {
 
     fn finish(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
         async { Ok(()) }.boxed()
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
+        async { Ok(Box::new(super::NothingToUndo) as Box<dyn Committed>) }.boxed()
     }
 
     fn abort(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {

@@ -19,14 +19,20 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use tokio::io::AsyncRead;
 
+pub(crate) use local::{host_name, pid_alive};
 pub use local::{FileSource, LocalDir, LocalFile, StdWriter};
+
+/// The folder every [`Destination`] keeps its own housekeeping in (its lock, and a local folder's
+/// temporary files), hidden from [`Destination::list`].
+pub const HOUSEKEEPING: &str = ".bedrock-batch";
 pub use memory::{Discard, MemoryDir, MemoryWriter};
 pub use s3::{S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
 
 /// One output object being written.
 ///
-/// Nothing is visible at the final name until [`finish`](ObjectWriter::finish) succeeds; a writer
-/// that is aborted, or dropped without finishing, leaves nothing behind.
+/// Nothing is visible at the final name until [`finish`](ObjectWriter::finish) or
+/// [`commit`](ObjectWriter::commit) succeeds; a writer that is aborted, or dropped without
+/// finishing, leaves nothing behind.
 pub trait ObjectWriter: Send {
     /// Appends `chunk`.
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, io::Result<()>>;
@@ -37,28 +43,204 @@ pub trait ObjectWriter: Send {
     fn seal(&mut self) -> BoxFuture<'_, io::Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    /// Completes the object and makes it visible.
+    /// Completes the object and makes it visible, replacing whatever was at its name.
     fn finish(self: Box<Self>) -> BoxFuture<'static, io::Result<()>>;
+    /// Completes the object like [`finish`](ObjectWriter::finish), but keeps what it replaced
+    /// until the returned [`Committed`] is told to [`keep`](Committed::keep) the new object or to
+    /// [`undo`](Committed::undo) the commit: how several objects become visible together
+    /// ([`commit_all`]).
+    fn commit(self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>>;
     /// Discards everything written.
     fn abort(self: Box<Self>) -> BoxFuture<'static, io::Result<()>>;
     /// Where the object goes, for messages.
     fn name(&self) -> String;
 }
 
-/// A folder of objects (a local directory, later an S3 prefix).
+/// An object made visible by [`ObjectWriter::commit`], with what it replaced still kept aside.
+pub trait Committed: Send {
+    /// Puts back what was at the name before the commit (or removes the object when there was
+    /// nothing).
+    fn undo(self: Box<Self>) -> BoxFuture<'static, io::Result<()>>;
+    /// Keeps the new object and lets go of what it replaced.
+    fn keep(self: Box<Self>) -> BoxFuture<'static, io::Result<()>>;
+}
+
+/// A [`Committed`] with nothing kept aside: for streams, which cannot be taken back, and for
+/// objects that replaced nothing and need only be removed.
+pub(crate) struct NothingToUndo;
+
+impl Committed for NothingToUndo {
+    fn undo(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn keep(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Makes several objects visible as one: either all of them are committed, or — when one cannot
+/// be — the ones already committed are undone and the rest aborted, so every name holds what it
+/// held before. Every writer is sealed first, so the commits themselves are the short, last step.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use bedrock_batch::io::{commit_all, Destination, MemoryDir};
+/// let dir = MemoryDir::default();
+/// let mut a = dir.create("a").await.unwrap();
+/// let mut b = dir.create("b").await.unwrap();
+/// a.write("1".into()).await.unwrap();
+/// b.write("2".into()).await.unwrap();
+/// commit_all(vec![a, b]).await.unwrap();
+/// assert_eq!(dir.names(), ["a", "b"]);
+/// # });
+/// ```
+pub async fn commit_all(mut writers: Vec<Box<dyn ObjectWriter>>) -> io::Result<()> {
+    for i in 0..writers.len() {
+        if let Err(e) = writers[i].seal().await {
+            abort_all(writers).await;
+            return Err(e);
+        }
+    }
+    let Some(last) = writers.pop() else {
+        return Ok(());
+    };
+    let mut done: Vec<Box<dyn Committed>> = Vec::with_capacity(writers.len());
+    let mut rest = writers.into_iter();
+    let mut failed = None;
+    for w in rest.by_ref() {
+        match w.commit().await {
+            Ok(c) => done.push(c),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let failed = match failed {
+        Some(e) => {
+            abort_all(rest.chain(std::iter::once(last)).collect()).await;
+            Some(e)
+        }
+        // The last needs no backup: nothing after it can fail.
+        None => last.finish().await.err(),
+    };
+    match failed {
+        None => {
+            for c in done {
+                // The new objects are in place; a backup that cannot be removed is only clutter.
+                if let Err(e) = c.keep().await {
+                    tracing::warn!("removing a replaced object's backup: {e}");
+                }
+            }
+            Ok(())
+        }
+        Some(e) => {
+            let mut undo_failed = Vec::new();
+            for c in done.into_iter().rev() {
+                if let Err(u) = c.undo().await {
+                    undo_failed.push(u.to_string());
+                }
+            }
+            if undo_failed.is_empty() {
+                Err(e)
+            } else {
+                Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e}; and putting back what was there before failed too: {}",
+                        undo_failed.join("; ")
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Aborts every writer, ignoring errors (they are reported by whoever failed first).
+pub async fn abort_all(writers: Vec<Box<dyn ObjectWriter>>) {
+    for w in writers {
+        let _ = w.abort().await;
+    }
+}
+
+/// An object found by [`Destination::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its path relative to the folder (`/`-separated).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What [`Destination::lock`] found.
+pub enum LockAttempt {
+    /// The lock is ours until released.
+    Acquired(Arc<dyn HeldLock>),
+    /// Someone holds it: what they wrote in it, and its version (for a conditional take-over).
+    Busy {
+        /// The holder's description, as it wrote it.
+        holder: Vec<u8>,
+        /// An opaque version (an ETag), `None` where taking over is not possible (a local lock
+        /// is held by a live process, and ends with it).
+        version: Option<String>,
+    },
+}
+
+/// A lock object held by this process.
+pub trait HeldLock: Send + Sync {
+    /// Rewrites the holder's description (a lease renewal); fails when the lock was taken over.
+    fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>>;
+    /// Whether [`refresh`](HeldLock::refresh) is needed to keep the lock (a lease on S3; a local
+    /// lock lasts as long as the process).
+    fn needs_refresh(&self) -> bool;
+    /// Lets go of the lock (once; later calls do nothing).
+    fn release(&self) -> BoxFuture<'_, io::Result<()>>;
+}
+
+/// A folder of objects: a local directory, an S3 prefix, or memory.
 pub trait Destination: Send + Sync {
     /// Starts writing the object at `rel` (a `/`-separated path below the folder).
     fn create(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ObjectWriter>>>;
-    /// Moves a finished object from `from` to `to` (both below the folder).
-    fn rename(&self, from: &str, to: &str) -> BoxFuture<'_, io::Result<()>>;
     /// Reads a whole small object (such as `batch.json`); `Ok(None)` when it does not exist.
     fn read_small(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<Vec<u8>>>>;
     /// The folder's URI or path with `rel` appended, for messages and manifests.
     fn uri(&self, rel: &str) -> String;
-    /// The finished objects below `prefix` (relative paths, sorted; all levels).
-    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>>;
+    /// The finished objects below `prefix` (sorted; all levels), without the folder's own
+    /// housekeeping (its lock and temporary files).
+    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<Listed>>>;
+    /// The names directly below `prefix` (a `/`-ended folder path, or `""`): objects as they
+    /// are, sub-folders with a trailing `/`; sorted, without the folder's housekeeping.
+    fn children(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>>;
     /// Opens the object at `rel` for reading.
     fn open(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ChunkSource>>>;
+    /// Removes the object at `rel`; one that does not exist is not an error.
+    fn delete(&self, rel: &str) -> BoxFuture<'_, io::Result<()>>;
+    /// Takes the lock object at `rel`, writing `holder` into it: exclusively (created only if
+    /// absent), or — with `take_over` — replacing the holder whose version was seen, and only if
+    /// it is still that one.
+    fn lock(
+        &self,
+        rel: &str,
+        holder: Bytes,
+        take_over: Option<String>,
+    ) -> BoxFuture<'_, io::Result<LockAttempt>>;
+    /// Removes what writers that died left behind below the folder: temporary files, the
+    /// backups of a commit they did not finish (put back when the object they replaced is
+    /// missing), and incomplete S3 multipart uploads of objects whose paths start with one of
+    /// `owned` (the folder's owner decides what is its own). Call it only while holding the
+    /// folder's lock. Returns how many were removed.
+    fn clean_up(&self, owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>>;
+}
+
+/// A name for a temporary object that no other writer, in this process or another, uses:
+/// `PID.N`.
+pub(crate) fn unique_name() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// Where an input or output lives, parsed from a command-line argument.
@@ -119,6 +301,70 @@ impl Location {
     }
 }
 
+impl Location {
+    /// Whether `self` and `other` name the same object: the same S3 object, or the same local
+    /// file (by path, or through a link: the same device and inode). `-` is never the same as
+    /// anything (stdin and stdout are different streams).
+    pub fn same_object(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::S3(a), Location::S3(b)) => a == b,
+            (Location::File(a), Location::File(b)) => same_file(a, b),
+            _ => false,
+        }
+    }
+
+    /// The path of `self` relative to `folder`, when it lies inside it (`None` otherwise).
+    pub fn relative_to(&self, folder: &Location) -> Option<String> {
+        match (self, folder) {
+            (Location::S3(o), Location::S3(f)) if o.bucket == f.bucket => {
+                let prefix = if f.key.is_empty() || f.key.ends_with('/') {
+                    f.key.clone()
+                } else {
+                    format!("{}/", f.key)
+                };
+                o.key.strip_prefix(&prefix).map(str::to_owned)
+            }
+            (Location::File(p) | Location::Dir(p), Location::Dir(d)) => {
+                let d = std::fs::canonicalize(d).ok()?;
+                let p = canonical_maybe_missing(p)?;
+                let rel = p.strip_prefix(&d).ok()?;
+                let parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                Some(parts.join("/"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `path` with its links resolved, even when its last component does not exist yet.
+fn canonical_maybe_missing(path: &std::path::Path) -> Option<PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => std::fs::canonicalize(p).ok()?,
+        _ => std::env::current_dir().ok()?,
+    };
+    Some(parent.join(path.file_name()?))
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    match (canonical_maybe_missing(a), canonical_maybe_missing(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -127,6 +373,25 @@ impl std::fmt::Display for Location {
             Location::S3(uri) => write!(f, "{uri}"),
         }
     }
+}
+
+/// An object opened for reading.
+pub struct Opened {
+    /// Its bytes.
+    pub source: Box<dyn ChunkSource>,
+    /// What identifies it.
+    pub identity: ObjectIdentity,
+}
+
+/// What identifies an object's content, as far as it can be known before reading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectIdentity {
+    /// Where it is, canonically (an absolute path, an `s3://` URI); `None` for a stream.
+    pub location: Option<String>,
+    /// Its size.
+    pub size: Option<u64>,
+    /// What changes with its content: a file's modification time, an object's ETag.
+    pub version: Option<String>,
 }
 
 /// Opens locations of every kind (local paths, `-`, `s3://`), building the S3 client on first
@@ -155,18 +420,43 @@ impl Storage {
         &self,
         location: &Location,
     ) -> io::Result<(Box<dyn ChunkSource>, Option<u64>)> {
+        let opened = self.open_identified(location).await?;
+        Ok((opened.source, opened.identity.size))
+    }
+
+    /// Opens an object for reading, with what identifies its content.
+    pub async fn open_identified(&self, location: &Location) -> io::Result<Opened> {
         match location {
-            Location::Std => Ok((Box::new(reader(tokio::io::stdin())), None)),
+            Location::Std => Ok(Opened {
+                source: Box::new(reader(tokio::io::stdin())),
+                identity: ObjectIdentity::default(),
+            }),
             Location::File(path) => {
                 let file = FileSource::open(path).await?;
-                let len = file.len();
-                Ok((Box::new(file), Some(len)))
+                let identity = ObjectIdentity {
+                    location: std::fs::canonicalize(path)
+                        .ok()
+                        .map(|p| p.display().to_string()),
+                    size: Some(file.len()),
+                    version: file.modified().map(|ns| format!("mtime:{ns}")),
+                };
+                Ok(Opened {
+                    source: Box::new(file),
+                    identity,
+                })
             }
             Location::S3(uri) if !uri.is_prefix() => {
                 let source =
                     S3Source::open(self.s3_client().await, uri.clone(), &self.opts).await?;
-                let len = source.len();
-                Ok((Box::new(source), Some(len)))
+                let identity = ObjectIdentity {
+                    location: Some(uri.to_string()),
+                    size: Some(source.len()),
+                    version: Some(format!("etag:{}", source.etag())).filter(|v| v.len() > 5),
+                };
+                Ok(Opened {
+                    source: Box::new(source),
+                    identity,
+                })
             }
             folder => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

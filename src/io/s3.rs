@@ -28,7 +28,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{ChunkSource, Destination, ObjectWriter};
+use super::{ChunkSource, Committed, Destination, HeldLock, Listed, LockAttempt, ObjectWriter};
 
 /// S3's smallest part (all but the last).
 const MIN_PART: u64 = 5 << 20;
@@ -117,6 +117,9 @@ pub struct S3Options {
     pub max_attempts: u32,
     /// Multipart uploads not yet completed or aborted, for aborting them on Ctrl-C.
     pub uploads: UploadRegistry,
+    /// Objects larger than this are copied on the server range by range (S3 copies at most
+    /// 5 GiB in one CopyObject); also the size of those ranges.
+    pub copy_part_limit: u64,
 }
 
 impl Default for S3Options {
@@ -134,6 +137,7 @@ impl Default for S3Options {
             read_concurrency: 4,
             max_attempts: 5,
             uploads: UploadRegistry::default(),
+            copy_part_limit: MAX_COPY,
         }
     }
 }
@@ -253,6 +257,11 @@ impl S3Source {
     /// Whether the object is empty.
     pub fn is_empty(&self) -> bool {
         self.size == 0
+    }
+
+    /// The ETag the read is pinned to.
+    pub fn etag(&self) -> &str {
+        &self.etag
     }
 
     fn fill(&mut self) {
@@ -403,6 +412,15 @@ impl UploadRegistry {
             .retain(|(_, i)| i != id);
     }
 
+    /// Whether upload `id` is one of this process's, in progress.
+    fn contains(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(_, i)| i == id)
+    }
+
     /// Aborts every upload still registered (after a cancellation).
     pub async fn abort_all(&self, client: &Client) {
         let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
@@ -425,12 +443,33 @@ pub struct S3Writer {
     done: bool,
     /// Everything is uploaded; only CompleteMultipartUpload is left.
     sealed: bool,
+    /// Where an object this one replaces is kept during a [`commit`](ObjectWriter::commit).
+    backup: S3Uri,
 }
 
 impl S3Writer {
-    /// Starts writing `uri` (nothing is sent until a part is full or the writer finishes).
+    /// Starts writing `uri` (nothing is sent until a part is full or the writer finishes). A
+    /// commit that replaces an object keeps it aside as `.NAME.bedrock-batch.PID.N.old` beside
+    /// it until the commit is kept or undone.
     pub fn new(client: Client, uri: S3Uri, opts: &S3Options) -> S3Writer {
+        let (dir, name) = uri
+            .key
+            .rsplit_once('/')
+            .map_or(("", uri.key.as_str()), |(d, n)| (d, n));
+        let backup = S3Uri {
+            bucket: uri.bucket.clone(),
+            key: format!(
+                "{dir}{}.{name}.bedrock-batch.{}.old",
+                if dir.is_empty() { "" } else { "/" },
+                super::unique_name()
+            ),
+        };
+        Self::with_backup(client, uri, backup, opts)
+    }
+
+    fn with_backup(client: Client, uri: S3Uri, backup: S3Uri, opts: &S3Options) -> S3Writer {
         S3Writer {
+            backup,
             client,
             uri,
             opts: opts.clone(),
@@ -664,6 +703,46 @@ impl ObjectWriter for S3Writer {
         .boxed()
     }
 
+    fn commit(mut self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
+        async move {
+            let owner = self.opts.expected_bucket_owner.clone();
+            let old = match head_size(&self.client, &self.uri, owner.clone()).await {
+                Ok(old) => old,
+                Err(e) => {
+                    let _ = self.abort_inner().await;
+                    return Err(e);
+                }
+            };
+            let backup = match old {
+                Some(size) => {
+                    if let Err(e) =
+                        copy(&self.client, &self.uri, &self.backup, size, &self.opts).await
+                    {
+                        let _ = self.abort_inner().await;
+                        return Err(e);
+                    }
+                    Some((self.backup.clone(), size))
+                }
+                None => None,
+            };
+            if let Err(e) = self.finish_inner().await {
+                let _ = self.abort_inner().await;
+                if let Some((b, _)) = &backup {
+                    let _ = delete(&self.client, b, owner).await;
+                }
+                return Err(e);
+            }
+            self.done = true;
+            Ok(Box::new(S3Committed {
+                client: self.client.clone(),
+                uri: self.uri.clone(),
+                backup,
+                opts: self.opts.clone(),
+            }) as Box<dyn Committed>)
+        }
+        .boxed()
+    }
+
     fn abort(mut self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
         async move { self.abort_inner().await }.boxed()
     }
@@ -671,6 +750,177 @@ impl ObjectWriter for S3Writer {
     fn name(&self) -> String {
         self.uri.to_string()
     }
+}
+
+/// A committed S3 object and, when it replaced one, the copy of the old one.
+struct S3Committed {
+    client: Client,
+    uri: S3Uri,
+    backup: Option<(S3Uri, u64)>,
+    opts: S3Options,
+}
+
+impl Committed for S3Committed {
+    fn undo(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        async move {
+            let owner = self.opts.expected_bucket_owner.clone();
+            match &self.backup {
+                Some((b, size)) => {
+                    copy(&self.client, b, &self.uri, *size, &self.opts).await?;
+                    delete(&self.client, b, owner).await
+                }
+                None => delete(&self.client, &self.uri, owner).await,
+            }
+        }
+        .boxed()
+    }
+
+    fn keep(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        async move {
+            match &self.backup {
+                Some((b, _)) => {
+                    delete(&self.client, b, self.opts.expected_bucket_owner.clone()).await
+                }
+                None => Ok(()),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// The size of the object at `uri`, or `None` when there is none.
+async fn head_size(client: &Client, uri: &S3Uri, owner: Option<String>) -> io::Result<Option<u64>> {
+    match client
+        .head_object()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .set_expected_bucket_owner(owner)
+        .send()
+        .await
+    {
+        Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
+        Err(e) => {
+            let e = s3_error(&format!("looking at {uri}"), e);
+            if e.kind() == io::ErrorKind::NotFound && !e.to_string().contains("NoSuchBucket") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Removes the object at `uri` (one that does not exist is not an error).
+async fn delete(client: &Client, uri: &S3Uri, owner: Option<String>) -> io::Result<()> {
+    client
+        .delete_object()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .set_expected_bucket_owner(owner)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| s3_error(&format!("deleting {uri}"), e))
+}
+
+/// S3's largest object a single CopyObject copies.
+const MAX_COPY: u64 = 5 << 30;
+
+/// Copies the object at `from` (of `size` bytes) to `to` on the server: one CopyObject up to
+/// 5 GiB, a multipart copy of 1 GiB ranges beyond.
+async fn copy(
+    client: &Client,
+    from: &S3Uri,
+    to: &S3Uri,
+    size: u64,
+    opts: &S3Options,
+) -> io::Result<()> {
+    let source = format!("{}/{}", from.bucket, encode_key(&from.key));
+    let what = || format!("copying {from} to {to}");
+    if size <= opts.copy_part_limit.min(MAX_COPY) {
+        let mut request = client
+            .copy_object()
+            .bucket(&to.bucket)
+            .key(&to.key)
+            .copy_source(&source)
+            .set_expected_bucket_owner(opts.expected_bucket_owner.clone());
+        if let Some(kms) = &opts.kms_key_id {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms);
+        }
+        request.send().await.map_err(|e| s3_error(&what(), e))?;
+        return Ok(());
+    }
+    let mut create = client
+        .create_multipart_upload()
+        .bucket(&to.bucket)
+        .key(&to.key)
+        .set_expected_bucket_owner(opts.expected_bucket_owner.clone());
+    if let Some(kms) = &opts.kms_key_id {
+        create = create
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(kms);
+    }
+    let id = create
+        .send()
+        .await
+        .map_err(|e| s3_error(&what(), e))?
+        .upload_id()
+        .map(str::to_owned)
+        .ok_or_else(|| io::Error::other(format!("{}: no upload id", what())))?;
+    opts.uploads.add(to, &id);
+    let part = opts
+        .copy_part_limit
+        .clamp(1, MAX_COPY)
+        .max(size.div_ceil(MAX_PARTS));
+    let copied = async {
+        let mut parts = Vec::new();
+        let (mut start, mut n) = (0u64, 1i32);
+        while start < size {
+            let end = (start + part).min(size) - 1;
+            let out = client
+                .upload_part_copy()
+                .bucket(&to.bucket)
+                .key(&to.key)
+                .upload_id(&id)
+                .part_number(n)
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .set_expected_bucket_owner(opts.expected_bucket_owner.clone())
+                .send()
+                .await
+                .map_err(|e| s3_error(&what(), e))?;
+            let etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .ok_or_else(|| io::Error::other(format!("{}: part {n} has no ETag", what())))?;
+            parts.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
+            start = end + 1;
+            n += 1;
+        }
+        client
+            .complete_multipart_upload()
+            .bucket(&to.bucket)
+            .key(&to.key)
+            .upload_id(&id)
+            .set_expected_bucket_owner(opts.expected_bucket_owner.clone())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| s3_error(&what(), e))?;
+        Ok(())
+    }
+    .await;
+    if copied.is_err() {
+        let _ = abort_upload(client, to, &id, opts.expected_bucket_owner.clone()).await;
+    }
+    opts.uploads.remove(&id);
+    copied
 }
 
 impl Drop for S3Writer {
@@ -736,86 +986,125 @@ fn encode_key(key: &str) -> String {
     out
 }
 
-impl Destination for S3Dir {
-    fn create(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ObjectWriter>>> {
-        let w = S3Writer::new(self.client.clone(), self.root.join(rel), &self.opts);
-        async move { Ok(Box::new(w) as Box<dyn ObjectWriter>) }.boxed()
+impl S3Dir {
+    fn in_housekeeping(rel: &str) -> bool {
+        rel.strip_prefix(super::HOUSEKEEPING)
+            .is_some_and(|r| r.starts_with('/'))
     }
 
-    fn rename(&self, from: &str, to: &str) -> BoxFuture<'_, io::Result<()>> {
-        let (from, to) = (self.root.join(from), self.root.join(to));
-        async move {
-            let mut copy = self
+    /// Every object below `full` (a key prefix), with its size, as keys relative to the root.
+    async fn list_all(&self, full: &S3Uri) -> io::Result<Vec<Listed>> {
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
                 .client
-                .copy_object()
-                .bucket(&to.bucket)
-                .key(&to.key)
-                .copy_source(format!("{}/{}", from.bucket, encode_key(&from.key)))
-                .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone());
-            if let Some(kms) = &self.opts.kms_key_id {
-                copy = copy
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(kms);
-            }
-            copy.send()
-                .await
-                .map_err(|e| s3_error(&format!("copying {from} to {to}"), e))?;
-            self.client
-                .delete_object()
-                .bucket(&from.bucket)
-                .key(&from.key)
+                .list_objects_v2()
+                .bucket(&full.bucket)
+                .prefix(&full.key)
+                .set_continuation_token(token)
                 .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
                 .send()
                 .await
-                .map_err(|e| s3_error(&format!("deleting {from}"), e))?;
-            Ok(())
+                .map_err(|e| s3_error(&format!("listing {full}"), e))?;
+            for object in out.contents() {
+                if let Some(rel) = object.key().and_then(|k| k.strip_prefix(&self.root.key)) {
+                    found.push(Listed {
+                        path: rel.to_owned(),
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
         }
-        .boxed()
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// Reads the lock object at `uri`: its bytes and ETag, or `None` when it is gone.
+    async fn read_lock(&self, uri: &S3Uri) -> io::Result<Option<(Vec<u8>, String)>> {
+        match self
+            .client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_owned();
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| io::Error::other(format!("reading {uri}: {e}")))?;
+                Ok(Some((bytes.to_vec(), etag)))
+            }
+            Err(e) => {
+                let e = s3_error(&format!("reading {uri}"), e);
+                if e.kind() == io::ErrorKind::NotFound && !e.to_string().contains("NoSuchBucket") {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Whether an S3 error says a conditional write's condition did not hold.
+fn precondition_failed<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    if matches!(
+        e.code(),
+        Some("PreconditionFailed" | "ConditionalRequestConflict")
+    ) {
+        return true;
+    }
+    e.raw_response()
+        .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412))
+}
+
+impl Destination for S3Dir {
+    fn create(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ObjectWriter>>> {
+        let backup = self.root.join(&format!(
+            "{}/tmp/{}.old.{}",
+            super::HOUSEKEEPING,
+            super::unique_name(),
+            rel.replace('%', "%25").replace('/', "%2F")
+        ));
+        let w = S3Writer::with_backup(self.client.clone(), self.root.join(rel), backup, &self.opts);
+        async move { Ok(Box::new(w) as Box<dyn ObjectWriter>) }.boxed()
     }
 
     fn read_small(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<Vec<u8>>>> {
         let uri = self.root.join(rel);
-        async move {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&uri.bucket)
-                .key(&uri.key)
-                .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
-                .send()
-                .await;
-            match out {
-                Ok(out) => {
-                    let bytes = out
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| io::Error::other(format!("reading {uri}: {e}")))?;
-                    Ok(Some(bytes.to_vec()))
-                }
-                Err(e) => {
-                    let e = s3_error(&format!("reading {uri}"), e);
-                    if e.kind() == io::ErrorKind::NotFound
-                        && !e.to_string().contains("NoSuchBucket")
-                    {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
-                }
-            }
-        }
-        .boxed()
+        async move { Ok(self.read_lock(&uri).await?.map(|(bytes, _)| bytes)) }.boxed()
     }
 
     fn uri(&self, rel: &str) -> String {
         self.root.join(rel).to_string()
     }
 
-    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>> {
+    fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<Listed>>> {
         let full = self.root.join(prefix);
         async move {
-            let mut found = Vec::new();
+            let mut found = self.list_all(&full).await?;
+            found.retain(|l| !Self::in_housekeeping(&l.path));
+            Ok(found)
+        }
+        .boxed()
+    }
+
+    fn children(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<String>>> {
+        let full = self.root.join(prefix);
+        async move {
+            let mut names = Vec::new();
             let mut token = None;
             loop {
                 let out = self
@@ -823,14 +1112,17 @@ impl Destination for S3Dir {
                     .list_objects_v2()
                     .bucket(&full.bucket)
                     .prefix(&full.key)
+                    .delimiter("/")
                     .set_continuation_token(token)
                     .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
                     .send()
                     .await
                     .map_err(|e| s3_error(&format!("listing {full}"), e))?;
-                for object in out.contents() {
-                    if let Some(rel) = object.key().and_then(|k| k.strip_prefix(&self.root.key)) {
-                        found.push(rel.to_owned());
+                let dirs = out.common_prefixes().iter().filter_map(|p| p.prefix());
+                let objects = out.contents().iter().filter_map(|o| o.key());
+                for key in dirs.chain(objects) {
+                    if let Some(name) = key.strip_prefix(&full.key).filter(|n| !n.is_empty()) {
+                        names.push(name.to_owned());
                     }
                 }
                 match out.next_continuation_token() {
@@ -838,8 +1130,9 @@ impl Destination for S3Dir {
                     _ => break,
                 }
             }
-            found.sort();
-            Ok(found)
+            names.retain(|n| !n.starts_with(super::HOUSEKEEPING));
+            names.sort();
+            Ok(names)
         }
         .boxed()
     }
@@ -849,6 +1142,228 @@ impl Destination for S3Dir {
         async move {
             let source = S3Source::open(self.client.clone(), uri, &self.opts).await?;
             Ok(Box::new(source) as Box<dyn ChunkSource>)
+        }
+        .boxed()
+    }
+
+    fn delete(&self, rel: &str) -> BoxFuture<'_, io::Result<()>> {
+        let uri = self.root.join(rel);
+        async move { delete(&self.client, &uri, self.opts.expected_bucket_owner.clone()).await }
+            .boxed()
+    }
+
+    fn lock(
+        &self,
+        rel: &str,
+        holder: Bytes,
+        take_over: Option<String>,
+    ) -> BoxFuture<'_, io::Result<LockAttempt>> {
+        let uri = self.root.join(rel);
+        async move {
+            // A conditional PUT: created only if absent (If-None-Match: *), or replacing only the
+            // very holder that was seen (If-Match): two takers can never both win.
+            for _ in 0..5 {
+                let mut put = self
+                    .client
+                    .put_object()
+                    .bucket(&uri.bucket)
+                    .key(&uri.key)
+                    .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
+                    .content_length(holder.len() as i64)
+                    .body(ByteStream::from(holder.clone()));
+                put = match &take_over {
+                    Some(etag) => put.if_match(etag),
+                    None => put.if_none_match("*"),
+                };
+                if let Some(kms) = &self.opts.kms_key_id {
+                    put = put
+                        .server_side_encryption(ServerSideEncryption::AwsKms)
+                        .ssekms_key_id(kms);
+                }
+                match put.send().await {
+                    Ok(out) => {
+                        return Ok(LockAttempt::Acquired(Arc::new(S3Lock {
+                            client: self.client.clone(),
+                            uri: uri.clone(),
+                            etag: Mutex::new(out.e_tag().unwrap_or_default().to_owned()),
+                            opts: self.opts.clone(),
+                        })))
+                    }
+                    Err(e) if precondition_failed(&e) => match self.read_lock(&uri).await? {
+                        Some((holder, etag)) => {
+                            return Ok(LockAttempt::Busy {
+                                holder,
+                                version: Some(etag),
+                            })
+                        }
+                        // Released in between: try again.
+                        None if take_over.is_none() => continue,
+                        None => {
+                            return Ok(LockAttempt::Busy {
+                                holder: Vec::new(),
+                                version: None,
+                            })
+                        }
+                    },
+                    Err(e) => return Err(s3_error(&format!("locking {uri}"), e)),
+                }
+            }
+            Err(io::Error::other(format!(
+                "locking {uri}: the lock kept changing hands"
+            )))
+        }
+        .boxed()
+    }
+
+    fn clean_up(&self, owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+        async move {
+            let owner = self.opts.expected_bucket_owner.clone();
+            let mut removed = 0;
+            // Incomplete multipart uploads of the folder's own objects (not those this process
+            // is writing now).
+            let mut key_marker = None;
+            let mut id_marker = None;
+            loop {
+                let out = self
+                    .client
+                    .list_multipart_uploads()
+                    .bucket(&self.root.bucket)
+                    .prefix(&self.root.key)
+                    .set_key_marker(key_marker)
+                    .set_upload_id_marker(id_marker)
+                    .set_expected_bucket_owner(owner.clone())
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(&format!("listing the uploads in {}", self.root), e))?;
+                for upload in out.uploads() {
+                    let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                        continue;
+                    };
+                    let Some(rel) = key.strip_prefix(&self.root.key) else {
+                        continue;
+                    };
+                    let ours = owned.iter().any(|o| rel.starts_with(o.as_str()))
+                        || Self::in_housekeeping(rel);
+                    if !ours || self.opts.uploads.contains(id) {
+                        continue;
+                    }
+                    let uri = S3Uri {
+                        bucket: self.root.bucket.clone(),
+                        key: key.to_owned(),
+                    };
+                    abort_upload(&self.client, &uri, id, owner.clone()).await?;
+                    removed += 1;
+                }
+                if out.is_truncated() == Some(true) {
+                    key_marker = out.next_key_marker().map(str::to_owned);
+                    id_marker = out.next_upload_id_marker().map(str::to_owned);
+                    if key_marker.is_none() {
+                        break;
+                    }
+                } else {
+                    break;
+                }
+            }
+            // Backups of commits that did not finish: put back if their object is missing.
+            let tmp = self.root.join(&format!("{}/tmp/", super::HOUSEKEEPING));
+            for entry in self.list_all(&tmp).await? {
+                let name = entry.path.rsplit('/').next().unwrap_or_default();
+                let from = self.root.join(&entry.path);
+                if let Some((_, rel)) = name.split_once(".old.") {
+                    let rel = rel.replace("%2F", "/").replace("%25", "%");
+                    let target = self.root.join(&rel);
+                    if !rel.split('/').any(|s| s == ".." || s == ".")
+                        && head_size(&self.client, &target, owner.clone())
+                            .await?
+                            .is_none()
+                    {
+                        copy(&self.client, &from, &target, entry.size, &self.opts).await?;
+                    }
+                }
+                delete(&self.client, &from, owner.clone()).await?;
+                removed += 1;
+            }
+            Ok(removed)
+        }
+        .boxed()
+    }
+}
+
+/// A lock object held on S3. Its ETag is what a renewal or a release checks against.
+struct S3Lock {
+    client: Client,
+    uri: S3Uri,
+    etag: Mutex<String>,
+    opts: S3Options,
+}
+
+impl HeldLock for S3Lock {
+    fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        async move {
+            let etag = self
+                .etag
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let out = self
+                .client
+                .put_object()
+                .bucket(&self.uri.bucket)
+                .key(&self.uri.key)
+                .if_match(&etag)
+                .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
+                .content_length(holder.len() as i64)
+                .body(ByteStream::from(holder))
+                .send()
+                .await
+                .map_err(|e| {
+                    if precondition_failed(&e) {
+                        io::Error::other(format!(
+                            "{}: the lock was taken over by another run",
+                            self.uri
+                        ))
+                    } else {
+                        s3_error(&format!("renewing the lock {}", self.uri), e)
+                    }
+                })?;
+            *self.etag.lock().unwrap_or_else(PoisonError::into_inner) =
+                out.e_tag().unwrap_or_default().to_owned();
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn needs_refresh(&self) -> bool {
+        true
+    }
+
+    fn release(&self) -> BoxFuture<'_, io::Result<()>> {
+        async move {
+            let etag =
+                std::mem::take(&mut *self.etag.lock().unwrap_or_else(PoisonError::into_inner));
+            if etag.is_empty() {
+                return Ok(());
+            }
+            // Only our own lock: one taken over by another run stays theirs.
+            let dir = S3Dir {
+                client: self.client.clone(),
+                root: S3Uri {
+                    bucket: self.uri.bucket.clone(),
+                    key: String::new(),
+                },
+                opts: self.opts.clone(),
+            };
+            match dir.read_lock(&self.uri).await? {
+                Some((_, now)) if unquote(&now) == unquote(&etag) => {
+                    delete(
+                        &self.client,
+                        &self.uri,
+                        self.opts.expected_bucket_owner.clone(),
+                    )
+                    .await
+                }
+                _ => Ok(()),
+            }
         }
         .boxed()
     }

@@ -6,7 +6,7 @@
 //! into `custom_id`s, and every ledger record Bedrock did not return gets an error line at the end
 //! (`batch_expired`, or the code the caller chooses, such as `batch_cancelled`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::ops::Range;
@@ -19,8 +19,8 @@ use super::framer::Block;
 use super::ordered::{self, BlockJob, EngineConfig, EngineError};
 use super::shared::{worker_pool, write_err, KeySet};
 use super::to_bedrock::ConvertError;
-use crate::batch_folder::{self, BatchManifest, JobRecord};
-use crate::io::{ChunkSource, Destination, ObjectWriter};
+use crate::batch_folder::{BatchManifest, FolderError, FolderWriter, RecordLedger, ResultsRecord};
+use crate::io::{ChunkSource, ObjectWriter};
 use crate::record::anthropic::Usage;
 use crate::record::bedrock_output::{
     parse_output_line, write_missing_line, write_openai_line, LineIds, Outcome, ResponseOptions,
@@ -100,18 +100,21 @@ impl FromBedrockOptions {
     /// OpenAI reports it; else the Bedrock model), its creation time as `created`, and an id salt
     /// of its own.
     pub fn for_folder(manifest: &BatchManifest) -> Result<Self, FolderError> {
-        let family = Family::from_name(&manifest.family).ok_or_else(|| {
-            FolderError::Invalid(format!(
-                "batch.json names an unknown model family {:?}",
-                manifest.family
-            ))
+        let family = Family::from_name(&manifest.conversion.family).ok_or_else(|| {
+            FolderError::Malformed {
+                file: crate::batch_folder::MANIFEST.to_owned(),
+                problem: format!(
+                    "it names an unknown model family {:?}",
+                    manifest.conversion.family
+                ),
+            }
         })?;
         let model = manifest
             .openai_model
             .as_deref()
-            .unwrap_or(&manifest.model_id);
+            .unwrap_or(&manifest.conversion.model_id);
         let mut opts = FromBedrockOptions::new(family, model, manifest.created_at);
-        opts.id_salt = format!("{}:{}", manifest.source, manifest.created_at);
+        opts.id_salt = manifest.generation.clone();
         Ok(opts)
     }
 
@@ -131,72 +134,6 @@ impl FromBedrockOptions {
             threads: None,
             progress: None,
         }
-    }
-}
-
-/// The ledger of a batch folder: each record's `recordId` and `custom_id`, in record order.
-#[derive(Debug, Default)]
-pub struct RecordLedger {
-    index: HashMap<Box<str>, u32>,
-    /// `(recordId, custom_id literal)` by index.
-    records: Vec<(Box<str>, Box<str>)>,
-    /// `(first index, job)` for each run of records of one job.
-    jobs: Vec<(u32, u32)>,
-}
-
-impl RecordLedger {
-    /// Adds the lines of one `ids/NNNNN.ids` file (`recordId<TAB>custom_id literal`).
-    pub fn add_ids(&mut self, name: &str, text: &[u8]) -> Result<(), String> {
-        self.add_job_ids(name, text, 0)
-    }
-
-    /// Adds the lines of one `ids/NNNNN.ids` file whose records belong to job `job`.
-    pub fn add_job_ids(&mut self, name: &str, text: &[u8], job: u32) -> Result<(), String> {
-        if self.jobs.last().is_none_or(|&(_, j)| j != job) {
-            self.jobs.push((self.records.len() as u32, job));
-        }
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let bad = || format!("{name} line {}: not `recordId<TAB>custom_id`", i + 1);
-            let line = std::str::from_utf8(line).map_err(|_| bad())?;
-            let (record_id, custom_id) = line.split_once('\t').ok_or_else(bad)?;
-            if serde_json::from_str::<String>(custom_id).is_err() {
-                return Err(bad());
-            }
-            let index = self.records.len() as u32;
-            if self.index.insert(record_id.into(), index).is_some() {
-                return Err(format!(
-                    "{name} line {}: recordId {record_id} appears twice in the ledger",
-                    i + 1
-                ));
-            }
-            self.records.push((record_id.into(), custom_id.into()));
-        }
-        Ok(())
-    }
-
-    /// Records in the ledger.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether the ledger is empty.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// The job of the record at `index`.
-    fn job_of(&self, index: u32) -> u32 {
-        let run = self.jobs.partition_point(|&(first, _)| first <= index);
-        run.checked_sub(1).map_or(0, |r| self.jobs[r].1)
-    }
-
-    fn get(&self, record_id: &str) -> Option<(u32, &str)> {
-        self.index
-            .get(record_id)
-            .map(|&i| (i, &*self.records[i as usize].1))
     }
 }
 
@@ -580,7 +517,8 @@ impl Committer {
     }
 }
 
-/// Converts Bedrock output files into one OpenAI output file and one error file.
+/// Converts Bedrock output files into one OpenAI output file and one error file, and commits
+/// both together (or neither).
 ///
 /// With a `ledger` (a batch folder), `recordId`s are mapped back to `custom_id`s and every ledger
 /// record missing from the files gets an error line; without one, `recordId` is the `custom_id`.
@@ -591,7 +529,31 @@ pub async fn convert_from_bedrock(
     err: Box<dyn ObjectWriter>,
     opts: &FromBedrockOptions,
 ) -> Result<FromBedrockReport, ConvertError> {
-    let pool = worker_pool(opts.threads)?;
+    let (report, writers) = prepare_from_bedrock(files, ledger, ok, err, opts).await?;
+    let names: Vec<String> = writers.iter().map(|w| w.name()).collect();
+    crate::io::commit_all(writers)
+        .await
+        .map_err(write_err(names.join(" and ")))?;
+    Ok(report)
+}
+
+/// [`convert_from_bedrock`] up to the commit: returns the report and the written, uncommitted
+/// error and output writers (in the order to commit them), so that a caller can commit them
+/// together with files of its own. On an error, both are aborted.
+pub async fn prepare_from_bedrock(
+    files: Vec<OutputFile>,
+    ledger: Option<Arc<RecordLedger>>,
+    ok: Box<dyn ObjectWriter>,
+    err: Box<dyn ObjectWriter>,
+    opts: &FromBedrockOptions,
+) -> Result<(FromBedrockReport, Vec<Box<dyn ObjectWriter>>), ConvertError> {
+    let pool = match worker_pool(opts.threads) {
+        Ok(pool) => pool,
+        Err(e) => {
+            crate::io::abort_all(vec![ok, err]).await;
+            return Err(e);
+        }
+    };
     let job = Arc::new(OutJob {
         ledger: ledger.clone(),
         response: opts.response.clone(),
@@ -623,8 +585,7 @@ pub async fn convert_from_bedrock(
         match result {
             Ok(n) => bytes_before += n,
             Err(e) => {
-                let _ = committer.ok.abort().await;
-                let _ = committer.err.abort().await;
+                crate::io::abort_all(vec![committer.ok, committer.err]).await;
                 return Err(match e {
                     EngineError::Read(e) => {
                         ConvertError::Read(io::Error::new(e.kind(), format!("{}: {e}", file.name)))
@@ -645,40 +606,54 @@ pub async fn convert_from_bedrock(
     report.bytes_in = bytes_before;
     if let Some(ledger) = &ledger {
         report.records = Some(ledger.len() as u64);
-        let mut buf = Vec::new();
-        for (i, seen) in seen_index.iter().enumerate() {
-            if !seen {
-                let (record_id, custom_id) = &ledger.records[i];
-                let literal = format!("\"{record_id}\"");
-                let why = opts
-                    .missing_by_job
-                    .get(&ledger.job_of(i as u32))
-                    .unwrap_or(&opts.missing);
-                write_missing_line(
-                    custom_id,
-                    &LineIds::new(&opts.id_salt, &literal),
-                    &why.code,
-                    &why.message,
-                    &mut buf,
-                );
-                report.missing += 1;
-                if buf.len() > 1 << 20 {
-                    err.write(Bytes::from(std::mem::take(&mut buf)))
-                        .await
-                        .map_err(write_err(err.name()))?;
-                }
-            }
+        if let Err(e) = write_missing(ledger, &seen_index, &mut err, opts, &mut report).await {
+            crate::io::abort_all(vec![ok, err]).await;
+            return Err(e);
         }
-        if !buf.is_empty() {
-            err.write(Bytes::from(buf))
+    }
+    // The output last: the last commit of a group needs no backup of what it replaces.
+    Ok((report, vec![err, ok]))
+}
+
+/// Writes an error line for every ledger record not `seen` in Bedrock's output.
+async fn write_missing(
+    ledger: &RecordLedger,
+    seen_index: &[bool],
+    err: &mut Box<dyn ObjectWriter>,
+    opts: &FromBedrockOptions,
+    report: &mut FromBedrockReport,
+) -> Result<(), ConvertError> {
+    let mut buf = Vec::new();
+    for (i, seen) in seen_index.iter().enumerate() {
+        if *seen {
+            continue;
+        }
+        let (record_id, custom_id) = ledger.record(i as u32);
+        let literal = format!("\"{record_id}\"");
+        let why = opts
+            .missing_by_job
+            .get(&ledger.job_of(i as u32))
+            .unwrap_or(&opts.missing);
+        write_missing_line(
+            custom_id,
+            &LineIds::new(&opts.id_salt, &literal),
+            &why.code,
+            &why.message,
+            &mut buf,
+        );
+        report.missing += 1;
+        if buf.len() > 1 << 20 {
+            err.write(Bytes::from(std::mem::take(&mut buf)))
                 .await
                 .map_err(write_err(err.name()))?;
         }
     }
-    let (on, en) = (ok.name(), err.name());
-    ok.finish().await.map_err(write_err(on))?;
-    err.finish().await.map_err(write_err(en))?;
-    Ok(report)
+    if !buf.is_empty() {
+        err.write(Bytes::from(buf))
+            .await
+            .map_err(write_err(err.name()))?;
+    }
+    Ok(())
 }
 
 /// Compares Bedrock's manifest totals with what the lines said, in words. The records submitted
@@ -708,134 +683,108 @@ pub fn compare_with_manifest(
     report.manifest = Some(manifest);
 }
 
-/// Finds the pieces of a batch folder's results: its manifest, ledger, output files and Bedrock's
-/// manifests.
-pub struct FolderInputs {
-    /// `batch.json`.
-    pub manifest: BatchManifest,
-    /// The `ids/` ledger.
-    pub ledger: RecordLedger,
-    /// `output/<job-id>/*.jsonl.out`, sorted.
-    pub files: Vec<OutputFile>,
-    /// Bedrock's `manifest.json.out` totals, summed, if any was found.
-    pub totals: Option<ManifestTotals>,
-    /// The jobs the folder was submitted as (`jobs/`), if any. When there are some, only their
-    /// output sub-folders are read: a job submitted again after a failure leaves the old job's
-    /// output behind, and that is not this batch's result.
-    pub jobs: Vec<JobRecord>,
+/// Where a batch folder's results go: the writers, and where they are (for the record).
+pub struct FolderResults {
+    /// The OpenAI output file.
+    pub ok: Box<dyn ObjectWriter>,
+    /// The OpenAI error file.
+    pub err: Box<dyn ObjectWriter>,
+    /// The output file's location, as the record names it.
+    pub output: String,
+    /// The error file's location, as the record names it.
+    pub errors: String,
 }
 
-/// Why a batch folder could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum FolderError {
-    /// An object could not be read.
-    #[error("reading {what}: {source}")]
-    Io {
-        /// Which.
-        what: String,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-    /// The folder is not a batch folder, or a file in it is malformed.
-    #[error("{0}")]
-    Invalid(String),
+/// What a collection of a batch folder's results produced.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// The conversion's accounting.
+    pub report: FromBedrockReport,
+    /// What was recorded in `results/report.json`.
+    pub record: ResultsRecord,
 }
 
-/// Reads a batch folder's `batch.json`, ledger and Bedrock output listing.
-pub async fn read_batch_folder(dest: &dyn Destination) -> Result<FolderInputs, FolderError> {
-    let io_err = |what: String| move |source| FolderError::Io { what, source };
-    let raw = dest
-        .read_small(batch_folder::MANIFEST)
-        .await
-        .map_err(io_err(dest.uri(batch_folder::MANIFEST)))?
-        .ok_or_else(|| {
-            FolderError::Invalid(format!(
-                "{} not found: not a batch folder (made by `bedrock-batch to-bedrock INPUT DEST/`)",
-                dest.uri(batch_folder::MANIFEST)
-            ))
-        })?;
-    let manifest: BatchManifest = serde_json::from_slice(&raw)
-        .map_err(|e| FolderError::Invalid(format!("{}: {e}", dest.uri(batch_folder::MANIFEST))))?;
-    let mut ledger = RecordLedger::default();
-    for shard in &manifest.shards {
-        let text = dest
-            .read_small(&shard.ids)
-            .await
-            .map_err(io_err(dest.uri(&shard.ids)))?
-            .ok_or_else(|| FolderError::Invalid(format!("{} is missing", dest.uri(&shard.ids))))?;
-        ledger
-            .add_job_ids(&dest.uri(&shard.ids), &text, shard.job)
-            .map_err(FolderError::Invalid)?;
-    }
-    let jobs = read_job_records(dest).await?;
-    let job_dirs: Vec<String> = jobs
-        .iter()
-        .map(|j| format!("output/{}/", j.job_id()))
-        .collect();
-    let listing = dest
-        .list("output/")
-        .await
-        .map_err(io_err(dest.uri("output/")))?;
-    let mut files = Vec::new();
-    let mut totals: Option<ManifestTotals> = None;
-    for rel in listing {
-        if !job_dirs.is_empty() && !job_dirs.iter().any(|d| rel.starts_with(d)) {
-            continue;
-        }
-        if rel.ends_with("/manifest.json.out") {
-            let raw = dest
-                .read_small(&rel)
-                .await
-                .map_err(io_err(dest.uri(&rel)))?
-                .unwrap_or_default();
-            let t: ManifestTotals = serde_json::from_slice(&raw)
-                .map_err(|e| FolderError::Invalid(format!("{}: {e}", dest.uri(&rel))))?;
-            totals.get_or_insert_with(Default::default).add(&t);
-        } else if rel.ends_with(".jsonl.out") {
-            let source = dest.open(&rel).await.map_err(io_err(dest.uri(&rel)))?;
+/// Converts the Bedrock output of `folder`'s current generation into OpenAI results — every
+/// `custom_id` once — and commits the output file, the error file and `results/report.json`
+/// together, or none of them.
+///
+/// Only the output folders of the jobs recorded for the generation are read (a job submitted
+/// again after a failure leaves the old job's output behind, and that is not this batch's
+/// result); with no job recorded (jobs submitted by other means), all of the generation's
+/// output. `opts` are [`FromBedrockOptions::for_folder`] with the caller's missing reasons.
+pub async fn collect_folder(
+    folder: &FolderWriter,
+    results: FolderResults,
+    opts: &FromBedrockOptions,
+) -> Result<Collected, ConvertError> {
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let FolderResults {
+        ok,
+        err,
+        output,
+        errors,
+    } = results;
+    let gathered = async {
+        let reader = folder.current()?;
+        let ledger = reader.ledger().await?;
+        let jobs: Vec<_> = reader.job_records().await?.into_iter().flatten().collect();
+        let outputs = reader.outputs(&jobs).await?;
+        let mut files = Vec::with_capacity(outputs.records.len());
+        for rel in &outputs.records {
             files.push(OutputFile {
-                name: dest.uri(&rel),
-                source,
+                name: reader.uri(rel),
+                source: reader.open_object(rel).await?,
             });
         }
+        let mut totals: Option<ManifestTotals> = None;
+        for rel in &outputs.manifests {
+            let raw = reader
+                .dest()
+                .read_small(rel)
+                .await
+                .map_err(FolderError::io(format!("reading {}", reader.uri(rel))))?
+                .unwrap_or_default();
+            let t: ManifestTotals =
+                serde_json::from_slice(&raw).map_err(|e| FolderError::Malformed {
+                    file: reader.uri(rel),
+                    problem: e.to_string(),
+                })?;
+            totals.get_or_insert_with(Default::default).add(&t);
+        }
+        Ok::<_, FolderError>((reader, ledger, files, totals))
     }
-    Ok(FolderInputs {
-        manifest,
-        ledger,
-        files,
-        totals,
-        jobs,
-    })
-}
-
-/// Reads a batch folder's `jobs/jobNNN.json` records, by job index.
-pub async fn read_job_records(dest: &dyn Destination) -> Result<Vec<JobRecord>, FolderError> {
-    let listing = dest
-        .list(batch_folder::JOBS)
-        .await
-        .map_err(|source| FolderError::Io {
-            what: dest.uri(batch_folder::JOBS),
-            source,
-        })?;
-    let mut jobs = Vec::new();
-    for rel in listing.iter().filter(|r| r.ends_with(".json")) {
-        let Some(raw) = dest
-            .read_small(rel)
-            .await
-            .map_err(|source| FolderError::Io {
-                what: dest.uri(rel),
-                source,
-            })?
-        else {
-            continue;
-        };
-        let job: JobRecord = serde_json::from_slice(&raw)
-            .map_err(|e| FolderError::Invalid(format!("{}: {e}", dest.uri(rel))))?;
-        jobs.push(job);
+    .await;
+    let (reader, ledger, files, totals) = match gathered {
+        Ok(g) => g,
+        Err(e) => {
+            crate::io::abort_all(vec![ok, err]).await;
+            return Err(e.into());
+        }
+    };
+    let (mut report, writers) =
+        prepare_from_bedrock(files, Some(Arc::new(ledger)), ok, err, opts).await?;
+    if let Some(totals) = totals {
+        compare_with_manifest(&mut report, totals, reader.manifest().jobs.len());
     }
-    jobs.sort_by_key(|j| j.index);
-    Ok(jobs)
+    let record = ResultsRecord {
+        generation: reader.manifest().generation.clone(),
+        output,
+        errors,
+        started_at,
+        finished_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        succeeded: report.succeeded,
+        failed: report.failed,
+        missing: report.missing,
+        input_tokens: report.input_tokens,
+        cached_tokens: report.cached_tokens,
+        output_tokens: report.output_tokens,
+    };
+    folder.commit_results(writers, &record).await?;
+    Ok(Collected { report, record })
 }
 
 impl ordered::Commit<BlockOutput, ConvertError> for Committer {

@@ -2,7 +2,6 @@
 //! into one records buffer, with an item per line saying what became of it.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write as _;
 use std::ops::Range;
 
 use crate::record::Raw;
@@ -129,9 +128,7 @@ impl BlockJob for LineJob {
                     Ok(c) => {
                         let ids_start = ids.len();
                         if self.ledger {
-                            let _ = write!(ids, "L{line_no:010}\t");
-                            ids.extend_from_slice(c.custom_id.get().as_bytes());
-                            ids.push(b'\n');
+                            crate::batch_folder::push_line(&mut ids, line_no, c.custom_id.get());
                         }
                         tally.dropped.append(&mut notes.dropped);
                         tally.temperature_clamped +=

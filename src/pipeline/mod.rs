@@ -10,10 +10,11 @@ mod to_bedrock;
 
 pub use framer::{Block, Frame, Framer};
 pub use from_bedrock::{
-    compare_with_manifest, convert_from_bedrock, read_batch_folder, read_job_records, BadLine,
-    FolderError, FolderInputs, FromBedrockOptions, FromBedrockReport, ManifestTotals,
-    MissingReason, OutputFile, RecordLedger,
+    collect_folder, compare_with_manifest, convert_from_bedrock, prepare_from_bedrock, BadLine,
+    Collected, FolderResults, FromBedrockOptions, FromBedrockReport, ManifestTotals, MissingReason,
+    OutputFile,
 };
 pub use to_bedrock::{
-    convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions, MIN_RECORDS_PER_JOB,
+    convert_to_bedrock, prepare_to_bedrock, BedrockOutput, ConvertError, PreparedConversion,
+    Report, ToBedrockOptions, MIN_RECORDS_PER_JOB,
 };

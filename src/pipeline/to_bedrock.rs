@@ -11,14 +11,17 @@ use serde::Serialize;
 use super::lines::{BlockOutput, Item, LineJob};
 use super::ordered::{self, EngineConfig, EngineError};
 use super::shared::{worker_pool, write_err, KeySet};
-use crate::batch_folder::{self, BatchManifest, ManifestCounts, ManifestOptions};
+use crate::batch_folder::{
+    BatchManifest, Conversion, FolderError, FolderWriter, GenerationSummary, GenerationWriter,
+    InputIdentity, LockOptions, ManifestCounts, ManifestOptions, PreparedGeneration, Replace,
+    Start,
+};
 use crate::io::{ChunkSource, Destination, ObjectWriter};
 use crate::record::{
     Family, LineOptions, MapOptions, RecordIdStyle, Reject, RejectCode, UnknownModel,
 };
 
-/// Bedrock's minimum number of records per batch job (not adjustable).
-pub const MIN_RECORDS_PER_JOB: u64 = 100;
+pub use crate::batch_folder::MIN_RECORDS_PER_JOB;
 
 /// Settings of a conversion to Bedrock. [`ToBedrockOptions::new`] gives Bedrock's default quotas.
 #[derive(Clone)]
@@ -47,8 +50,8 @@ pub struct ToBedrockOptions {
     pub threads: Option<usize>,
     /// Called with the number of bytes read so far.
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
-    /// A name for the input, recorded in `batch.json`.
-    pub source_name: String,
+    /// What is converted, recorded in `batch.json` (and compared when a folder is used again).
+    pub source: InputIdentity,
 }
 
 impl std::fmt::Debug for ToBedrockOptions {
@@ -91,7 +94,27 @@ impl ToBedrockOptions {
             block_size: 2 << 20,
             threads: None,
             progress: None,
-            source_name: String::new(),
+            source: InputIdentity::default(),
+        }
+    }
+
+    /// What this conversion makes of its input, as `batch.json` records it.
+    pub fn conversion(&self) -> Conversion {
+        Conversion {
+            model_id: self.model_id.clone(),
+            family: self.family.name().to_owned(),
+            invocation_type: self.family.invocation_type().to_owned(),
+            endpoint: self.family.endpoint().to_owned(),
+            options: ManifestOptions {
+                max_tokens: self.map.default_max_tokens,
+                drop_unsupported: self.map.drop_unsupported,
+                records_per_file: self.records_per_file,
+                bytes_per_file: self.bytes_per_file,
+                records_per_job: self.records_per_job,
+                bytes_per_job: self.bytes_per_job,
+                allow_small: self.allow_small,
+                max_line_bytes: self.max_line_bytes as u64,
+            },
         }
     }
 }
@@ -99,15 +122,42 @@ impl ToBedrockOptions {
 /// Where converted records go.
 pub enum BedrockOutput {
     /// One Bedrock JSONL stream with `recordId = custom_id`, for piping; rejects go to their own
-    /// writer.
+    /// writer. Both are committed together.
     Stream {
         /// The records.
         records: Box<dyn ObjectWriter>,
         /// The rejects.
         rejects: Box<dyn ObjectWriter>,
     },
-    /// A batch folder (see [`crate::batch_folder`]).
-    Folder(Arc<dyn Destination>),
+    /// A new generation of a batch folder (see [`crate::batch_folder`]).
+    Folder(Box<GenerationWriter>),
+}
+
+impl BedrockOutput {
+    /// A new generation of the batch folder at `dest`, which must hold no conversion yet, or
+    /// this very one (then [`ConvertError::Folder`] says so with
+    /// [`FolderError::Occupied`] — use [`FolderWriter`] to resume or replace).
+    pub async fn new_folder(
+        dest: Arc<dyn Destination>,
+        opts: &ToBedrockOptions,
+    ) -> Result<BedrockOutput, ConvertError> {
+        let folder = FolderWriter::open(dest, &LockOptions::default()).await?;
+        match folder
+            .start_generation(opts.conversion(), opts.source.clone(), Replace::Refuse)
+            .await?
+        {
+            Start::New(writer) => Ok(BedrockOutput::Folder(writer)),
+            Start::Same(folder) => {
+                let m = folder.current()?.manifest().clone();
+                folder.release().await;
+                Err(ConvertError::Folder(FolderError::Occupied {
+                    folder: m.input.name.clone(),
+                    holds: format!("this conversion ({})", m.generation),
+                    why: "there is nothing to convert again".into(),
+                }))
+            }
+        }
+    }
 }
 
 /// What a conversion did. `lines == records + rejected + blank`.
@@ -158,6 +208,9 @@ pub enum ConvertError {
         #[source]
         source: io::Error,
     },
+    /// The batch folder could not be written (or is in use, or holds another conversion).
+    #[error(transparent)]
+    Folder(#[from] FolderError),
     /// A job would have fewer records than Bedrock accepts; nothing was written.
     #[error(
         "job {job} would hold {records} records, but Bedrock needs at least {MIN_RECORDS_PER_JOB} records per batch job \
@@ -181,7 +234,7 @@ pub enum ConvertError {
 }
 
 /// Converts an OpenAI batch input stream to Bedrock records, in parallel, in input order, in
-/// bounded memory.
+/// bounded memory, and commits the outputs: all of them, or none.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -195,10 +248,9 @@ pub enum ConvertError {
 /// input.extend_from_slice(b"not json\n");
 ///
 /// let opts = ToBedrockOptions::new("anthropic.claude-3-haiku-20240307-v1:0").unwrap();
-/// let out = BedrockOutput::Folder(Arc::new(LocalDir::new(dir.path())));
+/// let out = BedrockOutput::new_folder(Arc::new(LocalDir::new(dir.path())), &opts).await.unwrap();
 /// let report = convert_to_bedrock(BytesSource::new(input), out, &opts).await.unwrap();
 /// assert_eq!((report.lines, report.records, report.rejected), (151, 150, 1));
-/// assert!(dir.path().join("input/00000.jsonl").exists());
 /// assert!(dir.path().join("batch.json").exists());
 /// # });
 /// ```
@@ -207,6 +259,70 @@ pub async fn convert_to_bedrock(
     output: BedrockOutput,
     opts: &ToBedrockOptions,
 ) -> Result<Report, ConvertError> {
+    prepare_to_bedrock(source, output, opts)
+        .await?
+        .commit()
+        .await
+}
+
+/// A conversion whose outputs are written in full and not yet visible.
+pub struct PreparedConversion {
+    report: Report,
+    target: Prepared,
+}
+
+enum Prepared {
+    Stream(Vec<Box<dyn ObjectWriter>>),
+    Folder(Box<PreparedGeneration>),
+}
+
+impl PreparedConversion {
+    /// What the conversion did.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// The `batch.json` a batch folder's commit will write.
+    pub fn manifest(&self) -> Option<&BatchManifest> {
+        match &self.target {
+            Prepared::Folder(p) => Some(p.manifest()),
+            Prepared::Stream(_) => None,
+        }
+    }
+
+    /// Makes the outputs visible, all of them or none.
+    pub async fn commit(self) -> Result<Report, ConvertError> {
+        match self.target {
+            Prepared::Stream(writers) => {
+                let names: Vec<String> = writers.iter().map(|w| w.name()).collect();
+                crate::io::commit_all(writers)
+                    .await
+                    .map_err(write_err(names.join(" and ")))?;
+            }
+            Prepared::Folder(p) => {
+                p.commit().await?;
+            }
+        }
+        Ok(self.report)
+    }
+
+    /// Discards the outputs; nothing is left.
+    pub async fn abort(self) {
+        match self.target {
+            Prepared::Stream(writers) => crate::io::abort_all(writers).await,
+            Prepared::Folder(p) => p.abort().await,
+        }
+    }
+}
+
+/// [`convert_to_bedrock`] up to the commit: the outputs are written and sealed, nothing is
+/// visible until [`PreparedConversion::commit`] (a server commits an upload only once the whole
+/// request checks out).
+pub async fn prepare_to_bedrock(
+    source: impl ChunkSource,
+    output: BedrockOutput,
+    opts: &ToBedrockOptions,
+) -> Result<PreparedConversion, ConvertError> {
     let folder = matches!(output, BedrockOutput::Folder(_));
     let job = Arc::new(LineJob {
         opts: LineOptions {
@@ -221,14 +337,20 @@ pub async fn convert_to_bedrock(
         ledger: folder,
         max_line: opts.max_line_bytes,
     });
-    let pool = worker_pool(opts.threads)?;
+    let pool = match worker_pool(opts.threads) {
+        Ok(pool) => pool,
+        Err(e) => {
+            Committer::new(output).abort().await;
+            return Err(e);
+        }
+    };
     let cfg = EngineConfig {
         block_size: opts.block_size,
         max_line: opts.max_line_bytes,
         pool,
         progress: opts.progress.clone(),
     };
-    let mut committer = Committer::new(output, opts);
+    let mut committer = Committer::new(output);
     let result = ordered::run(source, job, &cfg, &mut committer).await;
     match result {
         Ok(bytes_in) => {
@@ -242,7 +364,7 @@ pub async fn convert_to_bedrock(
                 bytes_in,
                 "input read"
             );
-            committer.finish(opts).await
+            committer.finish().await
         }
         Err(e) => {
             tracing::debug!("conversion failed; aborting every output");
@@ -308,84 +430,36 @@ impl Ledger {
     }
 }
 
-struct OpenShard {
-    index: u32,
-    records: u64,
-    bytes: u64,
-    first_line: u64,
-    last_line: u64,
-    data: Box<dyn ObjectWriter>,
-    ids: Box<dyn ObjectWriter>,
-}
-
-struct Folder {
-    dest: Arc<dyn Destination>,
-    shard: Option<OpenShard>,
-    /// Written in full, made visible only when the whole run succeeds.
-    done: Vec<Box<dyn ObjectWriter>>,
-    shards: Vec<batch_folder::Shard>,
-    job: u32,
-    job_records: u64,
-    job_bytes: u64,
-    job_sizes: Vec<(u64, u64)>,
-    rejects: Option<Box<dyn ObjectWriter>>,
-}
-
 enum Sink {
     Stream {
         records: Box<dyn ObjectWriter>,
         rejects: Box<dyn ObjectWriter>,
+        /// Records pending: a contiguous range of the current block's buffer.
+        run: Option<(usize, usize)>,
     },
-    Folder(Box<Folder>),
-}
-
-struct Limits {
-    records_per_file: u64,
-    bytes_per_file: u64,
-    records_per_job: u64,
-    bytes_per_job: u64,
+    Folder(Box<GenerationWriter>),
 }
 
 struct Committer {
     ledger: Ledger,
     report: Report,
     sink: Sink,
-    limits: Limits,
-}
-
-/// Records pending for the current shard: a contiguous range of one block's buffers.
-#[derive(Default)]
-struct Run {
-    out: Option<(usize, usize)>,
-    ids: Option<(usize, usize)>,
 }
 
 impl Committer {
-    fn new(output: BedrockOutput, opts: &ToBedrockOptions) -> Self {
+    fn new(output: BedrockOutput) -> Self {
         let sink = match output {
-            BedrockOutput::Stream { records, rejects } => Sink::Stream { records, rejects },
-            BedrockOutput::Folder(dest) => Sink::Folder(Box::new(Folder {
-                dest,
-                shard: None,
-                done: Vec::new(),
-                shards: Vec::new(),
-                job: 0,
-                job_records: 0,
-                job_bytes: 0,
-                job_sizes: Vec::new(),
-                rejects: None,
-            })),
+            BedrockOutput::Stream { records, rejects } => Sink::Stream {
+                records,
+                rejects,
+                run: None,
+            },
+            BedrockOutput::Folder(writer) => Sink::Folder(writer),
         };
         Committer {
             ledger: Ledger::default(),
             report: Report::default(),
             sink,
-            limits: Limits {
-                records_per_file: opts.records_per_file.max(1),
-                bytes_per_file: opts.bytes_per_file.max(1),
-                records_per_job: opts.records_per_job.max(1),
-                bytes_per_job: opts.bytes_per_job.max(1),
-            },
         }
     }
 
@@ -406,7 +480,6 @@ impl Committer {
 
         let text =
             |r: &std::ops::Range<usize>| std::str::from_utf8(&input[r.clone()]).unwrap_or("");
-        let mut run = Run::default();
         let mut rejects = Vec::new();
         for item in items {
             self.report.lines += 1;
@@ -437,8 +510,9 @@ impl Committer {
                                 .as_ref()
                                 .and_then(|(m, _)| serde_json::from_str::<String>(text(m)).ok());
                         }
-                        self.place(&mut run, &records, &ids, line, out, ids_range)
-                            .await?;
+                        self.report.records += 1;
+                        self.report.bytes_out += out.len() as u64;
+                        self.place(&records, out, &ids, ids_range, line).await?;
                         continue;
                     }
                     Err(reject) => (line, reject, Some(custom_id)),
@@ -452,349 +526,119 @@ impl Committer {
                 .or_default() += 1;
             reject_line(&mut rejects, line, &reject, custom_id.as_ref().map(text));
         }
-        self.flush(&mut run, &records, &ids).await?;
+        self.flush(&records, &ids).await?;
         if !rejects.is_empty() {
-            let writer = match &mut self.sink {
-                Sink::Stream { rejects, .. } => rejects,
-                Sink::Folder(f) => match &mut f.rejects {
-                    Some(w) => w,
-                    None => {
-                        let w = f
-                            .dest
-                            .create(batch_folder::REJECTED)
-                            .await
-                            .map_err(write_err(f.dest.uri(batch_folder::REJECTED)))?;
-                        f.rejects.insert(w)
-                    }
-                },
-            };
-            writer
-                .write(Bytes::from(rejects))
-                .await
-                .map_err(write_err(writer.name()))?;
+            match &mut self.sink {
+                Sink::Stream { rejects: w, .. } => w
+                    .write(Bytes::from(rejects))
+                    .await
+                    .map_err(write_err(w.name()))?,
+                Sink::Folder(f) => f.reject(Bytes::from(rejects)).await?,
+            }
         }
         Ok(())
     }
 
-    /// Adds one admitted record to the run, rolling shards and jobs over at the quotas.
+    /// Adds one admitted record.
     async fn place(
         &mut self,
-        run: &mut Run,
         records: &Bytes,
-        ids: &Bytes,
-        line: u64,
         out: std::ops::Range<usize>,
-        ids_range: std::ops::Range<usize>,
-    ) -> Result<(), ConvertError> {
-        if run.out.is_some_and(|(_, end)| end != out.start) {
-            // A record between the pending ones and this one was rejected after conversion.
-            self.flush(run, records, ids).await?;
-        }
-        let len = out.len() as u64;
-        self.report.records += 1;
-        self.report.bytes_out += len;
-        if let Sink::Folder(f) = &mut self.sink {
-            let l = &self.limits;
-            let job_full = f.job_records > 0
-                && (f.job_records + 1 > l.records_per_job || f.job_bytes + len > l.bytes_per_job);
-            let shard_full = f.shard.as_ref().is_some_and(|s| {
-                s.records + 1 > l.records_per_file || s.bytes + len > l.bytes_per_file
-            });
-            if job_full || shard_full {
-                // Write what is pending to the shard it belongs to before closing it.
-                Self::flush_folder(f, run, records, ids).await?;
-                f.close_shard().await?;
-            }
-            if job_full {
-                tracing::debug!(
-                    job = f.job,
-                    records = f.job_records,
-                    bytes = f.job_bytes,
-                    "job quota reached; starting the next job"
-                );
-                f.job_sizes.push((f.job_records, f.job_bytes));
-                f.job += 1;
-                f.job_records = 0;
-                f.job_bytes = 0;
-            }
-            if f.shard.is_none() {
-                f.open_shard(line).await?;
-            }
-            let shard = f.shard.as_mut().expect("a shard was just opened");
-            shard.records += 1;
-            shard.bytes += len;
-            shard.last_line = line;
-            f.job_records += 1;
-            f.job_bytes += len;
-        }
-        extend(&mut run.out, out);
-        extend(&mut run.ids, ids_range);
-        Ok(())
-    }
-
-    async fn flush(
-        &mut self,
-        run: &mut Run,
-        records: &Bytes,
         ids: &Bytes,
+        ids_range: std::ops::Range<usize>,
+        line: u64,
     ) -> Result<(), ConvertError> {
         match &mut self.sink {
-            Sink::Stream { records: w, .. } => {
-                if let Some((a, b)) = run.out.take() {
+            Sink::Stream { run, .. } => {
+                if run.is_some_and(|(_, end)| end != out.start) {
+                    // A record between the pending ones and this one was rejected after
+                    // conversion.
+                    self.flush(records, ids).await?;
+                }
+                let Sink::Stream { run, .. } = &mut self.sink else {
+                    unreachable!("still a stream")
+                };
+                match run {
+                    Some((_, end)) => *end = out.end,
+                    None => *run = Some((out.start, out.end)),
+                }
+                Ok(())
+            }
+            Sink::Folder(f) => Ok(f.place(records, out, ids, ids_range, line).await?),
+        }
+    }
+
+    async fn flush(&mut self, records: &Bytes, ids: &Bytes) -> Result<(), ConvertError> {
+        match &mut self.sink {
+            Sink::Stream {
+                records: w, run, ..
+            } => {
+                if let Some((a, b)) = run.take() {
                     w.write(records.slice(a..b))
                         .await
                         .map_err(write_err(w.name()))?;
                 }
-                run.ids = None;
                 Ok(())
             }
-            Sink::Folder(f) => Self::flush_folder(f, run, records, ids).await,
+            Sink::Folder(f) => Ok(f.flush(records, ids).await?),
         }
     }
 
-    async fn flush_folder(
-        f: &mut Folder,
-        run: &mut Run,
-        records: &Bytes,
-        ids: &Bytes,
-    ) -> Result<(), ConvertError> {
-        let Some(shard) = f.shard.as_mut() else {
-            *run = Run::default();
-            return Ok(());
-        };
-        if let Some((a, b)) = run.out.take() {
-            shard
-                .data
-                .write(records.slice(a..b))
-                .await
-                .map_err(write_err(shard.data.name()))?;
-        }
-        if let Some((a, b)) = run.ids.take() {
-            shard
-                .ids
-                .write(ids.slice(a..b))
-                .await
-                .map_err(write_err(shard.ids.name()))?;
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self, opts: &ToBedrockOptions) -> Result<Report, ConvertError> {
+    async fn finish(mut self) -> Result<PreparedConversion, ConvertError> {
         match self.sink {
-            Sink::Stream { records, rejects } => {
-                let (rn, jn) = (records.name(), rejects.name());
-                records.finish().await.map_err(write_err(rn))?;
-                rejects.finish().await.map_err(write_err(jn))?;
+            Sink::Stream {
+                records, rejects, ..
+            } => {
                 self.report.shards = 1;
                 self.report.jobs = 1;
-                Ok(self.report)
+                Ok(PreparedConversion {
+                    report: self.report,
+                    // The records last: the last commit of a group needs no backup of what it
+                    // replaces, and the records are the big one.
+                    target: Prepared::Stream(vec![rejects, records]),
+                })
             }
-            Sink::Folder(mut f) => {
-                f.close_shard().await?;
-                if f.job_records > 0 || f.job_sizes.is_empty() {
-                    f.job_sizes.push((f.job_records, f.job_bytes));
-                }
-                self.report.shards = f.shards.len() as u32;
-                self.report.jobs = f.job_sizes.len() as u32;
-                if !opts.allow_small {
-                    if let Some((job, &(records, _))) = f
-                        .job_sizes
-                        .iter()
-                        .enumerate()
-                        .find(|(_, s)| s.0 < MIN_RECORDS_PER_JOB)
-                    {
-                        f.abort().await;
-                        return Err(ConvertError::TooFewRecords {
-                            job: job as u32,
+            Sink::Folder(f) => {
+                let sizes = f.job_sizes();
+                self.report.jobs = sizes.len() as u32;
+                let summary = GenerationSummary {
+                    counts: ManifestCounts {
+                        lines: self.report.lines,
+                        records: self.report.records,
+                        rejected: self.report.rejected,
+                        blank: self.report.blank,
+                        bytes_in: self.report.bytes_in,
+                        bytes_out: self.report.bytes_out,
+                    },
+                    openai_model: self.report.openai_model.clone(),
+                };
+                match f.prepare(summary).await {
+                    Ok(prepared) => {
+                        self.report.shards = prepared.manifest().shards.len() as u32;
+                        Ok(PreparedConversion {
+                            report: self.report,
+                            target: Prepared::Folder(Box::new(prepared)),
+                        })
+                    }
+                    Err(FolderError::TooFewRecords { job, records }) => {
+                        Err(ConvertError::TooFewRecords {
+                            job,
                             records,
                             report: Box::new(self.report),
-                        });
+                        })
                     }
+                    Err(e) => Err(e.into()),
                 }
-                finish_folder(self.report, *f, opts).await
             }
         }
     }
-}
 
-async fn finish_folder(
-    report: Report,
-    mut f: Folder,
-    opts: &ToBedrockOptions,
-) -> Result<Report, ConvertError> {
-    let rejects = match f.rejects.take() {
-        Some(w) => w,
-        None => f
-            .dest
-            .create(batch_folder::REJECTED)
-            .await
-            .map_err(write_err(f.dest.uri(batch_folder::REJECTED)))?,
-    };
-    f.done.push(rejects);
-    for w in f.done.drain(..) {
-        let name = w.name();
-        w.finish().await.map_err(write_err(name))?;
-    }
-    let jobs = f.job_sizes.len() as u32;
-    if jobs > 1 {
-        for s in &mut f.shards {
-            let to = batch_folder::shard_path(index_of(&s.ids), s.job, jobs);
-            f.dest
-                .rename(&s.path, &to)
-                .await
-                .map_err(write_err(f.dest.uri(&to)))?;
-            s.path = to;
-        }
-    }
-    let manifest = BatchManifest {
-        format: batch_folder::FORMAT.to_owned(),
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        source: opts.source_name.clone(),
-        model_id: opts.model_id.clone(),
-        family: opts.family.name().to_owned(),
-        invocation_type: opts.family.invocation_type().to_owned(),
-        endpoint: opts.family.endpoint().to_owned(),
-        openai_model: report.openai_model.clone(),
-        record_id: "line_number".to_owned(),
-        options: ManifestOptions {
-            max_tokens: opts.map.default_max_tokens,
-            drop_unsupported: opts.map.drop_unsupported,
-            records_per_file: opts.records_per_file,
-            bytes_per_file: opts.bytes_per_file,
-            records_per_job: opts.records_per_job,
-            bytes_per_job: opts.bytes_per_job,
-        },
-        counts: ManifestCounts {
-            lines: report.lines,
-            records: report.records,
-            rejected: report.rejected,
-            blank: report.blank,
-            bytes_in: report.bytes_in,
-            bytes_out: report.bytes_out,
-        },
-        jobs: f
-            .job_sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &(records, bytes))| batch_folder::Job {
-                index: i as u32,
-                input_prefix: batch_folder::job_prefix(i as u32, jobs),
-                records,
-                bytes,
-            })
-            .collect(),
-        shards: f.shards,
-        rejected: batch_folder::REJECTED.to_owned(),
-    };
-    let mut json = serde_json::to_vec_pretty(&manifest).expect("the manifest serializes");
-    json.push(b'\n');
-    let mut w = f
-        .dest
-        .create(batch_folder::MANIFEST)
-        .await
-        .map_err(write_err(f.dest.uri(batch_folder::MANIFEST)))?;
-    w.write(Bytes::from(json))
-        .await
-        .map_err(write_err(w.name()))?;
-    let name = w.name();
-    w.finish().await.map_err(write_err(name))?;
-    Ok(report)
-}
-
-impl Committer {
     async fn abort(self) {
         match self.sink {
-            Sink::Stream { records, rejects } => {
-                let _ = records.abort().await;
-                let _ = rejects.abort().await;
-            }
+            Sink::Stream {
+                records, rejects, ..
+            } => crate::io::abort_all(vec![records, rejects]).await,
             Sink::Folder(f) => f.abort().await,
-        }
-    }
-}
-
-fn index_of(ids_path: &str) -> u32 {
-    ids_path
-        .trim_start_matches("ids/")
-        .trim_end_matches(".ids")
-        .parse()
-        .unwrap_or(0)
-}
-
-fn extend(run: &mut Option<(usize, usize)>, r: std::ops::Range<usize>) {
-    match run {
-        Some((_, end)) if *end == r.start => *end = r.end,
-        // Callers flush before a gap, so this only starts a new run.
-        _ => *run = Some((r.start, r.end)),
-    }
-}
-
-impl Folder {
-    async fn open_shard(&mut self, first_line: u64) -> Result<(), ConvertError> {
-        let index = self.shards.len() as u32;
-        let path = batch_folder::shard_path(index, 0, 1);
-        let ids = batch_folder::ids_path(index);
-        let data = self
-            .dest
-            .create(&path)
-            .await
-            .map_err(write_err(self.dest.uri(&path)))?;
-        let ids_w = self
-            .dest
-            .create(&ids)
-            .await
-            .map_err(write_err(self.dest.uri(&ids)))?;
-        self.shard = Some(OpenShard {
-            index,
-            records: 0,
-            bytes: 0,
-            first_line,
-            last_line: first_line,
-            data,
-            ids: ids_w,
-        });
-        Ok(())
-    }
-
-    /// Closes the open shard: its writers are sealed (their data sent, only the commit left, so
-    /// a folder of many shards holds no shard's tail in memory) and committed at the very end.
-    async fn close_shard(&mut self) -> Result<(), ConvertError> {
-        if let Some(mut s) = self.shard.take() {
-            let mut sealed = Ok(());
-            for w in [&mut s.data, &mut s.ids] {
-                if let Err(e) = w.seal().await {
-                    sealed = Err(write_err(w.name())(e));
-                    break;
-                }
-            }
-            self.shards.push(batch_folder::Shard {
-                path: batch_folder::shard_path(s.index, 0, 1),
-                ids: batch_folder::ids_path(s.index),
-                job: self.job,
-                records: s.records,
-                bytes: s.bytes,
-                first_line: s.first_line,
-                last_line: s.last_line,
-            });
-            // Kept even when sealing failed, so that the abort that follows reaches them.
-            self.done.push(s.data);
-            self.done.push(s.ids);
-            sealed?;
-        }
-        Ok(())
-    }
-
-    async fn abort(mut self) {
-        if let Some(s) = self.shard.take() {
-            self.done.push(s.data);
-            self.done.push(s.ids);
-        }
-        self.done.extend(self.rejects.take());
-        for w in self.done {
-            let _ = w.abort().await;
         }
     }
 }

@@ -133,9 +133,22 @@ impl From<Reject> for Rejected<'_> {
     }
 }
 
-/// The `recordId` string literal for `line_no` under [`RecordIdStyle::LineNumber`].
+/// The `recordId` of the record made from input line `line_no` under
+/// [`RecordIdStyle::LineNumber`]: `L` and the line number in ten digits (more for line numbers of
+/// eleven digits). The one definition of the format.
+///
+/// ```
+/// assert_eq!(bedrock_batch::record::line_record_id(42), "L0000000042");
+/// ```
 pub fn line_record_id(line_no: u64) -> String {
-    format!("L{line_no:010}")
+    let mut out = Vec::with_capacity(11);
+    write_line_record_id(&mut out, line_no);
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// Appends [`line_record_id`] to `out`.
+pub fn write_line_record_id(out: &mut Vec<u8>, line_no: u64) {
+    let _ = write!(out, "L{line_no:010}");
 }
 
 /// Converts one OpenAI batch input line (without its newline) into one Bedrock record line
@@ -236,7 +249,9 @@ fn record_head(custom_id: Raw<'_>, line_no: u64, opts: &LineOptions, out: &mut V
     match opts.record_id {
         RecordIdStyle::CustomId => out.extend_from_slice(custom_id.get().as_bytes()),
         RecordIdStyle::LineNumber => {
-            let _ = write!(out, "\"L{line_no:010}\"");
+            out.push(b'"');
+            write_line_record_id(out, line_no);
+            out.push(b'"');
         }
     }
     out.extend_from_slice(b",\"modelInput\":");

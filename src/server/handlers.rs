@@ -13,12 +13,13 @@ use serde_json::{json, Value};
 use super::config::ApiKey;
 use super::state::{file_folder, new_id, now, BatchRecord, FileRecord};
 use super::{Body, Server};
+use crate::batch_folder::{FolderWriter, InputIdentity, LockOptions, Replace, Start};
 use crate::driver::{
     timeout_hours, BatchError, BatchErrors, BatchFolder, BatchObject, BatchStatus, RequestCounts,
     SubmitSettings,
 };
 use crate::io::{ChunkSource, Location};
-use crate::pipeline::{convert_to_bedrock, BedrockOutput, ToBedrockOptions};
+use crate::pipeline::{prepare_to_bedrock, BedrockOutput, PreparedConversion, ToBedrockOptions};
 
 /// An error answered in OpenAI's shape.
 pub(crate) struct ApiError {
@@ -205,54 +206,92 @@ impl Server {
         })?;
         let stream = req.into_body().into_data_stream();
         let mut form = multer::Multipart::new(stream, boundary);
-        let mut purpose = None;
-        let mut uploaded: Option<FileRecord> = None;
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?
-        {
-            match field.name() {
-                Some("purpose") => {
-                    purpose = Some(
-                        field
-                            .text()
-                            .await
-                            .map_err(|e| ApiError::bad(e.to_string()))?,
-                    );
-                }
-                Some("file") => {
-                    if uploaded.is_some() {
-                        return Err(ApiError::bad("one file per upload").param("file"));
+        // The converted upload is committed only once the whole request checks out: a refused
+        // or broken upload leaves nothing in the staging prefix (dropping it, as when the client
+        // goes away, aborts it too).
+        let mut uploaded: Option<(FileRecord, PreparedConversion)> = None;
+        let checked =
+            async {
+                let mut purpose = None;
+                while let Some(field) = form
+                    .next_field()
+                    .await
+                    .map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?
+                {
+                    match field.name() {
+                        Some("purpose") => {
+                            purpose =
+                                Some(field.text().await.map_err(|e| {
+                                    ApiError::bad(format!("reading the upload: {e}"))
+                                })?);
+                        }
+                        Some("file") => {
+                            if uploaded.is_some() {
+                                return Err(ApiError::bad("one file per upload").param("file"));
+                            }
+                            uploaded = Some(self.convert_upload(field, key).await?);
+                        }
+                        _ => {}
                     }
-                    uploaded = Some(self.convert_upload(field, key).await?);
                 }
-                _ => {}
-            }
-        }
-        let Some(mut file) = uploaded else {
-            return Err(ApiError::bad("missing the `file` field").param("file"));
-        };
-        match purpose.as_deref() {
-            Some("batch") => {}
-            other => {
-                return Err(ApiError::bad(format!(
+                if uploaded.is_none() {
+                    return Err(ApiError::bad("missing the `file` field").param("file"));
+                }
+                match purpose.as_deref() {
+                    Some("batch") => Ok(()),
+                    other => Err(ApiError::bad(format!(
                     "purpose {other:?}: this server stores batch input files only (purpose=batch)"
                 ))
-                .param("purpose"))
+                    .param("purpose")),
+                }
             }
-        }
+            .await;
+        let (mut file, prepared) = match (checked, uploaded) {
+            (Ok(()), Some(u)) => u,
+            (result, uploaded) => {
+                if let Some((_, prepared)) = uploaded {
+                    prepared.abort().await;
+                }
+                return Err(result
+                    .err()
+                    .unwrap_or_else(|| ApiError::bad("missing the `file` field")));
+            }
+        };
+        prepared
+            .commit()
+            .await
+            .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
         file.purpose = "batch".into();
-        self.save_file(&file).await.map_err(ApiError::internal)?;
+        if let Err(e) = self.save_file(&file).await {
+            // A folder without its record would be a tenant's data no one can see or delete.
+            self.remove_folder(&file.id).await;
+            return Err(ApiError::internal(e));
+        }
         Ok(ok(&file_object(&file)))
     }
 
-    /// Streams one uploaded file through the converter into its batch folder.
+    /// Removes everything of an upload's folder.
+    async fn remove_folder(&self, id: &str) {
+        let prefix = file_folder(id);
+        match self.staging.list(&prefix).await {
+            Ok(listing) => {
+                for entry in listing {
+                    if let Err(e) = self.staging.delete(&entry.path).await {
+                        tracing::warn!("removing {}: {e}", self.staging.uri(&entry.path));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("listing {}: {e}", self.staging.uri(&prefix)),
+        }
+    }
+
+    /// Streams one uploaded file through the converter into a new batch folder, written in full
+    /// and not yet committed.
     async fn convert_upload(
         &self,
         mut field: multer::Field<'_>,
         key: &ApiKey,
-    ) -> Result<FileRecord> {
+    ) -> Result<(FileRecord, PreparedConversion)> {
         let filename = field.file_name().unwrap_or("upload.jsonl").to_owned();
         // The first line names the model, which decides the body format of every record.
         let mut head = Vec::new();
@@ -298,7 +337,7 @@ impl Server {
         let family = alias.family().map_err(ApiError::internal)?;
         let mut opts = ToBedrockOptions::with_family(&alias.model_id, family);
         opts.allow_small = true;
-        opts.source_name = filename.clone();
+        opts.source = InputIdentity::named(&filename);
         let id = new_id("file-");
         let location =
             Location::parse(&self.staging.uri(&file_folder(&id))).map_err(ApiError::internal)?;
@@ -307,40 +346,68 @@ impl Server {
             .folder(&location)
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        let folder = FolderWriter::open(dest, &LockOptions::for_command("serve"))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let writer = match folder
+            .start_generation(opts.conversion(), opts.source.clone(), Replace::Refuse)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        {
+            Start::New(writer) => writer,
+            Start::Same(folder) => {
+                folder.release().await;
+                return Err(ApiError::internal(format!(
+                    "{id}: a new file's folder is in use"
+                )));
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Upload>(4);
         let conversion = tokio::spawn(async move {
-            convert_to_bedrock(ChannelSource(rx), BedrockOutput::Folder(dest), &opts).await
+            prepare_to_bedrock(ChannelSource(rx), BedrockOutput::Folder(writer), &opts).await
         });
         let mut bytes = head.len() as u64;
         let feed = async {
-            if tx.send(Ok(Bytes::from(head))).await.is_err() {
+            if tx.send(Upload::Data(Bytes::from(head))).await.is_err() {
                 return Ok(());
             }
             loop {
                 match field.chunk().await {
                     Ok(Some(chunk)) => {
                         bytes += chunk.len() as u64;
-                        if tx.send(Ok(chunk)).await.is_err() {
+                        if tx.send(Upload::Data(chunk)).await.is_err() {
                             return Ok(());
                         }
                     }
-                    Ok(None) => return Ok(()),
+                    Ok(None) => {
+                        let _ = tx.send(Upload::End).await;
+                        return Ok(());
+                    }
                     Err(e) => {
                         let message = format!("reading the upload: {e}");
-                        let _ = tx.send(Err(std::io::Error::other(message.clone()))).await;
+                        let _ = tx.send(Upload::Broken(message.clone())).await;
                         return Err(ApiError::bad(message));
                     }
                 }
             }
         };
         let fed = feed.await;
-        // The end of the upload is the end of the input.
         drop(tx);
-        let report = conversion
+        let prepared = conversion
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::bad(format!("converting the upload: {e}")))?;
-        fed?;
+            .map_err(|e| ApiError::bad(format!("converting the upload: {e}")));
+        let prepared = match (fed, prepared) {
+            (Ok(()), Ok(p)) => p,
+            (Err(e), prepared) => {
+                if let Ok(p) = prepared {
+                    p.abort().await;
+                }
+                return Err(e);
+            }
+            (Ok(()), Err(e)) => return Err(e),
+        };
+        let report = prepared.report();
         tracing::info!(
             file = id,
             lines = report.lines,
@@ -348,7 +415,7 @@ impl Server {
             rejected = report.rejected,
             "uploaded"
         );
-        Ok(FileRecord {
+        let record = FileRecord {
             id,
             bytes,
             created_at: now(),
@@ -359,7 +426,8 @@ impl Server {
             endpoint,
             batch: None,
             deleted: false,
-        })
+        };
+        Ok((record, prepared))
     }
 
     async fn owned_file(&self, id: &str, key: &ApiKey) -> Result<FileRecord> {
@@ -549,7 +617,7 @@ impl Server {
         };
         let counts = folder.manifest().counts.clone();
         let failure = if counts.rejected > 0 {
-            Some(self.rejected_errors(&input_file_id).await?)
+            Some(self.rejected_errors(&folder).await?)
         } else if counts.records < crate::pipeline::MIN_RECORDS_PER_JOB {
             Some(vec![BatchError {
                 code: "too_few_requests".into(),
@@ -592,21 +660,20 @@ impl Server {
             .folder(&location)
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        BatchFolder::open(dest)
+        Ok(BatchFolder::open(dest)
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .with_lock_options(LockOptions::for_command("serve")))
     }
 
     /// The file's rejected lines as batch errors (the first 1,000), the way OpenAI reports a
     /// file that failed validation.
-    async fn rejected_errors(&self, file_id: &str) -> Result<Vec<BatchError>> {
-        let rel = format!("{}{}", file_folder(file_id), crate::batch_folder::REJECTED);
-        let raw = self
-            .staging
-            .read_small(&rel)
+    async fn rejected_errors(&self, folder: &BatchFolder) -> Result<Vec<BatchError>> {
+        let raw = folder
+            .reader()
+            .rejected()
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .unwrap_or_default();
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(raw
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -857,11 +924,32 @@ async fn read_json_body(req: Request<Incoming>) -> Result<Value> {
         .map_err(|e| ApiError::bad(format!("the request is not JSON: {e}")))
 }
 
-/// The upload, handed over chunk by chunk to the converter.
-struct ChannelSource(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+/// What the request handler hands the converter.
+enum Upload {
+    Data(Bytes),
+    /// The file field ended: the input is complete.
+    End,
+    /// The upload broke off, with the reason.
+    Broken(String),
+}
+
+/// The upload, handed over chunk by chunk to the converter. Only an explicit end is the end of
+/// the input: a channel closed without one (the request was dropped) is a broken upload, never
+/// a shorter file.
+struct ChannelSource(tokio::sync::mpsc::Receiver<Upload>);
 
 impl ChunkSource for ChannelSource {
     fn next_chunk(&mut self) -> futures::future::BoxFuture<'_, std::io::Result<Option<Bytes>>> {
-        Box::pin(async move { self.0.recv().await.transpose() })
+        Box::pin(async move {
+            match self.0.recv().await {
+                Some(Upload::Data(chunk)) => Ok(Some(chunk)),
+                Some(Upload::End) => Ok(None),
+                Some(Upload::Broken(why)) => Err(std::io::Error::other(why)),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the upload ended before its last byte",
+                )),
+            }
+        })
     }
 }

@@ -170,8 +170,8 @@ impl Server {
             .await
             .map_err(|e| format!("listing {}: {e}", self.staging.uri("batches/")))?;
         let mut out = Vec::with_capacity(names.len());
-        for rel in names.iter().filter(|n| n.ends_with(".json")) {
-            if let Some(b) = self.read_json::<BatchRecord>(rel).await? {
+        for rel in names.iter().filter(|n| n.path.ends_with(".json")) {
+            if let Some(b) = self.read_json::<BatchRecord>(&rel.path).await? {
                 out.push(b);
             }
         }
@@ -186,8 +186,8 @@ impl Server {
             .await
             .map_err(|e| format!("listing {}: {e}", self.staging.uri("files/")))?;
         let mut out = Vec::new();
-        for rel in names.iter().filter(|n| n.ends_with("/file.json")) {
-            if let Some(f) = self.read_json::<FileRecord>(rel).await? {
+        for rel in names.iter().filter(|n| n.path.ends_with("/file.json")) {
+            if let Some(f) = self.read_json::<FileRecord>(&rel.path).await? {
                 if !f.deleted {
                     out.push(f);
                 }

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
-use bedrock_batch::io::{BytesSource, MemoryDir, MemoryWriter};
+use bedrock_batch::batch_folder::{FolderWriter, LockOptions};
+use bedrock_batch::io::{BytesSource, Destination, MemoryDir, MemoryWriter};
 use bedrock_batch::pipeline::{
-    convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions,
+    collect_folder, convert_to_bedrock, BedrockOutput, ConvertError, FolderResults,
+    FromBedrockOptions, FromBedrockReport, MissingReason, Report, ToBedrockOptions,
 };
 
 pub const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
@@ -62,13 +64,61 @@ pub fn to_folder(
     opts: &ToBedrockOptions,
 ) -> (MemoryDir, Result<Report, ConvertError>) {
     let dir = MemoryDir::default();
-    let out = BedrockOutput::Folder(std::sync::Arc::new(dir.clone()));
-    let result = rt().block_on(convert_to_bedrock(
-        BytesSource::new(input.to_vec()),
-        out,
-        opts,
-    ));
+    let result = rt().block_on(async {
+        let out = BedrockOutput::new_folder(std::sync::Arc::new(dir.clone()), opts).await?;
+        convert_to_bedrock(BytesSource::new(input.to_vec()), out, opts).await
+    });
     (dir, result)
+}
+
+/// Collects a batch folder's results the way `from-bedrock DEST/` does (records Bedrock did not
+/// return are `missing`); returns the output file, the error file and the report.
+pub fn collect(dir: &MemoryDir, missing: MissingReason) -> (Vec<u8>, Vec<u8>, FromBedrockReport) {
+    rt().block_on(async {
+        let dest: std::sync::Arc<dyn Destination> = std::sync::Arc::new(dir.clone());
+        let folder = FolderWriter::open(dest, &LockOptions::default())
+            .await
+            .unwrap();
+        let mut opts =
+            FromBedrockOptions::for_folder(folder.current().unwrap().manifest()).unwrap();
+        opts.missing = missing;
+        opts.block_size = 4096;
+        let results = FolderResults {
+            ok: folder.create("results/output.jsonl").await.unwrap(),
+            err: folder.create("results/errors.jsonl").await.unwrap(),
+            output: "memory:results/output.jsonl".into(),
+            errors: "memory:results/errors.jsonl".into(),
+        };
+        let collected = collect_folder(&folder, results, &opts).await.unwrap();
+        folder.release().await;
+        (
+            dir.get("results/output.jsonl").unwrap().to_vec(),
+            dir.get("results/errors.jsonl").unwrap().to_vec(),
+            collected.report,
+        )
+    })
+}
+
+/// The folder's current generation (from its `batch.json`).
+pub fn generation(dir: &MemoryDir) -> String {
+    let manifest: bedrock_batch::batch_folder::BatchManifest =
+        serde_json::from_slice(&dir.get("batch.json").expect("a batch.json")).unwrap();
+    manifest.generation
+}
+
+/// The folder's objects, with the current generation's name shown as `GEN`.
+pub fn names(dir: &MemoryDir) -> Vec<String> {
+    let generation = dir.get("batch.json").map(|_| generation(dir));
+    let mut names: Vec<String> = dir
+        .names()
+        .into_iter()
+        .map(|n| match &generation {
+            Some(g) => n.replace(g.as_str(), "GEN"),
+            None => n,
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 pub fn opts() -> ToBedrockOptions {
@@ -151,14 +201,17 @@ pub fn simulate_bedrock(
         let name = shard.path.rsplit('/').next().unwrap();
         let mut body = out_lines.join("\n");
         body.push('\n');
-        dir.put(&format!("output/{job}/{name}.out"), body);
+        dir.put(
+            &format!("{}/output/{job}/{name}.out", manifest.generation),
+            body,
+        );
     }
     let manifest_out = serde_json::json!({
         "totalRecordCount": fates.len(), "processedRecordCount": success + errors,
         "successRecordCount": success, "errorRecordCount": errors,
         "inputTokenCount": input_tokens, "outputTokenCount": output_tokens});
     dir.put(
-        &format!("output/{job}/manifest.json.out"),
+        &format!("{}/output/{job}/manifest.json.out", manifest.generation),
         manifest_out.to_string(),
     );
     fates

@@ -1,0 +1,241 @@
+//! One writer at a time: the folder's lock.
+//!
+//! A writer takes `.bedrock-batch/lock` before it changes anything and lets go when it is done.
+//! The lock holds who took it (host, process, command, start time) so that a refusal can name
+//! the holder.
+//!
+//! - **Local folder**: an advisory lock (`flock`) on the lock file. The kernel releases it when the
+//!   holder's process ends, however it ends, so a local lock is never stale: a run killed with
+//!   SIGKILL leaves a file anyone can lock at once.
+//! - **S3 prefix**: a lock object created with a conditional PUT (`If-None-Match: *`), so two
+//!   machines cannot both create it. It is a lease: the holder renews it (`If-Match` on the
+//!   ETag it holds) every quarter of the lease, and a holder that stops renewing is provably gone
+//!   once `expires_at` (plus a minute for clocks that disagree) has passed. Such a lock, or one
+//!   whose holder was on this host and whose process no longer exists, is taken over — again
+//!   conditionally (`If-Match` on the ETag seen), so two takers cannot both win. `--break-lock`
+//!   takes over any holder.
+//!   A writer whose lock was taken over (it stalled past its lease) finds out at its next renewal
+//!   and commits nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::layout::LOCK;
+use super::FolderError;
+use crate::io::{Destination, HeldLock, LockAttempt};
+
+/// How a writer takes the folder's lock.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// The command, for the holder's description (`to-bedrock`, `serve` …).
+    pub command: String,
+    /// Take the lock from whoever holds it (a run known to be dead whose lease has not run out).
+    pub break_lock: bool,
+    /// How long an S3 lock lasts without renewal.
+    pub lease: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            command: "bedrock-batch".to_owned(),
+            break_lock: false,
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+impl LockOptions {
+    /// Options naming `command`.
+    pub fn for_command(command: &str) -> Self {
+        LockOptions {
+            command: command.to_owned(),
+            ..Default::default()
+        }
+    }
+}
+
+/// How far two machines' clocks may disagree before a lease looks expired too early.
+const CLOCK_SKEW: u64 = 60;
+
+/// What the lock file holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Holder {
+    host: String,
+    pid: u32,
+    command: String,
+    started_at: u64,
+    expires_at: u64,
+}
+
+impl Holder {
+    fn describe(&self) -> String {
+        format!(
+            "host {}, pid {}, `{}`, since {}",
+            self.host,
+            self.pid,
+            self.command,
+            super::time_text(self.started_at)
+        )
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The folder's lock, held.
+pub(crate) struct FolderLock {
+    held: Arc<dyn HeldLock>,
+    lost: Arc<AtomicBool>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    folder: String,
+    released: bool,
+}
+
+impl FolderLock {
+    /// Takes the lock of `dest`, or says who holds it.
+    pub async fn acquire(
+        dest: &dyn Destination,
+        opts: &LockOptions,
+    ) -> Result<FolderLock, FolderError> {
+        let folder = dest.uri("");
+        let me = Holder {
+            host: crate::io::host_name(),
+            pid: std::process::id(),
+            command: opts.command.clone(),
+            started_at: now(),
+            expires_at: now() + opts.lease.as_secs(),
+        };
+        let body = || Bytes::from(serde_json::to_vec(&me).expect("serializes"));
+        let io = FolderError::io(format!("locking {}", dest.uri(LOCK)));
+        let attempt = dest.lock(LOCK, body(), None).await.map_err(io)?;
+        let held = match attempt {
+            LockAttempt::Acquired(held) => held,
+            LockAttempt::Busy { holder, version } => {
+                let other: Option<Holder> = serde_json::from_slice(&holder).ok();
+                let described = other.as_ref().map_or_else(
+                    || "a holder that left no description".to_owned(),
+                    Holder::describe,
+                );
+                let Some(version) = version else {
+                    return Err(FolderError::Locked {
+                        folder,
+                        holder: described,
+                        hint: "The lock goes when that process ends.".into(),
+                    });
+                };
+                let stale = match &other {
+                    Some(h) => {
+                        (h.host == me.host && !crate::io::pid_alive(h.pid))
+                            || now() > h.expires_at.saturating_add(CLOCK_SKEW)
+                    }
+                    None => false,
+                };
+                if !(stale || opts.break_lock) {
+                    let hint = match &other {
+                        Some(h) => format!(
+                            "If that run is dead, its lock expires at {}; --break-lock takes it now.",
+                            super::time_text(h.expires_at.saturating_add(CLOCK_SKEW))
+                        ),
+                        None => "If that run is dead, --break-lock takes the lock.".to_owned(),
+                    };
+                    return Err(FolderError::Locked {
+                        folder,
+                        holder: described,
+                        hint,
+                    });
+                }
+                let io = FolderError::io(format!("taking over the lock {}", dest.uri(LOCK)));
+                match dest.lock(LOCK, body(), Some(version)).await.map_err(io)? {
+                    LockAttempt::Acquired(held) => {
+                        tracing::warn!(
+                            "{folder}: took over the lock of {described} ({})",
+                            if stale { "gone" } else { "--break-lock" }
+                        );
+                        held
+                    }
+                    LockAttempt::Busy { holder, .. } => {
+                        let described = serde_json::from_slice::<Holder>(&holder)
+                            .map_or_else(|_| "another run".to_owned(), |h| h.describe());
+                        return Err(FolderError::Locked {
+                            folder,
+                            holder: described,
+                            hint: "It took the lock over just before this run.".into(),
+                        });
+                    }
+                }
+            }
+        };
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = held.needs_refresh().then(|| {
+            let (held, lost, lease) = (Arc::clone(&held), Arc::clone(&lost), opts.lease);
+            let mut me = me.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 4).await;
+                    me.expires_at = now() + lease.as_secs();
+                    let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
+                    if let Err(e) = held.refresh(body).await {
+                        tracing::warn!("renewing the folder's lock: {e}");
+                        lost.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            })
+        });
+        Ok(FolderLock {
+            held,
+            lost,
+            renewer,
+            folder,
+            released: false,
+        })
+    }
+
+    /// Fails if the lock was lost (taken over after this run stalled past its lease).
+    pub fn check(&self) -> Result<(), FolderError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(FolderError::LockLost {
+                folder: self.folder.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Lets go of the lock.
+    pub async fn release(mut self) {
+        self.released = true;
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        if let Err(e) = self.held.release().await {
+            tracing::warn!("{}: releasing the lock: {e}", self.folder);
+        }
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        if self.released {
+            return;
+        }
+        // Dropped without a release (an error path, a cancelled request): let go in the
+        // background if a runtime is still there; a local lock goes with the file handle anyway.
+        let held = Arc::clone(&self.held);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = held.release().await;
+            });
+        }
+    }
+}
