@@ -103,7 +103,9 @@ pub fn bedrock_output_line(rng_seed: u64, i: u64) -> String {
     let request = chat_line(rng_seed, i);
     let mut record = Vec::new();
     let opts = crate::record::LineOptions {
-        record_id: crate::record::RecordIdStyle::LineNumber,
+        record_id: crate::record::RecordIdStyle::LineNumber {
+            generation: crate::record::RecordTag::of("sample"),
+        },
         ..crate::record::LineOptions::new(crate::record::Family::Anthropic)
     };
     crate::record::convert_line(request.as_bytes(), i + 1, &opts, &mut record)
@@ -157,7 +159,10 @@ mod tests {
             let line = bedrock_output_line(1, i);
             total += line.len();
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(v["recordId"], format!("L{:010}", i + 1));
+            assert_eq!(
+                v["recordId"],
+                crate::record::line_record_id(i + 1, crate::record::RecordTag::of("sample"))
+            );
             assert!(v.get("modelOutput").is_some() || v.get("error").is_some());
         }
         let avg = total / 200;

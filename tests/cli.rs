@@ -72,7 +72,9 @@ fn a_file_becomes_a_batch_folder() {
     }
     let records = json_lines(&std::fs::read(generation.join("input/job000/00000.jsonl")).unwrap());
     assert_eq!(records.len(), 120);
-    assert_eq!(records[0]["recordId"], "L0000000001");
+    let record_id = records[0]["recordId"].as_str().unwrap();
+    assert!(record_id.starts_with("L0000000001G"), "{record_id}");
+    assert_eq!(record_id.len(), 20);
 }
 
 #[test]

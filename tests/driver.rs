@@ -892,3 +892,78 @@ fn a_converse_job_runs_end_to_end() {
         assert!(content.starts_with("Emulated answer to L"), "{content}");
     }
 }
+
+/// `--overwrite` replaces a folder only once its Bedrock jobs have ended, and then everything of
+/// the old conversion goes: its inputs, ledger, job records, Bedrock's output and the results.
+#[test]
+fn overwrite_waits_for_the_old_jobs_and_then_removes_all_of_them() {
+    let e = env("overwrite");
+    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
+    e.emu.knobs.stall_after_records.store(50, Ordering::SeqCst);
+    let a = e.input("a.jsonl", 150);
+    let b = e.input("b.jsonl", 160);
+    let staging = e.staging("ow");
+    let o = e.run(&["to-bedrock", &a, &staging, "--model", MODEL]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let old = e.generation(&staging);
+    let o = e.run(&["--json", "submit", &staging, "--role-arn", ROLE]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let arn = batch(&o)["metadata"]["job_arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = arn.rsplit('/').next().unwrap().to_owned();
+    let started = Instant::now();
+    while e.emu.processed(&id) < 50 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job never ran"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = e.run(&["to-bedrock", &b, &staging, "--model", MODEL, "--overwrite"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&id) && err.contains("cancel"), "{err}");
+    assert_eq!(e.generation(&staging), old, "the old conversion stays");
+
+    let o = e.run(&["cancel", &staging]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = e.run(&[
+        "wait",
+        &staging,
+        "--poll-interval",
+        "20ms",
+        "--max-poll-interval",
+        "100ms",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = e.run(&["from-bedrock", &staging]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", stderr(&o));
+    let o = e.run(&["to-bedrock", &b, &staging, "--model", MODEL, "--overwrite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let new = e.generation(&staging);
+    assert_ne!(new, old);
+    let keys: Vec<String> = rt().block_on(async {
+        let out =
+            e.s3.client()
+                .await
+                .list_objects_v2()
+                .bucket(&e.bucket)
+                .prefix("batches/ow/")
+                .send()
+                .await
+                .unwrap();
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(str::to_owned)
+            .collect()
+    });
+    for key in &keys {
+        assert!(
+            key == "batches/ow/batch.json" || key.starts_with(&format!("batches/ow/{new}/")),
+            "{key} is left of the old conversion"
+        );
+    }
+}

@@ -109,7 +109,7 @@ fn a_batch_folder_has_shards_ledgers_rejects_and_a_manifest_that_add_up() {
         for (record, entry) in records.iter().zip(ledger.lines()) {
             let (record_id, custom_id) = entry.split_once('\t').unwrap();
             assert_eq!(record["recordId"], record_id);
-            let line: u64 = record_id[1..].parse().unwrap();
+            let line: u64 = record_id[1..11].parse().unwrap();
             let custom_id: String = serde_json::from_str(custom_id).unwrap();
             assert_eq!(custom_id, format!("request-{}", line - 1));
             seen += 1;

@@ -21,6 +21,7 @@ const BOB: &str = "sk-bob";
 
 struct Env {
     s3: s3_server::TestS3,
+    bucket: String,
     emu: bedrock_emulator::Emulator,
     config: ServerConfig,
     rt: tokio::runtime::Runtime,
@@ -70,6 +71,7 @@ impl Env {
         let bucket = rt.block_on(s3.bucket(hint));
         let mut env = Env {
             config: config(&bucket),
+            bucket: bucket.clone(),
             s3,
             emu,
             rt,
@@ -232,6 +234,69 @@ impl Env {
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
         common::json_lines(&bytes)
     }
+}
+
+impl Env {
+    /// Every object and open multipart upload in the bucket.
+    fn stored(&self) -> (Vec<String>, usize) {
+        self.rt.block_on(async {
+            let client = self.s3.client().await;
+            let listed = client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .unwrap();
+            let keys = listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(str::to_owned)
+                .collect();
+            let uploads = client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .unwrap()
+                .uploads()
+                .len();
+            (keys, uploads)
+        })
+    }
+
+    /// Sends `head` and the first `cut` bytes of `body` on a raw connection, then hangs up.
+    fn hang_up_mid_upload(&self, head: &str, body: &[u8], cut: usize) {
+        use tokio::io::AsyncWriteExt;
+        let addr = self.addr;
+        let (head, part) = (head.to_owned(), body[..cut].to_vec());
+        self.rt.block_on(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(&part).await.unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(stream);
+        });
+    }
+}
+
+/// A multipart body with the given fields (`(name, filename, content)`).
+fn form(boundary: &str, fields: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, filename, content) in fields {
+        let disposition = match filename {
+            Some(f) => format!("form-data; name=\"{name}\"; filename=\"{f}\""),
+            None => format!("form-data; name=\"{name}\""),
+        };
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
 }
 
 impl Drop for Env {
@@ -516,4 +581,92 @@ fn cancel_and_restart_mid_batch() {
     assert!(errors
         .iter()
         .all(|l| l["error"]["code"] == "batch_cancelled"));
+}
+
+/// An upload refused or broken at any point leaves nothing under the staging prefix: no batch
+/// folder, no record, no lock, no open upload.
+#[test]
+fn refused_and_broken_uploads_leave_nothing_in_the_staging_prefix() {
+    let e = Env::new("refused");
+    let b = "----bedrock-batch-test";
+    let ct = format!("multipart/form-data; boundary={b}");
+    let lines = common::sample(150);
+    let post = |body: Vec<u8>| e.request("POST", "/v1/files", Some(ALICE), Some(&ct), body);
+    let nothing_left = |what: &str| {
+        let start = Instant::now();
+        loop {
+            let (keys, uploads) = e.stored();
+            if keys.is_empty() && uploads == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what} left {keys:?} and {uploads} uploads"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // The purpose comes after the file, and is not batch.
+    let (status, body) = post(form(
+        b,
+        &[
+            ("file", Some("r.jsonl"), &lines),
+            ("purpose", None, b"fine-tune"),
+        ],
+    ));
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    nothing_left("a refused purpose");
+    // No purpose at all.
+    let (status, _) = post(form(b, &[("file", Some("r.jsonl"), &lines)]));
+    assert_eq!(status, 400);
+    nothing_left("a missing purpose");
+    // Two files.
+    let (status, body) = post(form(
+        b,
+        &[
+            ("purpose", None, b"batch"),
+            ("file", Some("a.jsonl"), &lines),
+            ("file", Some("b.jsonl"), &lines),
+        ],
+    ));
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    nothing_left("a second file field");
+    // A body cut short: the closing boundary never comes.
+    let whole = form(
+        b,
+        &[
+            ("purpose", None, b"batch"),
+            ("file", Some("r.jsonl"), &lines),
+        ],
+    );
+    let (status, _) = post(whole[..whole.len() / 2].to_vec());
+    assert_eq!(status, 400);
+    nothing_left("a truncated body");
+    // The client goes away in the middle.
+    let head = format!(
+        "POST /v1/files HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {ALICE}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
+        e.addr,
+        whole.len()
+    );
+    e.hang_up_mid_upload(&head, &whole, whole.len() * 2 / 3);
+    nothing_left("a client that hung up");
+    // The store refuses the commit.
+    if e.s3.in_process {
+        e.s3.faults.commit_steps.store(0, Ordering::SeqCst);
+        e.s3.faults.fail_commit_at.store(2, Ordering::SeqCst);
+        let (status, _) = post(whole.clone());
+        e.s3.faults.fail_commit_at.store(0, Ordering::SeqCst);
+        assert_eq!(status, 500);
+        nothing_left("a commit S3 refused");
+    }
+    // And a good upload still works.
+    let (status, file) = e.upload(ALICE, &lines);
+    assert_eq!(status, 200, "{file}");
+    let (keys, _) = e.stored();
+    assert!(keys.iter().any(|k| k.ends_with("/file.json")), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.ends_with(".bedrock-batch/lock")),
+        "{keys:?}"
+    );
 }

@@ -76,6 +76,11 @@ impl Generation {
         &self.0
     }
 
+    /// The tag its recordIds carry.
+    pub fn record_tag(&self) -> crate::record::RecordTag {
+        crate::record::RecordTag::of(&self.0)
+    }
+
     /// The generation's folder: `gen-…/`.
     pub fn prefix(&self) -> String {
         format!("{}/", self.0)

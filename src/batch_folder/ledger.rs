@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 
+use crate::record::RecordTag;
+
 use super::FolderError;
 
-/// Appends the ledger line of the record made from input line `line_no` with `custom_id` (a
-/// JSON string literal).
-pub fn push_line(out: &mut Vec<u8>, line_no: u64, custom_id: &str) {
-    crate::record::write_line_record_id(out, line_no);
+/// Appends the ledger line of the record made from input line `line_no` of the generation
+/// tagged `generation`, with `custom_id` (a JSON string literal).
+pub fn push_line(out: &mut Vec<u8>, line_no: u64, generation: RecordTag, custom_id: &str) {
+    crate::record::write_line_record_id(out, line_no, generation);
     out.push(b'\t');
     out.extend_from_slice(custom_id.as_bytes());
     out.push(b'\n');

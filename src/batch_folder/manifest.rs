@@ -149,7 +149,8 @@ pub struct BatchManifest {
     pub conversion: Conversion,
     /// The `body.model` of the input lines, if they named one.
     pub openai_model: Option<String>,
-    /// How `recordId`s were made: `line_number` (`L` + 10-digit line number).
+    /// How `recordId`s were made: `line_number_generation` (`L`, the 10-digit line number, `G`
+    /// and the generation's tag: [`record::line_record_id`](crate::record::line_record_id)).
     pub record_id: String,
     /// What happened to the input lines; `lines = records + rejected + blank`.
     pub counts: ManifestCounts,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::StreamExt;
 
 use super::layout::{owned_prefixes, Generation, MANIFEST, RESULTS, RESULTS_RECORD};
 use super::lock::{FolderLock, LockOptions};
@@ -68,27 +67,11 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Removes every object below `prefix`, a few at a time.
+/// Removes every object below `prefix`.
 async fn delete_prefix(dest: &dyn Destination, prefix: &str) -> Result<u64, FolderError> {
-    let listing = dest
-        .list(prefix)
+    dest.delete_prefix(prefix)
         .await
-        .map_err(FolderError::io(format!("listing {}", dest.uri(prefix))))?;
-    let n = listing.len() as u64;
-    let mut deletes = futures::stream::iter(listing)
-        .map(|entry| async move {
-            dest.delete(&entry.path)
-                .await
-                .map_err(FolderError::io(format!(
-                    "removing {}",
-                    dest.uri(&entry.path)
-                )))
-        })
-        .buffer_unordered(16);
-    while let Some(result) = deletes.next().await {
-        result?;
-    }
-    Ok(n)
+        .map_err(FolderError::io(format!("removing {}", dest.uri(prefix))))
 }
 
 impl FolderWriter {
@@ -163,7 +146,8 @@ impl FolderWriter {
         self.remove_results_unless(keep.as_ref()).await
     }
 
-    /// Removes the folder's results unless they are `keep`'s.
+    /// Removes the folder's results (all of `results/`, the folder's own) unless its record says
+    /// they are `keep`'s. Results outside the folder are the user's and stay.
     async fn remove_results_unless(&self, keep: Option<&Generation>) -> Result<(), FolderError> {
         let dest = self.dest.as_ref();
         let Some(raw) = dest
@@ -176,30 +160,18 @@ impl FolderWriter {
         else {
             return Ok(());
         };
-        let Ok(record) = serde_json::from_slice::<ResultsRecord>(&raw) else {
-            return Ok(());
-        };
-        if keep.is_some_and(|g| g.as_str() == record.generation) {
+        let record = serde_json::from_slice::<ResultsRecord>(&raw).ok();
+        if keep.is_some_and(|g| record.is_some_and(|r| r.generation == g.as_str())) {
             return Ok(());
         }
-        let listing = dest
-            .list(RESULTS)
-            .await
-            .map_err(FolderError::io(format!("listing {}", dest.uri(RESULTS))))?;
-        for entry in listing {
-            let uri = dest.uri(&entry.path);
-            if uri == record.output || uri == record.errors {
-                dest.delete(&entry.path)
-                    .await
-                    .map_err(FolderError::io(format!("removing {uri}")))?;
-            }
-        }
+        // The record goes first: results without one are never taken for anyone's.
         dest.delete(RESULTS_RECORD)
             .await
             .map_err(FolderError::io(format!(
                 "removing {}",
                 dest.uri(RESULTS_RECORD)
-            )))
+            )))?;
+        delete_prefix(dest, RESULTS).await.map(drop)
     }
 
     /// The folder.
@@ -791,7 +763,7 @@ impl GenerationWriter {
             input: self.input.clone(),
             conversion: self.conversion.clone(),
             openai_model: summary.openai_model,
-            record_id: "line_number".to_owned(),
+            record_id: "line_number_generation".to_owned(),
             counts: summary.counts,
             jobs: job_sizes
                 .iter()

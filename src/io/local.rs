@@ -259,6 +259,53 @@ impl Destination for LocalDir {
         .boxed()
     }
 
+    fn delete_prefix(&self, prefix: &str) -> BoxFuture<'_, io::Result<u64>> {
+        let (dir, root) = (self.path(prefix), self.root.clone());
+        async move {
+            let dir = dir?;
+            if dir == root {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "refusing to remove the whole folder",
+                ));
+            }
+            blocking(move || {
+                let mut n = 0;
+                let mut stack = vec![dir.clone()];
+                while let Some(d) = stack.pop() {
+                    let entries = match fs::read_dir(&d) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
+                    for entry in entries {
+                        let entry = entry?;
+                        if entry.file_type()?.is_dir() {
+                            stack.push(entry.path());
+                        } else {
+                            n += 1;
+                        }
+                    }
+                }
+                match fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("cannot remove {}: {e}", dir.display()),
+                        ))
+                    }
+                    _ => {}
+                }
+                if let Some(parent) = dir.parent() {
+                    prune_empty(parent, &root);
+                }
+                Ok(n)
+            })
+            .await
+        }
+        .boxed()
+    }
+
     fn lock(
         &self,
         rel: &str,
@@ -710,6 +757,7 @@ impl Committed for LocalCommitted {
 /// ahead of the consumer, straight into the buffers the pipeline converts.
 pub struct FileSource {
     len: u64,
+    regular: bool,
     /// Modification time, in nanoseconds since the Unix epoch.
     modified: Option<u128>,
     path: PathBuf,
@@ -734,13 +782,14 @@ impl FileSource {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_nanos());
-            Ok::<_, io::Error>((file, (meta.len(), modified)))
+            Ok::<_, io::Error>((file, (meta.len(), modified, meta.is_file())))
         })
         .await
         .map_err(io::Error::other)?
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
-        let (len, modified) = len;
+        let (len, modified, regular) = len;
         let mut source = FileSource {
+            regular,
             modified,
             len,
             path: path.to_path_buf(),
@@ -758,6 +807,11 @@ impl FileSource {
     /// Whether the file was empty when it was opened.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether it is a regular file (not a FIFO or a device).
+    pub fn is_regular(&self) -> bool {
+        self.regular
     }
 
     /// The file's modification time when it was opened, in nanoseconds since the Unix epoch.

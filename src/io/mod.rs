@@ -215,6 +215,22 @@ pub trait Destination: Send + Sync {
     fn open(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ChunkSource>>>;
     /// Removes the object at `rel`; one that does not exist is not an error.
     fn delete(&self, rel: &str) -> BoxFuture<'_, io::Result<()>>;
+    /// Removes every object below `prefix` (a `/`-ended folder path); returns how many.
+    fn delete_prefix(&self, prefix: &str) -> BoxFuture<'_, io::Result<u64>> {
+        let prefix = prefix.to_owned();
+        Box::pin(async move {
+            use futures::StreamExt;
+            let listing = self.list(&prefix).await?;
+            let n = listing.len() as u64;
+            let mut deletes = futures::stream::iter(listing)
+                .map(|entry| async move { self.delete(&entry.path).await })
+                .buffer_unordered(16);
+            while let Some(result) = deletes.next().await {
+                result?;
+            }
+            Ok(n)
+        })
+    }
     /// Takes the lock object at `rel`, writing `holder` into it: exclusively (created only if
     /// absent), or — with `take_over` — replacing the holder whose version was seen, and only if
     /// it is still that one.
@@ -433,12 +449,16 @@ impl Storage {
             }),
             Location::File(path) => {
                 let file = FileSource::open(path).await?;
-                let identity = ObjectIdentity {
-                    location: std::fs::canonicalize(path)
-                        .ok()
-                        .map(|p| p.display().to_string()),
-                    size: Some(file.len()),
-                    version: file.modified().map(|ns| format!("mtime:{ns}")),
+                // A FIFO or a device is a stream: nothing tells one read of it from another.
+                let identity = match file.modified().filter(|_| file.is_regular()) {
+                    Some(ns) => ObjectIdentity {
+                        location: std::fs::canonicalize(path)
+                            .ok()
+                            .map(|p| p.display().to_string()),
+                        size: Some(file.len()),
+                        version: Some(format!("mtime:{ns}")),
+                    },
+                    None => ObjectIdentity::default(),
                 };
                 Ok(Opened {
                     source: Box::new(file),

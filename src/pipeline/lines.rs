@@ -9,7 +9,9 @@ use bytes::Bytes;
 
 use super::framer::Block;
 use super::ordered::BlockJob;
-use crate::record::{convert_line_noted, LineOptions, Notes, Reject, RejectCode, BOM};
+use crate::record::{
+    convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode, BOM,
+};
 
 /// What became of one input line.
 #[derive(Debug)]
@@ -56,11 +58,10 @@ pub(crate) struct BlockOutput {
     pub tally: Tally,
 }
 
-/// The to-Bedrock [`BlockJob`].
+/// The to-Bedrock [`BlockJob`]. A batch folder's records ([`RecordIdStyle::LineNumber`]) get
+/// `ids/` ledger lines too.
 pub(crate) struct LineJob {
     pub opts: LineOptions,
-    /// Write `ids/` ledger lines (batch folders).
-    pub ledger: bool,
     pub max_line: usize,
 }
 
@@ -127,8 +128,13 @@ impl BlockJob for LineJob {
                 match convert_line_noted(line, line_no, &self.opts, &mut notes, &mut records) {
                     Ok(c) => {
                         let ids_start = ids.len();
-                        if self.ledger {
-                            crate::batch_folder::push_line(&mut ids, line_no, c.custom_id.get());
+                        if let RecordIdStyle::LineNumber { generation } = self.opts.record_id {
+                            crate::batch_folder::push_line(
+                                &mut ids,
+                                line_no,
+                                generation,
+                                c.custom_id.get(),
+                            );
                         }
                         tally.dropped.append(&mut notes.dropped);
                         tally.temperature_clamped +=

@@ -75,7 +75,10 @@ where
     J: BlockJob,
     C: Commit<J::Output, E>,
 {
-    let in_flight = cfg.threads() * 2 + 2;
+    // Memory follows the blocks in flight, so more threads than the machine can run buy nothing
+    // but memory: count at most four per core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let in_flight = cfg.threads().clamp(1, cores * 4) * 2 + 2;
     let mut framer = Framer::new(cfg.block_size, cfg.max_line);
     let mut pending: VecDeque<Pending<J::Output>> = VecDeque::with_capacity(in_flight);
     let mut bytes_in = 0u64;

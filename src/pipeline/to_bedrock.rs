@@ -323,18 +323,18 @@ pub async fn prepare_to_bedrock(
     output: BedrockOutput,
     opts: &ToBedrockOptions,
 ) -> Result<PreparedConversion, ConvertError> {
-    let folder = matches!(output, BedrockOutput::Folder(_));
+    let record_id = match &output {
+        BedrockOutput::Folder(w) => RecordIdStyle::LineNumber {
+            generation: w.generation().record_tag(),
+        },
+        BedrockOutput::Stream { .. } => RecordIdStyle::CustomId,
+    };
     let job = Arc::new(LineJob {
         opts: LineOptions {
             family: opts.family,
             map: opts.map.clone(),
-            record_id: if folder {
-                RecordIdStyle::LineNumber
-            } else {
-                RecordIdStyle::CustomId
-            },
+            record_id,
         },
-        ledger: folder,
         max_line: opts.max_line_bytes,
     });
     let pool = match worker_pool(opts.threads) {

@@ -78,10 +78,38 @@ pub struct Notes {
 pub enum RecordIdStyle {
     /// The OpenAI `custom_id`, verbatim: for one Bedrock JSONL stream meant for piping.
     CustomId,
-    /// `L` and the input line number in ten digits (`L0000000042`): for batch folders, where the
-    /// `ids/` ledger maps it back to the `custom_id`. Unique by construction, alphanumeric (the
-    /// strictest reading of Bedrock's docs), fixed-length, and it points at the input line.
-    LineNumber,
+    /// [`line_record_id`]: `L`, the input line number in ten digits, `G` and the tag of the
+    /// batch folder's generation (`L0000000042G3f9a2c1d`), for batch folders, where the `ids/`
+    /// ledger maps it back to the `custom_id`. Unique by construction, alphanumeric (the
+    /// strictest reading of Bedrock's docs), and it points at the input line; the tag makes a
+    /// record of another conversion into the same folder unknown to this one's ledger.
+    LineNumber {
+        /// The generation's tag.
+        generation: RecordTag,
+    },
+}
+
+/// Eight lowercase hex digits that name a batch folder's generation inside its recordIds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordTag([u8; 8]);
+
+impl RecordTag {
+    /// The tag of the generation named `name` (a 32-bit FNV-1a hash of it, in hex).
+    pub fn of(name: &str) -> RecordTag {
+        let h = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let mut tag = [0u8; 8];
+        for (i, t) in tag.iter_mut().enumerate() {
+            *t = b"0123456789abcdef"[((h >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        RecordTag(tag)
+    }
+
+    /// The eight hex digits.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits")
+    }
 }
 
 /// Everything [`convert_line`] needs to know besides the line.
@@ -133,22 +161,28 @@ impl From<Reject> for Rejected<'_> {
     }
 }
 
-/// The `recordId` of the record made from input line `line_no` under
-/// [`RecordIdStyle::LineNumber`]: `L` and the line number in ten digits (more for line numbers of
-/// eleven digits). The one definition of the format.
+/// The `recordId` of the record made from input line `line_no` of the batch folder generation
+/// tagged `generation` (see [`RecordIdStyle::LineNumber`]): `L`, the line number in ten digits
+/// (more for line numbers of eleven digits), `G` and the tag. The one definition of the format.
 ///
 /// ```
-/// assert_eq!(bedrock_batch::record::line_record_id(42), "L0000000042");
+/// use bedrock_batch::record::{line_record_id, RecordTag};
+/// let tag = RecordTag::of("gen-20261129T181256Z-3f9a2c");
+/// let id = line_record_id(42, tag);
+/// assert_eq!(&id[..12], "L0000000042G");
+/// assert_eq!(id.len(), 20);
+/// assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
 /// ```
-pub fn line_record_id(line_no: u64) -> String {
-    let mut out = Vec::with_capacity(11);
-    write_line_record_id(&mut out, line_no);
+pub fn line_record_id(line_no: u64, generation: RecordTag) -> String {
+    let mut out = Vec::with_capacity(20);
+    write_line_record_id(&mut out, line_no, generation);
     String::from_utf8(out).expect("ASCII")
 }
 
 /// Appends [`line_record_id`] to `out`.
-pub fn write_line_record_id(out: &mut Vec<u8>, line_no: u64) {
-    let _ = write!(out, "L{line_no:010}");
+pub fn write_line_record_id(out: &mut Vec<u8>, line_no: u64, generation: RecordTag) {
+    let _ = write!(out, "L{line_no:010}G");
+    out.extend_from_slice(&generation.0);
 }
 
 /// Converts one OpenAI batch input line (without its newline) into one Bedrock record line
@@ -248,9 +282,9 @@ fn record_head(custom_id: Raw<'_>, line_no: u64, opts: &LineOptions, out: &mut V
     out.extend_from_slice(b"{\"recordId\":");
     match opts.record_id {
         RecordIdStyle::CustomId => out.extend_from_slice(custom_id.get().as_bytes()),
-        RecordIdStyle::LineNumber => {
+        RecordIdStyle::LineNumber { generation } => {
             out.push(b'"');
-            write_line_record_id(out, line_no);
+            write_line_record_id(out, line_no, generation);
             out.push(b'"');
         }
     }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use std::path::PathBuf;
 
 use bedrock_batch::batch_folder::{FolderWriter, LockOptions};

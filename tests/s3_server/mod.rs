@@ -40,6 +40,15 @@ pub struct Faults {
     /// Every request's method, and the value of headers the tests check
     /// (`x-amz-server-side-encryption-aws-kms-key-id`, `x-amz-expected-bucket-owner`).
     pub seen: std::sync::Mutex<Vec<Seen>>,
+    /// The requests that make an object visible — CompleteMultipartUpload, PutObject (but for
+    /// lock objects), CopyObject — counted; the one with this number (from 1) is refused with
+    /// 403. 0 = never.
+    pub fail_commit_at: AtomicU32,
+    /// Those requests seen so far.
+    pub commit_steps: AtomicU32,
+    /// Conditional writes (If-None-Match / If-Match) run one at a time: s3s-fs checks the
+    /// condition and then writes, and two racing writers could both pass the check.
+    pub conditional: tokio::sync::Mutex<()>,
 }
 
 fn take(counter: &AtomicU32) -> bool {
@@ -249,6 +258,20 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             .find_map(|p| p.strip_prefix("uploadId="))
             .map(str::to_owned);
         let upload_part = req.method() == http::Method::PUT && query.contains("partNumber=");
+        let conditional = req.method() == http::Method::PUT
+            && (req.headers().contains_key("if-none-match")
+                || req.headers().contains_key("if-match"));
+        let commit_step = (ending && method == http::Method::POST)
+            || (method == http::Method::PUT
+                && !upload_part
+                && !key.is_empty()
+                && !key.ends_with(".bedrock-batch/lock"));
+        if commit_step && !f.down.load(Ordering::SeqCst) {
+            let n = f.commit_steps.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == f.fail_commit_at.load(Ordering::SeqCst) {
+                return Box::pin(async { Ok(error(403, "AccessDenied")) });
+            }
+        }
         let ranged_get = req.method() == http::Method::GET && req.headers().contains_key("range");
         if f.down.load(Ordering::SeqCst) {
             return Box::pin(async { Ok(error(403, "AccessDenied")) });
@@ -281,7 +304,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             if delay > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             }
+            let serialized = if conditional {
+                Some(f.conditional.lock().await)
+            } else {
+                None
+            };
             let resp = fut.await?;
+            drop(serialized);
             if creating && resp.status().is_success() {
                 use http_body_util::BodyExt;
                 let (parts, body) = resp.into_parts();

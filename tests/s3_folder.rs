@@ -1,0 +1,535 @@
+//! Batch folders on S3 tried the way things go wrong: conditional writes, a re-run, a run
+//! killed mid-upload, two runs racing, a lock whose holder is gone, a lock lost mid-run, and a
+//! failure at every commit step. Against the in-process server, and against moto in CI
+//! (`BEDROCK_BATCH_TEST_S3_ENDPOINT`; the fault-injecting tests need the in-process one).
+#![cfg(unix)]
+
+mod common;
+mod s3_server;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedrock_batch::batch_folder::{FolderError, FolderWriter, LockOptions, Replace, Start};
+use bedrock_batch::io::{ChunkSource, Destination, S3Dir, S3Uri};
+use bedrock_batch::pipeline::{prepare_to_bedrock, BedrockOutput, ConvertError};
+use bytes::Bytes;
+use common::{rt, sample, MODEL};
+use s3_server::{in_process, server, TestS3};
+
+fn lines(n: u64, prefix: &str) -> Vec<u8> {
+    String::from_utf8(sample(n))
+        .unwrap()
+        .replace("\"request-", &format!("\"{prefix}"))
+        .into_bytes()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Env {
+    s3: TestS3,
+    bucket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(s3: TestS3, hint: &str) -> Env {
+        let bucket = rt().block_on(s3.bucket(hint));
+        Env {
+            s3,
+            bucket,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bedrock-batch"));
+        c.args(["--endpoint-url", &self.s3.endpoint]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn folder(&self, name: &str) -> String {
+        format!("s3://{}/{name}/", self.bucket)
+    }
+
+    fn input(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    }
+
+    fn dest(&self, name: &str) -> Arc<dyn Destination> {
+        let opts = self.s3.options();
+        let uri = S3Uri {
+            bucket: self.bucket.clone(),
+            key: format!("{name}/"),
+        };
+        Arc::new(S3Dir::new(rt().block_on(opts.client()), uri, &opts))
+    }
+
+    /// Every object of the bucket and its bytes (lock objects included).
+    fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+        rt().block_on(async {
+            let client = self.s3.client().await;
+            let out = client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .unwrap();
+            let mut all = BTreeMap::new();
+            for o in out.contents() {
+                let key = o.key().unwrap().to_owned();
+                let body = client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_vec();
+                all.insert(key, body);
+            }
+            all
+        })
+    }
+
+    fn open_uploads(&self) -> usize {
+        rt().block_on(async {
+            self.s3
+                .client()
+                .await
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .unwrap()
+                .uploads()
+                .len()
+        })
+    }
+
+    fn put(&self, key: &str, body: &str) {
+        rt().block_on(async {
+            self.s3
+                .client()
+                .await
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(Bytes::from(body.to_owned()).into())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+}
+
+fn generation_of(objects: &BTreeMap<String, Vec<u8>>, folder: &str) -> String {
+    let m: serde_json::Value =
+        serde_json::from_slice(&objects[&format!("{folder}/batch.json")]).unwrap();
+    m["generation"].as_str().unwrap().to_owned()
+}
+
+/// The server enforces conditional writes, so the lock means something: of many writers that
+/// create one object at once, exactly one succeeds; a replacement needs the ETag it replaces.
+#[test]
+fn conditional_writes_are_enforced() {
+    let e = Env::new(server(), "cond");
+    rt().block_on(async {
+        let client = e.s3.client().await;
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let (client, bucket) = (client.clone(), e.bucket.clone());
+            tasks.push(tokio::spawn(async move {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key("race/lock")
+                    .if_none_match("*")
+                    .body(Bytes::from(format!("writer {i}")).into())
+                    .send()
+                    .await
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            if let Ok(out) = t.await.unwrap() {
+                won.push(out.e_tag().unwrap().to_owned());
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one creator wins");
+        let replace = |etag: &str| {
+            client
+                .put_object()
+                .bucket(&e.bucket)
+                .key("race/lock")
+                .if_match(etag)
+                .body(Bytes::from_static(b"taken over").into())
+                .send()
+        };
+        assert!(replace("\"0123456789abcdef0123456789abcdef\"")
+            .await
+            .is_err());
+        assert!(replace(&won[0]).await.is_ok());
+        assert!(replace(&won[0]).await.is_err(), "the ETag changed");
+    });
+}
+
+#[test]
+fn a_rerun_on_s3_is_refused_and_overwrite_replaces_it() {
+    let e = Env::new(server(), "rerun");
+    let a = e.input("a.jsonl", &lines(120, "old-"));
+    let b = e.input("b.jsonl", &lines(130, "new-"));
+    let f = e.folder("F");
+    let o = e.run(&[
+        "to-bedrock",
+        &a,
+        &f,
+        "-m",
+        MODEL,
+        "--records-per-file",
+        "50",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = e.objects();
+    let o = e.run(&["to-bedrock", &b, &f, "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already holds"), "{}", stderr(&o));
+    assert_eq!(e.objects(), before);
+    let o = e.run(&[
+        "to-bedrock",
+        &a,
+        &f,
+        "-m",
+        MODEL,
+        "--records-per-file",
+        "50",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing to do"), "{}", stderr(&o));
+    assert_eq!(e.objects(), before);
+    let o = e.run(&["to-bedrock", &b, &f, "-m", MODEL, "--overwrite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = e.objects();
+    let g = generation_of(&after, "F");
+    for key in after.keys() {
+        assert!(
+            key == "F/batch.json" || key.starts_with(&format!("F/{g}/")),
+            "{key} left of the old generation"
+        );
+    }
+    assert_eq!(e.open_uploads(), 0);
+}
+
+fn mkfifo(path: &std::path::Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waited too long for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn a_run_killed_mid_upload_leaves_nothing_the_next_run_keeps() {
+    let e = Env::new(server(), "killed");
+    let f = e.folder("F");
+    let fifo = e.dir.path().join("in.fifo");
+    mkfifo(&fifo);
+    let mut child = e
+        .cmd()
+        .args([
+            "--s3-part-size",
+            "5MiB",
+            "to-bedrock",
+            fifo.to_str().unwrap(),
+            &f,
+            "-m",
+            MODEL,
+        ])
+        .spawn()
+        .unwrap();
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    // Distinct requests (repeats would be rejected as duplicates, not written).
+    w.write_all(&lines(16_000, "k-")).unwrap();
+    wait_until("an upload in flight", || {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the run ended ({status}) before it was killed: {err}");
+        }
+        e.open_uploads() > 0
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(w);
+    let left = e.objects();
+    assert!(!left.contains_key("F/batch.json"), "nothing was committed");
+    assert!(e.open_uploads() > 0, "the killed run left its uploads");
+
+    let b = e.input("b.jsonl", &lines(150, "b-"));
+    let o = e.run(&["to-bedrock", &b, &f, "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.open_uploads(), 0, "the next run aborted them");
+    let after = e.objects();
+    let g = generation_of(&after, "F");
+    for key in after.keys() {
+        assert!(
+            key == "F/batch.json" || key.starts_with(&format!("F/{g}/")),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn two_runs_racing_for_one_s3_folder() {
+    let e = Env::new(server(), "race");
+    let f = e.folder("F");
+    let fifo = e.dir.path().join("in.fifo");
+    mkfifo(&fifo);
+    let child = e
+        .cmd()
+        .args([
+            "to-bedrock",
+            fifo.to_str().unwrap(),
+            &f,
+            "-m",
+            MODEL,
+            "--allow-small",
+        ])
+        .spawn()
+        .unwrap();
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    w.write_all(&lines(20, "a-")).unwrap();
+    wait_until("the lock", || {
+        e.objects().contains_key("F/.bedrock-batch/lock")
+    });
+    let b = e.input("b.jsonl", &lines(150, "b-"));
+    let o = e.run(&["to-bedrock", &b, &f, "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("being written by another run"), "{err}");
+    assert!(err.contains(&format!("pid {}", child.id())), "{err}");
+    assert!(err.contains("--break-lock"), "{err}");
+    w.write_all(&lines(20, "c-")).unwrap();
+    drop(w);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = e.objects();
+    assert!(after.contains_key("F/batch.json"));
+    assert!(!after.contains_key("F/.bedrock-batch/lock"), "released");
+}
+
+#[test]
+fn a_gone_holders_lock_is_taken_over_and_a_live_ones_only_with_break_lock() {
+    let e = Env::new(server(), "stale");
+    let input = e.input("in.jsonl", &lines(120, "s-"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let holder = |host: &str, pid: u32, expires: u64| {
+        serde_json::json!({"host": host, "pid": pid, "command": "run", "started_at": now - 5, "expires_at": expires})
+            .to_string()
+    };
+    // Someone on another machine, renewing its lease.
+    e.put("A/.bedrock-batch/lock", &holder("elsewhere", 42, now + 600));
+    let o = e.run(&["to-bedrock", &input, &e.folder("A"), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("host elsewhere, pid 42"), "{err}");
+    assert!(err.contains("--break-lock"), "{err}");
+    let o = e.run(&[
+        "--break-lock",
+        "to-bedrock",
+        &input,
+        &e.folder("A"),
+        "-m",
+        MODEL,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A lease that ran out long ago.
+    e.put(
+        "B/.bedrock-batch/lock",
+        &holder("elsewhere", 42, now - 3600),
+    );
+    let o = e.run(&["to-bedrock", &input, &e.folder("B"), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A process of this machine that no longer exists.
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
+    e.put("C/.bedrock-batch/lock", &holder(host.trim(), 0, now + 600));
+    let o = e.run(&["to-bedrock", &input, &e.folder("C"), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = e.objects();
+    assert!(after.keys().all(|k| !k.ends_with(".bedrock-batch/lock")));
+}
+
+/// A source that hands out its bytes slowly.
+struct Slow(Vec<Bytes>, Duration);
+
+impl ChunkSource for Slow {
+    fn next_chunk(&mut self) -> futures::future::BoxFuture<'_, std::io::Result<Option<Bytes>>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.1).await;
+            Ok(if self.0.is_empty() {
+                None
+            } else {
+                Some(self.0.remove(0))
+            })
+        })
+    }
+}
+
+/// A writer that stalls past its lease and finds its lock taken over commits nothing.
+#[test]
+fn a_lock_lost_mid_run_commits_nothing() {
+    let e = Env::new(server(), "lost");
+    let dest = e.dest("F");
+    let result = rt().block_on(async {
+        let lock = LockOptions {
+            lease: Duration::from_millis(800),
+            ..LockOptions::default()
+        };
+        let folder = FolderWriter::open(dest.clone(), &lock).await?;
+        let mut o = common::opts();
+        o.allow_small = true;
+        let Start::New(writer) = folder
+            .start_generation(o.conversion(), o.source.clone(), Replace::Refuse)
+            .await?
+        else {
+            panic!("a new folder");
+        };
+        let pieces: Vec<Bytes> = lines(10, "x-")
+            .split_inclusive(|&b| b == b'\n')
+            .map(Bytes::copy_from_slice)
+            .collect();
+        let source = Slow(pieces, Duration::from_millis(150));
+        // Another run takes the lock meanwhile.
+        let (client, bucket) = (e.s3.client().await, e.bucket.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            client
+                .put_object()
+                .bucket(bucket)
+                .key("F/.bedrock-batch/lock")
+                .body(Bytes::from_static(b"{}").into())
+                .send()
+                .await
+                .unwrap();
+        });
+        let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
+        prepared.commit().await
+    });
+    match result {
+        Err(ConvertError::Folder(FolderError::LockLost { .. })) => {}
+        other => panic!("expected a lost lock, got {other:?}"),
+    }
+    let after = e.objects();
+    assert!(!after.contains_key("F/batch.json"));
+    assert_eq!(
+        after
+            .keys()
+            .filter(|k| !k.ends_with(".bedrock-batch/lock"))
+            .count(),
+        0,
+        "{after:?}"
+    );
+    assert_eq!(
+        after["F/.bedrock-batch/lock"], b"{}",
+        "the new holder's lock stays"
+    );
+}
+
+/// S3 refusing any one of the commit's requests (CompleteMultipartUpload, PutObject,
+/// CopyObject) leaves the folder exactly as it was, with no upload left open.
+#[test]
+fn a_refusal_at_any_commit_step_on_s3_leaves_the_folder_as_it_was() {
+    let e = Env::new(in_process(), "commit");
+    let dest = e.dest("F");
+    let first = e.input("a.jsonl", &lines(7, "old-"));
+    let o = e.run(&[
+        "to-bedrock",
+        &first,
+        &e.folder("F"),
+        "-m",
+        MODEL,
+        "--allow-small",
+        "--records-per-file",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = e.run(&["from-bedrock", &e.folder("F")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = e.objects();
+    let faults = Arc::clone(&e.s3.faults);
+    let mut k = 1;
+    loop {
+        faults.commit_steps.store(0, Ordering::SeqCst);
+        faults.fail_commit_at.store(k, Ordering::SeqCst);
+        let result = rt().block_on(async {
+            let folder = FolderWriter::open(dest.clone(), &LockOptions::default()).await?;
+            let mut o = common::opts();
+            o.allow_small = true;
+            o.records_per_file = 3;
+            struct NoJobs;
+            impl bedrock_batch::batch_folder::JobCheck for NoJobs {
+                fn running<'a>(
+                    &'a self,
+                    _: &'a [String],
+                ) -> futures::future::BoxFuture<'a, Result<Vec<String>, String>> {
+                    Box::pin(async { Ok(Vec::new()) })
+                }
+            }
+            let Start::New(writer) = folder
+                .start_generation(
+                    o.conversion(),
+                    o.source.clone(),
+                    Replace::Overwrite(&NoJobs),
+                )
+                .await?
+            else {
+                panic!("a new generation");
+            };
+            let source = bedrock_batch::io::BytesSource::new(lines(9, "new-"));
+            let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
+            prepared.commit().await
+        });
+        faults.fail_commit_at.store(0, Ordering::SeqCst);
+        match result {
+            Ok(_) => {
+                assert!(k > 8, "only {k} commit steps");
+                break;
+            }
+            Err(err) => {
+                assert!(err.to_string().contains("AccessDenied"), "step {k}: {err}");
+                assert_eq!(e.objects(), before, "step {k}: {err}");
+                assert_eq!(e.open_uploads(), 0, "step {k}");
+            }
+        }
+        k += 1;
+    }
+}
