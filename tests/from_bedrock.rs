@@ -95,25 +95,44 @@ fn bad_lines_are_counted_with_file_and_line_and_the_run_goes_on() {
         "{first}\n{{\"recordId\":\"x\",\"modelOutput\":\n{{\"modelOutput\":{{}}}}\n[1,2]\n\n{{\"recordId\":\"y\",\"modelOutput\":{{\"content\":\"no\"}}}}\n{}\n",
         first.replace("plain-text", "second")
     );
-    let (ok, _, report) = from_file(input.into_bytes(), &fixed_opts());
+    let (ok, err, report) = from_file(input.into_bytes(), &fixed_opts());
     assert_eq!(json_lines(&ok).len(), 2);
     assert_eq!(report.lines, 7);
+    // A line that names its record is that record's result, even when its answer is broken
+    // (line 2, cut short) or cannot be mapped (line 6): an error line, never a lost record.
     assert_eq!(
-        (report.succeeded, report.bad_lines, report.blank),
-        (2, 4, 1)
+        (
+            report.succeeded,
+            report.failed,
+            report.invalid_outputs,
+            report.bad_lines,
+            report.blank
+        ),
+        (2, 2, 2, 2, 1)
     );
+    let errors = json_lines(&err);
+    let by_id: HashMap<&str, &serde_json::Value> = errors
+        .iter()
+        .map(|e| (e["custom_id"].as_str().unwrap(), e))
+        .collect();
+    assert_eq!(by_id["x"]["error"]["code"], "invalid_model_output");
+    assert!(by_id["x"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("EOF"));
+    assert!(by_id["y"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("modelOutput.content"));
+    assert_eq!(by_id["y"]["response"], serde_json::Value::Null);
+    // Only lines with no readable recordId are unreadable.
     let lines: Vec<u64> = report.problems.iter().map(|p| p.line).collect();
-    assert_eq!(lines, [2, 3, 4, 6]);
+    assert_eq!(lines, [3, 4]);
     assert!(report.problems.iter().all(|p| p.file == "in.jsonl.out"));
     assert!(
-        report.problems[1].message.contains("recordId"),
+        report.problems[0].message.contains("recordId"),
         "{:?}",
-        report.problems[1]
-    );
-    assert!(
-        report.problems[3].message.contains("modelOutput.content"),
-        "{:?}",
-        report.problems[3]
+        report.problems[0]
     );
     assert!(!report.clean());
 }

@@ -270,6 +270,12 @@ pub(super) fn print_summary(
         "  lines {}: succeeded {} + failed {} + duplicates {} + unknown {} + unreadable {} + blank {}",
         r.lines, r.succeeded, r.failed, r.duplicates, r.unknown_records, r.bad_lines, r.blank
     );
+    if r.invalid_outputs > 0 {
+        eprintln!(
+            "  answers that could not be mapped (invalid_model_output in the error file): {}",
+            r.invalid_outputs
+        );
+    }
     if !r.failed_by_status.is_empty() {
         let by: Vec<String> = r
             .failed_by_status
@@ -301,7 +307,7 @@ pub(super) fn print_summary(
     for p in &r.problems {
         eprintln!("  {}:{}: {}", p.file, p.line, p.message);
     }
-    for d in &r.disagreements {
+    for d in r.disagreements.iter().chain(&r.warnings) {
         eprintln!("  warning: {d}");
     }
 }

@@ -6,8 +6,9 @@
 //! into `custom_id`s, and every ledger record Bedrock did not return gets an error line at the end
 //! (`batch_expired`, or the code the caller chooses, such as `batch_cancelled`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,14 +18,16 @@ use serde::Serialize;
 
 use super::framer::Block;
 use super::ordered::{self, BlockJob, EngineConfig, EngineError};
-use super::shared::{worker_pool, write_err, KeySet};
+use super::shared::{worker_pool, write_err, KeyHasher};
 use super::to_bedrock::ConvertError;
 use crate::batch_folder::{BatchManifest, FolderError, FolderWriter, RecordLedger, ResultsRecord};
 use crate::io::{ChunkSource, ObjectWriter};
 use crate::record::anthropic::Usage;
 use crate::record::bedrock_output::{
-    parse_output_line, write_missing_line, write_openai_line, LineIds, Outcome, ResponseOptions,
+    parse_output_line, write_invalid_output_line, write_missing_line, write_openai_line, LineIds,
+    Outcome, ResponseOptions,
 };
+use crate::record::json::{decode_literal, text_value};
 use crate::record::{Family, Reject, RejectCode};
 
 /// The error code and message for records Bedrock never returned.
@@ -184,13 +187,46 @@ pub struct ManifestTotals {
 }
 
 impl ManifestTotals {
-    fn add(&mut self, o: &ManifestTotals) {
-        self.total_record_count += o.total_record_count;
-        self.processed_record_count += o.processed_record_count;
-        self.success_record_count += o.success_record_count;
-        self.error_record_count += o.error_record_count;
-        self.input_token_count += o.input_token_count;
-        self.output_token_count += o.output_token_count;
+    /// Adds one `manifest.json.out` (`name` in messages). The manifest is informational: what
+    /// it cannot say (not JSON, a count that is not a count) becomes a warning, and what it can
+    /// is added.
+    pub fn add_manifest(&mut self, name: &str, raw: &[u8], warnings: &mut Vec<String>) {
+        let value: serde_json::Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(_) if raw.iter().all(u8::is_ascii_whitespace) => {
+                warnings.push(format!(
+                    "{name}: empty; Bedrock's totals for that job are unknown"
+                ));
+                return;
+            }
+            Err(e) => {
+                warnings.push(format!(
+                    "{name}: not JSON ({e}); Bedrock's totals for that job are unknown"
+                ));
+                return;
+            }
+        };
+        let Some(fields) = value.as_object() else {
+            warnings.push(format!(
+                "{name}: not a JSON object; Bedrock's totals for that job are unknown"
+            ));
+            return;
+        };
+        let mut add = |key: &str, total: &mut u64| match fields.get(key) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(n) => *total = total.saturating_add(n),
+                None => warnings.push(format!(
+                    "{name}: {key} is {v}, not a count; left out of the totals"
+                )),
+            },
+        };
+        add("totalRecordCount", &mut self.total_record_count);
+        add("processedRecordCount", &mut self.processed_record_count);
+        add("successRecordCount", &mut self.success_record_count);
+        add("errorRecordCount", &mut self.error_record_count);
+        add("inputTokenCount", &mut self.input_token_count);
+        add("outputTokenCount", &mut self.output_token_count);
         self.manifests += 1;
     }
 }
@@ -207,19 +243,22 @@ pub struct FromBedrockReport {
     pub records: Option<u64>,
     /// Output-file lines written (successes).
     pub succeeded: u64,
-    /// Error-file lines from Bedrock error records.
+    /// Error-file lines for records Bedrock returned: its error records, and answers that could
+    /// not be mapped (`invalid_model_output`).
     pub failed: u64,
+    /// Of `failed`: answers that could not be mapped to an OpenAI response.
+    pub invalid_outputs: u64,
     /// Error-file lines for records Bedrock never returned.
     pub missing: u64,
-    /// Records Bedrock returned more than once (reported once).
+    /// Records Bedrock returned more than once (reported once; a success beats an error).
     pub duplicates: u64,
     /// Lines whose recordId is not in the ledger.
     pub unknown_records: u64,
-    /// Lines that could not be read.
+    /// Lines that could not be read: no recordId could be read from them.
     pub bad_lines: u64,
     /// Blank lines.
     pub blank: u64,
-    /// Failures by status code.
+    /// Failures by status code (answers that could not be mapped: status 0).
     pub failed_by_status: BTreeMap<u16, u64>,
     /// Prompt tokens of the successes (cache included).
     pub input_tokens: u64,
@@ -227,6 +266,9 @@ pub struct FromBedrockReport {
     pub output_tokens: u64,
     /// Prompt tokens read from the cache.
     pub cached_tokens: u64,
+    /// Responses whose token counts could not be counts (negative, fractional, beyond 2^64−1)
+    /// and were adjusted to the nearest counts.
+    pub counts_adjusted: u64,
     /// Bytes read.
     pub bytes_in: u64,
     /// The first bad and unknown lines (at most 100), with file and line.
@@ -235,6 +277,9 @@ pub struct FromBedrockReport {
     pub manifest: Option<ManifestTotals>,
     /// Where the manifest and the lines disagree.
     pub disagreements: Vec<String>,
+    /// What else a person should know (at most 100): odd manifests, adjusted counts, totals that
+    /// stopped at 2^64−1.
+    pub warnings: Vec<String>,
 }
 
 impl FromBedrockReport {
@@ -247,12 +292,13 @@ impl FromBedrockReport {
 
 #[derive(Debug)]
 enum Item {
+    /// A line for a record: to the output file (`ok`) or the error file.
     Written {
         line: u64,
         ok: bool,
         range: Range<usize>,
-        /// Ledger index, or the hash of the recordId without a ledger.
-        who: Who,
+        /// Ledger index, or the hash of the recordId's value without a ledger.
+        who: u64,
         outcome: Outcome,
     },
     Unknown {
@@ -264,12 +310,6 @@ enum Item {
         reject: Reject,
     },
     Blank,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Who {
-    Index(u32),
-    Key(u64),
 }
 
 struct BlockOutput {
@@ -285,21 +325,37 @@ struct OutJob {
     max_line: usize,
 }
 
+/// A 64-bit hash of a recordId's value, so `"a"` and `"\u0061"` are one record.
+fn value_key(literal: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    decode_literal(literal).hash(&mut h);
+    h.finish()
+}
+
 impl OutJob {
     fn line(&self, line_no: u64, line: &[u8], ok: &mut Vec<u8>, err: &mut Vec<u8>) -> Item {
-        let parsed = match parse_output_line(line, self.response.family) {
-            Ok(p) => p,
-            Err(reject) => {
-                return Item::Bad {
-                    line: line_no,
-                    reject,
+        let (parsed, broken) = match parse_output_line(line, self.response.family) {
+            Ok(p) => (Some(p), None),
+            Err(reject) => match salvage_record_id(line) {
+                // The line is broken, but says whose it is: that record came back, broken.
+                Some(record_id) => (None, Some((record_id, reject))),
+                None => {
+                    return Item::Bad {
+                        line: line_no,
+                        reject: explain_line_endings(line, reject),
+                    }
                 }
-            }
+            },
         };
-        let literal = parsed.record_id.get();
+        let literal = match (&parsed, &broken) {
+            (Some(p), _) => p.record_id.get(),
+            (None, Some((r, _))) => r.get(),
+            (None, None) => unreachable!("one of the two"),
+        };
+        let value = text_value(literal);
         let (custom_id, who) = match &self.ledger {
-            Some(ledger) => match ledger.get(&literal[1..literal.len() - 1]) {
-                Some((index, custom_id)) => (custom_id, Who::Index(index)),
+            Some(ledger) => match ledger.get(&value) {
+                Some((index, custom_id)) => (custom_id, u64::from(index)),
                 None => {
                     return Item::Unknown {
                         line: line_no,
@@ -307,15 +363,24 @@ impl OutJob {
                     }
                 }
             },
-            None => {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                literal.hash(&mut h);
-                (literal, Who::Key(h.finish()))
-            }
+            None => (literal, value_key(literal)),
         };
-        let ids = LineIds::new(&self.salt, literal);
+        // Ids follow the recordId's value, so its spelling does not change them.
+        let canonical = if literal.contains('\\') {
+            Cow::Owned(format!("\"{value}\""))
+        } else {
+            Cow::Borrowed(literal)
+        };
+        let ids = LineIds::new(&self.salt, &canonical);
         let (ok_start, err_start) = (ok.len(), err.len());
-        match write_openai_line(parsed, custom_id, &ids, &self.response, ok, err) {
+        let written = match (parsed, broken) {
+            (Some(parsed), _) => {
+                write_openai_line(parsed, custom_id, &ids, &self.response, ok, err)
+            }
+            (None, Some((_, reject))) => Err(reject),
+            (None, None) => unreachable!("one of the two"),
+        };
+        match written {
             Ok(outcome @ Outcome::Succeeded(_)) => Item::Written {
                 line: line_no,
                 ok: true,
@@ -323,22 +388,48 @@ impl OutJob {
                 who,
                 outcome,
             },
-            Ok(outcome @ Outcome::Failed(_)) => Item::Written {
+            Ok(outcome) => Item::Written {
                 line: line_no,
                 ok: false,
                 range: err_start..err.len(),
                 who,
                 outcome,
             },
-            Err(reject) => Item::Bad {
-                line: line_no,
-                reject: Reject::new(
-                    reject.code,
-                    format!("recordId {literal}: {}", reject.message),
-                ),
-            },
+            Err(reject) => {
+                // Bedrock answered, and the answer cannot be mapped: the record's error line
+                // says so, never "expired".
+                ok.truncate(ok_start);
+                err.truncate(err_start);
+                write_invalid_output_line(custom_id, &ids, &reject.message, err);
+                Item::Written {
+                    line: line_no,
+                    ok: false,
+                    range: err_start..err.len(),
+                    who,
+                    outcome: Outcome::Unmappable,
+                }
+            }
         }
     }
+}
+
+/// The recordId of a line that is not valid JSON, when it begins as Bedrock writes its lines:
+/// `{"recordId":"…"` (any spacing, the key in any spelling).
+fn salvage_record_id(line: &[u8]) -> Option<crate::record::Raw<'_>> {
+    let text = std::str::from_utf8(line).ok()?;
+    crate::record::bedrock_output::leading_record_id(text)
+}
+
+/// A reject for a line that holds carriage returns not part of CRLF endings: a file with CR-only
+/// line endings reads as one long line.
+fn explain_line_endings(line: &[u8], reject: Reject) -> Reject {
+    if memchr::memchr(b'\r', line).is_some() {
+        return Reject::new(
+            RejectCode::CrLineEndings,
+            format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
+        );
+    }
+    reject
 }
 
 impl BlockJob for OutJob {
@@ -354,8 +445,12 @@ impl BlockJob for OutJob {
         let mut start = 0;
         while start < data.len() {
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
-            let line = &data[start..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut line = &data[start..end];
+            line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line_no == 1 {
+                // A byte-order mark at the start of a file is not part of its first line.
+                line = line.strip_prefix(crate::record::BOM).unwrap_or(line);
+            }
             let item = if line.iter().all(u8::is_ascii_whitespace) {
                 Item::Blank
             } else if line.len() > self.max_line {
@@ -393,11 +488,121 @@ fn too_long(line: u64, bytes: u64, max: usize) -> Item {
     }
 }
 
+/// What became of a record so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Not,
+    Succeeded,
+    /// An error line was written (the status; 0 for an answer that could not be mapped).
+    Failed(u16),
+}
+
+/// The records seen: by ledger index, or (without a ledger) by the hash of the recordId.
+enum SeenRecords {
+    Indexed(Vec<Seen>),
+    Keyed(std::collections::HashMap<u64, Seen, BuildHasherDefault<KeyHasher>>),
+}
+
+impl SeenRecords {
+    fn get(&self, who: u64) -> Seen {
+        match self {
+            SeenRecords::Indexed(v) => v[who as usize],
+            SeenRecords::Keyed(m) => m.get(&who).copied().unwrap_or(Seen::Not),
+        }
+    }
+
+    fn set(&mut self, who: u64, seen: Seen) {
+        match self {
+            SeenRecords::Indexed(v) => v[who as usize] = seen,
+            SeenRecords::Keyed(m) => {
+                m.insert(who, seen);
+            }
+        }
+    }
+}
+
+/// Error lines, held back until every file is read: a success that comes later for the same
+/// record takes its place (Bedrock can return a record twice). In memory up to a limit, then
+/// in an anonymous temporary file, so memory stays bounded whatever the number of errors.
+struct ErrorSpool {
+    memory: Vec<u8>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Each held line: its record and its length.
+    lines: Vec<(u64, u32)>,
+    /// Records whose error line was replaced by a later success.
+    superseded: std::collections::HashSet<u64, BuildHasherDefault<KeyHasher>>,
+}
+
+/// Error lines held in memory before they go to a temporary file.
+const SPOOL_IN_MEMORY: usize = 16 << 20;
+
+impl ErrorSpool {
+    fn new() -> Self {
+        ErrorSpool {
+            memory: Vec::new(),
+            file: None,
+            lines: Vec::new(),
+            superseded: Default::default(),
+        }
+    }
+
+    fn push(&mut self, who: u64, line: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        self.lines.push((who, line.len() as u32));
+        if let Some(f) = &mut self.file {
+            return f.write_all(line);
+        }
+        self.memory.extend_from_slice(line);
+        if self.memory.len() > SPOOL_IN_MEMORY {
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
+            f.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(f);
+        }
+        Ok(())
+    }
+
+    /// Writes the held lines, but those superseded, to `err`.
+    async fn drain_into(self, err: &mut Box<dyn ObjectWriter>) -> Result<(), ConvertError> {
+        let what = err.name();
+        let io = |e: io::Error| ConvertError::Write {
+            what: what.clone(),
+            source: e,
+        };
+        let mut source: Box<dyn std::io::Read + Send> = match self.file {
+            Some(f) => {
+                let mut f = f.into_inner().map_err(|e| io(e.into_error()))?;
+                std::io::Seek::rewind(&mut f).map_err(io)?;
+                Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+            }
+            None => Box::new(std::io::Cursor::new(self.memory)),
+        };
+        let mut out = Vec::with_capacity(1 << 20);
+        let mut line = Vec::new();
+        for (who, len) in self.lines {
+            line.resize(len as usize, 0);
+            std::io::Read::read_exact(&mut source, &mut line).map_err(io)?;
+            if !self.superseded.contains(&who) {
+                out.extend_from_slice(&line);
+            }
+            if out.len() >= 1 << 20 {
+                err.write(Bytes::from(std::mem::take(&mut out)))
+                    .await
+                    .map_err(io)?;
+            }
+        }
+        if !out.is_empty() {
+            err.write(Bytes::from(out)).await.map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
 struct Committer {
     ok: Box<dyn ObjectWriter>,
     err: Box<dyn ObjectWriter>,
-    seen_index: Vec<bool>,
-    seen_key: KeySet,
+    seen: SeenRecords,
+    spool: ErrorSpool,
     report: FromBedrockReport,
     file: String,
 }
@@ -451,8 +656,48 @@ impl Committer {
         }
     }
 
+    fn warn(&mut self, message: String) {
+        if self.report.warnings.len() < 100 && !self.report.warnings.contains(&message) {
+            self.report.warnings.push(message);
+        }
+    }
+
+    fn count_failure(&mut self, status: u16, delta: i64) {
+        let failed = self.report.failed_by_status.entry(status).or_default();
+        *failed = failed.saturating_add_signed(delta);
+        if *failed == 0 {
+            self.report.failed_by_status.remove(&status);
+        }
+        self.report.failed = self.report.failed.saturating_add_signed(delta);
+        if status == 0 {
+            self.report.invalid_outputs = self.report.invalid_outputs.saturating_add_signed(delta);
+        }
+    }
+
+    fn add_usage(&mut self, usage: &Usage, line: u64) {
+        let r = &mut self.report;
+        let sums = [
+            (&mut r.input_tokens, usage.prompt_tokens),
+            (&mut r.output_tokens, usage.completion_tokens),
+            (&mut r.cached_tokens, usage.cached_tokens),
+        ];
+        let mut capped = false;
+        for (total, add) in sums {
+            capped |= total.checked_add(add).is_none();
+            *total = total.saturating_add(add);
+        }
+        if usage.adjusted {
+            r.counts_adjusted += 1;
+            let at = format!("{}:{line}", self.file);
+            self.warn(format!("{at}: token counts that cannot be counts (negative, fractional, beyond 2^64−1) were adjusted to the nearest counts"));
+        }
+        if capped {
+            self.warn("the token totals passed 2^64−1 and stop there".into());
+        }
+    }
+
     async fn commit_block(&mut self, block: BlockOutput) -> Result<(), ConvertError> {
-        let (mut ok_run, mut err_run) = (Run::default(), Run::default());
+        let mut ok_run = Run::default();
         for item in block.items {
             self.report.lines += 1;
             match item {
@@ -475,45 +720,56 @@ impl Committer {
                     who,
                     outcome,
                 } => {
-                    let first = match who {
-                        Who::Index(i) => !std::mem::replace(&mut self.seen_index[i as usize], true),
-                        Who::Key(k) => self.seen_key.insert(k),
-                    };
-                    if !first {
-                        self.report.duplicates += 1;
-                        self.problem(
-                            line,
-                            "this record appeared earlier in Bedrock's output; reported once"
-                                .to_owned(),
-                        );
-                        continue;
+                    match (self.seen.get(who), ok) {
+                        (Seen::Not, _) => {}
+                        // A success after an error: the success stands, the error goes.
+                        (Seen::Failed(status), true) => {
+                            self.count_failure(status, -1);
+                            self.spool.superseded.insert(who);
+                            self.report.duplicates += 1;
+                            self.problem(
+                                line,
+                                "this record came back earlier as an error; this success replaces it"
+                                    .to_owned(),
+                            );
+                        }
+                        _ => {
+                            self.report.duplicates += 1;
+                            self.problem(
+                                line,
+                                "this record appeared earlier in Bedrock's output; reported once"
+                                    .to_owned(),
+                            );
+                            continue;
+                        }
                     }
                     match outcome {
-                        Outcome::Succeeded(Usage {
-                            prompt_tokens,
-                            completion_tokens,
-                            cached_tokens,
-                        }) => {
+                        Outcome::Succeeded(usage) => {
+                            self.seen.set(who, Seen::Succeeded);
                             self.report.succeeded += 1;
-                            self.report.input_tokens += prompt_tokens;
-                            self.report.output_tokens += completion_tokens;
-                            self.report.cached_tokens += cached_tokens;
+                            self.add_usage(&usage, line);
                         }
                         Outcome::Failed(status) => {
-                            self.report.failed += 1;
-                            *self.report.failed_by_status.entry(status).or_default() += 1;
+                            self.seen.set(who, Seen::Failed(status));
+                            self.count_failure(status, 1);
+                        }
+                        Outcome::Unmappable => {
+                            self.seen.set(who, Seen::Failed(0));
+                            self.count_failure(0, 1);
                         }
                     }
                     if ok {
                         ok_run.add(range, &block.ok, &mut self.ok).await?;
                     } else {
-                        err_run.add(range, &block.err, &mut self.err).await?;
+                        let name = self.err.name();
+                        self.spool
+                            .push(who, &block.err[range])
+                            .map_err(|source| ConvertError::Write { what: name, source })?;
                     }
                 }
             }
         }
-        ok_run.flush(&block.ok, &mut self.ok).await?;
-        err_run.flush(&block.err, &mut self.err).await
+        ok_run.flush(&block.ok, &mut self.ok).await
     }
 }
 
@@ -563,8 +819,11 @@ pub async fn prepare_from_bedrock(
     let mut committer = Committer {
         ok,
         err,
-        seen_index: vec![false; ledger.as_ref().map_or(0, |l| l.len())],
-        seen_key: KeySet::default(),
+        seen: match &ledger {
+            Some(l) => SeenRecords::Indexed(vec![Seen::Not; l.len()]),
+            None => SeenRecords::Keyed(Default::default()),
+        },
+        spool: ErrorSpool::new(),
         report: FromBedrockReport::default(),
         file: String::new(),
     };
@@ -599,14 +858,19 @@ pub async fn prepare_from_bedrock(
     let Committer {
         ok,
         mut err,
-        seen_index,
+        seen,
+        spool,
         mut report,
         ..
     } = committer;
     report.bytes_in = bytes_before;
-    if let Some(ledger) = &ledger {
+    if let Err(e) = spool.drain_into(&mut err).await {
+        crate::io::abort_all(vec![ok, err]).await;
+        return Err(e);
+    }
+    if let (Some(ledger), SeenRecords::Indexed(seen)) = (&ledger, &seen) {
         report.records = Some(ledger.len() as u64);
-        if let Err(e) = write_missing(ledger, &seen_index, &mut err, opts, &mut report).await {
+        if let Err(e) = write_missing(ledger, seen, &mut err, opts, &mut report).await {
             crate::io::abort_all(vec![ok, err]).await;
             return Err(e);
         }
@@ -618,14 +882,14 @@ pub async fn prepare_from_bedrock(
 /// Writes an error line for every ledger record not `seen` in Bedrock's output.
 async fn write_missing(
     ledger: &RecordLedger,
-    seen_index: &[bool],
+    seen: &[Seen],
     err: &mut Box<dyn ObjectWriter>,
     opts: &FromBedrockOptions,
     report: &mut FromBedrockReport,
 ) -> Result<(), ConvertError> {
     let mut buf = Vec::new();
-    for (i, seen) in seen_index.iter().enumerate() {
-        if *seen {
+    for (i, seen) in seen.iter().enumerate() {
+        if *seen != Seen::Not {
             continue;
         }
         let (record_id, custom_id) = ledger.record(i as u32);
@@ -739,6 +1003,7 @@ pub async fn collect_folder(
             });
         }
         let mut totals: Option<ManifestTotals> = None;
+        let mut warnings = Vec::new();
         for rel in &outputs.manifests {
             let raw = reader
                 .dest()
@@ -746,17 +1011,16 @@ pub async fn collect_folder(
                 .await
                 .map_err(FolderError::io(format!("reading {}", reader.uri(rel))))?
                 .unwrap_or_default();
-            let t: ManifestTotals =
-                serde_json::from_slice(&raw).map_err(|e| FolderError::Malformed {
-                    file: reader.uri(rel),
-                    problem: e.to_string(),
-                })?;
-            totals.get_or_insert_with(Default::default).add(&t);
+            totals.get_or_insert_with(Default::default).add_manifest(
+                &reader.uri(rel),
+                &raw,
+                &mut warnings,
+            );
         }
-        Ok::<_, FolderError>((reader, ledger, files, totals))
+        Ok::<_, FolderError>((reader, ledger, files, totals, warnings))
     }
     .await;
-    let (reader, ledger, files, totals) = match gathered {
+    let (reader, ledger, files, totals, warnings) = match gathered {
         Ok(g) => g,
         Err(e) => {
             crate::io::abort_all(vec![ok, err]).await;
@@ -765,6 +1029,7 @@ pub async fn collect_folder(
     };
     let (mut report, writers) =
         prepare_from_bedrock(files, Some(Arc::new(ledger)), ok, err, opts).await?;
+    report.warnings.extend(warnings);
     if let Some(totals) = totals {
         compare_with_manifest(&mut report, totals, reader.manifest().jobs.len());
     }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::framer::Block;
 use super::ordered::BlockJob;
+use crate::record::json::decode_literal;
 use crate::record::{
     convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode, BOM,
 };
@@ -70,26 +71,22 @@ fn span(data: &[u8], raw: Raw<'_>) -> Range<usize> {
     start..start + raw.get().len()
 }
 
-/// The duplicate-detection key of a `custom_id` literal: a hash of its unescaped text, so that
-/// `"a"` and `"\u0061"` are the same id.
+/// The duplicate-detection key of a `custom_id` literal: a hash of its value, so that `"a"` and
+/// `"\u0061"` are the same id and two different ids are two keys.
 pub(crate) fn custom_id_key(raw: Raw<'_>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    let lit = raw.get();
-    if lit.contains('\\') {
-        serde_json::from_str::<String>(lit)
-            .unwrap_or_default()
-            .hash(&mut h);
-    } else {
-        lit[1..lit.len() - 1].hash(&mut h);
-    }
+    decode_literal(raw.get()).hash(&mut h);
     h.finish()
 }
 
-/// A 64-bit hash of a literal as written (FNV-1a: short inputs, stable, no setup).
-fn literal_key(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// A 64-bit hash of a string literal's value (FNV-1a: short inputs, stable, no setup), so that
+/// two spellings of one model name are one model.
+fn value_key(literal: &str) -> u64 {
+    decode_literal(literal)
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 impl BlockJob for LineJob {
@@ -145,13 +142,18 @@ impl BlockJob for LineJob {
                             ids: ids_start..ids.len(),
                             custom_id: span(data, c.custom_id),
                             key: custom_id_key(c.custom_id),
-                            model: c.model.map(|m| (span(data, m), literal_key(m.get()))),
+                            model: c.model.map(|m| (span(data, m), value_key(m.get()))),
                         }
                     }
                     Err(rejected) => {
                         notes = Notes::default();
                         let mut reject = rejected.reject;
-                        if !terminated && reject.code == RejectCode::InvalidJson {
+                        if reject.code == RejectCode::InvalidJson && line.contains(&b'\r') {
+                            reject = Reject::new(
+                                RejectCode::CrLineEndings,
+                                format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
+                            );
+                        } else if !terminated && reject.code == RejectCode::InvalidJson {
                             reject = Reject::new(
                                 RejectCode::TruncatedLine,
                                 format!("the input ends inside this line (no newline at the end) and it is not complete JSON: {}", reject.message),

@@ -648,7 +648,9 @@ fn reject_line(out: &mut Vec<u8>, line: u64, reject: &Reject, custom_id: Option<
     use crate::record::json::Obj;
     let mut o = Obj::open(out);
     o.raw("id", "null");
-    o.raw("custom_id", custom_id.unwrap_or("null"));
+    // A custom_id no strict parser reads (a lone surrogate) is in the message, not the member.
+    let readable = custom_id.filter(|c| crate::record::json::lone_surrogate(c).is_none());
+    o.raw("custom_id", readable.unwrap_or("null"));
     o.raw("response", "null");
     {
         let mut e = Obj::open(o.key("error"));

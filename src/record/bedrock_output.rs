@@ -55,12 +55,22 @@ pub fn parse_output_line(line: &[u8], family: Family) -> Result<OutputLine<'_>, 
             "recordId is missing or not a string",
         ));
     }
-    if line.model_output.is_none() && line.error.is_none() {
-        return Err(Reject::invalid(
-            "neither modelOutput nor error: not a Bedrock batch output line",
-        ));
-    }
     Ok(line)
+}
+
+/// The recordId a line begins with, read however broken the rest of the line is: `{`, then the
+/// member `recordId` (its key in any spelling) with a string value, as Bedrock writes its lines.
+pub(crate) fn leading_record_id(text: &str) -> Option<Raw<'_>> {
+    let mut s = Scanner::new(text);
+    let mut found = None;
+    // The first member only: the scan is stopped (by an error) right after it.
+    let _ = s.object(|s, key| {
+        if key == "recordId" && s.peek_is(b'"') {
+            found = Some(s.value()?);
+        }
+        Err(Fallback)
+    });
+    found
 }
 
 fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, Fallback> {
@@ -72,7 +82,7 @@ fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, F
         parsed: None,
     };
     s.object(|s, key| {
-        match (key, family) {
+        match (&*key, family) {
             ("modelOutput", Some(f)) if s.peek_is(b'{') => {
                 let (raw, parsed) = f.scan_output(s)?;
                 line.model_output = Some(raw);
@@ -80,7 +90,7 @@ fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, F
             }
             _ => {
                 let v = s.value()?;
-                match key {
+                match &*key {
                     "recordId" => line.record_id = v,
                     "modelOutput" => line.model_output = Some(v).filter(|m| m.get() != "null"),
                     "error" => line.error = Some(v).filter(|e| e.get() != "null"),
@@ -150,6 +160,9 @@ pub enum Outcome {
     Succeeded(Usage),
     /// Written to the error file, with its status code.
     Failed(u16),
+    /// Bedrock answered, but the answer could not be mapped: written to the error file as
+    /// `invalid_model_output`.
+    Unmappable,
 }
 
 /// The HTTP-like status for a Bedrock `errorCode` (a number, or an exception name).
@@ -191,14 +204,21 @@ pub fn write_openai_line(
     err: &mut Vec<u8>,
 ) -> Result<Outcome, Reject> {
     if let Some(error) = line.error {
-        #[derive(serde::Deserialize)]
+        #[derive(serde::Deserialize, Default)]
         struct BedrockError<'a> {
             #[serde(rename = "errorCode", borrow, default)]
             code: Option<Raw<'a>>,
             #[serde(rename = "errorMessage", borrow, default)]
             message: Option<Raw<'a>>,
         }
-        let e: BedrockError<'_> = super::json::parse(error, "error")?;
+        let e: BedrockError<'_> = match Kind::of(error) {
+            // An error said in words only.
+            Kind::String => BedrockError {
+                code: None,
+                message: Some(error),
+            },
+            _ => super::json::parse(error, "error")?,
+        };
         let status = e.code.map_or(500, error_status);
         let start = err.len();
         let mut o = Obj::open(err);
@@ -231,9 +251,11 @@ pub fn write_openai_line(
         debug_assert!(err.len() > start);
         return Ok(Outcome::Failed(status));
     }
-    let output = line
-        .model_output
-        .expect("parse_output_line guarantees one of the two");
+    let Some(output) = line.model_output else {
+        return Err(Reject::invalid(
+            "the line has neither modelOutput nor error",
+        ));
+    };
     let start = ok.len();
     ok.extend_from_slice(b"{\"id\":");
     write_str(ok, &ids.id);
@@ -255,6 +277,19 @@ pub fn write_openai_line(
     let usage = written.inspect_err(|_| ok.truncate(start))?;
     ok.extend_from_slice(b"},\"error\":null}\n");
     Ok(Outcome::Succeeded(usage))
+}
+
+/// Writes the error-file line for a record Bedrock answered with something that could not be
+/// mapped to an OpenAI response (`message` names the key at fault): the record came back, so it
+/// is neither missing nor expired.
+pub fn write_invalid_output_line(custom_id: &str, ids: &LineIds, message: &str, err: &mut Vec<u8>) {
+    write_missing_line(
+        custom_id,
+        ids,
+        "invalid_model_output",
+        &format!("Bedrock returned a result for this request that could not be read as a response: {message}"),
+        err,
+    );
 }
 
 /// Writes the error-file line for a record Bedrock never returned.
@@ -325,7 +360,8 @@ mod tests {
             Outcome::Succeeded(Usage {
                 prompt_tokens: 1,
                 completion_tokens: 2,
-                cached_tokens: 0
+                cached_tokens: 0,
+                adjusted: false
             })
         );
     }
@@ -370,6 +406,16 @@ mod tests {
             .unwrap_err()
             .message
             .contains("neither"));
+        assert_eq!(
+            leading_record_id(r#"{ "rec\u006frdId" : "L1", "modelOutput": {"content": [tr"#)
+                .map(|r| r.get()),
+            Some("\"L1\"")
+        );
+        assert_eq!(
+            leading_record_id(r#"{"modelInput":{},"recordId":"L1""#),
+            None
+        );
+        assert_eq!(leading_record_id(r#"{"recordId":7}"#), None);
         assert!(convert(r#"{"recordId":"a","modelOutput":{"content":7}}"#).is_err());
     }
 

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::anthropic::{CompletionContext, Usage};
-use super::json::{expect, parse, write_str, Arr, Kind, Obj};
+use super::json::{as_text, expect, null_default, parse, write_str, Arr, Count, Kind, Obj};
 use super::{Raw, Reject};
 
 /// A tool call's `arguments`.
@@ -57,10 +57,7 @@ pub(crate) fn write_usage(usage: Option<&Usage>, out: &mut Vec<u8>) {
     let mut u = Obj::open(out);
     u.raw("prompt_tokens", &usage.prompt_tokens.to_string());
     u.raw("completion_tokens", &usage.completion_tokens.to_string());
-    u.raw(
-        "total_tokens",
-        &(usage.prompt_tokens + usage.completion_tokens).to_string(),
-    );
+    u.raw("total_tokens", &usage.total_tokens().to_string());
     let mut d = Obj::open(u.key("prompt_tokens_details"));
     d.raw("cached_tokens", &usage.cached_tokens.to_string());
     d.close();
@@ -144,7 +141,7 @@ pub(crate) fn write(
 pub(crate) struct OpenAiShaped<'a> {
     #[serde(borrow, default)]
     pub id: Option<Raw<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "null_default")]
     choices: Vec<ShapedChoice<'a>>,
     #[serde(default)]
     usage: Option<ShapedUsage>,
@@ -152,7 +149,7 @@ pub(crate) struct OpenAiShaped<'a> {
 
 #[derive(Deserialize)]
 struct ShapedChoice<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     message: Option<ShapedMessage<'a>>,
     #[serde(borrow, default)]
     finish_reason: Option<Raw<'a>>,
@@ -169,7 +166,7 @@ struct ShapedMessage<'a> {
     reasoning_content: Option<Raw<'a>>,
     #[serde(borrow, default)]
     reasoning: Option<Raw<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "null_default")]
     tool_calls: Vec<ShapedCall<'a>>,
 }
 
@@ -192,9 +189,9 @@ struct ShapedFunction<'a> {
 #[derive(Deserialize)]
 struct ShapedUsage {
     #[serde(default)]
-    prompt_tokens: u64,
+    prompt_tokens: Count,
     #[serde(default)]
-    completion_tokens: u64,
+    completion_tokens: Count,
     #[serde(default)]
     prompt_tokens_details: Option<ShapedDetails>,
 }
@@ -202,7 +199,7 @@ struct ShapedUsage {
 #[derive(Deserialize)]
 struct ShapedDetails {
     #[serde(default)]
-    cached_tokens: u64,
+    cached_tokens: Count,
 }
 
 impl<'a> OpenAiShaped<'a> {
@@ -265,23 +262,35 @@ impl<'a> OpenAiShaped<'a> {
     /// `finish_reason` (or Mistral's `stop_reason`), mapped onto OpenAI's values.
     pub fn finish(&self) -> &'static str {
         let c = &self.choices[0];
-        match c.finish_reason.or(c.stop_reason).map(Raw::get) {
-            Some("\"length\"" | "\"model_length\"") => "length",
-            Some("\"tool_calls\"") => "tool_calls",
-            Some("\"content_filter\"") => "content_filter",
+        match c
+            .finish_reason
+            .or(c.stop_reason)
+            .and_then(as_text)
+            .as_deref()
+        {
+            Some("length" | "model_length") => "length",
+            Some("tool_calls") => "tool_calls",
+            Some("content_filter") => "content_filter",
             _ => "stop",
         }
     }
 
-    /// The usage, if reported.
+    /// The usage, if reported. (OpenAI's `prompt_tokens` already include the cached ones.)
     pub fn usage(&self) -> Option<Usage> {
-        self.usage.as_ref().map(|u| Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            cached_tokens: u
+        self.usage.as_ref().map(|u| {
+            let cached = u
                 .prompt_tokens_details
                 .as_ref()
-                .map_or(0, |d| d.cached_tokens),
+                .map_or(Count::default(), |d| d.cached_tokens);
+            let mut usage = Usage::from_counts(
+                u.prompt_tokens,
+                u.completion_tokens,
+                Count::default(),
+                Count::default(),
+            );
+            usage.cached_tokens = cached.n;
+            usage.adjusted |= cached.adjusted;
+            usage
         })
     }
 

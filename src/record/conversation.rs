@@ -388,7 +388,7 @@ fn assistant_blocks<'a>(
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
         let at = format!("{path}.tool_calls[{j}]");
         if let Some(kind) = call.kind {
-            if kind.get() != "\"function\"" {
+            if json::as_text(kind).as_deref() != Some("function") {
                 return Err(Reject::invalid(format!(
                     "{at}.type: only function calls are supported, found {}",
                     kind.get()

@@ -28,7 +28,9 @@ use super::conversation::{
     check_unsupported, conversation, function_tools, number, positive_int, response_tool,
     tool_name, write_stop, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
-use super::json::{expect, parse, str_value, Arr, Kind, Obj};
+use super::json::{
+    as_text, expect, null_default, parse, str_value, text_value, Arr, Count, Kind, Obj,
+};
 use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -318,15 +320,14 @@ fn write_tool_config(
     let tools = function_tools(req, forced.map(|_| JSON_RESPONSE_TOOL))?;
     let choice = match req.tool_choice {
         None => None,
-        Some(raw) if Kind::of(raw) == Kind::String => Some(match raw.get() {
-            "\"auto\"" => Cow::Borrowed("{\"auto\":{}}"),
-            "\"required\"" => Cow::Borrowed("{\"any\":{}}"),
-            "\"none\"" => Cow::Borrowed("none"),
-            other => {
-                return Err(Reject::invalid(format!(
-                    "body.tool_choice: unknown value {other} (expected auto, required, none or a function)"
-                )))
-            }
+        Some(raw) if Kind::of(raw) == Kind::String => Some(match &*text_value(raw.get()) {
+            "auto" => Cow::Borrowed("{\"auto\":{}}"),
+            "required" => Cow::Borrowed("{\"any\":{}}"),
+            "none" => Cow::Borrowed("none"),
+            _ => return Err(Reject::invalid(format!(
+                "body.tool_choice: unknown value {} (expected auto, required, none or a function)",
+                raw.get()
+            ))),
         }),
         Some(raw) => {
             #[derive(Deserialize)]
@@ -344,7 +345,10 @@ fn write_tool_config(
                 .function
                 .ok_or_else(|| Reject::invalid("body.tool_choice.function: missing"))?;
             tool_name(f.name, "body.tool_choice.function.name")?;
-            Some(Cow::Owned(format!("{{\"tool\":{{\"name\":{}}}}}", f.name.get())))
+            Some(Cow::Owned(format!(
+                "{{\"tool\":{{\"name\":{}}}}}",
+                f.name.get()
+            )))
         }
     };
     if forced.is_some() && choice.is_some() {
@@ -408,7 +412,7 @@ fn write_tool_config(
 
 #[derive(Deserialize)]
 struct Response<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     output: Option<Output<'a>>,
     #[serde(rename = "stopReason", borrow, default)]
     stop_reason: Option<Raw<'a>>,
@@ -418,13 +422,13 @@ struct Response<'a> {
 
 #[derive(Deserialize)]
 struct Output<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     message: Option<OutMessage<'a>>,
 }
 
 #[derive(Deserialize)]
 struct OutMessage<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "null_default")]
     content: Vec<OutBlock<'a>>,
 }
 
@@ -464,21 +468,21 @@ struct ReasoningText<'a> {
 #[serde(rename_all = "camelCase")]
 struct ConverseUsage {
     #[serde(default)]
-    input_tokens: u64,
+    input_tokens: Count,
     #[serde(default)]
-    output_tokens: u64,
+    output_tokens: Count,
     #[serde(default, alias = "cacheReadInputTokenCount")]
-    cache_read_input_tokens: u64,
+    cache_read_input_tokens: Count,
     #[serde(default, alias = "cacheWriteInputTokenCount")]
-    cache_write_input_tokens: u64,
+    cache_write_input_tokens: Count,
 }
 
 /// The OpenAI `finish_reason` for a Converse (or Nova) `stopReason`.
 pub fn finish_reason(stop_reason: Option<Raw<'_>>) -> &'static str {
-    match stop_reason.map(Raw::get) {
-        Some("\"max_tokens\"" | "\"model_context_window_exceeded\"") => "length",
-        Some("\"tool_use\"") => "tool_calls",
-        Some("\"guardrail_intervened\"" | "\"content_filtered\"") => "content_filter",
+    match stop_reason.and_then(as_text).as_deref() {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("guardrail_intervened" | "content_filtered") => "content_filter",
         // end_turn, stop_sequence, malformed_* and anything new.
         _ => "stop",
     }
@@ -501,7 +505,7 @@ pub fn write_chat_completion(
     let mut calls = Vec::new();
     let mut structured = None;
     for b in &blocks {
-        if let Some(t) = b.text {
+        if let Some(t) = b.text.filter(|t| Kind::of(*t) != Kind::Null) {
             texts.push(expect(
                 t,
                 Kind::String,
@@ -513,11 +517,12 @@ pub fn write_chat_completion(
             .as_ref()
             .and_then(|r| r.text.as_ref())
             .and_then(|t| t.text)
+            .filter(|t| Kind::of(*t) != Kind::Null)
         {
             reasoning.push(expect(t, Kind::String, "modelOutput reasoningText.text")?);
         }
         if let Some(u) = &b.tool_use {
-            if u.name.get() == format!("\"{JSON_RESPONSE_TOOL}\"") {
+            if as_text(u.name).as_deref() == Some(JSON_RESPONSE_TOOL) {
                 structured = Some(u.input);
             } else {
                 calls.push(*u);
@@ -525,11 +530,12 @@ pub fn write_chat_completion(
         }
     }
     let u = r.usage.unwrap_or_default();
-    let usage = Usage {
-        prompt_tokens: u.input_tokens + u.cache_read_input_tokens + u.cache_write_input_tokens,
-        completion_tokens: u.output_tokens,
-        cached_tokens: u.cache_read_input_tokens,
-    };
+    let usage = Usage::from_counts(
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_input_tokens,
+        u.cache_write_input_tokens,
+    );
     let choice = Choice {
         texts,
         structured,

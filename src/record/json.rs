@@ -118,6 +118,194 @@ pub(crate) fn str_value<'a>(
     }
 }
 
+/// The value of a JSON string literal (quotes included, already validated) as bytes: UTF-8, but
+/// with each escaped lone UTF-16 surrogate written as the three bytes it would take if it were a
+/// code point (WTF-8), so that two literals hold the same string exactly when their values are
+/// equal — `"a"` and `"\u0061"` alike, `"x\ud800"` and `"x\udbff"` apart. Borrowed when the
+/// literal holds no escapes.
+///
+/// ```ignore
+/// assert_eq!(&*decode_literal(r#""\u0061\u00e9""#), "aé".as_bytes());
+/// ```
+pub(crate) fn decode_literal(lit: &str) -> Cow<'_, [u8]> {
+    let inner = &lit.as_bytes()[1..lit.len().saturating_sub(1).max(1)];
+    if !inner.contains(&b'\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    let hex = |at: usize| -> u32 {
+        std::str::from_utf8(inner.get(at..at + 4).unwrap_or(b"0000"))
+            .ok()
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .unwrap_or(0)
+    };
+    while i < inner.len() {
+        let b = inner[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let e = inner.get(i + 1).copied().unwrap_or(b'\\');
+        i += 2;
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            continue;
+        }
+        // `\uXXXX`, perhaps the first half of a surrogate pair.
+        let mut cp = hex(i);
+        i += 4;
+        if (0xD800..0xDC00).contains(&cp) && inner.get(i..i + 2) == Some(b"\\u") {
+            let low = hex(i + 2);
+            if (0xDC00..0xE000).contains(&low) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                i += 6;
+            }
+        }
+        match char::from_u32(cp) {
+            Some(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            // A lone surrogate: the three bytes of its generalized UTF-8 encoding.
+            None => out.extend_from_slice(&[
+                0xE0 | (cp >> 12) as u8,
+                0x80 | ((cp >> 6) & 0x3F) as u8,
+                0x80 | (cp & 0x3F) as u8,
+            ]),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `text` is exactly one JSON string literal (any escapes, lone surrogates included: the
+/// grammar allows them).
+pub(crate) fn is_string_literal(text: &str) -> bool {
+    let mut s = super::scan::Scanner::new(text);
+    text.starts_with('"') && s.value().is_ok() && s.end().is_ok()
+}
+
+/// The first escaped lone UTF-16 surrogate of a JSON string literal (`\ud800`), if any: a string
+/// most JSON parsers refuse or mangle.
+pub(crate) fn lone_surrogate(lit: &str) -> Option<&str> {
+    let b = lit.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'\\') {
+        let at = i + p;
+        match b.get(at + 1) {
+            Some(b'u') => {
+                let cp = std::str::from_utf8(b.get(at + 2..at + 6)?)
+                    .ok()
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())?;
+                if (0xD800..0xDC00).contains(&cp) {
+                    let low = b
+                        .get(at + 6..at + 8)
+                        .filter(|u| *u == b"\\u")
+                        .and_then(|_| std::str::from_utf8(b.get(at + 8..at + 12)?).ok())
+                        .and_then(|h| u32::from_str_radix(h, 16).ok());
+                    if low.is_some_and(|l| (0xDC00..0xE000).contains(&l)) {
+                        i = at + 12;
+                        continue;
+                    }
+                    return Some(&lit[at..at + 6]);
+                }
+                if (0xDC00..0xE000).contains(&cp) {
+                    return Some(&lit[at..at + 6]);
+                }
+                i = at + 6;
+            }
+            _ => i = at + 2,
+        }
+    }
+    None
+}
+
+/// The text of a string literal's value, for comparing with plain text: borrowed without escapes,
+/// decoded with them (a lone surrogate becomes U+FFFD, which no expected text holds).
+pub(crate) fn text_value(lit: &str) -> Cow<'_, str> {
+    match decode_literal(lit) {
+        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+    }
+}
+
+/// The value of a string, `None` for any other kind: for comparing enum-like members (`"auto"`,
+/// `"stop"`) by meaning, whatever their spelling.
+pub(crate) fn as_text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+    (Kind::of(raw) == Kind::String).then(|| text_value(raw.get()))
+}
+
+/// A JSON number's value: `0.00`, `0e0` and `-0` are zero, `1.0` and `1e0` are one.
+pub(crate) fn number_value(raw: Raw<'_>) -> Option<f64> {
+    (Kind::of(raw) == Kind::Number)
+        .then(|| raw.get().parse::<f64>().ok())
+        .flatten()
+}
+
+/// A count a model reported (of tokens): exactly what it says when that is a whole number from 0
+/// to 2^64−1 (`12`, `12.0`, `1.2e1`); otherwise — negative, fractional, larger, or not a number —
+/// the nearest count in range, `adjusted`. `null` or absent is 0, not adjusted: null means
+/// absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Count {
+    /// The count.
+    pub n: u64,
+    /// The model said something no count can be, and `n` is the nearest count.
+    pub adjusted: bool,
+}
+
+impl Count {
+    /// The count a raw value says.
+    pub(crate) fn of(raw: Raw<'_>) -> Count {
+        let text = raw.get();
+        let exact = |n| Count { n, adjusted: false };
+        let adjusted = |n| Count { n, adjusted: true };
+        match Kind::of(raw) {
+            Kind::Null => return exact(0),
+            Kind::Number => {}
+            _ => return adjusted(0),
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            return text.parse::<u64>().map_or(adjusted(u64::MAX), exact);
+        }
+        match text.parse::<f64>() {
+            Ok(0.0) => exact(0),
+            Ok(x) if x < 0.0 => adjusted(0),
+            // 2^64 as a float: anything from there on is past the last count.
+            Ok(x) if x >= 18_446_744_073_709_551_616.0 => adjusted(u64::MAX),
+            Ok(x) if x.fract() == 0.0 => exact(x as u64),
+            Ok(x) => adjusted(x.floor() as u64),
+            Err(_) => adjusted(0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(d)?;
+        Ok(Count::of(Raw(raw.get())))
+    }
+}
+
+/// For `#[serde(deserialize_with = "null_default")]`: a `null` member is the default value, as an
+/// absent one is (null means absent).
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// True for a raw string literal that is `""`.
 pub(crate) fn is_empty_string(raw: Raw<'_>) -> bool {
     raw.get() == "\"\""
@@ -235,6 +423,68 @@ mod tests {
         assert_eq!(str_value(raw(r#""a\"b\u00e9""#), "k").unwrap(), "a\"bé");
         let err = str_value(raw("3"), "body.x").unwrap_err();
         assert_eq!(err.message, "body.x: expected a string, found a number");
+    }
+
+    #[test]
+    fn literals_compare_by_value() {
+        let d = |s: &str| decode_literal(s).into_owned();
+        assert_eq!(d(r#""plain""#), b"plain");
+        assert_eq!(d(r#""\u0061""#), b"a");
+        assert_eq!(d(r#""gr\u00f6\u00dfe""#), "größe".as_bytes());
+        assert_eq!(d(r#""say \"hi\"\n\t\/\\""#), b"say \"hi\"\n\t/\\");
+        assert_eq!(d(r#""\ud83d\ude00""#), "😀".as_bytes());
+        assert_eq!(
+            d(r#""\uD83D\uDE00""#),
+            "😀".as_bytes(),
+            "hex digits in either case"
+        );
+        assert_ne!(d(r#""x\ud800""#), d(r#""x\udbff""#));
+        assert_ne!(d(r#""x\ud800""#), d(r#""x""#));
+        assert_eq!(d(r#""x\ud800""#), b"x\xed\xa0\x80");
+        assert_eq!(lone_surrogate(r#""x\ud800""#), Some("\\ud800"));
+        assert_eq!(lone_surrogate(r#""\udc00y""#), Some("\\udc00"));
+        assert_eq!(lone_surrogate(r#""\ud800\u0041""#), Some("\\ud800"));
+        assert_eq!(
+            lone_surrogate(r#""\ud83d\ude00 \\ud800""#),
+            None,
+            "an escaped backslash is not an escape"
+        );
+        assert_eq!(lone_surrogate(r#""plain""#), None);
+        assert_eq!(text_value(r#""\/v1\/chat""#), "/v1/chat");
+        for zero in ["0", "0.00", "0e0", "-0", "0E-5", "-0.0e+3"] {
+            assert_eq!(number_value(raw(zero)), Some(0.0), "{zero}");
+        }
+        assert_eq!(number_value(raw("1.0")), Some(1.0));
+        assert_eq!(number_value(raw("\"1\"")), None);
+    }
+
+    #[test]
+    fn counts_are_whole_and_in_range_or_flagged() {
+        let c = |s: &str| Count::of(raw(s));
+        let exact = |n| Count { n, adjusted: false };
+        let adjusted = |n| Count { n, adjusted: true };
+        assert_eq!(c("12"), exact(12));
+        assert_eq!(c("12.0"), exact(12));
+        assert_eq!(c("1.2e1"), exact(12));
+        assert_eq!(c("0"), exact(0));
+        assert_eq!(c("-0"), exact(0));
+        assert_eq!(c("null"), exact(0));
+        assert_eq!(c("18446744073709551615"), exact(u64::MAX));
+        assert_eq!(c("18446744073709551616"), adjusted(u64::MAX));
+        assert_eq!(c("1e30"), adjusted(u64::MAX));
+        assert_eq!(c("-5"), adjusted(0));
+        assert_eq!(c("2.5"), adjusted(2));
+        assert_eq!(c("\"12\""), adjusted(0));
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "null_default")]
+            list: Vec<u8>,
+            #[serde(default)]
+            count: Count,
+        }
+        let t: T = serde_json::from_str(r#"{"list":null,"count":null}"#).unwrap();
+        assert!(t.list.is_empty());
+        assert_eq!(t.count, exact(0));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::conversation::{
     check_unsupported, conversation, max_tokens, refuse_fields, temperature, top_p, turn_texts,
     MediaPolicy, Role, Spliced,
 };
-use super::json::{expect, parse, Kind, Obj};
+use super::json::{as_text, expect, parse, Count, Kind, Obj};
 use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject};
 
@@ -116,9 +116,9 @@ struct Response<'a> {
     #[serde(borrow, default)]
     generation: Option<Raw<'a>>,
     #[serde(default)]
-    prompt_token_count: Option<u64>,
+    prompt_token_count: Count,
     #[serde(default)]
-    generation_token_count: Option<u64>,
+    generation_token_count: Count,
     #[serde(borrow, default)]
     stop_reason: Option<Raw<'a>>,
 }
@@ -132,20 +132,22 @@ pub fn write_chat_completion(
     let r: Response<'_> = parse(model_output, "modelOutput")?;
     let text = r
         .generation
+        .filter(|g| Kind::of(*g) != Kind::Null)
         .map(|g| expect(g, Kind::String, "modelOutput.generation"))
         .transpose()?;
-    let usage = Usage {
-        prompt_tokens: r.prompt_token_count.unwrap_or(0),
-        completion_tokens: r.generation_token_count.unwrap_or(0),
-        cached_tokens: 0,
-    };
+    let usage = Usage::from_counts(
+        r.prompt_token_count,
+        r.generation_token_count,
+        Count::default(),
+        Count::default(),
+    );
     let choice = Choice {
         texts: text.into_iter().collect(),
         structured: None,
         reasoning: Vec::new(),
         calls: Vec::new(),
-        finish: match r.stop_reason.map(Raw::get) {
-            Some("\"length\"") => "length",
+        finish: match r.stop_reason.and_then(as_text).as_deref() {
+            Some("length") => "length",
             _ => "stop",
         },
     };

@@ -20,7 +20,7 @@ use super::conversation::{
     temperature, texts, tool_name, top_p, turn_texts, write_stop, MediaPolicy, MsgPath, Role,
     Spliced,
 };
-use super::json::{expect, parse, str_value, Arr, Kind, Obj};
+use super::json::{as_text, expect, null_default, parse, str_value, Arr, Kind, Obj};
 use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -232,19 +232,20 @@ pub fn write_chat_body(
         a.close();
     }
     if let Some(raw) = req.tool_choice {
-        let choice = match raw.get() {
-            "\"auto\"" => "\"auto\"",
-            "\"required\"" => "\"any\"",
-            "\"none\"" => "\"none\"",
+        let choice = match as_text(raw).as_deref() {
+            Some("auto") => "\"auto\"",
+            Some("required") => "\"any\"",
+            Some("none") => "\"none\"",
             _ if Kind::of(raw) == Kind::Object => {
                 return Err(Reject::new(
                     RejectCode::UnsupportedParameter,
                     "body.tool_choice: Mistral on Bedrock cannot be made to call one named function (use \"required\")",
                 ))
             }
-            other => {
+            _ => {
                 return Err(Reject::invalid(format!(
-                    "body.tool_choice: unknown value {other} (expected auto, required or none)"
+                    "body.tool_choice: unknown value {} (expected auto, required or none)",
+                    raw.get()
                 )))
             }
         };
@@ -256,7 +257,7 @@ pub fn write_chat_body(
 
 #[derive(Deserialize)]
 struct TextResponse<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "null_default")]
     outputs: Vec<TextOutput<'a>>,
 }
 
@@ -269,9 +270,9 @@ struct TextOutput<'a> {
 }
 
 fn finish(stop_reason: Option<Raw<'_>>) -> &'static str {
-    match stop_reason.map(Raw::get) {
-        Some("\"length\"" | "\"model_length\"") => "length",
-        Some("\"tool_calls\"") => "tool_calls",
+    match stop_reason.and_then(as_text).as_deref() {
+        Some("length" | "model_length") => "length",
+        Some("tool_calls") => "tool_calls",
         _ => "stop",
     }
 }
@@ -287,6 +288,7 @@ pub fn write_text_completion(
     let first = r.outputs.first();
     let text = first
         .and_then(|o| o.text)
+        .filter(|t| Kind::of(*t) != Kind::Null)
         .map(|t| expect(t, Kind::String, "modelOutput.outputs[0].text"))
         .transpose()?;
     let choice = Choice {

@@ -126,10 +126,18 @@ pub fn check_envelope<'a>(
                 "custom_id is empty",
             ))
         }
-        Some(raw) => raw,
+        Some(raw) => {
+            if let Some(escape) = json::lone_surrogate(raw.get()) {
+                return Err(Reject::new(
+                    RejectCode::InvalidCustomId,
+                    format!("custom_id {} holds {escape}, half of a UTF-16 surrogate pair without its other half: no Unicode text, and most JSON parsers refuse or alter it (Bedrock's among them); use another custom_id", raw.get()),
+                ));
+            }
+            raw
+        }
     };
     match method {
-        Some(raw) if raw.get() == "\"POST\"" => {}
+        Some(raw) if json::as_text(raw).as_deref() == Some("POST") => {}
         Some(raw) => {
             return Err(Reject::new(
                 RejectCode::InvalidMethod,
@@ -395,8 +403,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
 
 struct ChatVisitor<'a>(std::marker::PhantomData<&'a ()>);
 
+/// Zero (any spelling: `0`, `0.00`, `0e0`, `-0`) or null.
 fn is_zero(raw: Raw<'_>) -> bool {
-    matches!(raw.get(), "0" | "0.0" | "-0" | "-0.0" | "null")
+    raw.get() == "null" || json::number_value(raw) == Some(0.0)
+}
+
+/// An object with no members, whatever its whitespace, or null.
+fn is_empty_object(raw: Raw<'_>) -> bool {
+    let t = raw.get();
+    t == "null"
+        || (t.starts_with('{')
+            && t[1..t.len() - 1]
+                .trim_matches([' ', '\t', '\n', '\r'])
+                .is_empty())
 }
 
 impl<'de: 'a, 'a> Visitor<'de> for ChatVisitor<'a> {
@@ -455,14 +474,16 @@ impl<'a> ChatRequest<'a> {
             other => {
                 let v = value.get();
                 let unsupported = match other {
-                    "n" if !matches!(v, "1" | "null") => Some(("n", Unsupported::N)),
+                    "n" if !(v == "null" || json::number_value(value) == Some(1.0)) => {
+                        Some(("n", Unsupported::N))
+                    }
                     "logprobs" if !matches!(v, "false" | "null") => {
                         Some(("logprobs", Unsupported::Logprobs))
                     }
                     "top_logprobs" if v != "null" => {
                         Some(("top_logprobs", Unsupported::TopLogprobs))
                     }
-                    "logit_bias" if !matches!(v, "null" | "{}") => {
+                    "logit_bias" if !is_empty_object(value) => {
                         Some(("logit_bias", Unsupported::LogitBias))
                     }
                     "frequency_penalty" if !is_zero(value) => {

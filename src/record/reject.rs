@@ -14,6 +14,9 @@ pub enum RejectCode {
     InvalidJson,
     /// The last line of the input has no newline and does not parse: the file was cut short.
     TruncatedLine,
+    /// The line holds carriage returns that do not end CRLF endings: a file with CR-only line
+    /// endings, which reads as one long line.
+    CrLineEndings,
     /// The line is longer than the configured limit.
     LineTooLong,
     /// `custom_id` is missing, not a string, or empty.
@@ -39,6 +42,7 @@ impl RejectCode {
             RejectCode::InvalidUtf8 => "invalid_utf8",
             RejectCode::InvalidJson => "invalid_json",
             RejectCode::TruncatedLine => "truncated_line",
+            RejectCode::CrLineEndings => "cr_line_endings",
             RejectCode::LineTooLong => "line_too_long",
             RejectCode::InvalidCustomId => "invalid_custom_id",
             RejectCode::DuplicateCustomId => "duplicate_custom_id",

@@ -1,11 +1,12 @@
 //! A validating JSON scanner for the hot path: one pass over a batch line that checks it is valid
 //! JSON and picks out the members the converters read, as borrowed [`Raw`] slices.
 //!
-//! It is deliberately partial. Anything unusual (escaped keys, duplicate members, a nesting depth
-//! near serde_json's limit, invalid JSON) makes it give up with [`Fallback`], and the caller
-//! parses the line again with serde_json, which accepts the same language and words the error
-//! message. The scanner therefore never has to explain a failure, only to never accept what
-//! serde_json would refuse; a property test holds it to that.
+//! It reads all of JSON: keys are compared by their value (`"custom_\u0069d"` is `custom_id`),
+//! and values it does not descend into are skipped by an iterative loop, so nesting of any depth
+//! costs a byte a level, never a stack frame. It gives up with [`Fallback`] only on what is not
+//! valid JSON, and on what a converter cannot take (a duplicate member it reads, a shape it does
+//! not expect); the caller then parses with serde_json, which words the error. A differential
+//! test holds it to accepting exactly what a conforming parser accepts.
 //!
 //! Why not serde_json alone: skipping the long string literals that make up most of a request
 //! is where the time goes, and here it is a 16-bytes-at-a-time search (see [`special`]).
@@ -20,9 +21,6 @@ use super::openai::{ChatLine, ChatRequest, Message, ToolCall};
 pub(crate) struct Fallback;
 
 pub(crate) type Scan<T> = Result<T, Fallback>;
-
-/// serde_json's default recursion limit; deeper input is left to serde_json to refuse.
-const MAX_DEPTH: usize = 120;
 
 /// The index of the first byte that ends a run of plain string content: `"`, `\\`, or a control
 /// character (below 0x20).
@@ -68,7 +66,8 @@ pub(crate) struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
-    depth: usize,
+    /// The closing brackets of the containers a skip is inside (reused between skips).
+    closers: Vec<u8>,
 }
 
 impl<'a> Scanner<'a> {
@@ -77,7 +76,7 @@ impl<'a> Scanner<'a> {
             text,
             bytes: text.as_bytes(),
             at: 0,
-            depth: 0,
+            closers: Vec::new(),
         }
     }
 
@@ -192,40 +191,101 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A scalar (string, number, `true`, `false`, `null`) at the current position.
+    fn scalar(&mut self) -> Scan<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    /// Skips the object or array at the current position, nested to any depth, without
+    /// recursion: the closing brackets still owed are kept on a stack.
+    fn skip_container(&mut self) -> Scan<()> {
+        let mut closers = std::mem::take(&mut self.closers);
+        closers.clear();
+        let result = self.skip_with(&mut closers);
+        self.closers = closers;
+        result
+    }
+
+    fn skip_with(&mut self, closers: &mut Vec<u8>) -> Scan<()> {
+        loop {
+            // At the start of a value.
+            let c = self.peek()?;
+            if c == b'{' || c == b'[' {
+                self.at += 1;
+                let close = if c == b'{' { b'}' } else { b']' };
+                if self.peek()? == close {
+                    self.at += 1;
+                } else {
+                    closers.push(close);
+                    if close == b'}' {
+                        self.string()?;
+                        self.eat(b':')?;
+                    }
+                    continue;
+                }
+            } else {
+                self.scalar()?;
+            }
+            // After a value: the next member or element, or the end of containers.
+            loop {
+                let Some(&close) = closers.last() else {
+                    return Ok(());
+                };
+                match self.peek()? {
+                    b',' => {
+                        self.at += 1;
+                        if close == b'}' {
+                            self.string()?;
+                            self.eat(b':')?;
+                        }
+                        break;
+                    }
+                    c if c == close => {
+                        self.at += 1;
+                        closers.pop();
+                    }
+                    _ => return Err(Fallback),
+                }
+            }
+        }
+    }
+
     /// Any value, validated and skipped.
     pub(crate) fn value(&mut self) -> Scan<Raw<'a>> {
         let c = self.peek()?;
         let start = self.at;
         match c {
             b'"' => return self.string(),
-            b'{' => return self.object(|s, _| s.value().map(drop)),
-            b'[' => return self.array(|s| s.value().map(drop)),
-            b't' => self.literal(b"true")?,
-            b'f' => self.literal(b"false")?,
-            b'n' => self.literal(b"null")?,
-            _ => self.number()?,
+            b'{' | b'[' => self.skip_container()?,
+            _ => self.scalar()?,
         }
         Ok(self.raw(start))
     }
 
-    /// An object; `member` is called at each value with the key's text (keys with escapes fall
-    /// back, so the text is the key).
+    /// An object; `member` is called at each value with the key's value (`"\u0061"` is `a`).
     pub(crate) fn object(
         &mut self,
-        mut member: impl FnMut(&mut Self, &'a str) -> Scan<()>,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Scan<()>,
     ) -> Scan<Raw<'a>> {
         self.eat(b'{')?;
         let start = self.at - 1;
-        self.nest()?;
         if self.peek()? == b'}' {
             self.at += 1;
         } else {
             loop {
-                let key = self.string()?.get();
-                let key = &key[1..key.len() - 1];
-                if key.contains('\\') {
-                    return Err(Fallback);
-                }
+                let literal = self.string()?.get();
+                let key = &literal[1..literal.len() - 1];
+                let key = if key.contains('\\') {
+                    Cow::Owned(super::json::text_value(literal).into_owned())
+                } else {
+                    Cow::Borrowed(key)
+                };
                 self.eat(b':')?;
                 member(self, key)?;
                 match self.peek()? {
@@ -238,7 +298,6 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-        self.depth -= 1;
         Ok(self.raw(start))
     }
 
@@ -249,7 +308,6 @@ impl<'a> Scanner<'a> {
     ) -> Scan<Raw<'a>> {
         self.eat(b'[')?;
         let start = self.at - 1;
-        self.nest()?;
         if self.peek()? == b']' {
             self.at += 1;
         } else {
@@ -265,17 +323,7 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-        self.depth -= 1;
         Ok(self.raw(start))
-    }
-
-    fn nest(&mut self) -> Scan<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            Err(Fallback)
-        } else {
-            Ok(())
-        }
     }
 }
 
@@ -299,7 +347,7 @@ pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
     let (mut custom_id, mut method, mut url, mut body) = (None, None, None, None);
     let (mut seen_id, mut seen_method, mut seen_url) = (false, false, false);
     s.object(|s, key| {
-        let (slot, seen) = match key {
+        let (slot, seen) = match &*key {
             "custom_id" => (&mut custom_id, &mut seen_id),
             "method" => (&mut method, &mut seen_method),
             "url" => (&mut url, &mut seen_url),
@@ -335,7 +383,7 @@ fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
             return once(&mut messages, list);
         }
         let value = s.value()?;
-        if req.member(Cow::Borrowed(key), value) {
+        if req.member(key, value) {
             Ok(())
         } else {
             Err(Fallback)
@@ -349,14 +397,10 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
     let (mut role, mut content, mut tool_calls, mut tool_call_id) = (None, None, None, None);
     let (mut seen_content, mut seen_calls, mut seen_id) = (false, false, false);
     s.object(|s, key| {
-        let (slot, seen) = match key {
+        let (slot, seen) = match &*key {
             "role" => {
                 let raw = s.string()?.get();
-                let text = &raw[1..raw.len() - 1];
-                if text.contains('\\') {
-                    return Err(Fallback);
-                }
-                return once(&mut role, text);
+                return once(&mut role, super::json::text_value(raw));
             }
             "content" => (&mut content, &mut seen_content),
             "tool_calls" => (&mut tool_calls, &mut seen_calls),
@@ -377,7 +421,7 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
         None => None,
     };
     Ok(Message {
-        role: Cow::Borrowed(role.ok_or(Fallback)?),
+        role: role.ok_or(Fallback)?,
         content,
         tool_calls,
         tool_call_id,
@@ -449,8 +493,22 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let deep = "[".repeat(200) + &"]".repeat(200);
-        assert!(!valid(&deep), "deep nesting is left to serde_json");
+    }
+
+    #[test]
+    fn any_depth_is_read_without_recursion() {
+        for depth in [1, 127, 128, 129, 1_000, 200_000] {
+            let arrays = "[".repeat(depth) + &"]".repeat(depth);
+            assert!(valid(&arrays), "{depth}");
+            let objects = r#"{"a":"#.repeat(depth) + "null" + &"}".repeat(depth);
+            assert!(valid(&objects), "{depth}");
+            let mixed = r#"{"k":[1,{"x":"#.repeat(depth) + "2" + &"}]}".repeat(depth);
+            assert!(valid(&mixed), "{depth}");
+            // One bracket short, or one too many: refused, at any depth.
+            assert!(!valid(&arrays[1..]));
+            assert!(!valid(&(arrays.clone() + "]")));
+            assert!(!valid(&mixed[..mixed.len() - 1]));
+        }
     }
 
     #[test]
@@ -486,9 +544,14 @@ mod tests {
         assert_eq!(body.messages[0].content.unwrap().get(), "\"hi\"");
         assert_eq!(body.unsupported.len(), 1);
         assert_eq!(body.unknown, vec![Cow::Borrowed("wat")]);
-        // Duplicates and escaped keys go to serde_json.
+        // Duplicates go to serde_json; escaped keys are read by their value.
         assert!(chat_line(r#"{"custom_id":"a","custom_id":"b","body":{"messages":[]}}"#).is_err());
-        assert!(chat_line(r#"{"custom_\u0069d":"a","body":{"messages":[]}}"#).is_err());
+        let escaped = chat_line(
+            r#"{"custom_\u0069d":"a","b\u006fdy":{"messages":[{"r\u006fle":"\u0075ser"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(escaped.custom_id.unwrap().get(), "\"a\"");
+        assert_eq!(escaped.body.unwrap().messages[0].role, "user");
         assert!(chat_line(r#"{"custom_id":"a","body":{"messages":[{"content":"x"}]}}"#).is_err());
     }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::anthropic::{CompletionContext, Usage};
-use super::json::{expect, parse, Arr, Kind, Obj};
+use super::json::{as_text, expect, parse, Arr, Count, Kind, Obj};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// The OpenAI endpoint Titan embeddings serve.
@@ -98,17 +98,18 @@ pub fn write_body(
         return Err(Reject::invalid("body.input: empty"));
     }
     if let Some(f) = req.encoding_format {
-        match f.get() {
-            "\"float\"" => {}
-            "\"base64\"" => {
+        match as_text(f).as_deref() {
+            Some("float") => {}
+            Some("base64") => {
                 return Err(Reject::new(
                     RejectCode::UnsupportedParameter,
                     "body.encoding_format: base64 is not supported; use float",
                 ))
             }
-            other => {
+            _ => {
                 return Err(Reject::invalid(format!(
-                    "body.encoding_format: unknown value {other} (expected float)"
+                    "body.encoding_format: unknown value {} (expected float)",
+                    f.get()
                 )))
             }
         }
@@ -146,7 +147,7 @@ struct Response<'a> {
     #[serde(borrow)]
     embedding: Raw<'a>,
     #[serde(rename = "inputTextTokenCount", default)]
-    tokens: u64,
+    tokens: Count,
 }
 
 /// Writes the OpenAI embeddings response (`{"object":"list","data":[…],"model","usage"}`).
@@ -169,16 +170,18 @@ pub fn write_embeddings(
         a.close();
     }
     o.raw("model", ctx.model);
+    let usage = Usage::from_counts(
+        r.tokens,
+        Count::default(),
+        Count::default(),
+        Count::default(),
+    );
     {
         let mut u = Obj::open(o.key("usage"));
-        u.raw("prompt_tokens", &r.tokens.to_string());
-        u.raw("total_tokens", &r.tokens.to_string());
+        u.raw("prompt_tokens", &usage.prompt_tokens.to_string());
+        u.raw("total_tokens", &usage.total_tokens().to_string());
         u.close();
     }
     o.close();
-    Ok(Usage {
-        prompt_tokens: r.tokens,
-        completion_tokens: 0,
-        cached_tokens: 0,
-    })
+    Ok(usage)
 }

@@ -19,7 +19,7 @@ use crate::record::conversation::{
     check_unsupported, conversation, function_tools, number, positive_int, response_tool,
     tool_name, write_stop, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
-use crate::record::json::{parse, str_value, Arr, Kind, Obj};
+use crate::record::json::{self, parse, str_value, Arr, Kind, Obj};
 use crate::record::openai::ChatRequest;
 use crate::record::{MapOptions, Notes};
 use crate::record::{Reject, RejectCode};
@@ -302,11 +302,14 @@ fn tool_choice(req: &ChatRequest<'_>, forced: bool) -> Result<Option<String>, Re
     };
     let choice = match req.tool_choice {
         None => None,
-        Some(raw) if Kind::of(raw) == Kind::String => Some(match raw.get() {
-            "\"auto\"" => "auto",
-            "\"required\"" => "any",
-            "\"none\"" => "none",
-            other => return Err(Reject::invalid(format!("body.tool_choice: unknown value {other} (expected auto, required, none or a function)"))),
+        Some(raw) if Kind::of(raw) == Kind::String => Some(match &*json::text_value(raw.get()) {
+            "auto" => "auto",
+            "required" => "any",
+            "none" => "none",
+            _ => return Err(Reject::invalid(format!(
+                "body.tool_choice: unknown value {} (expected auto, required, none or a function)",
+                raw.get()
+            ))),
         }),
         Some(raw) => {
             #[derive(serde::Deserialize)]
@@ -328,14 +331,17 @@ fn tool_choice(req: &ChatRequest<'_>, forced: bool) -> Result<Option<String>, Re
                     if forced {
                         return Err(Reject::invalid("body.tool_choice: a named tool choice cannot be combined with response_format json_schema/json_object"));
                     }
-                    return Ok(Some(format!("{{\"type\":\"tool\",\"name\":{}{suffix}", f.name.get())));
+                    return Ok(Some(format!(
+                        "{{\"type\":\"tool\",\"name\":{}{suffix}",
+                        f.name.get()
+                    )));
                 }
-                (kind, _) => {
-                    return Err(Reject::new(
-                        RejectCode::UnsupportedParameter,
-                        format!("body.tool_choice: type \"{kind}\" is not supported by Claude on Bedrock"),
-                    ))
-                }
+                (kind, _) => return Err(Reject::new(
+                    RejectCode::UnsupportedParameter,
+                    format!(
+                        "body.tool_choice: type \"{kind}\" is not supported by Claude on Bedrock"
+                    ),
+                )),
             }
         }
     };

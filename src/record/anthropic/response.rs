@@ -38,6 +38,43 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Prompt tokens read from the cache.
     pub cached_tokens: u64,
+    /// A count the model reported could not be a count (negative, fractional, beyond 2^64−1),
+    /// or the counts add up to more than 2^64−1: the numbers are the nearest ones in range.
+    pub adjusted: bool,
+}
+
+impl Usage {
+    /// The usage of a response that reported `input`, `output` and cache `read` and `write`
+    /// tokens: the prompt counts all three inputs. Sums that would pass 2^64−1 stop there, and
+    /// say so.
+    pub(crate) fn from_counts(
+        input: json::Count,
+        output: json::Count,
+        read: json::Count,
+        write: json::Count,
+    ) -> Usage {
+        let prompt = input
+            .n
+            .checked_add(read.n)
+            .and_then(|p| p.checked_add(write.n));
+        let mut u = Usage {
+            prompt_tokens: prompt.unwrap_or(u64::MAX),
+            completion_tokens: output.n,
+            cached_tokens: read.n,
+            adjusted: prompt.is_none()
+                || input.adjusted
+                || output.adjusted
+                || read.adjusted
+                || write.adjusted,
+        };
+        u.adjusted |= u.prompt_tokens.checked_add(u.completion_tokens).is_none();
+        u
+    }
+
+    /// Prompt and completion tokens together (at most 2^64−1).
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
 }
 
 #[derive(Deserialize)]
@@ -45,8 +82,8 @@ struct Message<'a> {
     #[serde(borrow, default)]
     id: Option<Raw<'a>>,
     /// Parsed on its own, so that errors name `modelOutput.content`.
-    #[serde(borrow)]
-    content: Raw<'a>,
+    #[serde(borrow, default)]
+    content: Option<Raw<'a>>,
     #[serde(borrow, default)]
     stop_reason: Option<Raw<'a>>,
     #[serde(default)]
@@ -72,21 +109,21 @@ struct Block<'a> {
 #[derive(Deserialize, Default)]
 struct ClaudeUsage {
     #[serde(default)]
-    input_tokens: u64,
+    input_tokens: json::Count,
     #[serde(default)]
-    output_tokens: u64,
+    output_tokens: json::Count,
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    cache_creation_input_tokens: json::Count,
     #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    cache_read_input_tokens: json::Count,
 }
 
 /// The OpenAI `finish_reason` for a Claude `stop_reason` literal.
 fn finish_reason(stop_reason: Option<Raw<'_>>) -> &'static str {
-    match stop_reason.map(Raw::get) {
-        Some("\"max_tokens\"" | "\"model_context_window_exceeded\"") => "length",
-        Some("\"tool_use\"") => "tool_calls",
-        Some("\"refusal\"") => "content_filter",
+    match stop_reason.and_then(json::as_text).as_deref() {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
         // end_turn, stop_sequence, pause_turn, and anything new.
         _ => "stop",
     }
@@ -103,6 +140,19 @@ fn block_field<'a>(
     let v =
         v.ok_or_else(|| Reject::invalid(format!("modelOutput.content[{i}].{name}: missing")))?;
     json::expect(v, kind, format_args!("modelOutput.content[{i}].{name}"))
+}
+
+/// A block's text, absent when missing or `null`, else it must be a string.
+fn optional<'a>(v: Option<Raw<'a>>, i: usize, name: &str) -> Result<Option<Raw<'a>>, Reject> {
+    v.filter(|v| Kind::of(*v) != Kind::Null)
+        .map(|v| {
+            json::expect(
+                v,
+                Kind::String,
+                format_args!("modelOutput.content[{i}].{name}"),
+            )
+        })
+        .transpose()
 }
 
 /// The parts of a Claude message the response needs, borrowed from `modelOutput`.
@@ -124,7 +174,7 @@ pub(crate) fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<(Raw<'a>, Parts<'a>)
     };
     let mut saw_content = false;
     let raw = s.object(|s, key| {
-        match key {
+        match &*key {
             "id" => parts.id = Some(s.value()?),
             "stop_reason" => parts.stop_reason = Some(s.value()?).filter(|r| r.get() != "null"),
             "content" => {
@@ -140,7 +190,7 @@ pub(crate) fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<(Raw<'a>, Parts<'a>)
                     };
                     s.object(|s, key| {
                         let v = s.value()?;
-                        match key {
+                        match &*key {
                             "type" => b.kind = v,
                             "text" => b.text = Some(v),
                             "thinking" => b.thinking = Some(v),
@@ -157,18 +207,18 @@ pub(crate) fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<(Raw<'a>, Parts<'a>)
             }
             "usage" => {
                 let u = &mut parts.usage;
+                if s.peek_is(b'n') {
+                    // "usage": null is no usage.
+                    s.value()?;
+                    return Ok(());
+                }
                 s.object(|s, key| {
-                    let v = s.value()?;
-                    let n = || v.get().parse::<u64>().map_err(|_| Fallback);
-                    match key {
-                        "input_tokens" => u.input_tokens = n()?,
-                        "output_tokens" => u.output_tokens = n()?,
-                        "cache_creation_input_tokens" if v.get() != "null" => {
-                            u.cache_creation_input_tokens = Some(n()?)
-                        }
-                        "cache_read_input_tokens" if v.get() != "null" => {
-                            u.cache_read_input_tokens = Some(n()?)
-                        }
+                    let v = json::Count::of(s.value()?);
+                    match &*key {
+                        "input_tokens" => u.input_tokens = v,
+                        "output_tokens" => u.output_tokens = v,
+                        "cache_creation_input_tokens" => u.cache_creation_input_tokens = v,
+                        "cache_read_input_tokens" => u.cache_read_input_tokens = v,
                         _ => {}
                     }
                     Ok(())
@@ -198,10 +248,17 @@ fn scan_parts(model_output: Raw<'_>) -> Option<Parts<'_>> {
 fn parse_parts(model_output: Raw<'_>) -> Result<Parts<'_>, Reject> {
     json::expect(model_output, Kind::Object, "modelOutput")?;
     let msg: Message<'_> = json::parse(model_output, "modelOutput")?;
-    json::expect(msg.content, Kind::Array, "modelOutput.content")?;
+    // No content, or null: a message that says nothing.
+    let blocks = match msg.content.filter(|c| Kind::of(*c) != Kind::Null) {
+        Some(content) => {
+            json::expect(content, Kind::Array, "modelOutput.content")?;
+            json::parse(content, "modelOutput.content")?
+        }
+        None => Vec::new(),
+    };
     Ok(Parts {
         id: msg.id,
-        blocks: json::parse(msg.content, "modelOutput.content")?,
+        blocks,
         stop_reason: msg.stop_reason,
         usage: msg.usage.unwrap_or_default(),
     })
@@ -246,13 +303,13 @@ pub(crate) fn write_parts(
     let mut json_response = None;
     for (i, b) in msg.blocks.iter().enumerate() {
         let field = |v, name, kind| block_field(v, i, name, kind);
-        match b.kind.get() {
-            "\"text\"" => texts.push(field(b.text, "text", Kind::String)?),
-            "\"thinking\"" => thinking.push(field(b.thinking, "thinking", Kind::String)?),
-            "\"tool_use\"" => {
+        match json::as_text(b.kind).as_deref() {
+            Some("text") => texts.extend(optional(b.text, i, "text")?),
+            Some("thinking") => thinking.extend(optional(b.thinking, i, "thinking")?),
+            Some("tool_use") => {
                 let name = field(b.name, "name", Kind::String)?;
                 let input = field(b.input, "input", Kind::Object)?;
-                if name.get() == format!("\"{JSON_RESPONSE_TOOL}\"") {
+                if json::as_text(name).as_deref() == Some(JSON_RESPONSE_TOOL) {
                     json_response = Some(input);
                 } else {
                     calls.push((field(b.id, "id", Kind::String)?, name, input));
@@ -262,14 +319,13 @@ pub(crate) fn write_parts(
             _ => {}
         }
     }
-    let usage = msg.usage;
-    let cache_write = usage.cache_creation_input_tokens.unwrap_or(0);
-    let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
-    let totals = Usage {
-        prompt_tokens: usage.input_tokens + cache_write + cache_read,
-        completion_tokens: usage.output_tokens,
-        cached_tokens: cache_read,
-    };
+    let u = msg.usage;
+    let totals = Usage::from_counts(
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_input_tokens,
+        u.cache_creation_input_tokens,
+    );
     let calls = calls
         .into_iter()
         .map(|(id, name, input)| Call {
@@ -365,7 +421,8 @@ mod tests {
             Usage {
                 prompt_tokens: 15,
                 completion_tokens: 5,
-                cached_tokens: 3
+                cached_tokens: 3,
+                adjusted: false
             }
         );
     }

@@ -1,0 +1,625 @@
+//! Every billed answer comes back: output lines no valid JSON defeats (escaped keys, any depth,
+//! nulls), ids and values compared by meaning, counts that never wrap, manifests that only
+//! inform, a success that beats an earlier error, and line endings that say what is wrong.
+
+mod common;
+
+use std::collections::HashMap;
+
+use bedrock_batch::io::{BytesSource, MemoryWriter};
+use bedrock_batch::pipeline::{
+    convert_from_bedrock, FromBedrockOptions, FromBedrockReport, MissingReason, OutputFile,
+};
+use bedrock_batch::record::{convert_line, Family, LineOptions, RejectCode};
+use common::*;
+use serde_json::{json, Value};
+
+/// Converts one Bedrock output file of `family` (recordId = custom_id).
+fn from_file(family: Family, text: &str) -> (Vec<Value>, Vec<Value>, FromBedrockReport) {
+    let (ok, okd) = MemoryWriter::standalone("ok");
+    let (err, errd) = MemoryWriter::standalone("err");
+    let files = vec![OutputFile {
+        name: "x.jsonl.out".into(),
+        source: Box::new(BytesSource::new(text.as_bytes().to_vec())),
+    }];
+    let opts = FromBedrockOptions::new(family, "gpt-4o", 1);
+    let report = rt()
+        .block_on(convert_from_bedrock(
+            files,
+            None,
+            Box::new(ok),
+            Box::new(err),
+            &opts,
+        ))
+        .unwrap();
+    (
+        json_lines(&okd.get("ok").unwrap()),
+        json_lines(&errd.get("err").unwrap()),
+        report,
+    )
+}
+
+fn claude_answer(text: &str) -> Value {
+    json!({"id": "msg", "type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
+           "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 2}})
+}
+
+/// A Python `json.dumps` spelling: spaces after separators and every non-ASCII character escaped,
+/// keys included.
+fn python_dumps(v: &Value) -> String {
+    let compact = serde_json::to_string(v).unwrap();
+    let mut out = String::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in compact.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            if !c.is_ascii() {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+                continue;
+            }
+            out.push(c);
+        } else {
+            match c {
+                '"' => {
+                    in_string = true;
+                    out.push(c);
+                }
+                ',' => out.push_str(", "),
+                ':' => out.push_str(": "),
+                _ => out.push(c),
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn escaped_keys_anywhere_in_a_line_do_not_make_it_unreadable() {
+    let model_input = json!({"messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"name": "f", "input_schema": {"type": "object", "properties": {"größe": {"type": "number"}, "say \"hi\"": {"type": "string"}}}}]});
+    let line =
+        json!({"recordId": "r1", "modelInput": model_input, "modelOutput": claude_answer("Grüße")});
+    let spelled = python_dumps(&line);
+    assert!(spelled.contains(r#""gr\u00f6\u00dfe""#), "{spelled}");
+    // The envelope's own keys escaped too.
+    let envelope = spelled
+        .replacen(r#""recordId""#, r#""rec\u006frdId""#, 1)
+        .replacen(r#""modelOutput""#, r#""model\u004futput""#, 1);
+    for text in [spelled, envelope] {
+        let (ok, err, report) = from_file(Family::Anthropic, &format!("{text}\n"));
+        assert_eq!((report.succeeded, report.bad_lines), (1, 0), "{text}");
+        assert!(err.is_empty());
+        assert_eq!(ok[0]["custom_id"], "r1");
+        assert_eq!(
+            ok[0]["response"]["body"]["choices"][0]["message"]["content"],
+            "Grüße"
+        );
+    }
+}
+
+/// Nesting of any depth, both ways: `to-bedrock` takes a deep tool schema, and the answer that
+/// echoes it (with a deep tool input of its own) comes back.
+#[test]
+fn nesting_of_any_depth_is_read_both_ways() {
+    for depth in [119, 121, 129, 2_000] {
+        // Built as text: a serde_json::Value this deep would overflow the test's own stack.
+        let deep_text = r#"{"type":"object","properties":{"x":"#.repeat(depth)
+            + r#"{"type":"string"}"#
+            + &"}}".repeat(depth);
+        let line = format!(
+            r#"{{"custom_id":"deep","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"function","function":{{"name":"f","parameters":{deep_text}}}}}]}}}}"#
+        );
+        let mut record = Vec::new();
+        let opts = LineOptions::new(Family::Anthropic);
+        convert_line(line.as_bytes(), 1, &opts, &mut record)
+            .unwrap_or_else(|r| panic!("depth {depth}: {}", r.reject));
+        let record = String::from_utf8(record).unwrap();
+        let model_input = &record[record.find("\"modelInput\":").unwrap() + 13..record.len() - 2];
+        let mut input = "1".to_owned();
+        for _ in 0..depth {
+            input = format!("{{\"a\":[{input}]}}");
+        }
+        let output = format!(
+            r#"{{"recordId":"deep","modelInput":{model_input},"modelOutput":{{"content":[{{"type":"tool_use","id":"t","name":"f","input":{input}}}],"stop_reason":"tool_use","usage":{{"input_tokens":1,"output_tokens":1}}}}}}"#
+        );
+        let (ok, _, report) = from_file(Family::Anthropic, &format!("{output}\n"));
+        assert_eq!(
+            (report.succeeded, report.bad_lines),
+            (1, 0),
+            "depth {depth}"
+        );
+        let args = ok[0]["response"]["body"]["choices"][0]["message"]["tool_calls"][0]["function"]
+            ["arguments"]
+            .as_str()
+            .unwrap();
+        assert_eq!(args, input, "the deep input is copied as it was");
+    }
+}
+
+#[test]
+fn null_means_absent_in_every_family() {
+    let cases: [(Family, Value); 8] = [
+        (
+            Family::GptOss,
+            json!({"choices": [{"message": {"role": "assistant", "content": "A", "tool_calls": null, "reasoning_content": null, "refusal": null}, "finish_reason": null}], "usage": {"prompt_tokens": null, "completion_tokens": 2, "prompt_tokens_details": null}}),
+        ),
+        (
+            Family::MistralChat,
+            json!({"choices": [{"message": {"role": "assistant", "content": "A", "tool_calls": null}, "stop_reason": null}], "usage": null}),
+        ),
+        (
+            Family::MistralText,
+            json!({"outputs": [{"text": "A", "stop_reason": null}]}),
+        ),
+        (
+            Family::Llama,
+            json!({"generation": "A", "prompt_token_count": null, "generation_token_count": 2, "stop_reason": null}),
+        ),
+        (
+            Family::Nova,
+            json!({"output": {"message": {"role": "assistant", "content": [{"text": "A", "reasoningContent": null, "toolUse": null}]}}, "stopReason": null, "usage": {"inputTokens": 1, "outputTokens": null, "cacheReadInputTokens": null}}),
+        ),
+        (
+            Family::Converse,
+            json!({"output": {"message": {"content": [{"text": "A"}]}}, "stopReason": "end_turn", "usage": null}),
+        ),
+        (
+            Family::Anthropic,
+            json!({"id": null, "content": [{"type": "text", "text": "A"}, {"type": "thinking", "thinking": null}], "stop_reason": null, "usage": {"input_tokens": 1, "output_tokens": 1, "cache_read_input_tokens": null, "cache_creation_input_tokens": null}}),
+        ),
+        (
+            Family::Anthropic,
+            json!({"content": null, "stop_reason": "end_turn", "usage": null}),
+        ),
+    ];
+    for (i, (family, output)) in cases.iter().enumerate() {
+        let line = json!({"recordId": format!("r{i}"), "modelInput": {}, "modelOutput": output});
+        let (ok, err, report) = from_file(*family, &format!("{line}\n"));
+        assert_eq!(report.succeeded, 1, "{family}: {err:?}");
+        let content = &ok[0]["response"]["body"]["choices"][0]["message"]["content"];
+        assert!(content == "A" || content.is_null(), "{family}: {content}");
+    }
+}
+
+#[test]
+fn a_record_whose_answer_cannot_be_mapped_is_an_error_line_never_expired() {
+    let (dir, result) = to_folder(&sample(120), &opts());
+    result.unwrap();
+    simulate_bedrock(&dir, "j", |_| Fate::Success, 7);
+    // Spoil one answer: its content is no list of blocks.
+    let g = generation(&dir);
+    let at = format!("{g}/output/j/00000.jsonl.out");
+    let text = String::from_utf8(dir.get(&at).unwrap().to_vec()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut spoiled: Value = serde_json::from_str(&lines[5]).unwrap();
+    spoiled["modelOutput"]["content"] = json!("not blocks");
+    let record_id = spoiled["recordId"].clone();
+    lines[5] = spoiled.to_string();
+    dir.put(&at, lines.join("\n") + "\n");
+    let (ok, err, report) = collect(&dir, MissingReason::expired());
+    let err = json_lines(&err);
+    assert_eq!(json_lines(&ok).len(), 119);
+    assert_eq!(err.len(), 1);
+    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
+    assert!(err[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("modelOutput.content"));
+    assert_eq!(
+        (
+            report.succeeded,
+            report.failed,
+            report.missing,
+            report.bad_lines
+        ),
+        (119, 1, 0, 0)
+    );
+    assert_ne!(record_id, Value::Null);
+}
+
+#[test]
+fn custom_ids_and_record_ids_are_compared_by_value() {
+    let line = |id: &str| {
+        format!(
+            r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"x"}}]}}}}"#
+        )
+    };
+    let mut input = String::new();
+    for id in [
+        "a",
+        r"\u0061",
+        r"x\ud800",
+        r"x\udbff",
+        r"\ud83d\ude00",
+        "😀",
+        r"\udc00",
+    ] {
+        input.push_str(&line(id));
+        input.push('\n');
+    }
+    let (records, rejects, report) = to_stream(input.as_bytes(), &opts());
+    assert_eq!(json_lines(&records).len(), 2, "a and 😀");
+    let rejects = json_lines(&rejects);
+    let codes: Vec<(&str, u64)> = rejects
+        .iter()
+        .map(|r| {
+            (
+                r["error"]["code"].as_str().unwrap(),
+                r["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("duplicate_custom_id", 2),
+            ("invalid_custom_id", 3),
+            ("invalid_custom_id", 4),
+            ("duplicate_custom_id", 6),
+            ("invalid_custom_id", 7),
+        ]
+    );
+    assert!(rejects[1]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(r"\ud800"));
+    assert_eq!(report.rejected, 5);
+
+    // From a plain file, two spellings of one recordId are one record.
+    let answer = claude_answer("A");
+    let text = format!(
+        "{}\n{}\n",
+        json!({"recordId": "a", "modelOutput": answer}),
+        json!({"recordId": "a", "modelOutput": answer})
+            .to_string()
+            .replace(r#""a""#, r#""\u0061""#)
+    );
+    let (ok, _, report) = from_file(Family::Anthropic, &text);
+    assert_eq!((ok.len(), report.duplicates), (1, 1));
+}
+
+#[test]
+fn values_are_compared_by_meaning_not_spelling() {
+    let body = |extra: &str| {
+        format!(r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"x"}}]{extra}}}"#)
+    };
+    let line = |id: u32, method: &str, url: &str, body: String| {
+        format!(r#"{{"custom_id":"c{id}","method":"{method}","url":"{url}","body":{body}}}"#)
+    };
+    let lines = [
+        line(1, "POST", "/v1/chat/completions", body("")),
+        line(2, "POST", r"\/v1\/chat\/completions", body("")),
+        line(3, r"P\u004fST", "/v1/chat/completions", body("")),
+        line(
+            4,
+            "POST",
+            "/v1/chat/completions",
+            body(r#","frequency_penalty":0.00,"presence_penalty":0e0"#),
+        ),
+        line(
+            5,
+            "POST",
+            "/v1/chat/completions",
+            body(r#","frequency_penalty":-0,"n":1.0,"logit_bias":{ },"logprobs":false"#),
+        ),
+        line(
+            6,
+            "POST",
+            "/v1/chat/completions",
+            body("").replace(r#""gpt-4o""#, r#""gpt\u002d4o""#),
+        ),
+        line(
+            7,
+            "POST",
+            "/v1/chat/completions",
+            body(r#","n":1e0,"presence_penalty":0E-5"#),
+        ),
+    ];
+    let input = lines.join("\n") + "\n";
+    let (records, rejects, report) = to_stream(input.as_bytes(), &opts());
+    assert_eq!(
+        (json_lines(&records).len(), report.rejected),
+        (7, 0),
+        "{}",
+        String::from_utf8_lossy(&rejects)
+    );
+    // A real difference still counts.
+    let input = [
+        line(1, "POST", "/v1/chat/completions", body("")),
+        line(
+            2,
+            "POST",
+            "/v1/chat/completions",
+            body(r#","frequency_penalty":0.5"#),
+        ),
+        line(
+            3,
+            "POST",
+            "/v1/chat/completions",
+            body("").replace("gpt-4o", "gpt-4o-mini"),
+        ),
+    ]
+    .join("\n");
+    let (_, rejects, _) = to_stream(input.as_bytes(), &opts());
+    let codes: Vec<Value> = json_lines(&rejects)
+        .iter()
+        .map(|r| r["error"]["code"].clone())
+        .collect();
+    assert_eq!(codes, ["unsupported_parameter", "model_mismatch"]);
+}
+
+#[test]
+fn token_counts_never_wrap() {
+    let cases = [
+        (
+            json!({"input_tokens": u64::MAX, "output_tokens": 5, "cache_read_input_tokens": 7}),
+            u64::MAX,
+            5,
+            true,
+        ),
+        (
+            json!({"input_tokens": 1e30, "output_tokens": 1}),
+            u64::MAX,
+            1,
+            true,
+        ),
+        (
+            json!({"input_tokens": -4, "output_tokens": 2.5}),
+            0,
+            2,
+            true,
+        ),
+        (
+            json!({"input_tokens": 12.0, "output_tokens": 1.5e1}),
+            12,
+            15,
+            false,
+        ),
+    ];
+    for (usage, prompt, completion, adjusted) in cases {
+        let mut answer = claude_answer("A");
+        answer["usage"] = usage.clone();
+        let line = json!({"recordId": "r", "modelOutput": answer});
+        let (ok, _, report) = from_file(Family::Anthropic, &format!("{line}\n"));
+        let u = &ok[0]["response"]["body"]["usage"];
+        assert_eq!(u["prompt_tokens"], prompt, "{usage}");
+        assert_eq!(u["completion_tokens"], completion, "{usage}");
+        assert_eq!(
+            u["total_tokens"].as_u64(),
+            Some(prompt.saturating_add(completion)),
+            "{usage}"
+        );
+        assert_eq!(report.counts_adjusted, u64::from(adjusted), "{usage}");
+        assert_eq!(
+            !report.warnings.is_empty(),
+            adjusted,
+            "{usage}: {:?}",
+            report.warnings
+        );
+    }
+    // Totals across lines stop at 2^64−1 too, and say so.
+    let mut text = String::new();
+    for i in 0..3 {
+        let mut answer = claude_answer("A");
+        answer["usage"] = json!({"input_tokens": u64::MAX / 2, "output_tokens": 1});
+        text.push_str(&json!({"recordId": format!("r{i}"), "modelOutput": answer}).to_string());
+        text.push('\n');
+    }
+    let (_, _, report) = from_file(Family::Anthropic, &text);
+    assert_eq!(report.input_tokens, u64::MAX);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("2^64")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn a_success_beats_an_earlier_error_for_the_same_record() {
+    let answer = claude_answer("A");
+    let error = json!({"errorCode": 500, "errorMessage": "try again"});
+    let text = [
+        json!({"recordId": "a", "error": error}),
+        json!({"recordId": "b", "modelOutput": answer}),
+        json!({"recordId": "a", "modelOutput": answer}),
+        json!({"recordId": "b", "error": error}),
+        json!({"recordId": "c", "error": error}),
+    ]
+    .map(|v| v.to_string())
+    .join("\n");
+    let (ok, err, report) = from_file(Family::Anthropic, &text);
+    let ok_ids: Vec<&str> = ok
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect();
+    let err_ids: Vec<&str> = err
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ok_ids, ["b", "a"]);
+    assert_eq!(err_ids, ["c"]);
+    assert_eq!(
+        (report.succeeded, report.failed, report.duplicates),
+        (2, 1, 2)
+    );
+    assert_eq!(
+        report.failed_by_status,
+        [(500u16, 1u64)].into_iter().collect()
+    );
+
+    // The same in a batch folder: every custom_id once, the counts add up.
+    let (dir, result) = to_folder(&sample(120), &opts());
+    result.unwrap();
+    simulate_bedrock(
+        &dir,
+        "j",
+        |i| {
+            if i % 3 == 0 {
+                Fate::Error
+            } else {
+                Fate::Success
+            }
+        },
+        3,
+    );
+    let g = generation(&dir);
+    let at = format!("{g}/output/j/00000.jsonl.out");
+    let mut text = String::from_utf8(dir.get(&at).unwrap().to_vec()).unwrap();
+    // Bedrock ran the failed ones again, and they succeeded.
+    let retried: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("\"error\""))
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("error");
+            v["modelOutput"] = claude_answer("second try");
+            v.to_string()
+        })
+        .collect();
+    for r in &retried {
+        text.push_str(r);
+        text.push('\n');
+    }
+    dir.put(&at, text);
+    let (ok, err, report) = collect(&dir, MissingReason::expired());
+    assert_eq!((json_lines(&ok).len(), json_lines(&err).len()), (120, 0));
+    assert_eq!(
+        report.records,
+        Some(report.succeeded + report.failed + report.missing)
+    );
+    assert_eq!(report.duplicates, retried.len() as u64);
+}
+
+#[test]
+fn the_manifest_only_informs() {
+    for manifest in [
+        "".to_owned(),
+        "not json".to_owned(),
+        "[1,2]".to_owned(),
+        r#"{"totalRecordCount":-3,"successRecordCount":"many","errorRecordCount":1e40}"#.to_owned(),
+    ] {
+        let (dir, result) = to_folder(&sample(100), &opts());
+        result.unwrap();
+        simulate_bedrock(&dir, "j", |_| Fate::Success, 2);
+        let g = generation(&dir);
+        dir.put(&format!("{g}/output/j/manifest.json.out"), manifest.clone());
+        let (ok, _, report) = collect(&dir, MissingReason::expired());
+        assert_eq!(json_lines(&ok).len(), 100, "{manifest}");
+        assert!(!report.warnings.is_empty(), "{manifest}");
+        assert!(report.clean());
+    }
+}
+
+#[test]
+fn a_bom_at_the_start_of_an_output_file_is_accepted() {
+    let line = json!({"recordId": "r", "modelOutput": claude_answer("A")});
+    let (ok, _, report) = from_file(
+        Family::Anthropic,
+        &format!(
+            "\u{feff}{line}\n{}\n",
+            line.to_string().replace("\"r\"", "\"s\"")
+        ),
+    );
+    assert_eq!((ok.len(), report.bad_lines), (2, 0));
+}
+
+#[test]
+fn cr_only_line_endings_are_named_as_such() {
+    let mut input = String::from_utf8(sample(3)).unwrap().replace('\n', "\r");
+    input.push('\n');
+    let (_, rejects, _) = to_stream(input.as_bytes(), &opts());
+    let rejects = json_lines(&rejects);
+    assert_eq!(
+        rejects[0]["error"]["code"],
+        RejectCode::CrLineEndings.as_str()
+    );
+    assert!(rejects[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("CR-only"));
+    let line = json!({"recordId": "r", "modelOutput": claude_answer("A")}).to_string();
+    let (_, _, report) = from_file(Family::Anthropic, &format!("{line}\r{line}\r"));
+    assert_eq!(report.bad_lines, 1);
+    assert!(
+        report.problems[0].message.contains("CR-only"),
+        "{:?}",
+        report.problems
+    );
+}
+
+/// The ledger reads back exactly what it wrote, for any custom_id a JSON string can hold.
+mod ledger_round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn escape(c: char, style: u8) -> String {
+        match (c, style % 3) {
+            ('"', _) => "\\\"".into(),
+            ('\\', _) => "\\\\".into(),
+            (c, _) if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32),
+            (c, 1) => {
+                let mut buf = [0u16; 2];
+                c.encode_utf16(&mut buf)
+                    .iter()
+                    .map(|u| format!("\\u{u:04X}"))
+                    .collect()
+            }
+            (c, _) => c.to_string(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        #[test]
+        fn custom_id_to_ledger_to_result(
+            ids in prop::collection::vec(
+                (prop::collection::vec((any::<char>(), any::<u8>()), 1..40), any::<bool>()),
+                100..110,
+            ),
+            long in 0usize..3,
+        ) {
+            let mut wanted = Vec::new();
+            let mut input = String::new();
+            for (i, (chars, _)) in ids.iter().enumerate() {
+                let mut value: String = chars.iter().map(|(c, _)| *c).collect();
+                value.push_str(&format!("#{i}"));
+                if i == long {
+                    value.push_str(&"\t\u{1f600}\"\\".repeat(2000));
+                }
+                let literal: String = value.chars().zip(chars.iter().map(|(_, s)| *s).chain(std::iter::repeat(0)))
+                    .map(|(c, s)| escape(c, s))
+                    .collect();
+                input.push_str(&format!(
+                    r#"{{"custom_id":"{literal}","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"x"}}]}}}}"#
+                ));
+                input.push('\n');
+                wanted.push(value);
+            }
+            let (dir, result) = to_folder(input.as_bytes(), &opts());
+            let report = result.unwrap();
+            prop_assert_eq!(report.records, wanted.len() as u64);
+            simulate_bedrock(&dir, "j", |i| if i % 4 == 0 { Fate::Error } else { Fate::Success }, 9);
+            let (ok, err, report) = collect(&dir, MissingReason::expired());
+            prop_assert!(report.clean());
+            let mut got: HashMap<String, usize> = HashMap::new();
+            for l in json_lines(&ok).iter().chain(&json_lines(&err)) {
+                *got.entry(l["custom_id"].as_str().unwrap().to_owned()).or_default() += 1;
+            }
+            prop_assert_eq!(got.len(), wanted.len());
+            for w in &wanted {
+                prop_assert_eq!(got.get(w), Some(&1), "{:?}", w);
+            }
+        }
+    }
+}
