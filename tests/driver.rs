@@ -75,19 +75,7 @@ impl Env {
 
     fn object(&self, uri: &str) -> Vec<u8> {
         let uri = S3Uri::parse(uri).unwrap().unwrap();
-        rt().block_on(async {
-            let out = self
-                .s3
-                .client()
-                .await
-                .get_object()
-                .bucket(&uri.bucket)
-                .key(&uri.key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{uri}: {e:?}"));
-            out.body.collect().await.unwrap().into_bytes().to_vec()
-        })
+        rt().block_on(self.s3.get(&uri.bucket, &uri.key))
     }
 
     /// Reads a finished batch's output and error files: see [`accounted`].
@@ -921,6 +909,9 @@ fn overwrite_waits_for_the_old_jobs_and_then_removes_all_of_them() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Results collected while the job still runs do not make it look ended.
+    let o = e.run(&["from-bedrock", &staging]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", stderr(&o));
     let o = e.run(&["to-bedrock", &b, &staging, "--model", MODEL, "--overwrite"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);

@@ -90,7 +90,7 @@ impl JobCheck for NoneRunning {
 struct MustNotAsk;
 impl JobCheck for MustNotAsk {
     fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>> {
-        panic!("the jobs were asked about although the results say they ended")
+        panic!("the jobs were asked about although none was recorded")
     }
 }
 
@@ -200,7 +200,7 @@ fn overwrite_replaces_every_file_of_the_old_generation() {
     assert_eq!(custom_ids(&ok, &err).len(), 150);
     assert!(dir.get("results/report.json").is_some());
 
-    // Results were collected, so every job had ended: Bedrock need not be asked.
+    // No job was recorded (the test played Bedrock): Bedrock need not be asked.
     rt().block_on(convert_into(
         dest.clone(),
         lines(120, "new-"),
@@ -502,29 +502,25 @@ fn a_second_writer_is_refused_naming_the_holder() {
 
 #[test]
 fn a_dead_holders_lock_is_taken_over_and_a_live_ones_is_not() {
-    let host = {
-        // The holder's host as the lock writes it.
-        let dir = MemoryDir::default();
-        let dest: Arc<dyn Destination> = Arc::new(dir.clone());
-        rt().block_on(async {
-            let w = FolderWriter::open(dest, &LockOptions::default())
-                .await
-                .unwrap();
-            let raw = dir.get(".bedrock-batch/lock").unwrap();
-            w.release().await;
-            serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["host"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-    };
+    let mine = common::lock_holder_here();
+    let host = mine["host"].as_str().unwrap().to_owned();
+    let machine = mine["machine"].as_str().unwrap().to_owned();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let holder_on = |host: &str, machine: &str, pid: u32, expires_at: u64| {
+        serde_json::json!({"host": host, "machine": machine, "pid": pid, "command": "run",
+            "started_at": now - 10, "expires_at": expires_at})
+        .to_string()
+    };
     let holder = |host: &str, pid: u32, expires_at: u64| {
-        serde_json::json!({"host": host, "pid": pid, "command": "run", "started_at": now - 10, "expires_at": expires_at})
-            .to_string()
+        let machine = if host == "elsewhere" {
+            "other-boot/ns"
+        } else {
+            machine.as_str()
+        };
+        holder_on(host, machine, pid, expires_at)
     };
     // (holder, --break-lock, taken)
     let cases = [
@@ -534,6 +530,20 @@ fn a_dead_holders_lock_is_taken_over_and_a_live_ones_is_not() {
         (holder(&host, std::process::id(), now + 3600), false, false), // alive here
         (holder("elsewhere", 7, now + 3600), true, true), // --break-lock
         ("not json".to_owned(), false, false),
+        // Same host name, another machine or container: its pid means nothing here.
+        (
+            holder_on(&host, "other-boot/ns", 0, now + 3600),
+            false,
+            false,
+        ),
+        // A holder that does not say which machine: judged by its lease only.
+        (
+            serde_json::json!({"host": host, "pid": 0, "command": "run",
+                "started_at": now - 10, "expires_at": now + 3600})
+            .to_string(),
+            false,
+            false,
+        ),
     ];
     for (held, break_lock, taken) in cases {
         let dir = MemoryDir::default();

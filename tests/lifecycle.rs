@@ -81,24 +81,19 @@ fn generation_dir(folder: &Path) -> PathBuf {
 
 /// Plays Bedrock for every shard of the folder's current generation: each record answered.
 fn fake_bedrock(folder: &Path) {
-    let generation = generation_dir(folder);
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("batch.json")).unwrap()).unwrap();
-    let out_dir = generation.join("output/abcdefgh1234");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    for shard in m["shards"].as_array().unwrap() {
-        let path = folder.join(shard["path"].as_str().unwrap());
-        let mut out = String::new();
-        for r in json_lines(&std::fs::read(&path).unwrap()) {
-            let line = serde_json::json!({"recordId": r["recordId"], "modelInput": {}, "modelOutput": {
-                "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-                "usage": {"input_tokens": 1, "output_tokens": 1}}});
-            out.push_str(&line.to_string());
-            out.push('\n');
-        }
-        let name = path.file_name().unwrap().to_string_lossy();
-        std::fs::write(out_dir.join(format!("{name}.out")), out).unwrap();
-    }
+    common::answer_local_folder(folder, "abcdefgh1234", |_| true);
+}
+
+/// A temporary directory holding `in.jsonl` (120 sample requests) converted into the batch
+/// folder `F/`: (the directory, the input, the folder).
+fn converted_folder() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, sample(120)).unwrap();
+    let f = dir.path().join("F");
+    let o = run(&["to-bedrock", s(&input), &folder_arg(&f), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (dir, input, f)
 }
 
 fn custom_ids(folder: &Path) -> Vec<String> {
@@ -519,12 +514,7 @@ fn arguments_out_of_range_are_refused_by_the_parser() {
 
 #[test]
 fn a_tampered_manifest_cannot_lead_outside_the_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, sample(120)).unwrap();
-    let f = dir.path().join("F");
-    let o = run(&["to-bedrock", s(&input), &folder_arg(&f), "-m", MODEL]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (dir, _, f) = converted_folder();
     let secret = dir.path().join("secret.ids");
     std::fs::write(&secret, "L0000000001\t\"stolen\"\n").unwrap();
     let mut m: serde_json::Value =
@@ -544,4 +534,144 @@ fn a_tampered_manifest_cannot_lead_outside_the_folder() {
         );
     }
     assert!(!f.join("results").exists());
+}
+
+/// Outputs and summaries are checked where they resolve to, through `..` over missing
+/// directories and symlinks: none may land on the folder's own files or on an input.
+#[test]
+fn an_output_or_summary_resolving_onto_the_folders_files_is_refused() {
+    let (dir, input, f) = converted_folder();
+    fake_bedrock(&f);
+    let before = tree(&f);
+    let ff = folder_arg(&f);
+    let through_missing = format!("{}/nope/deeper/../../batch.json", f.display());
+    let report = format!("{}/results/report.json", f.display());
+    let gen_file = generation_dir(&f).join("ids/00000.ids");
+    let lock_ish = format!("{}/.bedrock-batch/x.jsonl", f.display());
+    let outside = dir.path().join("ok.jsonl");
+    for args in [
+        vec!["from-bedrock", &ff, &through_missing],
+        vec!["from-bedrock", &ff, &report],
+        vec!["from-bedrock", &ff, s(&gen_file)],
+        vec!["from-bedrock", &ff, &lock_ish],
+        vec![
+            "from-bedrock",
+            &ff,
+            s(&outside),
+            "--errors",
+            &through_missing,
+        ],
+        vec!["from-bedrock", &ff, "--summary", &through_missing],
+        vec!["from-bedrock", &ff, "--summary", s(&gen_file)],
+        vec!["from-bedrock", &ff, "--summary", &report],
+        vec![
+            "to-bedrock",
+            s(&input),
+            "-",
+            "-m",
+            MODEL,
+            "--summary",
+            s(&input),
+        ],
+        vec!["from-bedrock", &ff, s(&outside), "--summary", s(&outside)],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(tree(&f), before, "{args:?} left the folder as it was");
+        assert_eq!(std::fs::read(&input).unwrap(), sample(120), "{args:?}");
+        assert!(!outside.exists(), "{args:?} wrote nothing");
+    }
+    // Under results/ (but not the report) is the folder's own place for outputs.
+    let mine = format!("{}/results/mine.jsonl", f.display());
+    let summary = dir.path().join("summary.json");
+    let o = run(&["from-bedrock", &ff, &mine, "--summary", s(&summary)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_lines(&std::fs::read(&mine).unwrap()).len(), 120);
+    let sum: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(sum["succeeded"], 120, "{sum}");
+}
+
+/// A file of the folder replaced by a symlink (to a device, or out of the folder) is replaced
+/// by the commit, never written through.
+#[test]
+fn a_folder_file_replaced_by_a_symlink_is_replaced_not_written_through() {
+    let (dir, input, f) = converted_folder();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    std::fs::remove_file(f.join("batch.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", f.join("batch.json")).unwrap();
+    let o = run(&[
+        "to-bedrock",
+        s(&input),
+        &folder_arg(&f),
+        "-m",
+        MODEL,
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let meta = std::fs::symlink_metadata(f.join("batch.json")).unwrap();
+    assert!(meta.is_file(), "batch.json is a file again");
+    assert_eq!(custom_ids_of_manifest(&f), 120);
+
+    fake_bedrock(&f);
+    std::fs::create_dir_all(f.join("results")).unwrap();
+    std::os::unix::fs::symlink(&victim, f.join("results/output.jsonl")).unwrap();
+    let o = run(&["from-bedrock", &folder_arg(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(std::fs::symlink_metadata(f.join("results/output.jsonl"))
+        .unwrap()
+        .is_file());
+    assert_eq!(custom_ids(&f).len(), 120);
+}
+
+fn custom_ids_of_manifest(folder: &Path) -> u64 {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("batch.json")).unwrap()).unwrap();
+    m["counts"]["records"].as_u64().unwrap()
+}
+
+/// A run that fails before its commit leaves no directories behind either.
+#[test]
+fn a_failed_run_leaves_no_empty_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    // Too few records for Bedrock's minimum and no --allow-small: refused.
+    std::fs::write(&input, sample(3)).unwrap();
+    let f = dir.path().join("F");
+    let o = run(&["to-bedrock", s(&input), &folder_arg(&f), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let left = tree(&f);
+    assert!(
+        left.keys().all(|k| !k.starts_with("gen-")),
+        "no generation skeleton: {left:?}"
+    );
+    // A file path whose parents do not exist, failing on the input: no parents made.
+    let out = dir.path().join("a/b/c/out.jsonl");
+    let o = run(&["to-bedrock", "/nonexistent.jsonl", s(&out), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!dir.path().join("a").exists());
+}
+
+/// Each shard's file is closed when it is sealed: a folder of far more shards than the process
+/// may hold open at once is written.
+#[test]
+fn many_shards_do_not_need_many_open_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, sample(400)).unwrap();
+    let f = dir.path().join("F");
+    let cmd = format!(
+        "ulimit -n 64 && exec '{}' to-bedrock '{}' '{}' -m {MODEL} --records-per-file 1 --allow-small --threads 1",
+        env!("CARGO_BIN_EXE_bedrock-batch"),
+        input.display(),
+        folder_arg(&f),
+    );
+    let o = Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(custom_ids_of_manifest(&f), 400);
+    let shards = std::fs::read_dir(generation_dir(&f).join("ids"))
+        .unwrap()
+        .count();
+    assert_eq!(shards, 400);
 }

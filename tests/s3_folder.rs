@@ -127,18 +127,7 @@ impl Env {
     }
 
     fn put(&self, key: &str, body: &str) {
-        rt().block_on(async {
-            self.s3
-                .client()
-                .await
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(Bytes::from(body.to_owned()).into())
-                .send()
-                .await
-                .unwrap();
-        });
+        rt().block_on(self.s3.put(&self.bucket, key, body.to_owned()));
     }
 }
 
@@ -303,6 +292,47 @@ fn a_run_killed_mid_upload_leaves_nothing_the_next_run_keeps() {
             "{key}"
         );
     }
+
+    // An upload Bedrock has in progress into the generation's output/ is Bedrock's: a writer's
+    // clean-up leaves it alone, while one of the folder's own objects left by a dead run goes.
+    let bedrocks = format!("F/{g}/output/abcdefghij12/00000.jsonl.out");
+    let dead_runs = format!("F/{g}/ids/00099.ids");
+    let upload_id = |key: String| {
+        rt().block_on(async {
+            let client = e.s3.client().await;
+            let out = client
+                .create_multipart_upload()
+                .bucket(&e.bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            out.upload_id().unwrap().to_owned()
+        })
+    };
+    let kept = upload_id(bedrocks.clone());
+    upload_id(dead_runs);
+    let o = e.run(&["from-bedrock", &f]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", stderr(&o));
+    let open: Vec<(String, String)> = rt().block_on(async {
+        let client = e.s3.client().await;
+        let out = client
+            .list_multipart_uploads()
+            .bucket(&e.bucket)
+            .send()
+            .await
+            .unwrap();
+        out.uploads()
+            .iter()
+            .map(|u| {
+                (
+                    u.key().unwrap().to_owned(),
+                    u.upload_id().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(open, [(bedrocks, kept)]);
 }
 
 #[test]
@@ -380,8 +410,10 @@ fn a_gone_holders_lock_is_taken_over_and_a_live_ones_only_with_break_lock() {
     let o = e.run(&["to-bedrock", &input, &e.folder("B"), "-m", MODEL]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // A process of this machine that no longer exists.
-    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
-    e.put("C/.bedrock-batch/lock", &holder(host.trim(), 0, now + 600));
+    let mut here = common::lock_holder_here();
+    here["pid"] = 0.into();
+    here["expires_at"] = (now + 600).into();
+    e.put("C/.bedrock-batch/lock", &here.to_string());
     let o = e.run(&["to-bedrock", &input, &e.folder("C"), "-m", MODEL]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let after = e.objects();

@@ -237,6 +237,14 @@ impl Env {
 }
 
 impl Env {
+    fn s3_get(&self, key: &str) -> Vec<u8> {
+        self.rt.block_on(self.s3.get(&self.bucket, key))
+    }
+
+    fn s3_put(&self, key: &str, body: Vec<u8>) {
+        self.rt.block_on(self.s3.put(&self.bucket, key, body));
+    }
+
     /// Every object and open multipart upload in the bucket.
     fn stored(&self) -> (Vec<String>, usize) {
         self.rt.block_on(async {
@@ -387,6 +395,37 @@ fn upload_create_poll_download_every_custom_id_once() {
     let errors = e.content(ALICE, done["error_file_id"].as_str().unwrap());
     assert_eq!((output.len(), errors.len()), (135, 15));
     every_id_once(&output, &errors, 150);
+    // A results record that names another object (tampered with, or of another folder) is not
+    // followed: the server serves results only from the batch's own results/.
+    let report_key = format!("serve/files/{file_id}/results/report.json");
+    let put = |body: Vec<u8>| e.s3_put(&report_key, body);
+    let original = e.s3_get(&report_key);
+    let mut tampered: Value = serde_json::from_slice(&original).unwrap();
+    let elsewhere = format!("s3://{}/serve/files/{file_id}/batch.json", e.bucket);
+    tampered["output"] = elsewhere.clone().into();
+    put(tampered.to_string().into_bytes());
+    let (status, body) = e.request(
+        "GET",
+        &format!(
+            "/v1/files/{}/content",
+            done["output_file_id"].as_str().unwrap()
+        ),
+        Some(ALICE),
+        None,
+        Vec::new(),
+    );
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("not served") && !body.contains("\"generation\""),
+        "{body}"
+    );
+    put(original);
+    assert_eq!(
+        e.content(ALICE, done["output_file_id"].as_str().unwrap())
+            .len(),
+        135
+    );
     // The output files are files too.
     let (status, f) = e.json(
         "GET",

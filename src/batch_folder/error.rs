@@ -96,6 +96,12 @@ pub enum FolderError {
         /// Why.
         reason: String,
     },
+    /// A commit of results has not finished: one is under way, or a run was killed in one.
+    #[error("{folder}results/ is between two collections (a commit is under way, or a run was killed during one), so its files may not belong together; try again in a moment. If a run was killed, the next command that writes to the folder (from-bedrock, run) puts the last complete results back")]
+    ResultsUnsettled {
+        /// The folder.
+        folder: String,
+    },
     /// Another generation was committed since the folder was opened.
     #[error("{folder} now holds another conversion ({now}, not {opened}); run the command again")]
     Changed {

@@ -28,6 +28,21 @@ pub fn owned_prefixes() -> Vec<String> {
     ]
 }
 
+/// Whether the object at `rel` is one this crate writes — `batch.json`, results, a generation's
+/// own files — and so one whose incomplete upload a clean-up may abort. A generation's
+/// `output/` is Bedrock's: a running job may be uploading there.
+pub fn is_own_object(rel: &str) -> bool {
+    if rel == MANIFEST || rel.starts_with(RESULTS) {
+        return true;
+    }
+    match rel.split_once('/') {
+        Some((generation, rest)) => {
+            Generation::parse(generation).is_some() && !rest.starts_with("output/")
+        }
+        None => false,
+    }
+}
+
 /// One conversion into a folder: `gen-YYYYMMDDTHHMMSSZ-xxxxxx` (the UTC time it started and six
 /// random hex digits). Everything the conversion writes lives under `DEST/<generation>/`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,6 +177,31 @@ mod tests {
             "input",
         ] {
             assert_eq!(Generation::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bedrocks_output_is_not_the_folders_own() {
+        let g = Generation::parse("gen-20261129T181256Z-3f9a2c").unwrap();
+        for own in [
+            MANIFEST.to_owned(),
+            RESULTS_OUTPUT.to_owned(),
+            RESULTS_RECORD.to_owned(),
+            g.shard_path(0, 3),
+            g.ids_path(3),
+            g.rejected_path(),
+            g.job_record_path(1),
+        ] {
+            assert!(is_own_object(&own), "{own}");
+        }
+        for theirs in [
+            format!("{}x.jsonl.out", g.job_output_prefix("abcdefghij12")),
+            format!("{}manifest.json.out", g.output_prefix()),
+            "notes.txt".to_owned(),
+            "gen-not-a-generation/ids/00000.ids".to_owned(),
+            "batch.json.bak".to_owned(),
+        ] {
+            assert!(!is_own_object(&theirs), "{theirs}");
         }
     }
 

@@ -66,10 +66,23 @@ const CLOCK_SKEW: u64 = 60;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Holder {
     host: String,
+    /// What tells this machine (its boot) and process namespace from another with the same host
+    /// name (containers often share one): only a holder with the same is judged by its pid.
+    #[serde(default)]
+    machine: String,
     pid: u32,
     command: String,
     started_at: u64,
     expires_at: u64,
+}
+
+/// This boot of this machine and this process namespace, as far as the system says.
+fn machine_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("{}/{ns}", boot.trim())
 }
 
 impl Holder {
@@ -92,6 +105,8 @@ fn now() -> u64 {
 
 /// The folder's lock, held.
 pub(crate) struct FolderLock {
+    holder: Holder,
+    lease: Duration,
     held: Arc<dyn HeldLock>,
     lost: Arc<AtomicBool>,
     renewer: Option<tokio::task::JoinHandle<()>>,
@@ -108,6 +123,7 @@ impl FolderLock {
         let folder = dest.uri("");
         let me = Holder {
             host: crate::io::host_name(),
+            machine: machine_id(),
             pid: std::process::id(),
             command: opts.command.clone(),
             started_at: now(),
@@ -133,7 +149,9 @@ impl FolderLock {
                 };
                 let stale = match &other {
                     Some(h) => {
-                        (h.host == me.host && !crate::io::pid_alive(h.pid))
+                        let here =
+                            h.host == me.host && h.machine == me.machine && !me.machine.is_empty();
+                        (here && !crate::io::pid_alive(h.pid))
                             || now() > h.expires_at.saturating_add(CLOCK_SKEW)
                     }
                     None => false,
@@ -191,6 +209,8 @@ impl FolderLock {
             })
         });
         Ok(FolderLock {
+            holder: me,
+            lease: opts.lease,
             held,
             lost,
             renewer,
@@ -205,6 +225,25 @@ impl FolderLock {
             return Err(FolderError::LockLost {
                 folder: self.folder.clone(),
             });
+        }
+        Ok(())
+    }
+
+    /// Makes sure the lock is still this run's, right before a commit: a lease is renewed now
+    /// (conditionally, so a lock taken over since fails), and a lost lock is an error.
+    pub async fn confirm(&self) -> Result<(), FolderError> {
+        self.check()?;
+        if self.held.needs_refresh() {
+            let mut me = self.holder.clone();
+            me.expires_at = now() + self.lease.as_secs();
+            let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
+            if let Err(e) = self.held.refresh(body).await {
+                tracing::warn!("renewing the folder's lock before committing: {e}");
+                self.lost.store(true, Ordering::SeqCst);
+                return Err(FolderError::LockLost {
+                    folder: self.folder.clone(),
+                });
+            }
         }
         Ok(())
     }

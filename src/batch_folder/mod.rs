@@ -66,8 +66,8 @@ mod writer;
 
 pub use error::FolderError;
 pub use layout::{
-    is_job_id, owned_prefixes, Generation, LOCK, MANIFEST, RESULTS, RESULTS_ERRORS, RESULTS_OUTPUT,
-    RESULTS_RECORD,
+    is_job_id, is_own_object, owned_prefixes, Generation, LOCK, MANIFEST, RESULTS, RESULTS_ERRORS,
+    RESULTS_OUTPUT, RESULTS_RECORD,
 };
 pub use ledger::{push_line, RecordLedger};
 pub use lock::LockOptions;

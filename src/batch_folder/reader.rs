@@ -200,7 +200,23 @@ impl FolderReader {
                 file,
                 problem: e.to_string(),
             })?;
-        Ok((record.generation == self.manifest.generation).then_some(record))
+        if record.generation != self.manifest.generation {
+            return Ok(None);
+        }
+        // The journal of a group commit (see `io::commit_all`) names results being replaced:
+        // until it is gone, `results/` may hold some new files and some old ones.
+        let tmp = format!("{}/tmp/", crate::io::HOUSEKEEPING);
+        let pending = self
+            .dest
+            .children(&tmp)
+            .await
+            .map_err(FolderError::io(format!("listing {}", self.dest.uri(&tmp))))?;
+        if pending.iter().any(|n| n.ends_with(".journal")) {
+            return Err(FolderError::ResultsUnsettled {
+                folder: self.dest.uri(""),
+            });
+        }
+        Ok(Some(record))
     }
 
     /// The rejected input lines (the OpenAI error-line shape, one per line).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::layout::{owned_prefixes, Generation, MANIFEST, RESULTS, RESULTS_RECORD};
+use super::layout::{is_own_object, owned_prefixes, Generation, MANIFEST, RESULTS, RESULTS_RECORD};
 use super::lock::{FolderLock, LockOptions};
 use super::manifest::{
     BatchManifest, Conversion, InputIdentity, Job, JobRecord, ManifestCounts, ResultsRecord, Shard,
@@ -115,7 +115,7 @@ impl FolderWriter {
     async fn clean_up(&self) -> Result<(), FolderError> {
         let dest = self.dest.as_ref();
         let removed = dest
-            .clean_up(owned_prefixes())
+            .clean_up(is_own_object)
             .await
             .map_err(FolderError::io(format!("cleaning up {}", dest.uri(""))))?;
         if removed > 0 {
@@ -273,7 +273,7 @@ impl FolderWriter {
 
     /// Records the Bedrock job submitted for the current generation's job `record.index`.
     pub async fn write_job_record(&self, record: &JobRecord) -> Result<(), FolderError> {
-        self.lock()?.check()?;
+        self.lock()?.confirm().await?;
         let generation = self.current()?.generation();
         if record.generation != generation.as_str() {
             return Err(FolderError::Changed {
@@ -354,7 +354,10 @@ impl FolderWriter {
         files: Vec<Box<dyn ObjectWriter>>,
         record: &ResultsRecord,
     ) -> Result<(), FolderError> {
-        self.lock()?.check()?;
+        if let Err(e) = self.lock()?.confirm().await {
+            crate::io::abort_all(files).await;
+            return Err(e);
+        }
         let mut json = serde_json::to_vec_pretty(record).expect("a results record serializes");
         json.push(b'\n');
         let mut report = match self.create(RESULTS_RECORD).await {
@@ -401,13 +404,10 @@ impl FolderWriter {
     }
 }
 
-/// Fails unless every job of `reader`'s generation has ended.
+/// Fails unless every job of `reader`'s generation has ended. (Results in the folder prove
+/// nothing: `from-bedrock` collects whatever is there, while jobs run.)
 async fn jobs_ended(reader: &FolderReader, check: &dyn JobCheck) -> Result<(), FolderError> {
     let folder = reader.uri("");
-    if reader.results().await?.is_some() {
-        // Collected: every job had ended.
-        return Ok(());
-    }
     let arns: Vec<String> = reader
         .job_records()
         .await?
@@ -836,7 +836,7 @@ async fn commit_generation(
     mut writers: Vec<Box<dyn ObjectWriter>>,
 ) -> Result<(), FolderError> {
     let ready = async {
-        folder.lock()?.check()?;
+        folder.lock()?.confirm().await?;
         let mut w = folder.create(MANIFEST).await?;
         if let Err(e) = w.write(Bytes::from(manifest.to_bytes())).await {
             let _ = w.abort().await;

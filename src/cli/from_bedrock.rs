@@ -135,14 +135,15 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
         let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
         let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
         check_distinct(&[("OUTPUT", &output_loc), ("--errors", &errors_loc)])?;
-        for (what, at) in [("OUTPUT", &output_loc), ("--errors", &errors_loc)] {
-            // The folder's results/ are for results; its generations and batch.json are not.
-            if at
-                .relative_to(&input)
-                .is_none_or(|rel| !rel.starts_with("results/"))
-            {
-                check_outside_folder(what, at, &input)?;
-            }
+        // (Inside the folder, only results/ takes them: the results writer checks.)
+        if let Some(summary) = &args.summary {
+            let summary = Location::File(summary.clone());
+            check_distinct(&[
+                ("OUTPUT", &output_loc),
+                ("--errors", &errors_loc),
+                ("--summary", &summary),
+            ])?;
+            check_outside_folder("--summary", &summary, &input)?;
         }
         let dest = cx.storage.folder(&input).await?;
         let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
@@ -184,11 +185,14 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
         });
         let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
         let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
-        check_distinct(&[
+        let summary = args.summary.clone().map(Location::File);
+        let mut named = vec![
             ("INPUT", &input),
             ("OUTPUT", &output_loc),
             ("--errors", &errors_loc),
-        ])?;
+        ];
+        named.extend(summary.as_ref().map(|s| ("--summary", s)));
+        check_distinct(&named)?;
         let model = args.model.clone().unwrap_or_else(|| "unknown".to_owned());
         let family = match (&args.family, &args.model) {
             (Some(name), _) => Family::from_name(name).with_context(|| {
@@ -240,9 +244,7 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
         print_summary(&args.input, &output, &errors, &report, started);
     }
     if let Some(path) = &args.summary {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the summary to {}", path.display()))?;
+        super::write_summary(path, serde_json::to_vec_pretty(&report)?).await?;
     }
     Ok(if report.clean() {
         EXIT_OK

@@ -238,6 +238,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes a `--summary` file whole or not at all (a temporary file renamed into place).
+pub(crate) async fn write_summary(path: &std::path::Path, json: Vec<u8>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use bedrock_batch::io::ObjectWriter;
+    let what = || format!("writing the summary to {}", path.display());
+    let mut w = Box::new(
+        bedrock_batch::io::LocalFile::create(path.to_path_buf())
+            .await
+            .with_context(what)?,
+    );
+    w.write(bytes::Bytes::from(json)).await.with_context(what)?;
+    w.finish().await.with_context(what)
+}
+
 /// A progress bar on stderr when it is a terminal and not `--quiet`; hidden otherwise.
 pub(crate) fn progress_bar(total: Option<u64>, quiet: bool) -> indicatif::ProgressBar {
     use std::io::IsTerminal;

@@ -225,11 +225,18 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         bail!("INPUT {} is a folder; give an OpenAI batch .jsonl file, an s3://bucket/key object, or -", args.input);
     }
     let output = Location::parse(&args.output).map_err(anyhow::Error::msg)?;
+    let summary = args.summary.clone().map(Location::File);
+    if let Some(s) = &summary {
+        check_distinct(&[("INPUT", &input), ("--summary", s)])?;
+    }
     let report = if output.is_folder() {
         if args.rejects.is_some() {
             bail!("--rejects applies to file and - outputs; a batch folder keeps its rejects in its generation's rejected.jsonl");
         }
         check_outside_folder("INPUT", &input, &output)?;
+        if let Some(s) = &summary {
+            check_outside_folder("--summary", s, &output)?;
+        }
         let opened = cx.storage.open_identified(&input).await?;
         let opts = args
             .convert
@@ -278,11 +285,13 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             other => format!("{other}.rejected.jsonl"),
         });
         let rejects_loc = Location::parse(&rejects_arg).map_err(anyhow::Error::msg)?;
-        check_distinct(&[
+        let mut named = vec![
             ("INPUT", &input),
             ("OUTPUT", &output),
             ("--rejects", &rejects_loc),
-        ])?;
+        ];
+        named.extend(summary.as_ref().map(|s| ("--summary", s)));
+        check_distinct(&named)?;
         let opened = cx.storage.open_identified(&input).await?;
         let opts = args
             .convert
@@ -314,9 +323,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         .await?
     };
     if let Some(path) = &args.summary {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the summary to {}", path.display()))?;
+        super::write_summary(path, serde_json::to_vec_pretty(&report)?).await?;
     }
     Ok(exit_for_rejects(
         report.rejected,

@@ -376,16 +376,30 @@ impl BatchFolder {
 }
 
 /// A writer for a results file at `at`: through the folder when `at` is inside it (so that its
-/// temporary file is the folder's), else on its own.
+/// temporary file is the folder's), else on its own. Inside the folder only `results/` takes
+/// results, and not `results/report.json`, the folder's own record of them: a results file
+/// anywhere else there (`batch.json`, a generation's files, through `..` or a link) is refused.
 pub async fn results_writer(
     storage: &Storage,
     folder: &FolderWriter,
     at: &Location,
     std: fn() -> StdWriter,
 ) -> Result<Box<dyn ObjectWriter>, DriverError> {
-    let root = folder.dest().uri("");
-    if let Some(rel) = at.to_string().strip_prefix(&root).filter(|r| !r.is_empty()) {
-        return Ok(folder.create(rel).await?);
+    let refuse = |why: &str| DriverError::Results {
+        location: at.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()),
+    };
+    let root = Location::parse(&folder.dest().uri("")).map_err(|e| refuse(&e))?;
+    if let Some(rel) = at.relative_to(&root) {
+        if rel == crate::batch_folder::RESULTS_RECORD {
+            return Err(refuse("results/report.json is the batch folder's own record of its results; choose another name"));
+        }
+        if !rel.starts_with(crate::batch_folder::RESULTS)
+            || rel.len() == crate::batch_folder::RESULTS.len()
+        {
+            return Err(refuse("inside the batch folder, results go below results/; its other files are the folder's own"));
+        }
+        return Ok(folder.create(&rel).await?);
     }
     storage
         .writer(at, std)

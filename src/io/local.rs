@@ -18,7 +18,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 
-use super::{Committed, Destination, HeldLock, Listed, LockAttempt, NothingToUndo, ObjectWriter};
+use super::{
+    Committed, Destination, HeldLock, JournalEntry, JournalPlace, Listed, LockAttempt,
+    NothingToUndo, ObjectWriter,
+};
 
 /// A local directory as a [`Destination`]. Objects are written to temporary files in
 /// `DIR/.bedrock-batch/tmp/` and renamed into place on finish.
@@ -116,13 +119,14 @@ fn blocking<T: Send + 'static>(
 impl Destination for LocalDir {
     fn create(&self, rel: &str) -> BoxFuture<'_, io::Result<Box<dyn ObjectWriter>>> {
         let (path, rel) = (self.path(rel), rel.to_owned());
-        let tmp = self.tmp_dir();
+        let (tmp, root) = (self.tmp_dir(), self.root.clone());
         async move {
             let path = path?;
             let w = LocalFile::create_in(
                 path,
                 tmp.join(format!("{}.tmp", super::unique_name())),
                 &rel,
+                root,
             )
             .await?;
             Ok(Box::new(w) as Box<dyn ObjectWriter>)
@@ -322,7 +326,7 @@ impl Destination for LocalDir {
         .boxed()
     }
 
-    fn clean_up(&self, _owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+    fn clean_up(&self, _owned: fn(&str) -> bool) -> BoxFuture<'_, io::Result<u64>> {
         let (tmp, me) = (self.tmp_dir(), self.clone());
         blocking(move || {
             let entries = match fs::read_dir(&tmp) {
@@ -331,11 +335,34 @@ impl Destination for LocalDir {
                 Err(e) => return Err(e),
             };
             let mut removed = 0;
+            let mut entries: Vec<fs::DirEntry> = entries.collect::<io::Result<_>>()?;
+            // Journals first: a group commit a writer died in is put back as it was, before the
+            // rules below remove what it kept aside.
+            entries.sort_by_key(|e| !e.file_name().to_string_lossy().ends_with(".journal"));
+            let root = std::path::absolute(&me.root).unwrap_or_else(|_| me.root.clone());
             for entry in entries {
-                let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let pid = name.split('.').next().and_then(|p| p.parse::<u32>().ok());
                 if pid.is_some_and(|p| p != std::process::id() && process_alive(p)) {
+                    continue;
+                }
+                if name.ends_with(".journal") {
+                    if let Ok(text) = fs::read(entry.path()) {
+                        for e in super::journal::decode(&text) {
+                            // Only the folder's own objects.
+                            if Path::new(&e.target).starts_with(&root)
+                                && Path::new(&e.backup).starts_with(&root)
+                            {
+                                super::journal::roll_back_local(&e)?;
+                            }
+                        }
+                    }
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                    continue;
+                }
+                if fs::symlink_metadata(entry.path()).is_err() {
+                    // A journal above put it back already.
                     continue;
                 }
                 if let Some((_, rel)) = name.split_once(".old.") {
@@ -477,7 +504,8 @@ impl Drop for LocalLock {
 /// A local file written through a temporary file and renamed into place on finish.
 ///
 /// One write is in flight on the blocking pool while the caller prepares the next, so the disk and
-/// the converter overlap.
+/// the converter overlap. Nothing appears at the final name, nor any directory on its way, until
+/// the file is finished or committed.
 pub struct LocalFile {
     path: PathBuf,
     tmp: PathBuf,
@@ -490,11 +518,17 @@ pub struct LocalFile {
     finished: bool,
     /// Written in place (a device or FIFO).
     direct: bool,
+    /// Sealed: written in full and closed (so that many sealed files hold no descriptors).
+    sealed: bool,
+    /// The folder it belongs to, whose emptied directories go when the file is taken back.
+    root: Option<PathBuf>,
+    /// Where a group commit's journal naming it is kept.
+    journal: JournalPlace,
 }
 
 impl LocalFile {
-    /// Creates the temporary file (and the parent directories) for `path`, beside it, first
-    /// removing the temporary files of earlier writers of `path` whose process is gone.
+    /// Creates the temporary file for `path`, beside it, first removing what earlier writers of
+    /// `path` whose process is gone left there (and putting back what they had moved aside).
     ///
     /// A path that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is written
     /// in place: renaming over it would replace the device with a file. A directory is refused.
@@ -506,16 +540,31 @@ impl LocalFile {
         let id = super::unique_name();
         let tmp = path.with_file_name(format!(".{name}.bedrock-batch.{id}.tmp"));
         let backup = path.with_file_name(format!(".{name}.bedrock-batch.{id}.old"));
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let journal = JournalPlace::Local {
+            dir,
+            prefix: format!(".{name}.bedrock-batch."),
+        };
         let p = path.clone();
         tokio::task::spawn_blocking(move || sweep_siblings(&p))
             .await
             .map_err(io::Error::other)?;
-        Self::open(path, tmp, backup).await
+        Self::open(path, tmp, backup, None, journal).await
     }
 
-    /// Creates the file for `path` with its temporary file at `tmp` (in a folder's temporary
-    /// folder); `rel` names it there, for putting back a backup after a crash.
-    async fn create_in(path: PathBuf, tmp: PathBuf, rel: &str) -> io::Result<LocalFile> {
+    /// Creates the file for `path` in the folder `root`, with its temporary file at `tmp` (in the
+    /// folder's temporary folder); `rel` names it there, for putting back a backup after a crash.
+    /// Whatever is at `path`, the file replaces it on commit: a folder's objects are never
+    /// written into a device.
+    async fn create_in(
+        path: PathBuf,
+        tmp: PathBuf,
+        rel: &str,
+        root: PathBuf,
+    ) -> io::Result<LocalFile> {
         let backup = tmp.with_file_name(format!(
             "{}.old.{}",
             tmp.file_stem()
@@ -523,29 +572,42 @@ impl LocalFile {
                 .unwrap_or_default(),
             encode_rel(rel)
         ));
-        Self::open(path, tmp, backup).await
+        let journal = JournalPlace::Local {
+            dir: tmp.parent().map(Path::to_path_buf).unwrap_or_default(),
+            prefix: String::new(),
+        };
+        Self::open(path, tmp, backup, Some(root), journal).await
     }
 
-    async fn open(path: PathBuf, tmp: PathBuf, backup: PathBuf) -> io::Result<LocalFile> {
-        let (p, t) = (path.clone(), tmp.clone());
+    async fn open(
+        path: PathBuf,
+        tmp: PathBuf,
+        backup: PathBuf,
+        root: Option<PathBuf>,
+        journal: JournalPlace,
+    ) -> io::Result<LocalFile> {
+        let (p, t, in_folder) = (path.clone(), tmp.clone(), root.is_some());
         let (file, direct) = tokio::task::spawn_blocking(move || {
-            match fs::metadata(&p) {
+            // A folder's object replaces what is there; a file on its own writes into a device
+            // it names (following links to it).
+            let found = if in_folder {
+                fs::symlink_metadata(&p)
+            } else {
+                fs::metadata(&p)
+            };
+            match found {
                 Ok(m) if m.is_dir() => {
                     return Err(io::Error::new(
                         io::ErrorKind::IsADirectory,
                         "a directory is in the way",
                     ))
                 }
-                Ok(m) if !m.is_file() => {
+                Ok(m) if !in_folder && !m.is_file() => {
                     return Ok((fs::OpenOptions::new().write(true).open(&p)?, true))
                 }
                 _ => {}
             }
-            for dir in [p.parent(), t.parent()]
-                .into_iter()
-                .flatten()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
+            if let Some(dir) = t.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::create_dir_all(dir)?;
             }
             Ok::<_, io::Error>((fs::File::create(&t)?, false))
@@ -561,6 +623,9 @@ impl LocalFile {
             in_flight: None,
             finished: direct,
             direct,
+            sealed: false,
+            root,
+            journal,
         })
     }
 
@@ -584,10 +649,47 @@ impl LocalFile {
             format!("cannot finish {}: {e}", self.path.display()),
         )
     }
+
+    /// Moves the written file into place, keeping what it replaces at `backup` when asked;
+    /// returns whether something was kept.
+    async fn put_in_place(&mut self, keep_old: bool) -> io::Result<Option<PathBuf>> {
+        self.settle().await?;
+        let file = self.file.take();
+        let (tmp, path, backup) = (self.tmp.clone(), self.path.clone(), self.backup.clone());
+        let kept = tokio::task::spawn_blocking(move || {
+            // No fsync: the rename makes the object appear whole to readers, which is the
+            // contract; flushing gigabytes to the disk is the OS's business, not the run's.
+            drop(file);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
+            let kept = if keep_old {
+                match fs::rename(&path, &backup) {
+                    Ok(()) => Some(backup),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                None
+            };
+            if let Err(e) = fs::rename(&tmp, &path) {
+                if let Some(b) = &kept {
+                    let _ = fs::rename(b, &path);
+                }
+                return Err(e);
+            }
+            Ok(kept)
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(|e| self.cannot_finish(e))?;
+        self.finished = true;
+        Ok(kept)
+    }
 }
 
-/// Removes the temporary files that dead writers of `path` left beside it, and puts back a file
-/// one of them had moved aside and not replaced.
+/// Removes what dead writers of `path` left beside it: it puts back the files of a group commit
+/// they died in (their journal says which), then removes their temporary files.
 fn sweep_siblings(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
@@ -601,6 +703,7 @@ fn sweep_siblings(path: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let mut dead: Vec<(PathBuf, String)> = Vec::new();
     for entry in entries.flatten() {
         let entry_name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = entry_name.strip_prefix(&prefix) else {
@@ -610,10 +713,36 @@ fn sweep_siblings(path: &Path) {
         if pid.is_none_or(process_alive) {
             continue;
         }
-        if rest.ends_with(".old") && !path.exists() {
-            let _ = fs::rename(entry.path(), path);
+        dead.push((entry.path(), rest.to_owned()));
+    }
+    // Journals first: they may put back files the other rules would remove.
+    dead.sort_by_key(|(_, rest)| !rest.ends_with(".journal"));
+    let abs_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for (file, rest) in dead {
+        if let Some(group) = rest.strip_suffix(".journal") {
+            let Ok(text) = fs::read(&file) else {
+                continue;
+            };
+            for e in super::journal::decode(&text) {
+                let (t, b) = (Path::new(&e.target), Path::new(&e.backup));
+                // Only this directory's files, named as this module names them.
+                if t.parent() != Some(abs_dir.as_path()) || b.parent() != Some(abs_dir.as_path()) {
+                    continue;
+                }
+                let _ = super::journal::roll_back_local(&e);
+                if let Some(n) = t.file_name() {
+                    let copy = abs_dir.join(format!(
+                        ".{}.bedrock-batch.{group}.journal",
+                        n.to_string_lossy()
+                    ));
+                    let _ = fs::remove_file(copy);
+                }
+            }
+            let _ = fs::remove_file(&file);
+        } else if rest.ends_with(".old") && !path.exists() {
+            let _ = fs::rename(&file, path);
         } else {
-            let _ = fs::remove_file(entry.path());
+            let _ = fs::remove_file(&file);
         }
     }
 }
@@ -621,6 +750,12 @@ fn sweep_siblings(path: &Path) {
 impl ObjectWriter for LocalFile {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, io::Result<()>> {
         async move {
+            if self.sealed {
+                return Err(io::Error::other(format!(
+                    "{}: written after it was sealed",
+                    self.path.display()
+                )));
+            }
             self.settle().await?;
             let mut file = self
                 .file
@@ -635,59 +770,41 @@ impl ObjectWriter for LocalFile {
         .boxed()
     }
 
-    fn finish(mut self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+    fn seal(&mut self) -> BoxFuture<'_, io::Result<()>> {
         async move {
             self.settle().await?;
-            let file = self.file.take();
+            if !self.direct {
+                // Closed now: a folder of many shards holds no descriptor for the sealed ones.
+                self.file.take();
+            }
+            self.sealed = true;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
+        async move {
             if self.finished {
+                self.settle().await?;
                 return Ok(());
             }
-            let (tmp, path) = (self.tmp.clone(), self.path.clone());
-            tokio::task::spawn_blocking(move || {
-                // No fsync: the rename makes the object appear whole to readers, which is the
-                // contract; flushing gigabytes to the disk is the OS's business, not the run's.
-                drop(file);
-                fs::rename(&tmp, &path)
-            })
-            .await
-            .map_err(io::Error::other)?
-            .map_err(|e| self.cannot_finish(e))?;
-            self.finished = true;
-            Ok(())
+            self.put_in_place(false).await.map(drop)
         }
         .boxed()
     }
 
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
         async move {
-            self.settle().await?;
-            let file = self.file.take();
             if self.direct {
+                self.settle().await?;
                 return Ok(Box::new(NothingToUndo) as Box<dyn Committed>);
             }
-            let (tmp, path, backup) = (self.tmp.clone(), self.path.clone(), self.backup.clone());
-            let kept = tokio::task::spawn_blocking(move || {
-                drop(file);
-                let kept = match fs::rename(&path, &backup) {
-                    Ok(()) => Some(backup),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(e),
-                };
-                if let Err(e) = fs::rename(&tmp, &path) {
-                    if let Some(b) = &kept {
-                        let _ = fs::rename(b, &path);
-                    }
-                    return Err(e);
-                }
-                Ok(kept)
-            })
-            .await
-            .map_err(io::Error::other)?
-            .map_err(|e| self.cannot_finish(e))?;
-            self.finished = true;
+            let kept = self.put_in_place(true).await?;
             Ok(Box::new(LocalCommitted {
                 path: self.path.clone(),
                 backup: kept,
+                root: self.root.clone(),
             }) as Box<dyn Committed>)
         }
         .boxed()
@@ -712,6 +829,25 @@ impl ObjectWriter for LocalFile {
     fn name(&self) -> String {
         self.path.display().to_string()
     }
+
+    fn journal_entry(&mut self) -> BoxFuture<'_, io::Result<Option<JournalEntry>>> {
+        async move {
+            if self.direct {
+                return Ok(None);
+            }
+            let absolute = |p: &Path| std::path::absolute(p).map(|a| a.display().to_string());
+            Ok(Some(JournalEntry {
+                target: absolute(&self.path)?,
+                backup: absolute(&self.backup)?,
+                existed: fs::symlink_metadata(&self.path).is_ok(),
+            }))
+        }
+        .boxed()
+    }
+
+    fn journal_place(&self) -> Option<JournalPlace> {
+        (!self.direct).then(|| self.journal.clone())
+    }
 }
 
 impl Drop for LocalFile {
@@ -727,21 +863,26 @@ impl Drop for LocalFile {
 struct LocalCommitted {
     path: PathBuf,
     backup: Option<PathBuf>,
+    root: Option<PathBuf>,
 }
 
 impl Committed for LocalCommitted {
     fn undo(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
         blocking(move || {
-            match &self.backup {
+            let result = match &self.backup {
                 Some(b) => fs::rename(b, &self.path),
                 None => fs::remove_file(&self.path),
-            }
-            .map_err(|e| {
+            };
+            result.map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot put back {}: {e}", self.path.display()),
                 )
-            })
+            })?;
+            if let (None, Some(root), Some(dir)) = (&self.backup, &self.root, self.path.parent()) {
+                prune_empty(dir, root);
+            }
+            Ok(())
         })
     }
 
@@ -960,7 +1101,7 @@ mod tests {
         w.write(Bytes::from_static(b"x")).await.unwrap();
         drop(w);
         assert_eq!(
-            dest.clean_up(Vec::new()).await.unwrap(),
+            dest.clean_up(|_| true).await.unwrap(),
             0,
             "nothing left to clean"
         );
@@ -1016,11 +1157,7 @@ mod tests {
         let c = put("f", "newer").await.commit().await.unwrap();
         c.keep().await.unwrap();
         assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"newer");
-        assert_eq!(
-            dest.clean_up(Vec::new()).await.unwrap(),
-            0,
-            "no backup left"
-        );
+        assert_eq!(dest.clean_up(|_| true).await.unwrap(), 0, "no backup left");
     }
 
     #[tokio::test]
@@ -1034,7 +1171,7 @@ mod tests {
         fs::write(tmp.join("0.2.tmp"), b"partial").unwrap();
         fs::write(tmp.join("0.3.old.kept"), b"older").unwrap();
         fs::write(dir.path().join("kept"), b"new").unwrap();
-        assert_eq!(dest.clean_up(Vec::new()).await.unwrap(), 3);
+        assert_eq!(dest.clean_up(|_| true).await.unwrap(), 3);
         assert_eq!(
             fs::read(dir.path().join("results/out.jsonl")).unwrap(),
             b"old"

@@ -155,7 +155,7 @@ impl Destination for MemoryDir {
         async move { Ok(attempt) }.boxed()
     }
 
-    fn clean_up(&self, _owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+    fn clean_up(&self, _owned: fn(&str) -> bool) -> BoxFuture<'_, io::Result<u64>> {
         // Memory writers leave nothing behind.
         async { Ok(0) }.boxed()
     }

@@ -7,6 +7,7 @@
 //! [`ObjectWriter::finish`]) created by a [`Destination`] (a folder of objects). Local files and
 //! stdout implement them here; other stores implement the same two traits.
 
+mod journal;
 mod local;
 mod memory;
 mod s3;
@@ -19,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use tokio::io::AsyncRead;
 
+pub use journal::JournalEntry;
 pub(crate) use local::{host_name, pid_alive};
 pub use local::{FileSource, LocalDir, LocalFile, StdWriter};
 
@@ -54,6 +56,69 @@ pub trait ObjectWriter: Send {
     fn abort(self: Box<Self>) -> BoxFuture<'static, io::Result<()>>;
     /// Where the object goes, for messages.
     fn name(&self) -> String;
+    /// This object's line in the journal of a group commit (see [`commit_all`]): where it goes,
+    /// where what it replaces will be kept, and whether something is there now. `None` for
+    /// objects no later run can put back (streams, memory).
+    fn journal_entry(&mut self) -> BoxFuture<'_, io::Result<Option<JournalEntry>>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Where a journal naming this object is kept, so that the next run on its folder (or its
+    /// name) finds it.
+    fn journal_place(&self) -> Option<JournalPlace> {
+        None
+    }
+}
+
+/// Where the journal of a group commit is kept.
+#[derive(Clone)]
+pub enum JournalPlace {
+    /// A local file `DIR/PREFIX<group>.journal`.
+    Local {
+        /// The directory.
+        dir: PathBuf,
+        /// What the file name starts with.
+        prefix: String,
+    },
+    /// An S3 object `KEY_PREFIX<group>.journal`.
+    S3(s3::S3JournalPlace),
+}
+
+impl JournalPlace {
+    fn id(&self) -> String {
+        match self {
+            JournalPlace::Local { dir, prefix } => format!("{}/{prefix}", dir.display()),
+            JournalPlace::S3(p) => p.id(),
+        }
+    }
+
+    async fn write(&self, group: &str, body: Bytes) -> io::Result<()> {
+        match self {
+            JournalPlace::Local { dir, prefix } => {
+                let path = dir.join(format!("{prefix}{group}.journal"));
+                tokio::task::spawn_blocking(move || {
+                    if let Some(d) = path.parent() {
+                        std::fs::create_dir_all(d)?;
+                    }
+                    std::fs::write(&path, &body)
+                })
+                .await
+                .map_err(io::Error::other)?
+            }
+            JournalPlace::S3(p) => p.write(group, body).await,
+        }
+    }
+
+    async fn remove(&self, group: &str) -> io::Result<()> {
+        match self {
+            JournalPlace::Local { dir, prefix } => {
+                match tokio::fs::remove_file(dir.join(format!("{prefix}{group}.journal"))).await {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            JournalPlace::S3(p) => p.remove(group).await,
+        }
+    }
 }
 
 /// An object made visible by [`ObjectWriter::commit`], with what it replaced still kept aside.
@@ -101,6 +166,13 @@ pub async fn commit_all(mut writers: Vec<Box<dyn ObjectWriter>>) -> io::Result<(
             return Err(e);
         }
     }
+    let journal = match write_journal(&mut writers).await {
+        Ok(j) => j,
+        Err(e) => {
+            abort_all(writers).await;
+            return Err(e);
+        }
+    };
     let Some(last) = writers.pop() else {
         return Ok(());
     };
@@ -116,7 +188,7 @@ pub async fn commit_all(mut writers: Vec<Box<dyn ObjectWriter>>) -> io::Result<(
             }
         }
     }
-    let failed = match failed {
+    let mut failed = match failed {
         Some(e) => {
             abort_all(rest.chain(std::iter::once(last)).collect()).await;
             Some(e)
@@ -124,6 +196,21 @@ pub async fn commit_all(mut writers: Vec<Box<dyn ObjectWriter>>) -> io::Result<(
         // The last needs no backup: nothing after it can fail.
         None => last.finish().await.err(),
     };
+    // The commit point: once the journal is gone, the group stands. (If it cannot be removed,
+    // the group is undone here, as a later clean-up would.)
+    if failed.is_none() {
+        if let Some((group, places)) = &journal {
+            for p in places {
+                if let Err(e) = p.remove(group).await {
+                    failed = Some(io::Error::new(
+                        e.kind(),
+                        format!("removing a commit's journal: {e}"),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
     match failed {
         None => {
             for c in done {
@@ -142,8 +229,14 @@ pub async fn commit_all(mut writers: Vec<Box<dyn ObjectWriter>>) -> io::Result<(
                 }
             }
             if undo_failed.is_empty() {
+                if let Some((group, places)) = &journal {
+                    for p in places {
+                        let _ = p.remove(group).await;
+                    }
+                }
                 Err(e)
             } else {
+                // The journal stays: the next clean-up puts back what could not be now.
                 Err(io::Error::new(
                     e.kind(),
                     format!(
@@ -154,6 +247,40 @@ pub async fn commit_all(mut writers: Vec<Box<dyn ObjectWriter>>) -> io::Result<(
             }
         }
     }
+}
+
+/// Writes the journal of a group of two or more objects where each one's folder keeps it;
+/// returns its name and places.
+async fn write_journal(
+    writers: &mut [Box<dyn ObjectWriter>],
+) -> io::Result<Option<(String, Vec<JournalPlace>)>> {
+    if writers.len() < 2 {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    let mut places: Vec<JournalPlace> = Vec::new();
+    for w in writers.iter_mut() {
+        entries.extend(w.journal_entry().await?);
+        if let Some(p) = w.journal_place() {
+            if !places.iter().any(|q| q.id() == p.id()) {
+                places.push(p);
+            }
+        }
+    }
+    if entries.is_empty() || places.is_empty() {
+        return Ok(None);
+    }
+    let group = unique_name();
+    let body = Bytes::from(journal::encode(&entries));
+    for (i, p) in places.iter().enumerate() {
+        if let Err(e) = p.write(&group, body.clone()).await {
+            for q in &places[..i] {
+                let _ = q.remove(&group).await;
+            }
+            return Err(e);
+        }
+    }
+    Ok(Some((group, places)))
 }
 
 /// Aborts every writer, ignoring errors (they are reported by whoever failed first).
@@ -242,10 +369,10 @@ pub trait Destination: Send + Sync {
     ) -> BoxFuture<'_, io::Result<LockAttempt>>;
     /// Removes what writers that died left behind below the folder: temporary files, the
     /// backups of a commit they did not finish (put back when the object they replaced is
-    /// missing), and incomplete S3 multipart uploads of objects whose paths start with one of
-    /// `owned` (the folder's owner decides what is its own). Call it only while holding the
-    /// folder's lock. Returns how many were removed.
-    fn clean_up(&self, owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>>;
+    /// missing), and incomplete S3 multipart uploads of the objects `owned` says are the
+    /// folder's own (not, say, those another service is writing into it). Call it only while
+    /// holding the folder's lock. Returns how many were removed.
+    fn clean_up(&self, owned: fn(&str) -> bool) -> BoxFuture<'_, io::Result<u64>>;
 }
 
 /// A name for a temporary object that no other writer, in this process or another, uses:
@@ -338,10 +465,22 @@ impl Location {
                 } else {
                     format!("{}/", f.key)
                 };
-                o.key.strip_prefix(&prefix).map(str::to_owned)
+                // `.` and `..` segments taken as a path would take them, in case a client or
+                // server does.
+                let mut key: Vec<&str> = Vec::new();
+                for seg in o.key.split('/') {
+                    match seg {
+                        "." => {}
+                        ".." => {
+                            key.pop();
+                        }
+                        s => key.push(s),
+                    }
+                }
+                key.join("/").strip_prefix(&prefix).map(str::to_owned)
             }
             (Location::File(p) | Location::Dir(p), Location::Dir(d)) => {
-                let d = std::fs::canonicalize(d).ok()?;
+                let d = canonical_maybe_missing(d)?;
                 let p = canonical_maybe_missing(p)?;
                 let rel = p.strip_prefix(&d).ok()?;
                 let parts: Vec<String> = rel
@@ -355,16 +494,34 @@ impl Location {
     }
 }
 
-/// `path` with its links resolved, even when its last component does not exist yet.
+/// Where `path` leads: absolute, its links resolved and its `.` and `..` taken as the system
+/// takes them, even through parts that do not exist yet (which a writer would create).
 fn canonical_maybe_missing(path: &std::path::Path) -> Option<PathBuf> {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return Some(p);
+    use std::path::Component;
+    let mut cur = std::env::current_dir().ok()?;
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => cur = PathBuf::from(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                // `..` of an existing path is its real parent (a link's target's parent).
+                cur = match std::fs::canonicalize(&cur) {
+                    Ok(real) => real.parent().map(PathBuf::from).unwrap_or(real),
+                    Err(_) => {
+                        cur.pop();
+                        cur
+                    }
+                };
+            }
+            Component::Normal(name) => {
+                cur.push(name);
+                if let Ok(real) = std::fs::canonicalize(&cur) {
+                    cur = real;
+                }
+            }
+        }
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => std::fs::canonicalize(p).ok()?,
-        _ => std::env::current_dir().ok()?,
-    };
-    Some(parent.join(path.file_name()?))
+    Some(cur)
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {

@@ -28,7 +28,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{ChunkSource, Committed, Destination, HeldLock, Listed, LockAttempt, ObjectWriter};
+use super::{
+    ChunkSource, Committed, Destination, HeldLock, JournalEntry, JournalPlace, Listed, LockAttempt,
+    ObjectWriter,
+};
 
 /// S3's smallest part (all but the last).
 const MIN_PART: u64 = 5 << 20;
@@ -445,6 +448,49 @@ pub struct S3Writer {
     sealed: bool,
     /// Where an object this one replaces is kept during a [`commit`](ObjectWriter::commit).
     backup: S3Uri,
+    /// Where a group commit's journal naming it is kept (a folder's objects only).
+    journal: Option<S3JournalPlace>,
+    /// The size of the object at the name, once looked up (`Some(None)`: none there).
+    probed: Option<Option<u64>>,
+}
+
+/// Where the journal of a group commit is kept on S3: a folder's temporary prefix.
+#[derive(Clone)]
+pub struct S3JournalPlace {
+    client: Client,
+    prefix: S3Uri,
+    opts: S3Options,
+}
+
+impl S3JournalPlace {
+    pub(crate) fn id(&self) -> String {
+        self.prefix.to_string()
+    }
+
+    fn uri(&self, group: &str) -> S3Uri {
+        S3Uri {
+            bucket: self.prefix.bucket.clone(),
+            key: format!("{}{group}.journal", self.prefix.key),
+        }
+    }
+
+    pub(crate) async fn write(&self, group: &str, body: Bytes) -> io::Result<()> {
+        let uri = self.uri(group);
+        put_request(&self.client, &uri, body, &self.opts)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| s3_error(&format!("writing {uri}"), e))
+    }
+
+    pub(crate) async fn remove(&self, group: &str) -> io::Result<()> {
+        delete(
+            &self.client,
+            &self.uri(group),
+            self.opts.expected_bucket_owner.clone(),
+        )
+        .await
+    }
 }
 
 impl S3Writer {
@@ -464,12 +510,20 @@ impl S3Writer {
                 super::unique_name()
             ),
         };
-        Self::with_backup(client, uri, backup, opts)
+        Self::with_backup(client, uri, backup, None, opts)
     }
 
-    fn with_backup(client: Client, uri: S3Uri, backup: S3Uri, opts: &S3Options) -> S3Writer {
+    fn with_backup(
+        client: Client,
+        uri: S3Uri,
+        backup: S3Uri,
+        journal: Option<S3JournalPlace>,
+        opts: &S3Options,
+    ) -> S3Writer {
         S3Writer {
             backup,
+            journal,
+            probed: None,
             client,
             uri,
             opts: opts.clone(),
@@ -561,20 +615,7 @@ impl S3Writer {
         if self.upload_id.is_none() {
             // Smaller than one part: a single PutObject.
             let data = self.buf.split().freeze();
-            let mut request = self
-                .client
-                .put_object()
-                .bucket(&self.uri.bucket)
-                .key(&self.uri.key)
-                .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
-                .content_length(data.len() as i64)
-                .body(ByteStream::from(data));
-            if let Some(kms) = &self.opts.kms_key_id {
-                request = request
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(kms);
-            }
-            request
+            put_request(&self.client, &self.uri, data, &self.opts)
                 .send()
                 .await
                 .map_err(|e| s3_error(&format!("writing {}", self.uri), e))?;
@@ -706,12 +747,15 @@ impl ObjectWriter for S3Writer {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, io::Result<Box<dyn Committed>>> {
         async move {
             let owner = self.opts.expected_bucket_owner.clone();
-            let old = match head_size(&self.client, &self.uri, owner.clone()).await {
-                Ok(old) => old,
-                Err(e) => {
-                    let _ = self.abort_inner().await;
-                    return Err(e);
-                }
+            let old = match self.probed.take() {
+                Some(old) => old,
+                None => match head_size(&self.client, &self.uri, owner.clone()).await {
+                    Ok(old) => old,
+                    Err(e) => {
+                        let _ = self.abort_inner().await;
+                        return Err(e);
+                    }
+                },
             };
             let backup = match old {
                 Some(size) => {
@@ -749,6 +793,31 @@ impl ObjectWriter for S3Writer {
 
     fn name(&self) -> String {
         self.uri.to_string()
+    }
+
+    fn journal_entry(&mut self) -> BoxFuture<'_, io::Result<Option<JournalEntry>>> {
+        async move {
+            if self.journal.is_none() {
+                return Ok(None);
+            }
+            let old = head_size(
+                &self.client,
+                &self.uri,
+                self.opts.expected_bucket_owner.clone(),
+            )
+            .await?;
+            self.probed = Some(old);
+            Ok(Some(JournalEntry {
+                target: self.uri.to_string(),
+                backup: self.backup.to_string(),
+                existed: old.is_some(),
+            }))
+        }
+        .boxed()
+    }
+
+    fn journal_place(&self) -> Option<JournalPlace> {
+        self.journal.clone().map(JournalPlace::S3)
     }
 }
 
@@ -1078,7 +1147,18 @@ impl Destination for S3Dir {
             super::unique_name(),
             rel.replace('%', "%25").replace('/', "%2F")
         ));
-        let w = S3Writer::with_backup(self.client.clone(), self.root.join(rel), backup, &self.opts);
+        let journal = S3JournalPlace {
+            client: self.client.clone(),
+            prefix: self.root.join(&format!("{}/tmp/", super::HOUSEKEEPING)),
+            opts: self.opts.clone(),
+        };
+        let w = S3Writer::with_backup(
+            self.client.clone(),
+            self.root.join(rel),
+            backup,
+            Some(journal),
+            &self.opts,
+        );
         async move { Ok(Box::new(w) as Box<dyn ObjectWriter>) }.boxed()
     }
 
@@ -1163,23 +1243,11 @@ impl Destination for S3Dir {
             // A conditional PUT: created only if absent (If-None-Match: *), or replacing only the
             // very holder that was seen (If-Match): two takers can never both win.
             for _ in 0..5 {
-                let mut put = self
-                    .client
-                    .put_object()
-                    .bucket(&uri.bucket)
-                    .key(&uri.key)
-                    .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
-                    .content_length(holder.len() as i64)
-                    .body(ByteStream::from(holder.clone()));
-                put = match &take_over {
+                let put = put_request(&self.client, &uri, holder.clone(), &self.opts);
+                let put = match &take_over {
                     Some(etag) => put.if_match(etag),
                     None => put.if_none_match("*"),
                 };
-                if let Some(kms) = &self.opts.kms_key_id {
-                    put = put
-                        .server_side_encryption(ServerSideEncryption::AwsKms)
-                        .ssekms_key_id(kms);
-                }
                 match put.send().await {
                     Ok(out) => {
                         return Ok(LockAttempt::Acquired(Arc::new(S3Lock {
@@ -1215,7 +1283,7 @@ impl Destination for S3Dir {
         .boxed()
     }
 
-    fn clean_up(&self, owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+    fn clean_up(&self, owned: fn(&str) -> bool) -> BoxFuture<'_, io::Result<u64>> {
         async move {
             let owner = self.opts.expected_bucket_owner.clone();
             let mut removed = 0;
@@ -1242,8 +1310,7 @@ impl Destination for S3Dir {
                     let Some(rel) = key.strip_prefix(&self.root.key) else {
                         continue;
                     };
-                    let ours = owned.iter().any(|o| rel.starts_with(o.as_str()))
-                        || Self::in_housekeeping(rel);
+                    let ours = owned(rel) || Self::in_housekeeping(rel);
                     if !ours || self.opts.uploads.contains(id) {
                         continue;
                     }
@@ -1264,9 +1331,48 @@ impl Destination for S3Dir {
                     break;
                 }
             }
-            // Backups of commits that did not finish: put back if their object is missing.
+            // Group commits a writer died in: every object put back as it was, first.
             let tmp = self.root.join(&format!("{}/tmp/", super::HOUSEKEEPING));
-            for entry in self.list_all(&tmp).await? {
+            let mut listing = self.list_all(&tmp).await?;
+            listing.sort_by_key(|e| !e.path.ends_with(".journal"));
+            let mut journals = Vec::new();
+            for entry in &listing {
+                if !entry.path.ends_with(".journal") {
+                    continue;
+                }
+                let uri = self.root.join(&entry.path);
+                let Some((text, _)) = self.read_lock(&uri).await? else {
+                    continue;
+                };
+                for e in super::journal::decode(&text) {
+                    let (Some(Ok(target)), Some(Ok(backup))) =
+                        (S3Uri::parse(&e.target), S3Uri::parse(&e.backup))
+                    else {
+                        continue;
+                    };
+                    // Only the folder's own objects.
+                    let inside = |u: &S3Uri| {
+                        u.bucket == self.root.bucket && u.key.starts_with(&self.root.key)
+                    };
+                    if !inside(&target) || !inside(&backup) {
+                        continue;
+                    }
+                    match head_size(&self.client, &backup, owner.clone()).await? {
+                        Some(size) => {
+                            copy(&self.client, &backup, &target, size, &self.opts).await?;
+                            delete(&self.client, &backup, owner.clone()).await?;
+                        }
+                        None if !e.existed => delete(&self.client, &target, owner.clone()).await?,
+                        None => {}
+                    }
+                }
+                delete(&self.client, &uri, owner.clone()).await?;
+                journals.push(entry.path.clone());
+                removed += 1;
+            }
+            listing.retain(|e| !journals.contains(&e.path));
+            // Backups of commits that did not finish: put back if their object is missing.
+            for entry in listing {
                 let name = entry.path.rsplit('/').next().unwrap_or_default();
                 let from = self.root.join(&entry.path);
                 if let Some((_, rel)) = name.split_once(".old.") {
@@ -1289,6 +1395,29 @@ impl Destination for S3Dir {
     }
 }
 
+/// A PutObject of `body` to `uri` as every write of this module makes it: the expected bucket
+/// owner checked, and encrypted with the KMS key when one is set.
+fn put_request(
+    client: &Client,
+    uri: &S3Uri,
+    body: Bytes,
+    opts: &S3Options,
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    let put = client
+        .put_object()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .set_expected_bucket_owner(opts.expected_bucket_owner.clone())
+        .content_length(body.len() as i64)
+        .body(ByteStream::from(body));
+    match &opts.kms_key_id {
+        Some(kms) => put
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(kms),
+        None => put,
+    }
+}
+
 /// A lock object held on S3. Its ETag is what a renewal or a release checks against.
 struct S3Lock {
     client: Client,
@@ -1305,15 +1434,10 @@ impl HeldLock for S3Lock {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let out = self
-                .client
-                .put_object()
-                .bucket(&self.uri.bucket)
-                .key(&self.uri.key)
+            // Encrypted like the first write: a bucket policy that demands the key applies to
+            // every renewal too.
+            let out = put_request(&self.client, &self.uri, holder, &self.opts)
                 .if_match(&etag)
-                .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
-                .content_length(holder.len() as i64)
-                .body(ByteStream::from(holder))
                 .send()
                 .await
                 .map_err(|e| {
@@ -1354,14 +1478,25 @@ impl HeldLock for S3Lock {
                 opts: self.opts.clone(),
             };
             match dir.read_lock(&self.uri).await? {
-                Some((_, now)) if unquote(&now) == unquote(&etag) => {
-                    delete(
-                        &self.client,
-                        &self.uri,
-                        self.opts.expected_bucket_owner.clone(),
-                    )
+                // Conditional too, where the server honours it: a lock taken over between the
+                // read and the delete stays with its new holder.
+                Some((_, now)) if unquote(&now) == unquote(&etag) => self
+                    .client
+                    .delete_object()
+                    .bucket(&self.uri.bucket)
+                    .key(&self.uri.key)
+                    .if_match(&etag)
+                    .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
+                    .send()
                     .await
-                }
+                    .map(drop)
+                    .or_else(|e| {
+                        if precondition_failed(&e) {
+                            Ok(())
+                        } else {
+                            Err(s3_error(&format!("releasing {}", self.uri), e))
+                        }
+                    }),
                 _ => Ok(()),
             }
         }

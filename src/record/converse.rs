@@ -324,10 +324,12 @@ fn write_tool_config(
             "auto" => Cow::Borrowed("{\"auto\":{}}"),
             "required" => Cow::Borrowed("{\"any\":{}}"),
             "none" => Cow::Borrowed("none"),
-            _ => return Err(Reject::invalid(format!(
+            _ => {
+                return Err(Reject::invalid(format!(
                 "body.tool_choice: unknown value {} (expected auto, required, none or a function)",
                 raw.get()
-            ))),
+            )))
+            }
         }),
         Some(raw) => {
             #[derive(Deserialize)]

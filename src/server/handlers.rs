@@ -257,16 +257,25 @@ impl Server {
                     .unwrap_or_else(|| ApiError::bad("missing the `file` field")));
             }
         };
-        prepared
-            .commit()
+        // From here on the upload is stored whole or not at all, even if the client goes away
+        // (which drops this future): the commit and the record run in a task of their own.
+        let this = Arc::clone(self);
+        let stored = tokio::spawn(async move {
+            prepared
+                .commit()
+                .await
+                .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
+            file.purpose = "batch".into();
+            if let Err(e) = this.save_file(&file).await {
+                // A folder without its record would be a tenant's data no one can see or delete.
+                this.remove_folder(&file.id).await;
+                return Err(ApiError::internal(e));
+            }
+            Ok(file)
+        });
+        let file = stored
             .await
-            .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
-        file.purpose = "batch".into();
-        if let Err(e) = self.save_file(&file).await {
-            // A folder without its record would be a tenant's data no one can see or delete.
-            self.remove_folder(&file.id).await;
-            return Err(ApiError::internal(e));
-        }
+            .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))??;
         Ok(ok(&file_object(&file)))
     }
 
@@ -494,11 +503,21 @@ impl Server {
         let results = folder
             .results()
             .ok_or_else(|| ApiError::not_found("file", id))?;
-        let uri = if which == Output::Results {
-            &results.output
+        let (uri, name) = if which == Output::Results {
+            (&results.output, "output.jsonl")
         } else {
-            &results.errors
+            (&results.errors, "errors.jsonl")
         };
+        // The record says where the files are; the server reads only its own place for them.
+        let expected = self
+            .staging
+            .uri(&format!("{}results/{name}", file_folder(&b.input_file_id)));
+        if *uri != expected {
+            return Err(ApiError::internal(format!(
+                "batch {}: its results record names {uri}, not {expected}; not served",
+                b.id
+            )));
+        }
         let location = Location::parse(uri).map_err(ApiError::internal)?;
         let (source, _) = self
             .storage

@@ -1,13 +1,14 @@
 //! A folder that fails on purpose: the `n`-th write-side operation (create, write, seal,
-//! commit, finish) returns an error, so a test can break a conversion or a commit at every step
-//! and check what is left.
+//! commit, finish) returns an error — or ends the whole process on the spot, as SIGKILL would —
+//! so a test can break a conversion or a commit at every step and check what is left.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bedrock_batch::io::{
-    ChunkSource, Committed, Destination, Listed, LockAttempt, MemoryDir, ObjectWriter,
+    ChunkSource, Committed, Destination, JournalEntry, JournalPlace, Listed, LockAttempt,
+    ObjectWriter,
 };
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -17,6 +18,8 @@ use futures::FutureExt;
 struct Counter {
     ops: AtomicU64,
     fail_at: AtomicU64,
+    /// At the chosen step, end the process instead of failing the operation.
+    crash: bool,
 }
 
 impl Counter {
@@ -24,6 +27,10 @@ impl Counter {
     fn step(&self, what: &str) -> io::Result<()> {
         let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.fail_at.load(Ordering::SeqCst) {
+            if self.crash {
+                // No destructors, no flushing, no clean-up: what a kill leaves.
+                std::process::abort();
+            }
             return Err(io::Error::other(format!(
                 "injected failure of {what} (step {n})"
             )));
@@ -32,19 +39,31 @@ impl Counter {
     }
 }
 
-/// A [`MemoryDir`] whose `fail_at`-th write-side operation fails.
+/// A destination whose `fail_at`-th write-side operation fails.
 #[derive(Clone)]
 pub struct FaultyDir {
-    pub inner: MemoryDir,
+    inner: Arc<dyn Destination>,
     counter: Arc<Counter>,
 }
 
 impl FaultyDir {
-    pub fn new(inner: MemoryDir, fail_at: u64) -> Self {
-        let counter = Counter::default();
-        counter.fail_at.store(fail_at, Ordering::SeqCst);
+    pub fn new(inner: impl Destination + 'static, fail_at: u64) -> Self {
+        Self::with(inner, fail_at, false)
+    }
+
+    /// One whose `crash_at`-th write-side operation ends the process.
+    pub fn crashing(inner: impl Destination + 'static, crash_at: u64) -> Self {
+        Self::with(inner, crash_at, true)
+    }
+
+    fn with(inner: impl Destination + 'static, at: u64, crash: bool) -> Self {
+        let counter = Counter {
+            crash,
+            ..Counter::default()
+        };
+        counter.fail_at.store(at, Ordering::SeqCst);
         FaultyDir {
-            inner,
+            inner: Arc::new(inner),
             counter: Arc::new(counter),
         }
     }
@@ -94,7 +113,7 @@ impl Destination for FaultyDir {
     ) -> BoxFuture<'_, io::Result<LockAttempt>> {
         self.inner.lock(rel, holder, take_over)
     }
-    fn clean_up(&self, owned: Vec<String>) -> BoxFuture<'_, io::Result<u64>> {
+    fn clean_up(&self, owned: fn(&str) -> bool) -> BoxFuture<'_, io::Result<u64>> {
         self.inner.clean_up(owned)
     }
 }
@@ -137,6 +156,12 @@ impl ObjectWriter for FaultyWriter {
     }
     fn abort(self: Box<Self>) -> BoxFuture<'static, io::Result<()>> {
         self.inner.abort()
+    }
+    fn journal_entry(&mut self) -> BoxFuture<'_, io::Result<Option<JournalEntry>>> {
+        self.inner.journal_entry()
+    }
+    fn journal_place(&self) -> Option<JournalPlace> {
+        self.inner.journal_place()
     }
     fn name(&self) -> String {
         self.inner.name()

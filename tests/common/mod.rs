@@ -218,3 +218,50 @@ pub fn simulate_bedrock(
     );
     fates
 }
+
+/// The lock holder this process writes (host, machine, pid, ...), read back from a lock it takes
+/// and releases, so tests can forge holders that differ from it in one field.
+pub fn lock_holder_here() -> serde_json::Value {
+    let dir = MemoryDir::default();
+    let dest: std::sync::Arc<dyn Destination> = std::sync::Arc::new(dir.clone());
+    rt().block_on(async {
+        let w = FolderWriter::open(dest, &LockOptions::default())
+            .await
+            .unwrap();
+        let raw = dir.get(".bedrock-batch/lock").unwrap();
+        w.release().await;
+        serde_json::from_slice(&raw).unwrap()
+    })
+}
+
+/// Plays Bedrock for a local batch folder: writes `output/<job>/<shard>.out` for each shard of
+/// its current generation, answering (with a short Claude message) the records whose line
+/// number in their shard passes `answered`.
+pub fn answer_local_folder(folder: &std::path::Path, job: &str, answered: impl Fn(u64) -> bool) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("batch.json")).unwrap()).unwrap();
+    let out_dir = folder
+        .join(m["generation"].as_str().unwrap())
+        .join("output")
+        .join(job);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for shard in m["shards"].as_array().unwrap() {
+        let path = folder.join(shard["path"].as_str().unwrap());
+        let mut out = String::new();
+        for (n, r) in json_lines(&std::fs::read(&path).unwrap())
+            .iter()
+            .enumerate()
+        {
+            if !answered(n as u64) {
+                continue;
+            }
+            let line = serde_json::json!({"recordId": r["recordId"], "modelInput": {}, "modelOutput": {
+                "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": 1, "output_tokens": 1}}});
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        let name = path.file_name().unwrap().to_string_lossy();
+        std::fs::write(out_dir.join(format!("{name}.out")), out).unwrap();
+    }
+}

@@ -167,6 +167,33 @@ impl TestS3 {
         self.options().client().await
     }
 
+    /// The bytes of an object (which must exist).
+    pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let out = self
+            .client()
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
+        out.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    /// Writes an object.
+    pub async fn put(&self, bucket: &str, key: &str, body: impl Into<bytes::Bytes>) {
+        self.client()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
+    }
+
     /// Creates a bucket with a unique name.
     pub async fn bucket(&self, hint: &str) -> String {
         static N: AtomicU32 = AtomicU32::new(0);

@@ -306,10 +306,12 @@ fn tool_choice(req: &ChatRequest<'_>, forced: bool) -> Result<Option<String>, Re
             "auto" => "auto",
             "required" => "any",
             "none" => "none",
-            _ => return Err(Reject::invalid(format!(
+            _ => {
+                return Err(Reject::invalid(format!(
                 "body.tool_choice: unknown value {} (expected auto, required, none or a function)",
                 raw.get()
-            ))),
+            )))
+            }
         }),
         Some(raw) => {
             #[derive(serde::Deserialize)]
@@ -336,12 +338,14 @@ fn tool_choice(req: &ChatRequest<'_>, forced: bool) -> Result<Option<String>, Re
                         f.name.get()
                     )));
                 }
-                (kind, _) => return Err(Reject::new(
-                    RejectCode::UnsupportedParameter,
-                    format!(
+                (kind, _) => {
+                    return Err(Reject::new(
+                        RejectCode::UnsupportedParameter,
+                        format!(
                         "body.tool_choice: type \"{kind}\" is not supported by Claude on Bedrock"
                     ),
-                )),
+                    ))
+                }
             }
         }
     };
