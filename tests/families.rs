@@ -144,13 +144,14 @@ const USER: &str = r#""messages":[{"role":"user","content":"hi"}]"#;
 
 #[test]
 fn llama_caps_generation_at_2048_and_drops_only_when_asked() {
-    let e = body(
+    // Beyond the documented 2048: clamped (and counted, see limits_are_one_rule_for_all).
+    let b = body(
         Family::Llama,
         false,
         &format!(r#"{{{USER},"max_tokens":4096}}"#),
     )
-    .unwrap_err();
-    assert!(e.1.contains("2048"), "{e:?}");
+    .unwrap();
+    assert_eq!(b["max_gen_len"], 2048, "{b}");
     let e = body(Family::Llama, false, &format!(r#"{{{USER},"stop":"x"}}"#)).unwrap_err();
     assert_eq!(e.0, "unsupported_parameter");
     let b = body(
@@ -214,6 +215,117 @@ fn nova_tool_choice_follows_openai() {
     );
 }
 
+/// One rule in every family: a value beyond the model's documented range is clamped to it and
+/// counted; a value that is no value of the setting at all is rejected.
+#[test]
+fn limits_are_one_rule_for_all() {
+    let notes_of = |family: Family, model: &str, body: &str| {
+        let line = format!(
+            r#"{{"custom_id":"c","method":"POST","url":"{}","body":{body}}}"#,
+            family.endpoint()
+        );
+        let mut opts = LineOptions::new(family);
+        opts.map = bedrock_batch::record::MapOptions::new(family, model);
+        let mut out = Vec::new();
+        let mut notes = bedrock_batch::record::Notes::default();
+        bedrock_batch::record::convert_line_noted(line.as_bytes(), 1, &opts, &mut notes, &mut out)
+            .map(|_| {
+                let v: Value = serde_json::from_slice(&out).unwrap();
+                (v["modelInput"].clone(), notes.clamped.clone())
+            })
+            .map_err(|r| r.reject.message)
+    };
+    for (family, model, field) in [
+        (
+            Family::Anthropic,
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "/max_tokens",
+        ),
+        (
+            Family::Nova,
+            "amazon.nova-lite-v1:0",
+            "/inferenceConfig/maxTokens",
+        ),
+        (
+            Family::Llama,
+            "meta.llama3-1-8b-instruct-v1:0",
+            "/max_gen_len",
+        ),
+        (
+            Family::MistralText,
+            "mistral.mixtral-8x7b-instruct-v0:1",
+            "/max_tokens",
+        ),
+    ] {
+        let (b, clamped) = notes_of(
+            family,
+            model,
+            &format!(r#"{{{USER},"max_completion_tokens":1e6}}"#),
+        )
+        .unwrap_or_else(|e| panic!("{family}: {e}"));
+        let limit = bedrock_batch::record::Limits::of(family, model)
+            .max_tokens
+            .unwrap();
+        assert_eq!(b.pointer(field).unwrap(), limit, "{family}: {b}");
+        assert_eq!(clamped, ["max_tokens"], "{family}");
+        // Within the range: as asked, by value.
+        let (b, clamped) = notes_of(
+            family,
+            model,
+            &format!(r#"{{{USER},"max_completion_tokens":1.0e2}}"#),
+        )
+        .unwrap();
+        assert_eq!(b.pointer(field).unwrap(), 100, "{family}: {b}");
+        assert!(clamped.is_empty());
+        // Not a value of the setting at all: rejected, in every family alike.
+        for bad in ["0", "-5", "2.5", "\"10\""] {
+            let e =
+                notes_of(family, model, &format!(r#"{{{USER},"max_tokens":{bad}}}"#)).unwrap_err();
+            assert!(e.contains("body.max_tokens"), "{family} {bad}: {e}");
+        }
+        let (_, clamped) =
+            notes_of(family, model, &format!(r#"{{{USER},"temperature":1.7}}"#)).unwrap();
+        assert_eq!(clamped, ["temperature"], "{family}");
+        assert!(notes_of(family, model, &format!(r#"{{{USER},"temperature":-1}}"#)).is_err());
+    }
+    // gpt-oss takes OpenAI's own temperature range.
+    let (b, clamped) = notes_of(
+        Family::GptOss,
+        "openai.gpt-oss-20b-1:0",
+        &format!(r#"{{{USER},"temperature":1.7}}"#),
+    )
+    .unwrap();
+    assert_eq!((b["temperature"].as_f64(), clamped.len()), (Some(1.7), 0));
+    // Nova 2's documented temperature starts above 0.
+    let (b, clamped) = notes_of(
+        Family::Nova,
+        "amazon.nova-2-lite-v1:0",
+        &format!(r#"{{{USER},"temperature":0,"top_k":1000}}"#),
+    )
+    .unwrap();
+    assert_eq!(b["inferenceConfig"]["temperature"].as_f64(), Some(0.00001));
+    assert_eq!(b["inferenceConfig"]["topK"], 128);
+    assert_eq!(clamped, ["temperature", "top_k"]);
+}
+
+/// Nova's InvokeModel body takes no documents (they are Converse-only): a PDF part is refused
+/// with the way to run it, and goes through in a Converse job.
+#[test]
+fn nova_documents_go_through_converse_jobs_only() {
+    let pdf = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"sum up"},{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBERi0xLjQK"}}]}]}"#;
+    let (code, message) = body(Family::Nova, false, pdf).unwrap_err();
+    assert_eq!(code, "unsupported_parameter");
+    assert!(
+        message.contains("messages[0].content[1]")
+            && message.contains("--invocation-type converse"),
+        "{message}"
+    );
+    // --drop-unsupported does not drop content: the line is still refused.
+    assert!(body(Family::Nova, true, pdf).is_err());
+    let b = body(Family::Converse, false, pdf).unwrap();
+    assert_eq!(b["messages"][0]["content"][1]["document"]["format"], "pdf");
+}
+
 #[test]
 fn mistral_chat_maps_required_and_refuses_a_named_tool() {
     let tools = r#""tools":[{"type":"function","function":{"name":"f"}}]"#;
@@ -233,6 +345,46 @@ fn mistral_chat_maps_required_and_refuses_a_named_tool() {
     )
     .unwrap_err();
     assert_eq!(e.0, "unsupported_parameter");
+}
+
+/// Mistral takes tool-call ids of nine characters [a-zA-Z0-9]: OpenAI's `call_…` ids are mapped
+/// to such ids, the same for a call and the tool turn answering it, distinct, and stable.
+#[test]
+fn mistral_tool_call_ids_are_nine_alphanumerics_matched_across_turns() {
+    let history = r#"{"messages":[{"role":"user","content":"hi"},
+        {"role":"assistant","content":null,"tool_calls":[
+            {"id":"call_abc","type":"function","function":{"name":"f","arguments":"{}"}},
+            {"id":"call_abd","type":"function","function":{"name":"f","arguments":"{}"}},
+            {"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"call_abc","content":"1"},
+        {"role":"tool","tool_call_id":"call_abd","content":"2"},
+        {"role":"tool","tool_call_id":"abcDEF123","content":"3"}]}"#
+        .replace('\n', "");
+    let b = body(Family::MistralChat, false, &history).unwrap();
+    let calls: Vec<String> = b["messages"][1]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    let answers: Vec<String> = (2..5)
+        .map(|i| {
+            b["messages"][i]["tool_call_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(calls, answers, "{b}");
+    for id in &calls {
+        assert!(
+            id.len() == 9 && id.bytes().all(|c| c.is_ascii_alphanumeric()),
+            "{id}"
+        );
+    }
+    assert_eq!(calls[2], "abcDEF123", "an id Mistral takes is kept");
+    assert!(calls[0] != calls[1] && calls[1] != calls[2] && calls[0] != calls[2]);
+    assert_eq!(body(Family::MistralChat, false, &history).unwrap(), b);
 }
 
 #[test]

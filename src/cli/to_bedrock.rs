@@ -446,10 +446,11 @@ fn print_summary(
             .collect();
         eprintln!("  dropped fields: {}", by.join(", "));
     }
-    if r.temperature_clamped > 0 {
+    if !r.clamped.is_empty() {
+        let by: Vec<String> = r.clamped.iter().map(|(k, v)| format!("{k} {v}")).collect();
         eprintln!(
-            "  temperature above 1 clamped to 1: {} requests",
-            r.temperature_clamped
+            "  clamped to the model's documented range (requests): {}",
+            by.join(", ")
         );
     }
     if r.crlf_lines > 0 || r.bom {

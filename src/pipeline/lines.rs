@@ -44,7 +44,8 @@ pub(crate) enum Item {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     pub dropped: Vec<String>,
-    pub temperature_clamped: u64,
+    /// Settings clamped to the model's documented ranges, in how many requests.
+    pub clamped: Vec<(&'static str, u64)>,
     pub crlf: u64,
     pub bom: bool,
 }
@@ -134,8 +135,12 @@ impl BlockJob for LineJob {
                             );
                         }
                         tally.dropped.append(&mut notes.dropped);
-                        tally.temperature_clamped +=
-                            u64::from(std::mem::take(&mut notes.temperature_clamped));
+                        for setting in notes.clamped.drain(..) {
+                            match tally.clamped.iter_mut().find(|(s, _)| *s == setting) {
+                                Some((_, n)) => *n += 1,
+                                None => tally.clamped.push((setting, 1)),
+                            }
+                        }
                         Item::Record {
                             line: line_no,
                             out: out_start..records.len(),

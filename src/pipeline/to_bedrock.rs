@@ -84,7 +84,7 @@ impl ToBedrockOptions {
         ToBedrockOptions {
             model_id: model_id.to_owned(),
             family,
-            map: MapOptions::default(),
+            map: MapOptions::new(family, model_id),
             records_per_file: 50_000,
             bytes_per_file: 1_000_000_000,
             records_per_job: 50_000,
@@ -183,8 +183,9 @@ pub struct Report {
     pub rejects_by_code: BTreeMap<String, u64>,
     /// Fields dropped under `--drop-unsupported`, by name.
     pub dropped_fields: BTreeMap<String, u64>,
-    /// Requests whose temperature was clamped to the model's maximum.
-    pub temperature_clamped: u64,
+    /// Requests with a setting clamped to the model's documented range, by setting
+    /// (`max_tokens`, `temperature`, `top_k`, `stop`).
+    pub clamped: BTreeMap<String, u64>,
     /// Lines that ended in CRLF (accepted).
     pub crlf_lines: u64,
     /// The input began with a byte-order mark (skipped).
@@ -474,7 +475,9 @@ impl Committer {
         for field in tally.dropped {
             *self.report.dropped_fields.entry(field).or_default() += 1;
         }
-        self.report.temperature_clamped += tally.temperature_clamped;
+        for (setting, n) in tally.clamped {
+            *self.report.clamped.entry(setting.to_owned()).or_default() += n;
+        }
         self.report.crlf_lines += tally.crlf;
         self.report.bom |= tally.bom;
 

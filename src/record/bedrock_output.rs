@@ -114,7 +114,7 @@ pub struct LineIds {
 }
 
 /// FNV-1a, 64-bit: a hash whose values never change between builds (unlike std's).
-fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
+pub(crate) fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
     let mut h = seed;
     for part in parts {
         for &b in *part {

@@ -73,13 +73,50 @@ pub(crate) fn positive_int(
     path: impl std::fmt::Display + Copy,
 ) -> Result<u64, Reject> {
     expect(raw, Kind::Number, path)?;
-    match raw.get().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
+    match whole_number(raw.get()) {
+        Some(n) if n > 0 => Ok(n),
         _ => Err(Reject::invalid(format!(
             "{path}: expected a positive integer, found {}",
             raw.get()
         ))),
     }
+}
+
+/// The value of a (validated) JSON number when it is a whole number of at least zero, however
+/// it is spelled — `4096`, `4096.0`, `4.096e3`, `-0` — saturating at `u64::MAX`; `None` for a
+/// fraction or a negative number. Exact: `1.0000000000000001` is not whole.
+pub(crate) fn whole_number(text: &str) -> Option<u64> {
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => {
+            let far = if e.starts_with('-') {
+                -(1 << 40)
+            } else {
+                1 << 40
+            };
+            (m, e.parse::<i64>().unwrap_or(far))
+        }
+        None => (text, 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let mantissa = mantissa.trim_start_matches('-');
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // Where the decimal point falls among the written digits.
+    let point = (int.len() as i64).saturating_add(exp);
+    let mut value: u64 = 0;
+    for (i, d) in int.bytes().chain(frac.bytes()).enumerate() {
+        let d = u64::from(d - b'0');
+        if (i as i64) < point {
+            value = value.saturating_mul(10).saturating_add(d);
+        } else if d != 0 {
+            return None;
+        }
+    }
+    // Zeros the exponent adds past the written digits.
+    let written = (int.len() + frac.len()) as i64;
+    for _ in 0..(point - written).clamp(0, 40) {
+        value = value.saturating_mul(10);
+    }
+    (!negative || value == 0).then_some(value)
 }
 
 /// Splits the OpenAI messages into system texts and alternating turns (consecutive messages of
@@ -484,13 +521,18 @@ pub(crate) fn tool_name<'a>(
     Ok(name)
 }
 
-/// Writes `stop` (a string or an array of non-empty strings) as an array of strings.
-pub(crate) fn write_stop(raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), Reject> {
+/// Writes `stop` (a string, or an array of non-empty strings) as an array of at most `max`
+/// stop sequences, the first ones; says whether some were left out.
+pub(crate) fn write_stop_list(raw: Raw<'_>, max: usize, out: &mut Vec<u8>) -> Result<bool, Reject> {
     match Kind::of(raw) {
         Kind::String => {
+            if json::is_empty_string(raw) {
+                return Err(Reject::invalid("body.stop: empty stop sequence"));
+            }
             out.push(b'[');
             out.extend_from_slice(raw.get().as_bytes());
             out.push(b']');
+            Ok(false)
         }
         Kind::Array => {
             let items: Vec<Raw<'_>> = parse(raw, "body.stop")?;
@@ -502,16 +544,22 @@ pub(crate) fn write_stop(raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), Reject> 
                     )));
                 }
             }
-            out.extend_from_slice(raw.get().as_bytes());
+            if items.len() <= max {
+                out.extend_from_slice(raw.get().as_bytes());
+                return Ok(false);
+            }
+            let mut a = json::Arr::open(out);
+            for item in &items[..max] {
+                a.next().extend_from_slice(item.get().as_bytes());
+            }
+            a.close();
+            Ok(true)
         }
-        other => {
-            return Err(Reject::invalid(format!(
-                "body.stop: expected a string or an array, found {}",
-                other.name()
-            )))
-        }
+        other => Err(Reject::invalid(format!(
+            "body.stop: expected a string or an array, found {}",
+            other.name()
+        ))),
     }
-    Ok(())
 }
 
 /// `body.messages[i]` and a suffix, formatted only when an error needs it.
@@ -637,55 +685,6 @@ pub(crate) fn turn_texts<'a>(turn: &Turn<'a>, why: &str) -> Result<Vec<Raw<'a>>,
             )),
         })
         .collect()
-}
-
-/// `max_completion_tokens` (or `max_tokens`), else `default`, refused above `cap` with `why`.
-pub(crate) fn max_tokens(
-    req: &ChatRequest<'_>,
-    default: u64,
-    cap: u64,
-    why: &str,
-) -> Result<u64, Reject> {
-    match req.max_completion_tokens.or(req.max_tokens) {
-        Some(raw) => {
-            let field = if req.max_completion_tokens.is_some() {
-                "body.max_completion_tokens"
-            } else {
-                "body.max_tokens"
-            };
-            let n = positive_int(raw, field)?;
-            if n > cap {
-                return Err(Reject::invalid(format!(
-                    "{field}: {n} is above {cap}: {why}"
-                )));
-            }
-            Ok(n)
-        }
-        None => Ok(default.min(cap)),
-    }
-}
-
-/// `temperature` (0 to 2 in OpenAI) for a model that takes 0 to 1: above 1 is clamped and
-/// counted. Returns the value to write.
-pub(crate) fn temperature<'a>(raw: Raw<'a>, notes: &mut Notes) -> Result<&'a str, Reject> {
-    let t = number(raw, "body.temperature")?;
-    if t < 0.0 {
-        return Err(Reject::invalid(format!("body.temperature: {t} is below 0")));
-    }
-    if t > 1.0 {
-        notes.temperature_clamped = true;
-        return Ok("1");
-    }
-    Ok(raw.get())
-}
-
-/// `top_p`, checked to be within 0..1.
-pub(crate) fn top_p<'a>(raw: Raw<'a>) -> Result<&'a str, Reject> {
-    let p = number(raw, "body.top_p")?;
-    if !(0.0..=1.0).contains(&p) {
-        return Err(Reject::invalid(format!("body.top_p: {p} is outside 0..1")));
-    }
-    Ok(raw.get())
 }
 
 /// The JSON Schema of a function that declares no parameters.

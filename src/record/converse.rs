@@ -3,7 +3,8 @@
 //!
 //! Request rules:
 //! - `system` ← every `system`/`developer` message as `{"text":…}`; `messages` ← the turns, with
-//!   text, image (`format` from the media type, base64 `source.bytes`) and document blocks.
+//!   text, image (`format` from the media type, base64 `source.bytes`) and — in Converse jobs
+//!   only, as Nova's InvokeModel body takes none — document blocks.
 //! - `inferenceConfig`: `maxTokens` ← `max_completion_tokens` / `max_tokens` / the default;
 //!   `temperature` (above 1 clamped to 1 and counted), `topP`, `stopSequences`; Nova also `topK`.
 //! - Nova: `schemaVersion: "messages-v1"`; `tools` → `toolConfig.tools[].toolSpec`, `tool_choice`
@@ -25,8 +26,8 @@ use serde::Deserialize;
 use super::anthropic::{CompletionContext, Usage, JSON_RESPONSE_TOOL};
 use super::completion::{self, Arguments, Call, Choice};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, number, positive_int, response_tool,
-    tool_name, write_stop, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, response_tool, tool_name, Block, MediaPolicy,
+    ResponseTool, Role, ToolResultContent, Turn,
 };
 use super::json::{
     as_text, expect, null_default, parse, str_value, text_value, Arr, Count, Kind, Obj,
@@ -77,14 +78,21 @@ fn format_of(media_type: &str) -> &'static str {
 
 impl Dialect {
     fn media(self) -> MediaPolicy {
-        MediaPolicy {
-            family: match self {
-                Dialect::Converse => "a Converse job",
-                Dialect::Nova => "Nova",
+        match self {
+            Dialect::Converse => MediaPolicy {
+                family: "a Converse job",
+                images: IMAGES,
+                documents: DOCUMENTS,
+                elsewhere: "",
             },
-            images: IMAGES,
-            documents: DOCUMENTS,
-            elsewhere: "",
+            // Nova user guide, "Using the Invoke API": document understanding is a Converse
+            // feature; the InvokeModel body has no document block.
+            Dialect::Nova => MediaPolicy {
+                family: "Nova",
+                images: IMAGES,
+                documents: &[],
+                elsewhere: " in its InvokeModel body (documents are Converse-only); run a Converse job for these lines (--invocation-type converse)",
+            },
         }
     }
 
@@ -135,10 +143,8 @@ pub fn write_body(
             }
         }
     }
-    let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
-        Some(raw) => positive_int(raw, "body.max_completion_tokens")?,
-        None => opts.default_max_tokens,
-    };
+    let limits = &opts.limits;
+    let max_tokens = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     let forced = match dialect {
         Dialect::Nova => response_tool(req)?,
         Dialect::Converse => None,
@@ -159,30 +165,16 @@ pub fn write_body(
         let mut c = Obj::open(o.key("inferenceConfig"));
         c.raw("maxTokens", &max_tokens.to_string());
         if let Some(raw) = req.temperature {
-            let t = number(raw, "body.temperature")?;
-            if t < 0.0 {
-                return Err(Reject::invalid(format!("body.temperature: {t} is below 0")));
-            }
-            if t > 1.0 {
-                notes.temperature_clamped = true;
-                c.raw("temperature", "1");
-            } else {
-                c.raw("temperature", raw.get());
-            }
+            c.raw("temperature", &limits.temperature(raw, notes)?);
         }
         if let Some(raw) = req.top_p {
-            let p = number(raw, "body.top_p")?;
-            if !(0.0..=1.0).contains(&p) {
-                return Err(Reject::invalid(format!("body.top_p: {p} is outside 0..1")));
-            }
-            c.raw("topP", raw.get());
+            c.raw("topP", limits.top_p(raw)?);
         }
         if let (Some(raw), Dialect::Nova) = (req.top_k, dialect) {
-            positive_int(raw, "body.top_k")?;
-            c.raw("topK", raw.get());
+            c.raw("topK", &limits.top_k(raw, notes)?.to_string());
         }
         if let Some(raw) = req.stop {
-            write_stop(raw, c.key("stopSequences"))?;
+            limits.stop(raw, notes, c.key("stopSequences"))?;
         }
         c.close();
     }

@@ -78,12 +78,7 @@ impl Family {
     /// assert!(Family::for_model("cohere.command-r-v1:0").is_err());
     /// ```
     pub fn for_model(model_id: &str) -> Result<Family, UnknownModel> {
-        // An ARN ends in `…/<model or profile id>`.
-        let id = model_id.rsplit('/').next().unwrap_or(model_id);
-        let id = PROFILE_PREFIXES
-            .iter()
-            .find_map(|p| id.strip_prefix(p))
-            .unwrap_or(id);
+        let id = bare_model_id(model_id);
         let not = |reason: &str| UnknownModel {
             model: model_id.to_owned(),
             reason: reason.to_owned(),
@@ -259,6 +254,17 @@ impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The model id inside a model or inference-profile id or ARN: `anthropic.claude-…` for
+/// `arn:…/us.anthropic.claude-…`.
+pub(crate) fn bare_model_id(model_id: &str) -> &str {
+    // An ARN ends in `…/<model or profile id>`.
+    let id = model_id.rsplit('/').next().unwrap_or(model_id);
+    PROFILE_PREFIXES
+        .iter()
+        .find_map(|p| id.strip_prefix(p))
+        .unwrap_or(id)
 }
 
 #[cfg(test)]

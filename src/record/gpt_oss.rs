@@ -13,9 +13,7 @@
 
 use super::anthropic::{CompletionContext, Usage};
 use super::completion::{self, Choice, OpenAiShaped};
-use super::conversation::{
-    check_unsupported, max_tokens, refuse_fields, top_p, write_stop, MsgPath,
-};
+use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::json::{expect, parse, Kind, Obj};
 use super::openai::{ChatRequest, ContentPart};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
@@ -48,7 +46,8 @@ pub fn write_body(
             }
         }
     }
-    let max = max_tokens(req, opts.default_max_tokens, u64::MAX, "")?;
+    let limits = &opts.limits;
+    let max = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     refuse_fields(
         &[("top_k", req.top_k.is_some())],
         opts,
@@ -60,19 +59,13 @@ pub fn write_body(
     o.raw("messages", messages);
     o.raw("max_completion_tokens", &max.to_string());
     if let Some(raw) = req.temperature {
-        let t = super::conversation::number(raw, "body.temperature")?;
-        if !(0.0..=2.0).contains(&t) {
-            return Err(Reject::invalid(format!(
-                "body.temperature: {t} is outside 0..2"
-            )));
-        }
-        o.raw("temperature", raw.get());
+        o.raw("temperature", &limits.temperature(raw, notes)?);
     }
     if let Some(raw) = req.top_p {
-        o.raw("top_p", top_p(raw)?);
+        o.raw("top_p", limits.top_p(raw)?);
     }
     if let Some(raw) = req.stop {
-        write_stop(raw, o.key("stop"))?;
+        limits.stop(raw, notes, o.key("stop"))?;
     }
     for (key, value, kind) in [
         ("tools", req.tools, Kind::Array),

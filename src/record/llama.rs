@@ -4,8 +4,8 @@
 //! Request: `prompt` ← `<|begin_of_text|>`, the system texts as a `system` header block, each turn
 //! as a `user` / `assistant` header block ending in `<|eot_id|>`, then an open `assistant` header
 //! (a trailing assistant turn is left open instead: a prefill); message text is spliced into the
-//! prompt literal as it is, escapes intact. `max_gen_len` ← max tokens (Llama's limit is 2048),
-//! `temperature` (above 1 clamped and counted), `top_p`. The body has no place for images, tools,
+//! prompt literal as it is, escapes intact. `max_gen_len` ← max tokens, `temperature`, `top_p`,
+//! within Llama's documented ranges (see [`super::limits`]: `max_gen_len` at most 2048). The body has no place for images, tools,
 //! stop sequences, `top_k` or structured output: those lines are rejected with the reason (images
 //! can go through a Converse job).
 //!
@@ -17,15 +17,11 @@ use serde::Deserialize;
 use super::anthropic::{CompletionContext, Usage};
 use super::completion::{self, Choice};
 use super::conversation::{
-    check_unsupported, conversation, max_tokens, refuse_fields, temperature, top_p, turn_texts,
-    MediaPolicy, Role, Spliced,
+    check_unsupported, conversation, refuse_fields, turn_texts, MediaPolicy, Role, Spliced,
 };
 use super::json::{as_text, expect, parse, Count, Kind, Obj};
 use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject};
-
-/// Llama's largest `max_gen_len`.
-pub const MAX_GEN_LEN: u64 = 2048;
 
 const MEDIA: MediaPolicy = MediaPolicy {
     family: "Llama",
@@ -49,12 +45,8 @@ pub fn write_body(
     }
     let (system, turns) = conversation(&req.messages, &MEDIA)?;
     let why = "cannot be expressed in Llama's native batch body (a Converse job, --invocation-type converse, takes images)";
-    let max = max_tokens(
-        req,
-        opts.default_max_tokens,
-        MAX_GEN_LEN,
-        "Llama generates at most 2048 tokens (max_gen_len)",
-    )?;
+    let limits = &opts.limits;
+    let max = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     refuse_fields(
         &[
             ("stop", req.stop.is_some()),
@@ -102,10 +94,10 @@ pub fn write_body(
     }
     o.raw("max_gen_len", &max.to_string());
     if let Some(raw) = req.temperature {
-        o.raw("temperature", temperature(raw, notes)?);
+        o.raw("temperature", &limits.temperature(raw, notes)?);
     }
     if let Some(raw) = req.top_p {
-        o.raw("top_p", top_p(raw)?);
+        o.raw("top_p", limits.top_p(raw)?);
     }
     o.close();
     check_unsupported(req, opts, notes, "Llama")

@@ -7,20 +7,26 @@
 //! `finish_reason`; the body has no token counts, so `usage` is null.
 //!
 //! Chat completion (Mistral Large 2407 and later): `messages` with `system`, `user`, `assistant`
-//! (with `tool_calls`) and `tool` roles, text content; `tools` and `tool_choice` (`required` →
-//! `any`; a named function is not supported); `max_tokens`, `temperature`, `top_p`. Response:
+//! (with `tool_calls`) and `tool` roles, text content; tool-call ids that are not Mistral's nine
+//! characters `[a-zA-Z0-9]` (OpenAI's `call_…`) replaced by ones that are, the same in the
+//! assistant's `tool_calls` and the `tool` turns; `tools` and `tool_choice` (`required` → `any`;
+//! a named function is not supported); `max_tokens`, `temperature`, `top_p`. Response:
 //! `choices[0].message` → the message, `stop_reason` → `finish_reason`, usage when present.
+
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
 use super::anthropic::{CompletionContext, Usage};
+use super::bedrock_output::fnv;
 use super::completion::{self, Choice, OpenAiShaped};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, max_tokens, positive_int, refuse_fields,
-    temperature, texts, tool_name, top_p, turn_texts, write_stop, MediaPolicy, MsgPath, Role,
-    Spliced,
+    check_unsupported, conversation, function_tools, refuse_fields, texts, tool_name, turn_texts,
+    MediaPolicy, MsgPath, Role, Spliced,
 };
-use super::json::{as_text, expect, null_default, parse, str_value, Arr, Kind, Obj};
+use super::json::{
+    as_text, decode_literal, expect, null_default, parse, str_value, Arr, Kind, Obj,
+};
 use super::openai::ChatRequest;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -30,9 +36,6 @@ const TEXT_MEDIA: MediaPolicy = MediaPolicy {
     documents: &[],
     elsewhere: "",
 };
-
-/// A cap for `max_tokens` that no model reaches (Mistral documents none for batch).
-const NO_CAP: u64 = u64::MAX;
 
 /// Writes the text-completion body for `req` into `out`.
 pub fn write_text_body(
@@ -49,7 +52,8 @@ pub fn write_text_body(
     }
     let (system, turns) = conversation(&req.messages, &TEXT_MEDIA)?;
     let why = "cannot be expressed in a Mistral text-completion prompt";
-    let max = max_tokens(req, opts.default_max_tokens, NO_CAP, "")?;
+    let limits = &opts.limits;
+    let max = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     refuse_fields(
         &[
             ("tool_choice", req.tool_choice.is_some()),
@@ -92,20 +96,92 @@ pub fn write_text_body(
     }
     o.raw("max_tokens", &max.to_string());
     if let Some(raw) = req.stop {
-        write_stop(raw, o.key("stop"))?;
+        limits.stop(raw, notes, o.key("stop"))?;
     }
     if let Some(raw) = req.temperature {
-        o.raw("temperature", temperature(raw, notes)?);
+        o.raw("temperature", &limits.temperature(raw, notes)?);
     }
     if let Some(raw) = req.top_p {
-        o.raw("top_p", top_p(raw)?);
+        o.raw("top_p", limits.top_p(raw)?);
     }
     if let Some(raw) = req.top_k {
-        positive_int(raw, "body.top_k")?;
-        o.raw("top_k", raw.get());
+        o.raw("top_k", &limits.top_k(raw, notes)?.to_string());
     }
     o.close();
     check_unsupported(req, opts, notes, "Mistral")
+}
+
+/// Mistral's API takes tool-call ids of exactly nine characters `[a-zA-Z0-9]`, while OpenAI
+/// histories carry ids like `call_…`. Each id of a conversation that is not already of that form
+/// gets one that is, derived from its value alone (so the assistant's `tool_calls` and the `tool`
+/// turns answering them agree, and a re-run writes the same), and never one another id of the
+/// conversation has.
+struct ToolCallIds {
+    /// Each id's value (decoded) → its Mistral id.
+    map: HashMap<Vec<u8>, String>,
+}
+
+/// How long Mistral's tool-call ids are.
+const TOOL_CALL_ID_LEN: usize = 9;
+
+impl ToolCallIds {
+    fn of(req: &ChatRequest<'_>) -> Result<ToolCallIds, Reject> {
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        for (i, m) in req.messages.iter().enumerate() {
+            for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+                let id = expect(
+                    call.id,
+                    Kind::String,
+                    format_args!("body.messages[{i}].tool_calls[{j}].id"),
+                )?;
+                all.push(decode_literal(id.get()).into_owned());
+            }
+            if let Some(id) = m.tool_call_id.filter(|id| Kind::of(*id) == Kind::String) {
+                all.push(decode_literal(id.get()).into_owned());
+            }
+        }
+        let valid =
+            |v: &[u8]| v.len() == TOOL_CALL_ID_LEN && v.iter().all(u8::is_ascii_alphanumeric);
+        let mut map = HashMap::new();
+        let mut taken: HashSet<String> = HashSet::new();
+        for id in all.iter().filter(|v| valid(v)) {
+            let own = String::from_utf8_lossy(id).into_owned();
+            taken.insert(own.clone());
+            map.insert(id.clone(), own);
+        }
+        // In sorted order, so that which of two colliding ids moves on does not depend on where
+        // they appear.
+        all.sort();
+        all.dedup();
+        for id in all.into_iter().filter(|v| !valid(v)) {
+            let mistral = (0u64..)
+                .map(|attempt| base62_id(fnv(attempt, &[&id])))
+                .find(|c| !taken.contains(c))
+                .expect("a free id");
+            taken.insert(mistral.clone());
+            map.insert(id, mistral);
+        }
+        Ok(ToolCallIds { map })
+    }
+
+    /// The Mistral id of `id` (a string literal `of` saw).
+    fn get(&self, id: Raw<'_>) -> &str {
+        self.map
+            .get(decode_literal(id.get()).as_ref())
+            .map_or("", String::as_str)
+    }
+}
+
+/// Nine base-62 digits of `h`.
+fn base62_id(mut h: u64) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..TOOL_CALL_ID_LEN)
+        .map(|_| {
+            let d = DIGITS[(h % 62) as usize] as char;
+            h /= 62;
+            d
+        })
+        .collect()
 }
 
 /// Writes the chat-completion body (Mistral Large 2407 and later) for `req` into `out`.
@@ -115,7 +191,8 @@ pub fn write_chat_body(
     notes: &mut Notes,
     out: &mut Vec<u8>,
 ) -> Result<(), Reject> {
-    let max = max_tokens(req, opts.default_max_tokens, NO_CAP, "")?;
+    let limits = &opts.limits;
+    let max = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     refuse_fields(
         &[
             ("stop", req.stop.is_some()),
@@ -128,6 +205,7 @@ pub fn write_chat_body(
         notes,
         "Mistral's chat body on Bedrock has no such setting",
     )?;
+    let ids = ToolCallIds::of(req)?;
     let mut o = Obj::open(out);
     {
         let mut a = Arr::open(o.key("messages"));
@@ -173,7 +251,7 @@ pub fn write_chat_body(
                         expect(call.id, Kind::String, format_args!("{at}.id"))?;
                         tool_name(call.function.name, format_args!("{at}.function.name"))?;
                         let mut x = Obj::open(t.next());
-                        x.raw("id", call.id.get());
+                        x.string("id", ids.get(call.id));
                         let mut f = Obj::open(x.key("function"));
                         f.raw("name", call.function.name.get());
                         match call.function.arguments {
@@ -193,10 +271,8 @@ pub fn write_chat_body(
                 let id = m.tool_call_id.ok_or_else(|| {
                     Reject::invalid(format!("{}: missing", path(".tool_call_id")))
                 })?;
-                w.raw(
-                    "tool_call_id",
-                    expect(id, Kind::String, path(".tool_call_id"))?.get(),
-                );
+                expect(id, Kind::String, path(".tool_call_id"))?;
+                w.string("tool_call_id", ids.get(id));
             }
             any |= role != "system";
             w.close();
@@ -210,10 +286,10 @@ pub fn write_chat_body(
     }
     o.raw("max_tokens", &max.to_string());
     if let Some(raw) = req.temperature {
-        o.raw("temperature", temperature(raw, notes)?);
+        o.raw("temperature", &limits.temperature(raw, notes)?);
     }
     if let Some(raw) = req.top_p {
-        o.raw("top_p", top_p(raw)?);
+        o.raw("top_p", limits.top_p(raw)?);
     }
     if req.tools.is_some() {
         let mut a = Arr::open(o.key("tools"));

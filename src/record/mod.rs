@@ -26,6 +26,7 @@ pub mod converse;
 mod family;
 pub mod gpt_oss;
 pub(crate) mod json;
+pub mod limits;
 pub mod llama;
 pub mod mistral;
 pub mod openai;
@@ -38,6 +39,7 @@ use std::io::Write as _;
 pub(crate) use family::ParsedOutput;
 pub use family::{Family, UnknownModel, SUPPORTED};
 pub use json::Raw;
+pub use limits::Limits;
 pub use reject::{Reject, RejectCode};
 
 use openai::{check_envelope, BatchLine, ChatLine, ChatRequest};
@@ -46,20 +48,25 @@ use openai::{check_envelope, BatchLine, ChatLine, ChatRequest};
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How a model family maps a request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MapOptions {
     /// `max_tokens` for requests that set neither `max_completion_tokens` nor `max_tokens`
-    /// (Claude requires one).
+    /// (Claude requires one); lowered to the model's documented maximum where that is less.
     pub default_max_tokens: u64,
     /// Drop (and count) request fields the model cannot honour instead of rejecting the line.
     pub drop_unsupported: bool,
+    /// The model's documented ranges of the sampling settings (see [`limits`]).
+    pub limits: Limits,
 }
 
-impl Default for MapOptions {
-    fn default() -> Self {
+impl MapOptions {
+    /// The default options for `model_id` (empty when not known: then the family's limits) of
+    /// `family`: 4096 default max tokens, nothing dropped.
+    pub fn new(family: Family, model_id: &str) -> Self {
         MapOptions {
             default_max_tokens: 4096,
             drop_unsupported: false,
+            limits: Limits::of(family, model_id),
         }
     }
 }
@@ -69,8 +76,9 @@ impl Default for MapOptions {
 pub struct Notes {
     /// Fields dropped because of [`MapOptions::drop_unsupported`].
     pub dropped: Vec<String>,
-    /// `temperature` was above the model's maximum and was clamped.
-    pub temperature_clamped: bool,
+    /// Settings clamped to the model's documented range (`max_tokens`, `temperature`, `top_k`,
+    /// `stop`), each once.
+    pub clamped: Vec<&'static str>,
 }
 
 /// Which `recordId` a Bedrock record gets.
@@ -113,7 +121,7 @@ impl RecordTag {
 }
 
 /// Everything [`convert_line`] needs to know besides the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LineOptions {
     /// The model family that decides the `modelInput` body.
     pub family: Family,
@@ -124,11 +132,12 @@ pub struct LineOptions {
 }
 
 impl LineOptions {
-    /// Options for `family` with default mapping options and `recordId = custom_id`.
+    /// Options for `family` (its limits where they do not depend on the model) with default
+    /// mapping options and `recordId = custom_id`.
     pub fn new(family: Family) -> Self {
         LineOptions {
             family,
-            map: MapOptions::default(),
+            map: MapOptions::new(family, ""),
             record_id: RecordIdStyle::CustomId,
         }
     }

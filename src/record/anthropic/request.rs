@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use crate::record::Raw;
 
 use crate::record::conversation::{
-    check_unsupported, conversation, function_tools, number, positive_int, response_tool,
-    tool_name, write_stop, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, number, response_tool, tool_name, Block,
+    MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
 use crate::record::json::{self, parse, str_value, Arr, Kind, Obj};
 use crate::record::openai::ChatRequest;
@@ -68,17 +68,8 @@ pub fn write_body(
     out: &mut Vec<u8>,
 ) -> Result<(), Reject> {
     let (system, turns) = conversation(&req.messages, &CLAUDE_MEDIA)?;
-    let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
-        Some(raw) => positive_int(
-            raw,
-            if req.max_completion_tokens.is_some() {
-                "body.max_completion_tokens"
-            } else {
-                "body.max_tokens"
-            },
-        )?,
-        None => opts.default_max_tokens,
-    };
+    let limits = &opts.limits;
+    let max_tokens = limits.max_tokens(req, opts.default_max_tokens, notes)?;
 
     let forced = response_tool(req)?;
     let thinking = match req.reasoning_effort {
@@ -113,39 +104,28 @@ pub fn write_body(
     write_turns(o.key("messages"), &turns);
 
     if let Some(raw) = req.temperature {
-        let t = number(raw, "body.temperature")?;
-        if t < 0.0 {
-            return Err(Reject::invalid(format!("body.temperature: {t} is below 0")));
-        }
-        if thinking.is_some() && t != 1.0 {
+        let t = limits.temperature(raw, notes)?;
+        if thinking.is_some() && number(raw, "body.temperature")? != 1.0 {
             return Err(Reject::invalid("body.temperature: Claude does not accept a temperature with extended thinking (reasoning_effort); remove one of them"));
         }
-        if t > 1.0 {
-            notes.temperature_clamped = true;
-            o.raw("temperature", "1");
-        } else {
-            o.raw("temperature", raw.get());
-        }
+        o.raw("temperature", &t);
     }
     if let Some(raw) = req.top_p {
-        let p = number(raw, "body.top_p")?;
-        if !(0.0..=1.0).contains(&p) {
-            return Err(Reject::invalid(format!("body.top_p: {p} is outside 0..1")));
-        }
-        if thinking.is_some() && p < 0.95 {
+        let p = limits.top_p(raw)?;
+        if thinking.is_some() && number(raw, "body.top_p")? < 0.95 {
             return Err(Reject::invalid("body.top_p: with extended thinking (reasoning_effort) Claude accepts top_p only from 0.95 to 1"));
         }
-        o.raw("top_p", raw.get());
+        o.raw("top_p", p);
     }
     if let Some(raw) = req.top_k {
-        positive_int(raw, "body.top_k")?;
+        let k = limits.top_k(raw, notes)?;
         if thinking.is_some() {
             return Err(Reject::invalid("body.top_k: Claude does not accept top_k with extended thinking (reasoning_effort)"));
         }
-        o.raw("top_k", raw.get());
+        o.raw("top_k", &k.to_string());
     }
     if let Some(raw) = req.stop {
-        write_stop(raw, o.key("stop_sequences"))?;
+        limits.stop(raw, notes, o.key("stop_sequences"))?;
     }
 
     let tools = function_tools(req, forced.as_ref().map(|_| JSON_RESPONSE_TOOL))?;
@@ -384,7 +364,7 @@ mod tests {
     }
 
     fn map(body: Value) -> Result<Value, Reject> {
-        map_with(body, &MapOptions::default()).map(|(v, _)| v)
+        map_with(body, &MapOptions::new(crate::record::Family::Anthropic, "")).map(|(v, _)| v)
     }
 
     fn user(extra: Value) -> Value {
@@ -402,7 +382,7 @@ mod tests {
         assert_eq!(v["max_tokens"], 4096);
         let opts = MapOptions {
             default_max_tokens: 77,
-            ..MapOptions::default()
+            ..MapOptions::new(crate::record::Family::Anthropic, "")
         };
         assert_eq!(
             map_with(user(json!({})), &opts).unwrap().0["max_tokens"],
@@ -462,14 +442,20 @@ mod tests {
 
     #[test]
     fn temperature_above_one_is_clamped_and_noted() {
-        let (v, notes) =
-            map_with(user(json!({"temperature": 1.7})), &MapOptions::default()).unwrap();
+        let (v, notes) = map_with(
+            user(json!({"temperature": 1.7})),
+            &MapOptions::new(crate::record::Family::Anthropic, ""),
+        )
+        .unwrap();
         assert_eq!(v["temperature"], 1);
-        assert!(notes.temperature_clamped);
-        let (v, notes) =
-            map_with(user(json!({"temperature": 0.3})), &MapOptions::default()).unwrap();
+        assert_eq!(notes.clamped, ["temperature"]);
+        let (v, notes) = map_with(
+            user(json!({"temperature": 0.3})),
+            &MapOptions::new(crate::record::Family::Anthropic, ""),
+        )
+        .unwrap();
         assert_eq!(v["temperature"], 0.3);
-        assert!(!notes.temperature_clamped);
+        assert!(notes.clamped.is_empty());
         assert!(map(user(json!({"temperature": "hot"}))).is_err());
         assert!(map(user(json!({"top_p": 1.5}))).is_err());
     }
