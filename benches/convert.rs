@@ -197,7 +197,9 @@ fn families_to_bedrock(c: &mut Criterion) {
 /// A `modelOutput` of `family` answering with `text` (a JSON string literal, ~1 KB).
 fn family_output(family: Family, text: &str, i: u64) -> String {
     match family {
-        Family::Anthropic => bedrock_batch::sample::bedrock_output_line(1, i),
+        Family::Anthropic => format!(
+            r#"{{"id":"msg_{i}","type":"message","role":"assistant","model":"claude","content":[{{"type":"text","text":{text}}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":250,"output_tokens":240}}}}"#
+        ),
         Family::Nova | Family::Converse => format!(
             r#"{{"output":{{"message":{{"role":"assistant","content":[{{"text":{text}}}]}}}},"stopReason":"end_turn","usage":{{"inputTokens":250,"outputTokens":240,"totalTokens":490}}}}"#
         ),
@@ -226,8 +228,8 @@ fn family_output(family: Family, text: &str, i: u64) -> String {
     }
 }
 
-/// Bedrock output lines of every family (each echoing a ~1 KB modelInput, as Bedrock does)
-/// back to OpenAI lines, one core.
+/// Bedrock output lines of every family (each echoing the same ~1 KB modelInput, as Bedrock
+/// does, and answering the same ~1 KB text) back to OpenAI lines, one core.
 fn families_from_bedrock(c: &mut Criterion) {
     use bedrock_batch::record::bedrock_output::{
         parse_output_line, write_openai_line, LineIds, ResponseOptions,
@@ -240,9 +242,8 @@ fn families_from_bedrock(c: &mut Criterion) {
     for &family in Family::ALL {
         let lines: Vec<String> = (0..1000)
             .map(|i| {
-                if family == Family::Anthropic {
-                    return family_output(family, &text, i);
-                }
+                // Every family answers the same request with the same text, so the figures
+                // compare the readers, not the data.
                 format!(
                     r#"{{"recordId":"L{i:010}","modelInput":{{"messages":[{{"role":"user","content":[{{"text":{text}}}]}}]}},"modelOutput":{}}}"#,
                     family_output(family, &text, i)
@@ -273,6 +274,232 @@ fn families_from_bedrock(c: &mut Criterion) {
     g.finish();
 }
 
+/// The JSON readers side by side on one path each (README, "JSON readers"): this crate's
+/// validating scanner, serde_json and simd-json, each reading what the converter needs from the
+/// same lines, one core. Bedrock → OpenAI: the Nova lines of `families_from_bedrock` (recordId,
+/// the answer's text, stop reason, token counts; the echoed modelInput validated and skipped).
+/// OpenAI → Bedrock: 2,000 ~1 KB chat lines (custom_id, url, model, messages' roles and
+/// contents); for this crate the figure includes writing the Bedrock record, the others only
+/// read.
+// The readers' structs are only handed to black_box, never read.
+#[allow(dead_code)]
+fn json_readers(c: &mut Criterion) {
+    use bedrock_batch::record::bedrock_output::parse_output_line;
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize)]
+    struct Text<'a> {
+        #[serde(borrow)]
+        text: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        content: Vec<Text<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Output<'a> {
+        #[serde(borrow)]
+        message: Message<'a>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        output: Output<'a>,
+        #[serde(borrow)]
+        stop_reason: &'a RawValue,
+        usage: Usage,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Line<'a> {
+        #[serde(borrow)]
+        record_id: &'a RawValue,
+        #[serde(borrow)]
+        model_output: Answer<'a>,
+    }
+    // simd-json has no RawValue: strings are read as (unescaped) text.
+    #[derive(Deserialize)]
+    struct SText<'a> {
+        #[serde(borrow)]
+        text: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct SMessage<'a> {
+        #[serde(borrow)]
+        content: Vec<SText<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct SOutput<'a> {
+        #[serde(borrow)]
+        message: SMessage<'a>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SAnswer<'a> {
+        #[serde(borrow)]
+        output: SOutput<'a>,
+        #[serde(borrow)]
+        stop_reason: Cow<'a, str>,
+        usage: Usage,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SLine<'a> {
+        #[serde(borrow)]
+        record_id: Cow<'a, str>,
+        #[serde(borrow)]
+        model_output: SAnswer<'a>,
+    }
+
+    let text = serde_json::to_string(
+        &"The answer, with a list:\n1. caf\u{e9} \"one\"\n2. two\n".repeat(16),
+    )
+    .unwrap();
+    let out_lines: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                r#"{{"recordId":"L{i:010}","modelInput":{{"messages":[{{"role":"user","content":[{{"text":{text}}}]}}]}},"modelOutput":{}}}"#,
+                family_output(Family::Nova, &text, i)
+            )
+        })
+        .collect();
+    let bytes: usize = out_lines.iter().map(|l| l.len() + 1).sum();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut g = c.benchmark_group("json_readers_from_bedrock");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("scanner (this crate, one pass)", |b| {
+        b.iter(|| {
+            for l in &out_lines {
+                black_box(parse_output_line(l.as_bytes(), Family::Nova).unwrap());
+            }
+        })
+    });
+    // from_slice: UTF-8 checked as it reads, as the scanner's figure includes checking it.
+    g.bench_function("serde_json (borrowed, RawValue)", |b| {
+        b.iter(|| {
+            for l in &out_lines {
+                black_box(serde_json::from_slice::<Line<'_>>(l.as_bytes()).unwrap());
+            }
+        })
+    });
+    g.bench_function("simd-json (serde, borrowed)", |b| {
+        b.iter(|| {
+            for l in &out_lines {
+                buf.clear();
+                buf.extend_from_slice(l.as_bytes());
+                black_box(simd_json::serde::from_slice::<SLine<'_>>(&mut buf).unwrap());
+            }
+        })
+    });
+    g.bench_function("simd-json (borrowed value)", |b| {
+        b.iter(|| {
+            for l in &out_lines {
+                buf.clear();
+                buf.extend_from_slice(l.as_bytes());
+                black_box(simd_json::to_borrowed_value(&mut buf).unwrap());
+            }
+        })
+    });
+    g.finish();
+
+    #[derive(Deserialize)]
+    struct ChatMessage<'a> {
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        #[serde(borrow)]
+        content: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct ChatBody<'a> {
+        #[serde(borrow)]
+        model: Cow<'a, str>,
+        #[serde(borrow)]
+        messages: Vec<ChatMessage<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct ChatLine<'a> {
+        #[serde(borrow)]
+        custom_id: Cow<'a, str>,
+        #[serde(borrow)]
+        url: Cow<'a, str>,
+        #[serde(borrow)]
+        body: ChatBody<'a>,
+    }
+    #[derive(Deserialize)]
+    struct SChatMessage<'a> {
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        // Read and dropped (simd-json keeps no raw text): a little less work than the others.
+        content: serde::de::IgnoredAny,
+    }
+    #[derive(Deserialize)]
+    struct SChatBody<'a> {
+        #[serde(borrow)]
+        model: Cow<'a, str>,
+        #[serde(borrow)]
+        messages: Vec<SChatMessage<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct SChatLine<'a> {
+        #[serde(borrow)]
+        custom_id: Cow<'a, str>,
+        #[serde(borrow)]
+        url: Cow<'a, str>,
+        #[serde(borrow)]
+        body: SChatBody<'a>,
+    }
+    let chat = lines(2000);
+    let bytes: usize = chat.iter().map(|l| l.len() + 1).sum();
+    let opts = LineOptions::new(Family::Anthropic);
+    let mut out = Vec::with_capacity(bytes * 2);
+    let mut g = c.benchmark_group("json_readers_to_bedrock");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("scanner (this crate: read and write the record)", |b| {
+        b.iter(|| {
+            out.clear();
+            for (i, l) in chat.iter().enumerate() {
+                let _ = black_box(convert_line(l.as_bytes(), i as u64 + 1, &opts, &mut out));
+            }
+        })
+    });
+    g.bench_function("scanner (this crate, read only)", |b| {
+        b.iter(|| {
+            for l in &chat {
+                assert!(black_box(bedrock_batch::record::read_chat_line(
+                    l.as_bytes()
+                )));
+            }
+        })
+    });
+    g.bench_function("serde_json (borrowed, read only)", |b| {
+        b.iter(|| {
+            for l in &chat {
+                black_box(serde_json::from_slice::<ChatLine<'_>>(l.as_bytes()).unwrap());
+            }
+        })
+    });
+    g.bench_function("simd-json (serde, borrowed, read only)", |b| {
+        b.iter(|| {
+            for l in &chat {
+                buf.clear();
+                buf.extend_from_slice(l.as_bytes());
+                black_box(simd_json::serde::from_slice::<SChatLine<'_>>(&mut buf).unwrap());
+            }
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     per_line,
@@ -280,6 +507,7 @@ criterion_group!(
     from_bedrock_line,
     from_bedrock_pipeline,
     families_to_bedrock,
-    families_from_bedrock
+    families_from_bedrock,
+    json_readers
 );
 criterion_main!(benches);

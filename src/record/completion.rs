@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::anthropic::{CompletionContext, Usage};
 use super::json::{as_text, expect, null_default, parse, write_str, Arr, Count, Kind, Obj};
+use super::scan::{Fallback, Scan, Scanner};
 use super::{Raw, Reject};
 
 /// A tool call's `arguments`.
@@ -137,7 +138,7 @@ pub(crate) fn write(
 
 /// A response already in OpenAI's shape (Mistral's chat models, gpt-oss), read for its first
 /// choice.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct OpenAiShaped<'a> {
     #[serde(borrow, default)]
     pub id: Option<Raw<'a>>,
@@ -147,7 +148,7 @@ pub(crate) struct OpenAiShaped<'a> {
     usage: Option<ShapedUsage>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ShapedChoice<'a> {
     #[serde(borrow, default)]
     message: Option<ShapedMessage<'a>>,
@@ -158,7 +159,7 @@ struct ShapedChoice<'a> {
     stop_reason: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ShapedMessage<'a> {
     #[serde(borrow, default)]
     content: Option<Raw<'a>>,
@@ -186,7 +187,7 @@ struct ShapedFunction<'a> {
     arguments: Raw<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ShapedUsage {
     #[serde(default)]
     prompt_tokens: Count,
@@ -196,7 +197,7 @@ struct ShapedUsage {
     prompt_tokens_details: Option<ShapedDetails>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ShapedDetails {
     #[serde(default)]
     cached_tokens: Count,
@@ -208,6 +209,27 @@ impl<'a> OpenAiShaped<'a> {
         let r: OpenAiShaped<'a> = parse(model_output, "modelOutput")?;
         if r.choices.is_empty() {
             return Err(Reject::invalid("modelOutput.choices: empty"));
+        }
+        Ok(r)
+    }
+
+    /// Reads `modelOutput` at the scanner as [`OpenAiShaped::parse`] does, or falls back (also
+    /// for no choice, which the parse words).
+    pub fn scan(s: &mut Scanner<'a>) -> Scan<Self> {
+        let mut r = OpenAiShaped::default();
+        s.fields(&["id", "choices", "usage"], |s, i| {
+            match i {
+                0 => r.id = s.optional()?,
+                1 => s.nullable_array(|s| {
+                    r.choices.push(scan_choice(s)?);
+                    Ok(())
+                })?,
+                _ => r.usage = s.nullable_object(scan_usage)?,
+            }
+            Ok(())
+        })?;
+        if r.choices.is_empty() {
+            return Err(Fallback);
         }
         Ok(r)
     }
@@ -298,4 +320,92 @@ impl<'a> OpenAiShaped<'a> {
     pub fn own_id(&self) -> Option<Raw<'a>> {
         self.id.filter(|id| Kind::of(*id) == Kind::String)
     }
+}
+
+fn scan_choice<'a>(s: &mut Scanner<'a>) -> Scan<ShapedChoice<'a>> {
+    let mut c = ShapedChoice::default();
+    s.fields(&["message", "finish_reason", "stop_reason"], |s, i| {
+        match i {
+            0 => c.message = s.nullable_object(scan_message)?,
+            1 => c.finish_reason = s.optional()?,
+            _ => c.stop_reason = s.optional()?,
+        }
+        Ok(())
+    })?;
+    Ok(c)
+}
+
+fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<ShapedMessage<'a>> {
+    let mut m = ShapedMessage::default();
+    let names = ["content", "reasoning_content", "reasoning", "tool_calls"];
+    s.fields(&names, |s, i| {
+        match i {
+            0 => m.content = s.optional()?,
+            1 => m.reasoning_content = s.optional()?,
+            2 => m.reasoning = s.optional()?,
+            _ => s.nullable_array(|s| {
+                m.tool_calls.push(scan_call(s)?);
+                Ok(())
+            })?,
+        }
+        Ok(())
+    })?;
+    Ok(m)
+}
+
+fn scan_call<'a>(s: &mut Scanner<'a>) -> Scan<ShapedCall<'a>> {
+    let (mut id, mut function) = (None, None);
+    s.fields(&["id", "function"], |s, i| {
+        if i == 0 {
+            id = Some(s.value()?);
+            return Ok(());
+        }
+        let (mut name, mut arguments) = (None, None);
+        s.fields(&["name", "arguments"], |s, i| {
+            let v = Some(s.value()?);
+            if i == 0 {
+                name = v;
+            } else {
+                arguments = v;
+            }
+            Ok(())
+        })?;
+        // Both are required, as `id` and `function` are.
+        function = Some(ShapedFunction {
+            name: name.ok_or(Fallback)?,
+            arguments: arguments.ok_or(Fallback)?,
+        });
+        Ok(())
+    })?;
+    Ok(ShapedCall {
+        id: id.ok_or(Fallback)?,
+        function: function.ok_or(Fallback)?,
+    })
+}
+
+fn scan_usage(s: &mut Scanner<'_>) -> Scan<ShapedUsage> {
+    let mut u = ShapedUsage::default();
+    let names = [
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_details",
+    ];
+    s.fields(&names, |s, i| {
+        match i {
+            0 => u.prompt_tokens = Count::of(s.value()?),
+            1 => u.completion_tokens = Count::of(s.value()?),
+            _ => {
+                u.prompt_tokens_details = s.nullable_object(|s| {
+                    let mut d = ShapedDetails::default();
+                    s.fields(&["cached_tokens"], |s, _| {
+                        d.cached_tokens = Count::of(s.value()?);
+                        Ok(())
+                    })?;
+                    Ok(d)
+                })?
+            }
+        }
+        Ok(())
+    })?;
+    Ok(u)
 }

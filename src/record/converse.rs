@@ -33,6 +33,7 @@ use super::json::{
     as_text, expect, null_default, parse, str_value, text_value, Arr, Count, Kind, Obj,
 };
 use super::openai::ChatRequest;
+use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// Which body: a Converse request (any model) or Nova's native one.
@@ -404,8 +405,8 @@ fn write_tool_config(
 
 // ---- response ----
 
-#[derive(Deserialize)]
-struct Response<'a> {
+#[derive(Deserialize, Default)]
+pub(crate) struct Response<'a> {
     #[serde(borrow, default)]
     output: Option<Output<'a>>,
     #[serde(rename = "stopReason", borrow, default)]
@@ -414,19 +415,19 @@ struct Response<'a> {
     usage: Option<ConverseUsage>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Output<'a> {
     #[serde(borrow, default)]
     message: Option<OutMessage<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct OutMessage<'a> {
     #[serde(borrow, default, deserialize_with = "null_default")]
     content: Vec<OutBlock<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct OutBlock<'a> {
     #[serde(borrow, default)]
     text: Option<Raw<'a>>,
@@ -446,13 +447,13 @@ struct ToolUse<'a> {
     input: Raw<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Reasoning<'a> {
     #[serde(rename = "reasoningText", borrow, default)]
     text: Option<ReasoningText<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ReasoningText<'a> {
     #[serde(borrow, default)]
     text: Option<Raw<'a>>,
@@ -482,13 +483,120 @@ pub fn finish_reason(stop_reason: Option<Raw<'_>>) -> &'static str {
     }
 }
 
+/// Reads a Converse (or Nova) `modelOutput` at the scanner, as serde reads [`Response`] (or
+/// falls back).
+pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
+    let mut r = Response::default();
+    s.fields(&["output", "stopReason", "usage"], |s, i| {
+        match i {
+            0 => {
+                r.output = s.nullable_object(|s| {
+                    let mut o = Output::default();
+                    s.fields(&["message"], |s, _| {
+                        o.message = s.nullable_object(scan_message)?;
+                        Ok(())
+                    })?;
+                    Ok(o)
+                })?
+            }
+            1 => r.stop_reason = s.optional()?,
+            _ => r.usage = s.nullable_object(scan_usage)?,
+        }
+        Ok(())
+    })?;
+    Ok(r)
+}
+
+fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<OutMessage<'a>> {
+    let mut m = OutMessage::default();
+    s.fields(&["content"], |s, _| {
+        s.nullable_array(|s| {
+            m.content.push(scan_block(s)?);
+            Ok(())
+        })
+    })?;
+    Ok(m)
+}
+
+fn scan_block<'a>(s: &mut Scanner<'a>) -> Scan<OutBlock<'a>> {
+    let mut b = OutBlock::default();
+    s.fields(&["text", "toolUse", "reasoningContent"], |s, i| {
+        match i {
+            0 => b.text = s.optional()?,
+            1 => b.tool_use = s.nullable_object(scan_tool_use)?,
+            _ => {
+                b.reasoning = s.nullable_object(|s| {
+                    let mut r = Reasoning::default();
+                    s.fields(&["reasoningText"], |s, _| {
+                        r.text = s.nullable_object(|s| {
+                            let mut t = ReasoningText::default();
+                            s.fields(&["text"], |s, _| {
+                                t.text = s.optional()?;
+                                Ok(())
+                            })?;
+                            Ok(t)
+                        })?;
+                        Ok(())
+                    })?;
+                    Ok(r)
+                })?
+            }
+        }
+        Ok(())
+    })?;
+    Ok(b)
+}
+
+fn scan_tool_use<'a>(s: &mut Scanner<'a>) -> Scan<ToolUse<'a>> {
+    let mut v = [None; 3];
+    s.fields(&["toolUseId", "name", "input"], |s, i| {
+        v[i] = Some(s.value()?);
+        Ok(())
+    })?;
+    // All three are required.
+    match v {
+        [Some(id), Some(name), Some(input)] => Ok(ToolUse { id, name, input }),
+        _ => Err(Fallback),
+    }
+}
+
+fn scan_usage(s: &mut Scanner<'_>) -> Scan<ConverseUsage> {
+    let mut u = ConverseUsage::default();
+    // Nova's InvokeModel names (…TokenCount) are aliases: one field either way.
+    let names = [
+        "inputTokens",
+        "outputTokens",
+        "cacheReadInputTokens|cacheReadInputTokenCount",
+        "cacheWriteInputTokens|cacheWriteInputTokenCount",
+    ];
+    s.fields(&names, |s, i| {
+        let count = Count::of(s.value()?);
+        match i {
+            0 => u.input_tokens = count,
+            1 => u.output_tokens = count,
+            2 => u.cache_read_input_tokens = count,
+            _ => u.cache_write_input_tokens = count,
+        }
+        Ok(())
+    })?;
+    Ok(u)
+}
+
 /// Writes the OpenAI `chat.completion` for a Converse (or Nova) response.
 pub fn write_chat_completion(
     model_output: Raw<'_>,
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    write_response(parse(model_output, "modelOutput")?, ctx, out)
+}
+
+/// [`write_chat_completion`] for a response already read.
+pub(crate) fn write_response(
+    r: Response<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
     let blocks = r
         .output
         .and_then(|o| o.message)

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::anthropic;
+use super::completion::OpenAiShaped;
 use super::converse::{self, Dialect};
 use super::openai::{ChatRequest, CHAT_COMPLETIONS};
 use super::reject::Reject;
@@ -218,22 +219,39 @@ impl Family {
     }
 }
 
-/// A `modelOutput` already picked apart by the family's scanner, in the same pass as its line.
+/// A `modelOutput` already picked apart by the family's scanner, in the same pass as its line
+/// (so it is never parsed a second time).
 pub(crate) enum ParsedOutput<'a> {
     Claude(anthropic::Parts<'a>),
-    /// Delimited only; the family parses it when writing.
-    Raw(Raw<'a>),
+    /// Nova and Converse.
+    Converse(converse::Response<'a>),
+    Llama(llama::Response<'a>),
+    MistralText(mistral::TextResponse<'a>),
+    /// Mistral's chat models and gpt-oss.
+    OpenAiShaped(OpenAiShaped<'a>),
+    Titan(titan::Response<'a>),
 }
 
 impl Family {
-    /// Scans this family's `modelOutput` at the scanner's position.
+    /// Scans this family's `modelOutput` at the scanner's position, reading what the family's
+    /// response needs as it validates; falls back on anything its serde reader would treat
+    /// differently (which then reads the delimited value and words any error).
     pub(crate) fn scan_output<'a>(self, s: &mut Scanner<'a>) -> Scan<(Raw<'a>, ParsedOutput<'a>)> {
-        match self {
+        let start = s.position();
+        let parsed = match self {
             Family::Anthropic => {
-                anthropic::scan_message(s).map(|(raw, parts)| (raw, ParsedOutput::Claude(parts)))
+                return anthropic::scan_message(s)
+                    .map(|(raw, parts)| (raw, ParsedOutput::Claude(parts)));
             }
-            _ => s.value().map(|raw| (raw, ParsedOutput::Raw(raw))),
-        }
+            Family::Nova | Family::Converse => ParsedOutput::Converse(converse::scan_response(s)?),
+            Family::Llama => ParsedOutput::Llama(llama::scan_response(s)?),
+            Family::MistralText => ParsedOutput::MistralText(mistral::scan_text_response(s)?),
+            Family::MistralChat | Family::GptOss => {
+                ParsedOutput::OpenAiShaped(OpenAiShaped::scan(s)?)
+            }
+            Family::TitanEmbed => ParsedOutput::Titan(titan::scan_response(s)?),
+        };
+        Ok((s.since(start), parsed))
     }
 
     /// Writes the OpenAI response body for a scanned `modelOutput`.
@@ -245,7 +263,14 @@ impl Family {
     ) -> Result<anthropic::Usage, Reject> {
         match parsed {
             ParsedOutput::Claude(parts) => anthropic::write_parts(parts, ctx, out),
-            ParsedOutput::Raw(raw) => self.write_completion(raw, ctx, out),
+            ParsedOutput::Converse(r) => converse::write_response(r, ctx, out),
+            ParsedOutput::Llama(r) => llama::write_response(r, ctx, out),
+            ParsedOutput::MistralText(r) => mistral::write_text_response(r, ctx, out),
+            ParsedOutput::OpenAiShaped(r) if self == Family::GptOss => {
+                gpt_oss::write_response(r, ctx, out)
+            }
+            ParsedOutput::OpenAiShaped(r) => mistral::write_chat_response(r, ctx, out),
+            ParsedOutput::Titan(r) => titan::write_response(r, ctx, out),
         }
     }
 }
@@ -318,5 +343,316 @@ mod tests {
         assert!(Family::TitanEmbed.serves("/v1/embeddings"));
         assert!(!Family::TitanEmbed.serves("/v1/chat/completions"));
         assert!(Family::GptOss.serves("/v1/chat/completions"));
+    }
+}
+
+/// Each family's scanner against its serde reader: on generated `modelOutput`s — every member
+/// present, absent, null, of another type, duplicated, under an escaped key, with numbers in any
+/// spelling and deep junk beside them — whenever the scanner reads a value, the OpenAI body it
+/// leads to is byte for byte the one serde's reading leads to (or the same reject).
+#[cfg(test)]
+mod scan_parity {
+    use super::*;
+    use crate::record::scan::Scanner;
+    use proptest::prelude::*;
+
+    /// A value for a member that is meant to hold `kind`.
+    fn value(kind: &str, pick: u8, depth: u32) -> String {
+        let wrong = match pick % 7 {
+            0 => "null".to_owned(),
+            1 => "17".to_owned(),
+            2 => "\"x\\u00e9\\ud800\"".to_owned(),
+            3 => "[[[[[[[[[[[[[[[[[[[[{\"a\":[1,2,{\"b\":null}]}]]]]]]]]]]]]]]]]]]]]".to_owned(),
+            4 => "{}".to_owned(),
+            5 => "true".to_owned(),
+            _ => String::new(),
+        };
+        if !wrong.is_empty() && pick.is_multiple_of(3) {
+            return wrong;
+        }
+        match kind {
+            "text" => ["\"Hello \\\"world\\\"\\n\"", "\"\"", "\"caf\\u00e9\""][pick as usize % 3]
+                .to_owned(),
+            "count" => [
+                "12",
+                "12.0",
+                "1.2e1",
+                "-3",
+                "18446744073709551616",
+                "0.5",
+                "0",
+            ][pick as usize % 7]
+                .to_owned(),
+            "object" if depth > 0 => "{\"k\":1}".to_owned(),
+            "object" => "{\"city\":\"Paris\"}".to_owned(),
+            "reason" => [
+                "\"end_turn\"",
+                "\"length\"",
+                "\"tool_use\"",
+                "\"max_tokens\"",
+                "\"stop\"",
+            ][pick as usize % 5]
+                .to_owned(),
+            _ => "null".to_owned(),
+        }
+    }
+
+    /// An object of `members` (name, kind, or a nested shape), each perturbed by the next byte.
+    fn object(
+        members: &[(&str, Shape)],
+        noise: &mut impl Iterator<Item = u8>,
+        depth: u32,
+    ) -> String {
+        let mut parts = Vec::new();
+        for (name, shape) in members {
+            let n = noise.next().unwrap_or(0);
+            if n.is_multiple_of(11) {
+                continue; // absent
+            }
+            let key = if n % 13 == 1 {
+                // The same key, escaped.
+                let mut k = String::new();
+                for (i, c) in name.chars().enumerate() {
+                    if i == 0 {
+                        k.push_str(&format!("\\u{:04x}", c as u32));
+                    } else {
+                        k.push(c);
+                    }
+                }
+                k
+            } else {
+                (*name).to_owned()
+            };
+            let v = match shape {
+                Shape::Leaf(kind) => value(kind, n, depth),
+                Shape::Obj(inner) if n % 17 != 3 => object(inner, noise, depth + 1),
+                Shape::Arr(inner) if n % 17 != 3 => {
+                    let k = (n % 3) as usize;
+                    let items: Vec<String> =
+                        (0..k).map(|_| object(inner, noise, depth + 1)).collect();
+                    format!("[{}]", items.join(","))
+                }
+                _ => value("other", n, depth),
+            };
+            parts.push(format!("\"{key}\":{v}"));
+            if n % 19 == 2 {
+                parts.push(format!("\"{key}\":{}", value("text", n, depth)));
+            }
+            if n % 23 == 4 {
+                parts.push("\"extra\":{\"deep\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}".to_owned());
+            }
+        }
+        format!("{{{}}}", parts.join(","))
+    }
+
+    enum Shape {
+        Leaf(&'static str),
+        Obj(&'static [(&'static str, Shape)]),
+        Arr(&'static [(&'static str, Shape)]),
+    }
+
+    use Shape::{Arr, Leaf, Obj};
+
+    const LLAMA: &[(&str, Shape)] = &[
+        ("generation", Leaf("text")),
+        ("prompt_token_count", Leaf("count")),
+        ("generation_token_count", Leaf("count")),
+        ("stop_reason", Leaf("reason")),
+    ];
+    const MISTRAL_TEXT: &[(&str, Shape)] = &[(
+        "outputs",
+        Arr(&[("text", Leaf("text")), ("stop_reason", Leaf("reason"))]),
+    )];
+    const SHAPED: &[(&str, Shape)] = &[
+        ("id", Leaf("text")),
+        (
+            "choices",
+            Arr(&[
+                (
+                    "message",
+                    Obj(&[
+                        ("content", Leaf("text")),
+                        ("reasoning_content", Leaf("text")),
+                        ("reasoning", Leaf("text")),
+                        (
+                            "tool_calls",
+                            Arr(&[
+                                ("id", Leaf("text")),
+                                (
+                                    "function",
+                                    Obj(&[("name", Leaf("text")), ("arguments", Leaf("text"))]),
+                                ),
+                            ]),
+                        ),
+                    ]),
+                ),
+                ("finish_reason", Leaf("reason")),
+                ("stop_reason", Leaf("reason")),
+            ]),
+        ),
+        (
+            "usage",
+            Obj(&[
+                ("prompt_tokens", Leaf("count")),
+                ("completion_tokens", Leaf("count")),
+                (
+                    "prompt_tokens_details",
+                    Obj(&[("cached_tokens", Leaf("count"))]),
+                ),
+            ]),
+        ),
+    ];
+    const CONVERSE: &[(&str, Shape)] = &[
+        (
+            "output",
+            Obj(&[(
+                "message",
+                Obj(&[(
+                    "content",
+                    Arr(&[
+                        ("text", Leaf("text")),
+                        (
+                            "toolUse",
+                            Obj(&[
+                                ("toolUseId", Leaf("text")),
+                                ("name", Leaf("text")),
+                                ("input", Leaf("object")),
+                            ]),
+                        ),
+                        (
+                            "reasoningContent",
+                            Obj(&[("reasoningText", Obj(&[("text", Leaf("text"))]))]),
+                        ),
+                    ]),
+                )]),
+            )]),
+        ),
+        ("stopReason", Leaf("reason")),
+        (
+            "usage",
+            Obj(&[
+                ("inputTokens", Leaf("count")),
+                ("outputTokens", Leaf("count")),
+                ("cacheReadInputTokens", Leaf("count")),
+                // The same member by its other name: present with the first, a duplicate.
+                ("cacheReadInputTokenCount", Leaf("count")),
+                ("cacheWriteInputTokenCount", Leaf("count")),
+            ]),
+        ),
+    ];
+    const TITAN: &[(&str, Shape)] = &[
+        ("embedding", Leaf("object")),
+        ("inputTextTokenCount", Leaf("count")),
+    ];
+
+    /// Compares the two readings of `text`; says whether the scanner read it (and so whether
+    /// anything was compared).
+    fn check(family: Family, text: &str) -> Result<bool, TestCaseError> {
+        let ctx = anthropic::CompletionContext {
+            fallback_id: "chatcmpl-x",
+            model: "\"m\"",
+            created: 1,
+        };
+        let mut slow = Vec::new();
+        let by_serde = family
+            .write_completion(Raw::validated(text), &ctx, &mut slow)
+            .map_err(|r| r.message);
+        let mut s = Scanner::new(text);
+        let Ok((raw, parsed)) = family.scan_output(&mut s) else {
+            return Ok(false); // the scanner declined: serde reads it, as above
+        };
+        prop_assert!(s.end().is_ok());
+        prop_assert_eq!(raw.get(), text);
+        let mut fast = Vec::new();
+        let by_scan = family
+            .write_parsed(parsed, &ctx, &mut fast)
+            .map_err(|r| r.message);
+        prop_assert_eq!(&by_scan, &by_serde, "{}", text);
+        if by_scan.is_ok() {
+            prop_assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&slow),
+                "{}",
+                text
+            );
+        }
+        Ok(true)
+    }
+
+    const FAMILIES: [(Family, &[(&str, Shape)]); 7] = [
+        (Family::Llama, LLAMA),
+        (Family::MistralText, MISTRAL_TEXT),
+        (Family::MistralChat, SHAPED),
+        (Family::GptOss, SHAPED),
+        (Family::Nova, CONVERSE),
+        (Family::Converse, CONVERSE),
+        (Family::TitanEmbed, TITAN),
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        #[test]
+        fn every_scanner_reads_what_serde_reads(noise in prop::collection::vec(any::<u8>(), 64)) {
+            for (family, shape) in FAMILIES {
+                let text = object(shape, &mut noise.iter().copied().cycle(), 0);
+                check(family, &text)?;
+            }
+        }
+    }
+
+    /// The generated answers are not all ones the scanners decline: for every family, a good
+    /// share is read by the scanner and so compared.
+    #[test]
+    fn the_generator_reaches_the_scanners() {
+        for (family, shape) in FAMILIES {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut compared = 0;
+            for _ in 0..400 {
+                let noise: Vec<u8> = (0..64)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let text = object(shape, &mut noise.iter().copied().cycle(), 0);
+                compared += usize::from(check(family, &text).unwrap());
+            }
+            assert!(compared >= 40, "{family}: only {compared} of 400 compared");
+        }
+    }
+
+    /// The generator reaches the happy path too (a test that only ever compares fallbacks
+    /// would prove nothing).
+    #[test]
+    fn the_scanners_read_well_formed_answers() {
+        for (family, text) in [
+            (
+                Family::Llama,
+                r#"{"generation":"hi","prompt_token_count":3,"generation_token_count":1,"stop_reason":"stop"}"#,
+            ),
+            (
+                Family::MistralText,
+                r#"{"outputs":[{"text":"hi","stop_reason":"length"}]}"#,
+            ),
+            (
+                Family::GptOss,
+                r#"{"id":"c","choices":[{"message":{"content":"hi","tool_calls":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            ),
+            (
+                Family::Nova,
+                r#"{"output":{"message":{"content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":1}}"#,
+            ),
+            (
+                Family::TitanEmbed,
+                r#"{"embedding":[0.5,1e-3],"inputTextTokenCount":4}"#,
+            ),
+        ] {
+            let mut s = Scanner::new(text);
+            assert!(family.scan_output(&mut s).is_ok(), "{family}: {text}");
+            assert!(check(family, text).unwrap());
+        }
     }
 }

@@ -125,7 +125,15 @@ pub fn write_chat_completion(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r = OpenAiShaped::parse(model_output)?;
+    write_response(OpenAiShaped::parse(model_output)?, ctx, out)
+}
+
+/// [`write_chat_completion`] for a response already read.
+pub(crate) fn write_response(
+    r: OpenAiShaped<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
     let content = r.content();
     let split = content.and_then(|c| split_reasoning(c.get()));
     let (mut texts, mut reasoning) = (Vec::new(), Vec::new());

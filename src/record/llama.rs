@@ -21,6 +21,7 @@ use super::conversation::{
 };
 use super::json::{as_text, expect, parse, Count, Kind, Obj};
 use super::openai::ChatRequest;
+use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject};
 
 const MEDIA: MediaPolicy = MediaPolicy {
@@ -103,8 +104,8 @@ pub fn write_body(
     check_unsupported(req, opts, notes, "Llama")
 }
 
-#[derive(Deserialize)]
-struct Response<'a> {
+#[derive(Deserialize, Default)]
+pub(crate) struct Response<'a> {
     #[serde(borrow, default)]
     generation: Option<Raw<'a>>,
     #[serde(default)]
@@ -115,13 +116,42 @@ struct Response<'a> {
     stop_reason: Option<Raw<'a>>,
 }
 
+/// Reads a Llama `modelOutput` at the scanner, as serde reads [`Response`] (or falls back).
+pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
+    let mut r = Response::default();
+    let names = [
+        "generation",
+        "prompt_token_count",
+        "generation_token_count",
+        "stop_reason",
+    ];
+    s.fields(&names, |s, i| {
+        match i {
+            0 => r.generation = s.optional()?,
+            1 => r.prompt_token_count = Count::of(s.value()?),
+            2 => r.generation_token_count = Count::of(s.value()?),
+            _ => r.stop_reason = s.optional()?,
+        }
+        Ok(())
+    })?;
+    Ok(r)
+}
+
 /// Writes the OpenAI `chat.completion` for a Llama response.
 pub fn write_chat_completion(
     model_output: Raw<'_>,
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    write_response(parse(model_output, "modelOutput")?, ctx, out)
+}
+
+/// [`write_chat_completion`] for a response already read.
+pub(crate) fn write_response(
+    r: Response<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
     let text = r
         .generation
         .filter(|g| Kind::of(*g) != Kind::Null)

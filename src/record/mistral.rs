@@ -28,6 +28,7 @@ use super::json::{
     as_text, decode_literal, expect, null_default, parse, str_value, Arr, Kind, Obj,
 };
 use super::openai::ChatRequest;
+use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 const TEXT_MEDIA: MediaPolicy = MediaPolicy {
@@ -331,18 +332,39 @@ pub fn write_chat_body(
     check_unsupported(req, opts, notes, "Mistral")
 }
 
-#[derive(Deserialize)]
-struct TextResponse<'a> {
+#[derive(Deserialize, Default)]
+pub(crate) struct TextResponse<'a> {
     #[serde(borrow, default, deserialize_with = "null_default")]
     outputs: Vec<TextOutput<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct TextOutput<'a> {
     #[serde(borrow, default)]
     text: Option<Raw<'a>>,
     #[serde(borrow, default)]
     stop_reason: Option<Raw<'a>>,
+}
+
+/// Reads a Mistral text-completion `modelOutput` at the scanner, as serde reads
+/// [`TextResponse`] (or falls back).
+pub(crate) fn scan_text_response<'a>(s: &mut Scanner<'a>) -> Scan<TextResponse<'a>> {
+    let mut r = TextResponse::default();
+    s.fields(&["outputs"], |s, _| {
+        s.nullable_array(|s| {
+            let mut o = TextOutput::default();
+            s.fields(&["text", "stop_reason"], |s, i| {
+                match i {
+                    0 => o.text = s.optional()?,
+                    _ => o.stop_reason = s.optional()?,
+                }
+                Ok(())
+            })?;
+            r.outputs.push(o);
+            Ok(())
+        })
+    })?;
+    Ok(r)
 }
 
 fn finish(stop_reason: Option<Raw<'_>>) -> &'static str {
@@ -360,7 +382,15 @@ pub fn write_text_completion(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r: TextResponse<'_> = parse(model_output, "modelOutput")?;
+    write_text_response(parse(model_output, "modelOutput")?, ctx, out)
+}
+
+/// [`write_text_completion`] for a response already read.
+pub(crate) fn write_text_response(
+    r: TextResponse<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
     let first = r.outputs.first();
     let text = first
         .and_then(|o| o.text)
@@ -384,7 +414,15 @@ pub fn write_chat_completion(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r = OpenAiShaped::parse(model_output)?;
+    write_chat_response(OpenAiShaped::parse(model_output)?, ctx, out)
+}
+
+/// [`write_chat_completion`] for a response already read.
+pub(crate) fn write_chat_response(
+    r: OpenAiShaped<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
     let usage = r.usage();
     let choice = Choice {
         // An empty content beside tool calls is no content (OpenAI says null).

@@ -119,6 +119,17 @@ impl<'a> Scanner<'a> {
         Raw::validated(&self.text[start..self.at])
     }
 
+    /// Where the scanner is, past any whitespace: the start of the next value.
+    pub(crate) fn position(&mut self) -> usize {
+        self.ws();
+        self.at
+    }
+
+    /// The text from `start` (a [`Scanner::position`]) to here: the values read since.
+    pub(crate) fn since(&self, start: usize) -> Raw<'a> {
+        self.raw(start)
+    }
+
     /// A string literal at the current position (after whitespace).
     fn string(&mut self) -> Scan<Raw<'a>> {
         self.eat(b'"')?;
@@ -324,6 +335,68 @@ impl<'a> Scanner<'a> {
             }
         }
         Ok(self.raw(start))
+    }
+}
+
+impl<'a> Scanner<'a> {
+    /// An object read the way serde reads a struct: `read` is called at the value of each member
+    /// named in `names` (with the name's index; `a|b` names one member spelled either way, as
+    /// serde's aliases do), the other members are validated and skipped, and a member read twice
+    /// falls back (serde rejects a duplicate field). At most 64 names.
+    pub(crate) fn fields(
+        &mut self,
+        names: &[&str],
+        mut read: impl FnMut(&mut Self, usize) -> Scan<()>,
+    ) -> Scan<Raw<'a>> {
+        let mut seen = 0u64;
+        self.object(|s, key| {
+            let Some(i) = names
+                .iter()
+                .position(|n| n.split('|').any(|name| name == key))
+            else {
+                return s.value().map(drop);
+            };
+            if seen & (1 << i) != 0 {
+                return Err(Fallback);
+            }
+            seen |= 1 << i;
+            read(s, i)
+        })
+    }
+
+    /// A value serde reads as `Option<Raw>`: `None` for `null`.
+    pub(crate) fn optional(&mut self) -> Scan<Option<Raw<'a>>> {
+        Ok(non_null(self.value()?))
+    }
+
+    /// A value serde reads as an optional struct: `None` for `null`, `read` for an object, and a
+    /// fallback for anything else (which serde rejects, in words).
+    pub(crate) fn nullable_object<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Scan<T>,
+    ) -> Scan<Option<T>> {
+        match self.peek()? {
+            b'{' => read(self).map(Some),
+            b'n' => self
+                .value()
+                .and_then(|v| non_null(v).map_or(Ok(None), |_| Err(Fallback))),
+            _ => Err(Fallback),
+        }
+    }
+
+    /// A value serde reads as a list that `null` leaves empty: `element` at each element of an
+    /// array, nothing for `null`, and a fallback for anything else.
+    pub(crate) fn nullable_array(
+        &mut self,
+        element: impl FnMut(&mut Self) -> Scan<()>,
+    ) -> Scan<()> {
+        match self.peek()? {
+            b'[' => self.array(element).map(drop),
+            b'n' => self
+                .value()
+                .and_then(|v| non_null(v).map_or(Ok(()), |_| Err(Fallback))),
+            _ => Err(Fallback),
+        }
     }
 }
 

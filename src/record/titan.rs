@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::anthropic::{CompletionContext, Usage};
 use super::json::{as_text, expect, parse, Arr, Count, Kind, Obj};
+use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// The OpenAI endpoint Titan embeddings serve.
@@ -143,11 +144,26 @@ pub fn write_body(
 }
 
 #[derive(Deserialize)]
-struct Response<'a> {
+pub(crate) struct Response<'a> {
     #[serde(borrow)]
     embedding: Raw<'a>,
     #[serde(rename = "inputTextTokenCount", default)]
     tokens: Count,
+}
+
+/// Reads a Titan `modelOutput` at the scanner, as serde reads [`Response`] (or falls back).
+pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
+    let (mut embedding, mut tokens) = (None, Count::default());
+    s.fields(&["embedding", "inputTextTokenCount"], |s, i| {
+        match i {
+            0 => embedding = Some(s.value()?),
+            _ => tokens = Count::of(s.value()?),
+        }
+        Ok(())
+    })?;
+    // `embedding` is required.
+    let embedding = embedding.ok_or(Fallback)?;
+    Ok(Response { embedding, tokens })
 }
 
 /// Writes the OpenAI embeddings response (`{"object":"list","data":[…],"model","usage"}`).
@@ -156,7 +172,15 @@ pub fn write_embeddings(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    write_response(parse(model_output, "modelOutput")?, ctx, out)
+}
+
+/// [`write_embeddings`] for a response already read.
+pub(crate) fn write_response(
+    r: Response<'_>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Reject> {
     expect(r.embedding, Kind::Array, "modelOutput.embedding")?;
     let mut o = Obj::open(out);
     o.raw("object", "\"list\"");

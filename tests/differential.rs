@@ -1,0 +1,456 @@
+//! Both directions held against a conforming JSON parser (serde_json, without a depth limit, on a
+//! large stack) on generated lines: keys escaped (`"custom_\u0069d"`), nesting hundreds and
+//! thousands deep, surrogate pairs and lone surrogates, numbers in every spelling, duplicate
+//! keys, odd whitespace, and random byte edits that may break the JSON.
+//!
+//! - A line the parser refuses is rejected as `invalid_json` (or `invalid_utf8`); a line it
+//!   accepts is never rejected as such.
+//! - A line whose only oddities are spellings (escaped keys, deep nesting where nothing is read,
+//!   numbers written another way, whitespace, surrogate pairs) is converted, and its record
+//!   reads back with the same ids and text.
+//! - On the way back, a valid output line with a string recordId is never unreadable: it maps to
+//!   an output line, or its answer is reported as unmappable (an error line for that custom_id).
+//!   And a file of such lines, with a byte-order mark and CRLF endings, has every line accounted
+//!   for.
+
+mod common;
+
+use bedrock_batch::record::bedrock_output::{
+    parse_output_line, write_openai_line, LineIds, Outcome, ResponseOptions,
+};
+use bedrock_batch::record::{convert_line, Family, LineOptions, RejectCode};
+use proptest::prelude::*;
+use serde_json::Value;
+
+/// Runs `f` on a stack deep enough for a recursive parser at any depth this file generates.
+fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// Whether `line` is JSON, as a conforming parser reads it: the grammar of RFC 8259, which lets
+/// a `\u` escape name half a surrogate pair (serde_json checks only the grammar when it skips
+/// a value; building a `String` of it, it refuses one).
+fn is_json(line: &[u8]) -> bool {
+    // JSON text is UTF-8 (RFC 8259, 8.1), which serde_json does not check in a value it skips.
+    if std::str::from_utf8(line).is_err() {
+        return false;
+    }
+    let line = line.to_vec();
+    on_big_stack(move || {
+        let mut de = serde_json::Deserializer::from_slice(&line);
+        de.disable_recursion_limit();
+        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de).is_ok()
+            && de.end().is_ok()
+    })
+}
+
+/// The value of `line`, when it is JSON of Unicode text (`None` for a lone surrogate too).
+fn oracle(line: &[u8]) -> Option<Value> {
+    let line = line.to_vec();
+    on_big_stack(move || {
+        let mut de = serde_json::Deserializer::from_slice(&line);
+        de.disable_recursion_limit();
+        let v = serde::Deserialize::deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some(v)
+    })
+}
+
+/// Drops a deep value without recursing (serde_json's Value drops recursively).
+fn forget_deep(v: Value) {
+    on_big_stack(move || drop(v));
+}
+
+/// A tiny deterministic random source for the generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of[(self.next() % of.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, in_n: u64) -> bool {
+        self.next().is_multiple_of(in_n)
+    }
+}
+
+/// Writes JSON text with the spellings the generator chose.
+struct Writer<'r> {
+    rng: &'r mut Rng,
+    escape_keys: bool,
+    spaces: bool,
+}
+
+impl Writer<'_> {
+    fn key(&mut self, k: &str) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in k.chars().enumerate() {
+            if self.escape_keys && (i == 0 || self.rng.chance(3)) {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn sep(&mut self) -> &'static str {
+        // (No CR or LF: in a JSONL file they would end the line.)
+        if self.spaces && self.rng.chance(2) {
+            " \t "
+        } else {
+            ""
+        }
+    }
+
+    fn object(&mut self, members: &[(&str, String)]) -> String {
+        let mut out = String::from("{");
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let (a, b, c) = (self.sep(), self.key(k), self.sep());
+            out.push_str(&format!("{a}{b}{c}:{}{v}", self.sep()));
+        }
+        out.push_str(self.sep());
+        out.push('}');
+        out
+    }
+}
+
+/// A value nested `depth` deep (arrays and objects in turn).
+fn deep(depth: usize) -> String {
+    let mut s = String::with_capacity(depth * 8);
+    for i in 0..depth {
+        s.push_str(if i % 2 == 0 { "[" } else { "{\"d\":" });
+    }
+    s.push_str("null");
+    for i in (0..depth).rev() {
+        s.push(if i % 2 == 0 { ']' } else { '}' });
+    }
+    s
+}
+
+/// One generated request line: (line, the custom_id's value, whether it must convert).
+fn request_line(rng: &mut Rng, i: u64) -> (String, String, bool) {
+    let mut benign = true;
+    let (id_literal, id_value) = match rng.next() % 6 {
+        0 => (format!("\"r\\u00e9q-{i}\""), format!("réq-{i}")),
+        1 => (format!("\"req-\\ud83d\\ude00-{i}\""), format!("req-😀-{i}")),
+        2 => {
+            benign = false; // a lone surrogate: refused as a custom_id Bedrock cannot carry
+            (format!("\"req-\\ud800-{i}\""), String::new())
+        }
+        _ => (format!("\"req-{i}\""), format!("req-{i}")),
+    };
+    let url = rng.pick(&["\"/v1/chat/completions\"", "\"\\/v1\\/chat\\/completions\""]);
+    let model = rng.pick(&["\"gpt-4o\"", "\"gpt\\u002d4o\""]);
+    let max = rng.pick(&["100", "1e2", "100.0", "1.00E+2", "1.5", "-3"]);
+    benign &= !["1.5", "-3"].contains(&max);
+    let temperature = rng.pick(&["0", "0e0", "-0", "0.70", "7e-1", "2", "-1"]);
+    benign &= temperature != "-1";
+    let text = rng.pick(&[
+        "\"Hello \\\"world\\\"\\n\"",
+        "\"caf\\u00e9 \\ud83d\\ude00\"",
+        "\"tab\\there\"",
+    ]);
+    let depth = [0, 3, 130, 3000][(rng.next() % 4) as usize];
+    let escape_keys = rng.chance(2);
+    let spaces = rng.chance(3);
+    let dup = rng.chance(8);
+    benign &= !dup;
+    let mut w = Writer {
+        rng,
+        escape_keys,
+        spaces,
+    };
+    let message = w.object(&[("role", "\"user\"".into()), ("content", text.into())]);
+    let mut body = vec![
+        ("model", model.to_owned()),
+        ("messages", format!("[{message}]")),
+        ("max_tokens", max.to_owned()),
+        ("temperature", temperature.to_owned()),
+    ];
+    if depth > 0 {
+        body.push(("metadata", format!("{{\"x\":{}}}", deep(depth))));
+    }
+    if dup {
+        body.push(("model", "\"gpt-4o\"".to_owned()));
+    }
+    let body = w.object(&body);
+    let line = w.object(&[
+        ("custom_id", id_literal),
+        ("method", "\"POST\"".into()),
+        ("url", url.into()),
+        ("body", body),
+    ]);
+    (line, id_value, benign)
+}
+
+/// Applies random byte edits (which may or may not leave valid JSON).
+fn mutate(line: &str, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    const NOISE: &[u8] = b"{}[]\",:\\ 0-.eE\x01\x7fu\xc3";
+    let mut bytes = line.as_bytes().to_vec();
+    for &(at, op, b) in edits {
+        let at = at % (bytes.len() + 1);
+        let b = NOISE[b as usize % NOISE.len()];
+        match op % 3 {
+            0 if at < bytes.len() => bytes[at] = b,
+            1 => bytes.insert(at, b),
+            _ if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
+fn is_syntax(code: RejectCode) -> bool {
+    matches!(code, RejectCode::InvalidJson | RejectCode::InvalidUtf8)
+}
+
+/// A Bedrock output line of `family` for record `rid` answering `text` (a literal), with an
+/// echoed modelInput: (line, whether its answer must map).
+fn output_line(rng: &mut Rng, family: Family, rid: &str, text: &str) -> (String, bool) {
+    let escape_keys = rng.chance(2);
+    let spaces = rng.chance(3);
+    let depth = [0, 3, 200, 3000][(rng.next() % 4) as usize];
+    let count = rng.pick(&["12", "12.0", "1.2e1", "0", "null"]);
+    let mut w = Writer {
+        rng,
+        escape_keys,
+        spaces,
+    };
+    let msg = w.object(&[("role", "\"user\"".into()), ("content", text.into())]);
+    let mut input = vec![("messages", format!("[{msg}]"))];
+    if depth > 0 {
+        input.push(("tools", format!("[{{\"schema\":{}}}]", deep(depth))));
+    }
+    let model_input = w.object(&input);
+    let model_output = match family {
+        Family::Anthropic => {
+            let block = w.object(&[("type", "\"text\"".into()), ("text", text.into())]);
+            let usage = w.object(&[
+                ("input_tokens", count.into()),
+                ("output_tokens", count.into()),
+            ]);
+            w.object(&[
+                ("id", "\"msg_1\"".into()),
+                ("content", format!("[{block}]")),
+                ("stop_reason", "\"end_turn\"".into()),
+                ("stop_sequence", "null".into()),
+                ("usage", usage),
+            ])
+        }
+        Family::Nova | Family::Converse => {
+            let block = w.object(&[("text", text.into())]);
+            let message = w.object(&[
+                ("role", "\"assistant\"".into()),
+                ("content", format!("[{block}]")),
+            ]);
+            let output = w.object(&[("message", message)]);
+            let usage = w.object(&[
+                ("inputTokens", count.into()),
+                ("outputTokens", count.into()),
+            ]);
+            w.object(&[
+                ("output", output),
+                ("stopReason", "\"end_turn\"".into()),
+                ("usage", usage),
+            ])
+        }
+        Family::Llama => w.object(&[
+            ("generation", text.into()),
+            ("prompt_token_count", count.into()),
+            ("generation_token_count", count.into()),
+            ("stop_reason", "\"stop\"".into()),
+        ]),
+        Family::MistralText => {
+            let o = w.object(&[("text", text.into()), ("stop_reason", "\"stop\"".into())]);
+            w.object(&[("outputs", format!("[{o}]"))])
+        }
+        _ => {
+            let message = w.object(&[
+                ("role", "\"assistant\"".into()),
+                ("content", text.into()),
+                ("tool_calls", "null".into()),
+            ]);
+            let choice = w.object(&[
+                ("index", "0".into()),
+                ("message", message),
+                ("finish_reason", "\"stop\"".into()),
+            ]);
+            let usage = w.object(&[
+                ("prompt_tokens", count.into()),
+                ("completion_tokens", count.into()),
+            ]);
+            w.object(&[
+                ("id", "\"c1\"".into()),
+                ("choices", format!("[{choice}]")),
+                ("usage", usage),
+            ])
+        }
+    };
+    let line = w.object(&[
+        ("recordId", format!("\"{rid}\"")),
+        ("modelInput", model_input),
+        ("modelOutput", model_output),
+    ]);
+    (line, true)
+}
+
+const FAMILIES: [Family; 7] = [
+    Family::Anthropic,
+    Family::Nova,
+    Family::Converse,
+    Family::Llama,
+    Family::MistralText,
+    Family::MistralChat,
+    Family::GptOss,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn requests_agree_with_a_conforming_parser(
+        seed in any::<u64>(),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..3),
+    ) {
+        let mut rng = Rng(seed | 1);
+        let (line, id, benign) = request_line(&mut rng, seed % 1000);
+        let bytes = mutate(&line, &edits);
+        let json = is_json(&bytes);
+        let object = bytes.first() == Some(&b'{') || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let mut out = Vec::new();
+        let result = convert_line(&bytes, 1, &LineOptions::new(Family::Anthropic), &mut out);
+        match (json, &result) {
+            (false, Ok(_)) => prop_assert!(false, "not JSON, yet converted: {}", String::from_utf8_lossy(&bytes)),
+            (false, Err(r)) => prop_assert!(is_syntax(r.reject.code), "{:?} for invalid JSON: {}", r.reject, String::from_utf8_lossy(&bytes)),
+            (true, Err(r)) => {
+                prop_assert!(!(is_syntax(r.reject.code) && object), "valid JSON refused as {:?}: {}", r.reject, String::from_utf8_lossy(&bytes));
+                prop_assert!(!(benign && edits.is_empty()), "a mere spelling refused: {:?}: {line}", r.reject);
+            }
+            (true, Ok(_)) => {
+                prop_assert!(is_json(&out), "the record is JSON");
+                if edits.is_empty() && benign {
+                    let record = oracle(&out).expect("a record of Unicode text");
+                    prop_assert_eq!(record["recordId"].as_str(), Some(id.as_str()));
+                    let want = oracle(line.as_bytes()).unwrap();
+                    prop_assert_eq!(
+                        &record["modelInput"]["messages"][0]["content"][0]["text"],
+                        &want["body"]["messages"][0]["content"]
+                    );
+                    forget_deep(want);
+                    forget_deep(record);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn answers_agree_with_a_conforming_parser(
+        seed in any::<u64>(),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..3),
+    ) {
+        let mut rng = Rng(seed | 1);
+        let family = FAMILIES[(rng.next() % FAMILIES.len() as u64) as usize];
+        let text = rng.pick(&["\"Hi \\\"there\\\"\\n\"", "\"caf\\u00e9 \\ud83d\\ude00\"", "\"lone \\udc00 half\""]);
+        let (line, must_map) = output_line(&mut rng, family, "L0000000001", text);
+        let bytes = mutate(&line, &edits);
+        let json = is_json(&bytes);
+        let opts = ResponseOptions { family, model: "\"gpt-4o\"".into(), created: 1 };
+        match (parse_output_line(&bytes, family), json) {
+            (Err(r), false) => prop_assert!(is_syntax(r.code), "{:?}: {}", r, String::from_utf8_lossy(&bytes)),
+            (Ok(_), false) => prop_assert!(false, "not JSON, yet read: {}", String::from_utf8_lossy(&bytes)),
+            (Err(r), true) => {
+                // Valid JSON is unreadable only without a string recordId at the top.
+                let has_id = oracle(&bytes).is_some_and(|v| {
+                    let id = v["recordId"].is_string();
+                    forget_deep(v);
+                    id
+                });
+                prop_assert!(!(has_id && is_syntax(r.code)), "{:?}: {}", r, String::from_utf8_lossy(&bytes));
+            }
+            (Ok(read), true) => {
+                let id = read.record_id.get().to_owned();
+                let ids = LineIds::new("job", &id);
+                let (mut ok, mut err) = (Vec::new(), Vec::new());
+                match write_openai_line(read, "\"cid\"", &ids, &opts, &mut ok, &mut err) {
+                    Ok(Outcome::Succeeded(_)) => {
+                        prop_assert!(is_json(&ok), "the output line is JSON");
+                        if edits.is_empty() && !text.contains("\\udc00") {
+                            let out = oracle(&ok).expect("Unicode text");
+                            prop_assert_eq!(&out["custom_id"], "cid");
+                            let want: Value = serde_json::from_str(text).unwrap();
+                            prop_assert_eq!(&out["response"]["body"]["choices"][0]["message"]["content"], &want);
+                        }
+                    }
+                    Ok(other) => prop_assert!(false, "{other:?}"),
+                    // Reported as an unmappable answer for this custom_id by the collection.
+                    Err(r) => prop_assert!(!(must_map && edits.is_empty()), "{family}: {r:?}: {line}"),
+                }
+            }
+        }
+    }
+}
+
+/// A file of generated lines, with a byte-order mark and CRLF endings: every line is a record,
+/// a reject or blank, the counts add up, and each line's fate is the one it has alone.
+#[test]
+fn a_file_of_generated_lines_accounts_for_every_line() {
+    let mut rng = Rng(0x5eed);
+    let mut file = bedrock_batch::record::BOM.to_vec();
+    let mut fates = Vec::new();
+    for i in 0..300 {
+        let (line, _, _) = request_line(&mut rng, i);
+        let bytes = if rng.chance(4) {
+            mutate(
+                &line,
+                &[(rng.next() as usize, rng.next() as u8, rng.next() as u8)],
+            )
+        } else {
+            line.into_bytes()
+        };
+        let mut out = Vec::new();
+        let fate = convert_line(&bytes, 1, &LineOptions::new(Family::Anthropic), &mut out)
+            .map(|c| c.custom_id.get().to_owned())
+            .map_err(|r| r.reject.code);
+        fates.push(fate);
+        file.extend_from_slice(&bytes);
+        file.extend_from_slice(if rng.chance(2) { b"\r\n" } else { b"\n" });
+    }
+    let mut opts = common::opts();
+    opts.allow_small = true;
+    let (records, rejects, report) = common::to_stream(&file, &opts);
+    assert_eq!(report.lines, 300);
+    assert_eq!(
+        report.records + report.rejected + report.blank,
+        report.lines
+    );
+    assert!(report.bom);
+    // Duplicates of a custom_id are a file-level verdict; every other fate is the line's own.
+    let alone_ok = fates.iter().filter(|f| f.is_ok()).count() as u64;
+    let dup = report
+        .rejects_by_code
+        .get("duplicate_custom_id")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(report.records + dup, alone_ok);
+    assert_eq!(common::json_lines(&records).len() as u64, report.records);
+    assert_eq!(common::json_lines(&rejects).len() as u64, report.rejected);
+}
