@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bedrock_batch::batch_folder::{FolderError, FolderReader, FolderWriter, LockOptions};
-use bedrock_batch::io::{Destination, LocalDir};
+use bedrock_batch::io::{Destination, LocalDir, LocalFile, ObjectWriter};
 use bedrock_batch::pipeline::{collect_folder, FolderResults, FromBedrockOptions};
 use common::faulty::FaultyDir;
 use common::{json_lines, rt, sample, MODEL};
@@ -31,30 +31,66 @@ const SIGABRT: i32 = 6;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == CHILD) {
-        collect_crashing(Path::new(&args[i + 1]), args[i + 2].parse().unwrap());
+        let outside = args.get(i + 3).map(PathBuf::from);
+        collect_crashing(
+            Path::new(&args[i + 1]),
+            args[i + 2].parse().unwrap(),
+            outside.as_deref(),
+        );
         return;
     }
     if args.iter().any(|a| a == "--list") {
         println!("a_collection_killed_at_any_step_leaves_whole_results: test");
         return;
     }
-    a_collection_killed_at_any_step_leaves_whole_results();
+    a_collection_killed_at_any_step_leaves_whole_results(false);
+    a_collection_killed_at_any_step_leaves_whole_results(true);
     println!("test a_collection_killed_at_any_step_leaves_whole_results ... ok");
 }
 
-/// The child: collects `folder`'s results, dying at write step `k`.
-fn collect_crashing(folder: &Path, k: u64) {
-    let dest: Arc<dyn Destination> = Arc::new(FaultyDir::crashing(LocalDir::new(folder), k));
+/// The output and error files: the folder's `results/` ones, or `out.jsonl` and `err.jsonl` in
+/// `outside`.
+fn results_of(folder: &Path, outside: Option<&Path>) -> (PathBuf, PathBuf) {
+    match outside {
+        Some(dir) => (dir.join("out.jsonl"), dir.join("err.jsonl")),
+        None => (
+            folder.join("results/output.jsonl"),
+            folder.join("results/errors.jsonl"),
+        ),
+    }
+}
+
+/// The child: collects `folder`'s results (into `outside`, when given), dying at write step `k`.
+fn collect_crashing(folder: &Path, k: u64, outside: Option<&Path>) {
+    let faulty = FaultyDir::crashing(LocalDir::new(folder), k);
+    let dest: Arc<dyn Destination> = Arc::new(faulty.clone());
     rt().block_on(async {
         let writer = FolderWriter::open(dest, &LockOptions::default())
             .await
             .unwrap();
         let opts = FromBedrockOptions::for_folder(writer.current().unwrap().manifest()).unwrap();
-        let results = FolderResults {
-            ok: writer.create("results/output.jsonl").await.unwrap(),
-            err: writer.create("results/errors.jsonl").await.unwrap(),
-            output: "results/output.jsonl".into(),
-            errors: "results/errors.jsonl".into(),
+        let results = match outside {
+            None => FolderResults {
+                ok: writer.create("results/output.jsonl").await.unwrap(),
+                err: writer.create("results/errors.jsonl").await.unwrap(),
+                output: "results/output.jsonl".into(),
+                errors: "results/errors.jsonl".into(),
+            },
+            // Files of their own, as `from-bedrock DEST/ OUT --errors ERR` writes them; their
+            // steps are counted (and crashed) with the folder's.
+            Some(dir) => {
+                let (out, err) = results_of(folder, Some(dir));
+                let file = |p: PathBuf| async {
+                    let w: Box<dyn ObjectWriter> = Box::new(LocalFile::create(p).await.unwrap());
+                    faulty.wrap(w)
+                };
+                FolderResults {
+                    ok: file(out.clone()).await,
+                    err: file(err.clone()).await,
+                    output: out.display().to_string(),
+                    errors: err.display().to_string(),
+                }
+            }
         };
         collect_folder(&writer, results, &opts).await.unwrap();
         writer.release().await;
@@ -94,11 +130,11 @@ fn ids(path: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// What `results/` says, as (succeeded ids, error ids, the report's counts), after checking
-/// that the three files belong together.
-fn settled_results(folder: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-    let ok = ids(&folder.join("results/output.jsonl"));
-    let err = ids(&folder.join("results/errors.jsonl"));
+/// The ids of the results (succeeded, failed), after checking that the output file, the error
+/// file and `results/report.json` belong together.
+fn settled_results(folder: &Path, outside: Option<&Path>) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (out, err) = results_of(folder, outside);
+    let (ok, err) = (ids(&out), ids(&err));
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(folder.join("results/report.json")).unwrap())
             .unwrap();
@@ -113,9 +149,9 @@ fn settled_results(folder: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
     (ok, err)
 }
 
-/// No temporary file, backup or journal is left anywhere in the folder.
-fn no_leftovers(folder: &Path) {
-    let mut stack = vec![PathBuf::from(folder)];
+/// No temporary file, backup or journal is left anywhere below `dir`.
+fn no_leftovers(dir: &Path) {
+    let mut stack = vec![PathBuf::from(dir)];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
@@ -133,7 +169,7 @@ fn no_leftovers(folder: &Path) {
     }
 }
 
-fn a_collection_killed_at_any_step_leaves_whole_results() {
+fn a_collection_killed_at_any_step_leaves_whole_results(outside: bool) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, sample(RECORDS)).unwrap();
@@ -142,19 +178,38 @@ fn a_collection_killed_at_any_step_leaves_whole_results() {
     bin(&["to-bedrock", input.to_str().unwrap(), &t, "-m", MODEL]);
     // A first collection with half the answers in; then the rest arrive.
     common::answer_local_folder(&template, "early", |n| n % 2 == 0);
-    bin(&["from-bedrock", &t, "-q"]);
-    let (old_ok, _) = settled_results(&template);
+    let ext = dir.path().join("ext");
+    std::fs::create_dir(&ext).unwrap();
+    let (out, err) = results_of(&template, outside.then_some(ext.as_path()));
+    let (out, err) = (out.display().to_string(), err.display().to_string());
+    let mut first = vec!["from-bedrock", &t, "-q"];
+    if outside {
+        first.extend([out.as_str(), "--errors", err.as_str()]);
+    }
+    bin(&first);
+    let (old_ok, _) = settled_results(&template, outside.then_some(ext.as_path()));
     assert_eq!(old_ok.len() as u64, RECORDS / 2);
     common::answer_local_folder(&template, "late", |n| n % 2 == 1);
+    let old_ext: Vec<(PathBuf, Vec<u8>)> = ["out.jsonl", "err.jsonl"]
+        .iter()
+        .filter_map(|n| Some((ext.join(n), std::fs::read(ext.join(n)).ok()?)))
+        .collect();
 
     let mut finished_at = None;
     for k in 1..200u64 {
         let folder = dir.path().join(format!("k{k}"));
         copy_tree(&template, &folder);
-        let status = Command::new(std::env::current_exe().unwrap())
-            .args([CHILD, folder.to_str().unwrap(), &k.to_string()])
-            .status()
-            .unwrap();
+        // The outside files as the first collection left them.
+        for (p, bytes) in &old_ext {
+            std::fs::write(p, bytes).unwrap();
+        }
+        let here = outside.then_some(ext.as_path());
+        let mut child = Command::new(std::env::current_exe().unwrap());
+        child.args([CHILD, folder.to_str().unwrap(), &k.to_string()]);
+        if outside {
+            child.arg(&ext);
+        }
+        let status = child.status().unwrap();
         // Before any writer repairs it, a reader sees the old results, the new ones, or is told
         // that they are between two — never a mix.
         let seen = rt().block_on(async {
@@ -166,7 +221,7 @@ fn a_collection_killed_at_any_step_leaves_whole_results() {
         });
         match seen {
             Ok(_) => {
-                let (ok, _) = settled_results(&folder);
+                let (ok, _) = settled_results(&folder, here);
                 assert!(
                     ok == old_ok || ok.len() as u64 == RECORDS,
                     "step {k}: a mix"
@@ -175,15 +230,29 @@ fn a_collection_killed_at_any_step_leaves_whole_results() {
             Err(FolderError::ResultsUnsettled { .. }) => {}
             Err(e) => panic!("step {k}: {e}"),
         }
-        // The next writer puts the folder back together.
+        // The next writer puts the folder — and the files outside it — back together.
         rt().block_on(async {
             let w = FolderWriter::open(Arc::new(LocalDir::new(&folder)), &LockOptions::default())
                 .await
                 .unwrap();
             w.release().await;
         });
-        let (ok, _) = settled_results(&folder);
+        let (ok, _) = settled_results(&folder, here);
         no_leftovers(&folder);
+        if outside {
+            // A dead run's temporary files beside a file of its own go when the file is next
+            // written (this test's next round writes the same two).
+            let (out, err) = results_of(&folder, here);
+            rt().block_on(async {
+                for p in [out, err] {
+                    Box::new(LocalFile::create(p).await.unwrap())
+                        .abort()
+                        .await
+                        .unwrap();
+                }
+            });
+            no_leftovers(&ext);
+        }
         if status.success() {
             assert_eq!(ok.len() as u64, RECORDS, "a finished collection's results");
             finished_at = Some(k);

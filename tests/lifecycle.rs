@@ -623,6 +623,37 @@ fn a_folder_file_replaced_by_a_symlink_is_replaced_not_written_through() {
         .unwrap()
         .is_file());
     assert_eq!(custom_ids(&f).len(), 120);
+
+    // The same for the folder's directories and its lock: a link in their place is replaced
+    // (or removed), and nothing is written, created or removed where it points.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep.txt"), "keep me too").unwrap();
+    let before = tree(&elsewhere);
+    std::fs::remove_dir_all(f.join("results")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, f.join("results")).unwrap();
+    std::fs::remove_dir_all(f.join(".bedrock-batch")).ok();
+    std::fs::create_dir(f.join(".bedrock-batch")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, f.join(".bedrock-batch/tmp")).unwrap();
+    std::os::unix::fs::symlink(&victim, f.join(".bedrock-batch/lock")).unwrap();
+    let o = run(&["from-bedrock", &folder_arg(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after: Vec<String> = tree(&elsewhere).into_keys().collect();
+    assert_eq!(
+        after,
+        before.keys().cloned().collect::<Vec<_>>(),
+        "nothing written through the links"
+    );
+    assert_eq!(tree(&elsewhere), before);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    for d in ["results", ".bedrock-batch/tmp"] {
+        let m = std::fs::symlink_metadata(f.join(d));
+        assert!(
+            m.is_err() || m.unwrap().is_dir(),
+            "{d} is the folder's own again"
+        );
+    }
+    assert_eq!(custom_ids(&f).len(), 120);
 }
 
 fn custom_ids_of_manifest(folder: &Path) -> u64 {

@@ -186,6 +186,11 @@ impl FolderReader {
     /// The last collection of this generation's results, if any. A record of another
     /// generation's results (left by a run killed while replacing it) is not this one's.
     pub async fn results(&self) -> Result<Option<ResultsRecord>, FolderError> {
+        // The journal of a group commit (see `io::commit_all`) names results being replaced:
+        // while one is there, `results/` may hold some new files and some old ones. It is looked
+        // for before the record is read and again after, and the record is read twice, so that a
+        // commit that starts, ends, or runs whole in between is seen.
+        self.no_commit_under_way().await?;
         let file = self.dest.uri(RESULTS_RECORD);
         let Some(raw) = self
             .dest
@@ -203,8 +208,25 @@ impl FolderReader {
         if record.generation != self.manifest.generation {
             return Ok(None);
         }
-        // The journal of a group commit (see `io::commit_all`) names results being replaced:
-        // until it is gone, `results/` may hold some new files and some old ones.
+        self.no_commit_under_way().await?;
+        // A whole commit between the two looks: the record changed under us.
+        let again = self
+            .dest
+            .read_small(RESULTS_RECORD)
+            .await
+            .map_err(FolderError::io(format!(
+                "reading {}",
+                self.dest.uri(RESULTS_RECORD)
+            )))?;
+        if again.as_deref() != Some(&raw[..]) {
+            return Err(FolderError::ResultsUnsettled {
+                folder: self.dest.uri(""),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    async fn no_commit_under_way(&self) -> Result<(), FolderError> {
         let tmp = format!("{}/tmp/", crate::io::HOUSEKEEPING);
         let pending = self
             .dest
@@ -216,7 +238,7 @@ impl FolderReader {
                 folder: self.dest.uri(""),
             });
         }
-        Ok(Some(record))
+        Ok(())
     }
 
     /// The rejected input lines (the OpenAI error-line shape, one per line).

@@ -105,6 +105,57 @@ fn prune_empty(mut dir: &Path, stop: &Path) {
     }
 }
 
+/// Makes `dir` (below `root`) a directory of the folder's own: each part of it that is missing is
+/// created, and each that is a symbolic link is replaced by a directory — a folder's files are
+/// never written through a link out of the folder. (`root` itself, the user's choice, may be a
+/// link.)
+fn real_dirs(root: &Path, dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(root)?;
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return fs::create_dir_all(dir);
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) if m.file_type().is_symlink() => fs::remove_file(&at)?,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is in the way: not a directory", at.display()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        match fs::create_dir(&at) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` (below `root`) is reached through a symbolic link between the two: then it is
+/// not one of the folder's objects, whatever its name, and nothing there is removed.
+fn through_link(root: &Path, path: &Path) -> bool {
+    let (Ok(rel), Some(parent)) = (path.strip_prefix(root), path.parent()) else {
+        return false;
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if at.as_path() == path || !parent.starts_with(&at) {
+            break;
+        }
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
+}
+
 fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> BoxFuture<'static, io::Result<T>> {
@@ -244,6 +295,9 @@ impl Destination for LocalDir {
         async move {
             let path = path?;
             blocking(move || {
+                if through_link(&root, &path) {
+                    return Ok(());
+                }
                 match fs::remove_file(&path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
                         return Err(io::Error::new(
@@ -274,6 +328,9 @@ impl Destination for LocalDir {
                 ));
             }
             blocking(move || {
+                if through_link(&root, &dir) {
+                    return Ok(0);
+                }
                 let mut n = 0;
                 let mut stack = vec![dir.clone()];
                 while let Some(d) = stack.pop() {
@@ -329,6 +386,14 @@ impl Destination for LocalDir {
     fn clean_up(&self, _owned: fn(&str) -> bool) -> BoxFuture<'_, io::Result<u64>> {
         let (tmp, me) = (self.tmp_dir(), self.clone());
         blocking(move || {
+            // Temporary files live in a directory of the folder's own: a link in its place
+            // (or in `.bedrock-batch`'s) is removed, never followed into someone's files.
+            for dir in [me.housekeeping(), tmp.clone()] {
+                if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                    fs::remove_file(&dir)?;
+                    return Ok(0);
+                }
+            }
             let entries = match fs::read_dir(&tmp) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -346,14 +411,24 @@ impl Destination for LocalDir {
                 if pid.is_some_and(|p| p != std::process::id() && process_alive(p)) {
                     continue;
                 }
-                if name.ends_with(".journal") {
+                if let Some(group) = name.strip_suffix(".journal") {
                     if let Ok(text) = fs::read(entry.path()) {
                         for e in super::journal::decode(&text) {
-                            // Only the folder's own objects.
-                            if Path::new(&e.target).starts_with(&root)
-                                && Path::new(&e.backup).starts_with(&root)
-                            {
+                            let (target, backup) = (Path::new(&e.target), Path::new(&e.backup));
+                            if target.starts_with(&root) && backup.starts_with(&root) {
                                 super::journal::roll_back_local(&e)?;
+                                continue;
+                            }
+                            // An output of the same commit outside the folder (`from-bedrock
+                            // DEST/ OUT`) is put back only when its own directory holds this
+                            // group's journal beside it — proof that this commit wrote there —
+                            // and its backup is beside it too.
+                            let Some(copy) = sibling_journal(target, group) else {
+                                continue;
+                            };
+                            if copy.exists() && backup.parent() == target.parent() {
+                                super::journal::roll_back_local(&e)?;
+                                let _ = fs::remove_file(copy);
                             }
                         }
                     }
@@ -391,18 +466,33 @@ fn lock_file(root: &Path, path: &Path, holder: &[u8]) -> io::Result<LockAttempt>
     let root_existed = root.exists();
     let dir = path.parent().unwrap_or(root);
     loop {
-        fs::create_dir_all(dir).map_err(|e| {
+        real_dirs(root, dir).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
         })?;
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| {
+        // The lock is the folder's own file: a link in its place is removed, never followed.
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(path)?;
+        }
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let mut file = match options.open(path) {
+            // A link put there since the check above: round again.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => continue,
+            other => other.map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-            })?;
+            })?,
+        };
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -425,7 +515,7 @@ fn lock_file(root: &Path, path: &Path, holder: &[u8]) -> io::Result<LockAttempt>
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            let same = fs::metadata(path)
+            let same = fs::symlink_metadata(path)
                 .map(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0))
                 .unwrap_or(false);
             if !same {
@@ -587,7 +677,9 @@ impl LocalFile {
         journal: JournalPlace,
     ) -> io::Result<LocalFile> {
         let (p, t, in_folder) = (path.clone(), tmp.clone(), root.is_some());
+        let root_dir = root.clone();
         let (file, direct) = tokio::task::spawn_blocking(move || {
+            let root = root_dir;
             // A folder's object replaces what is there; a file on its own writes into a device
             // it names (following links to it).
             let found = if in_folder {
@@ -608,7 +700,10 @@ impl LocalFile {
                 _ => {}
             }
             if let Some(dir) = t.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir)?;
+                match &root {
+                    Some(root) => real_dirs(root, dir)?,
+                    None => fs::create_dir_all(dir)?,
+                }
             }
             Ok::<_, io::Error>((fs::File::create(&t)?, false))
         })
@@ -656,12 +751,16 @@ impl LocalFile {
         self.settle().await?;
         let file = self.file.take();
         let (tmp, path, backup) = (self.tmp.clone(), self.path.clone(), self.backup.clone());
+        let root = self.root.clone();
         let kept = tokio::task::spawn_blocking(move || {
             // No fsync: the rename makes the object appear whole to readers, which is the
             // contract; flushing gigabytes to the disk is the OS's business, not the run's.
             drop(file);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir)?;
+                match &root {
+                    Some(root) => real_dirs(root, dir)?,
+                    None => fs::create_dir_all(dir)?,
+                }
             }
             let kept = if keep_old {
                 match fs::rename(&path, &backup) {
@@ -686,6 +785,13 @@ impl LocalFile {
         self.finished = true;
         Ok(kept)
     }
+}
+
+/// Where a group commit's journal is kept beside a file written on its own (see
+/// [`LocalFile::create`]): `.<name>.bedrock-batch.<group>.journal`.
+fn sibling_journal(target: &Path, group: &str) -> Option<PathBuf> {
+    let name = target.file_name()?.to_string_lossy();
+    Some(target.with_file_name(format!(".{name}.bedrock-batch.{group}.journal")))
 }
 
 /// Removes what dead writers of `path` left beside it: it puts back the files of a group commit
@@ -730,11 +836,7 @@ fn sweep_siblings(path: &Path) {
                     continue;
                 }
                 let _ = super::journal::roll_back_local(&e);
-                if let Some(n) = t.file_name() {
-                    let copy = abs_dir.join(format!(
-                        ".{}.bedrock-batch.{group}.journal",
-                        n.to_string_lossy()
-                    ));
+                if let Some(copy) = sibling_journal(t, group) {
                     let _ = fs::remove_file(copy);
                 }
             }

@@ -481,7 +481,7 @@ impl Location {
             }
             (Location::File(p) | Location::Dir(p), Location::Dir(d)) => {
                 let d = canonical_maybe_missing(d)?;
-                let p = canonical_maybe_missing(p)?;
+                let p = resolved_until_inside(p, &d)?;
                 let rel = p.strip_prefix(&d).ok()?;
                 let parts: Vec<String> = rel
                     .components()
@@ -517,6 +517,42 @@ fn canonical_maybe_missing(path: &std::path::Path) -> Option<PathBuf> {
                 cur.push(name);
                 if let Ok(real) = std::fs::canonicalize(&cur) {
                     cur = real;
+                }
+            }
+        }
+    }
+    Some(cur)
+}
+
+/// Where `path` leads, as [`canonical_maybe_missing`] says — except that once it is inside
+/// `folder` (itself resolved), the rest is taken as written: a link inside the folder is one of
+/// the folder's own names (which a writer replaces), not a way out of it.
+fn resolved_until_inside(path: &std::path::Path, folder: &std::path::Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut cur = std::env::current_dir().ok()?;
+    for c in path.components() {
+        let inside = cur.starts_with(folder);
+        match c {
+            Component::Prefix(_) | Component::RootDir => cur = PathBuf::from(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir if inside => {
+                cur.pop();
+            }
+            Component::ParentDir => {
+                cur = match std::fs::canonicalize(&cur) {
+                    Ok(real) => real.parent().map(PathBuf::from).unwrap_or(real),
+                    Err(_) => {
+                        cur.pop();
+                        cur
+                    }
+                };
+            }
+            Component::Normal(name) => {
+                cur.push(name);
+                if !inside {
+                    if let Ok(real) = std::fs::canonicalize(&cur) {
+                        cur = real;
+                    }
                 }
             }
         }

@@ -68,6 +68,15 @@ impl FaultyDir {
         }
     }
 
+    /// `w` (a writer not made by this folder) with its steps counted, and failed or crashed, as
+    /// this folder's are.
+    pub fn wrap(&self, w: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
+        Box::new(FaultyWriter {
+            inner: w,
+            counter: Arc::clone(&self.counter),
+        })
+    }
+
     /// Operations counted so far.
     pub fn ops(&self) -> u64 {
         self.counter.ops.load(Ordering::SeqCst)
