@@ -306,6 +306,56 @@ fn limits_are_one_rule_for_all() {
     assert_eq!(b["inferenceConfig"]["temperature"].as_f64(), Some(0.00001));
     assert_eq!(b["inferenceConfig"]["topK"], 128);
     assert_eq!(clamped, ["temperature", "top_k"]);
+    // Claude with extended thinking takes temperature 1 only: 1.5 is clamped to it, and taken.
+    let haiku = "anthropic.claude-3-7-sonnet-20250219-v1:0";
+    let (b, clamped) = notes_of(
+        Family::Anthropic,
+        haiku,
+        &format!(r#"{{{USER},"temperature":1.5,"reasoning_effort":"low","max_tokens":8000}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        (b["temperature"].as_f64(), clamped),
+        (Some(1.0), vec!["temperature"])
+    );
+    assert!(notes_of(
+        Family::Anthropic,
+        haiku,
+        &format!(r#"{{{USER},"temperature":0.5,"reasoning_effort":"low","max_tokens":8000}}"#)
+    )
+    .is_err());
+    // A Converse job for a model the table knows is bounded by that model's maximum.
+    let (b, clamped) = notes_of(
+        Family::Converse,
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        &format!(r#"{{{USER},"max_tokens":1e9}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        (b["inferenceConfig"]["maxTokens"].clone(), clamped),
+        (json!(4096), vec!["max_tokens"])
+    );
+    // Titan's dimensions by value.
+    let embed = |dims: &str| {
+        let line = format!(
+            r#"{{"custom_id":"e","method":"POST","url":"/v1/embeddings","body":{{"model":"m","input":"hi","dimensions":{dims}}}}}"#
+        );
+        let mut out = Vec::new();
+        convert_line(
+            line.as_bytes(),
+            1,
+            &LineOptions::new(Family::TitanEmbed),
+            &mut out,
+        )
+        .map(|_| serde_json::from_slice::<Value>(&out).unwrap()["modelInput"]["dimensions"].clone())
+        .map_err(|r| r.reject.message)
+    };
+    for dims in ["256", "256.0", "2.56e2"] {
+        assert_eq!(embed(dims), Ok(json!(256)), "{dims}");
+    }
+    for dims in ["300", "256.5", "-256"] {
+        assert!(embed(dims).is_err(), "{dims}");
+    }
 }
 
 /// Nova's InvokeModel body takes no documents (they are Converse-only): a PDF part is refused

@@ -577,6 +577,10 @@ fn an_output_or_summary_resolving_onto_the_folders_files_is_refused() {
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        // The reason once, not repeated by the error's chain.
+        let err = stderr(&o);
+        let said = err.matches("results go below results/").count();
+        assert!(said <= 1, "{err}");
         assert_eq!(tree(&f), before, "{args:?} left the folder as it was");
         assert_eq!(std::fs::read(&input).unwrap(), sample(120), "{args:?}");
         assert!(!outside.exists(), "{args:?} wrote nothing");

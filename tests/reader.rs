@@ -517,6 +517,122 @@ fn the_manifest_only_informs() {
         assert_eq!(json_lines(&ok).len(), 100, "{manifest}");
         assert!(!report.warnings.is_empty(), "{manifest}");
         assert!(report.clean());
+        // What a manifest could not say is not held against the lines.
+        assert!(
+            report.disagreements.is_empty(),
+            "{manifest}: {:?}",
+            report.disagreements
+        );
+        if !manifest.starts_with('{') {
+            assert_eq!(report.manifest, None, "{manifest}: no made-up totals");
+        }
+    }
+    // Counts by value: 1e2 is a hundred.
+    let (dir, result) = to_folder(&sample(100), &opts());
+    result.unwrap();
+    simulate_bedrock(&dir, "j", |_| Fate::Success, 2);
+    let g = generation(&dir);
+    dir.put(
+        &format!("{g}/output/j/manifest.json.out"),
+        r#"{"totalRecordCount":1e2,"successRecordCount":100.0,"errorRecordCount":0}"#,
+    );
+    let (_, _, report) = collect(&dir, MissingReason::expired());
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(
+        report.disagreements.is_empty(),
+        "{:?}",
+        report.disagreements
+    );
+    assert_eq!(report.manifest.unwrap().total_record_count, 100);
+}
+
+/// JSON that means something else is never read as an answer: a struct is an object, never an
+/// array read by position; tool calls name themselves with strings; a member given twice is
+/// ambiguous. Each such answer is an error line for its custom_id (`invalid_model_output`), in
+/// every family alike.
+#[test]
+fn answers_of_another_shape_are_reported_not_guessed_at() {
+    let cases: &[(Family, Value)] = &[
+        (Family::Nova, json!([])),
+        (
+            Family::Nova,
+            json!([{"message": {"content": [{"text": "from an array"}]}}, "max_tokens", {"inputTokens": 7}]),
+        ),
+        (
+            Family::Nova,
+            json!({"output": [{"content": [{"text": "t"}]}]}),
+        ),
+        (Family::Llama, json!(["t", 7, 8, "length"])),
+        (Family::MistralText, json!({"outputs": [["t", "stop"]]})),
+        (
+            Family::MistralChat,
+            json!(["id", [[["t", null, null, null], "length"]], [7, 8]]),
+        ),
+        (Family::GptOss, json!({"choices": [{"message": ["t"]}]})),
+        (Family::TitanEmbed, json!([[0.5], 7])),
+        (
+            Family::TitanEmbed,
+            json!({"embedding": ["x", null, {"a": 1}]}),
+        ),
+        (Family::Anthropic, json!([[{"type": "text", "text": "t"}]])),
+        (
+            Family::Nova,
+            json!({"output": {"message": {"content": [{"toolUse": {"toolUseId": {"x": 1}, "name": 5, "input": [1, 2]}}]}}, "stopReason": "tool_use"}),
+        ),
+        (
+            Family::Converse,
+            json!({"output": {"message": {"content": [{"toolUse": {"toolUseId": "t1", "name": null, "input": {}}}]}}}),
+        ),
+    ];
+    for (family, answer) in cases {
+        let line = json!({"recordId": "r1", "modelInput": {}, "modelOutput": answer}).to_string();
+        let (ok, err, report) = from_file(*family, &format!("{line}\n"));
+        assert!(ok.is_empty(), "{family} {answer}: read as {ok:?}");
+        assert_eq!(err.len(), 1, "{family} {answer}");
+        assert_eq!(
+            err[0]["error"]["code"], "invalid_model_output",
+            "{family} {answer}"
+        );
+        assert_eq!(report.invalid_outputs, 1);
+    }
+    // A member given twice, even when both say the same: never concatenated, never a guess.
+    let twice = r#"{"recordId":"r1","modelOutput":{"content":[{"type":"text","text":"a"}],"content":[{"type":"text","text":"b"}],"stop_reason":"end_turn"}}"#;
+    let (ok, err, _) = from_file(Family::Anthropic, &format!("{twice}\n"));
+    assert!(ok.is_empty(), "{ok:?}");
+    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
+    assert!(
+        err[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content"),
+        "{err:?}"
+    );
+    let twice = r#"{"recordId":"r1","modelOutput":{"output":{"message":{"content":[{"text":"a"}]}},"usage":{"inputTokens":1,"inputTokens":2}}}"#;
+    let (_, err, _) = from_file(Family::Nova, &format!("{twice}\n"));
+    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
+}
+
+/// Bedrock's error codes are read by value: a number in any spelling, a name however escaped;
+/// what is no error status is the service's failure (500).
+#[test]
+fn error_codes_are_read_by_value() {
+    for (code, status) in [
+        ("429", 429),
+        ("429.0", 429),
+        ("4.29e2", 429),
+        (r#""429""#, 429),
+        (r#""ThrottlingException""#, 429),
+        (r#""Throttling\u0045xception""#, 429),
+        ("0", 500),
+        ("200", 500),
+        ("99999", 500),
+        ("-400", 500),
+    ] {
+        let line = format!(
+            r#"{{"recordId":"r1","modelInput":{{}},"error":{{"errorCode":{code},"errorMessage":"m"}}}}"#
+        );
+        let (_, err, _) = from_file(Family::Anthropic, &format!("{line}\n"));
+        assert_eq!(err[0]["response"]["status_code"], status, "{line}");
     }
 }
 

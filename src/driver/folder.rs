@@ -67,6 +67,8 @@ pub struct BatchFolder {
     reader: FolderReader,
     records: Vec<Option<JobRecord>>,
     results: Option<ResultsRecord>,
+    /// A commit of results was under way when the folder was read (or a killed run left one).
+    unsettled: bool,
     lock: LockOptions,
 }
 
@@ -93,11 +95,17 @@ impl BatchFolder {
 
     async fn from_reader(reader: FolderReader) -> Result<Self, DriverError> {
         let records = reader.job_records().await?;
-        let results = reader.results().await?;
+        // Results being committed (or left mid-commit by a killed run, until the next writer
+        // puts them back) are not there yet: the batch is finalizing, never shown half-old.
+        let (results, unsettled) = match reader.results().await {
+            Err(crate::batch_folder::FolderError::ResultsUnsettled { .. }) => (None, true),
+            other => (other?, false),
+        };
         Ok(BatchFolder {
             reader,
             records,
             results,
+            unsettled,
             lock: LockOptions::default(),
         })
     }
@@ -128,9 +136,29 @@ impl BatchFolder {
         &self.records
     }
 
-    /// The last collection of results, if any.
+    /// The last collection of results, if any (none while a commit of them is under way).
     pub fn results(&self) -> Option<&ResultsRecord> {
         self.results.as_ref()
+    }
+
+    /// Whether a commit of results was under way when the folder was read — or was left half
+    /// done by a killed run, which [`BatchFolder::settle`] puts back.
+    pub fn results_unsettled(&self) -> bool {
+        self.unsettled
+    }
+
+    /// Puts back results a killed run left half committed (the clean-up every writer does when
+    /// it takes the folder). A run still committing holds the lock: then nothing is done, and
+    /// its commit settles the results.
+    pub async fn settle(&self) -> Result<(), DriverError> {
+        match FolderWriter::open(Arc::clone(self.reader.dest()), &self.lock).await {
+            Ok(writer) => {
+                writer.release().await;
+                Ok(())
+            }
+            Err(crate::batch_folder::FolderError::Locked { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Jobs of the folder not submitted yet.
@@ -387,7 +415,7 @@ pub async fn results_writer(
 ) -> Result<Box<dyn ObjectWriter>, DriverError> {
     let refuse = |why: &str| DriverError::Results {
         location: at.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()),
+        why: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()),
     };
     let root = Location::parse(&folder.dest().uri("")).map_err(|e| refuse(&e))?;
     if let Some(rel) = at.relative_to(&root) {
@@ -404,9 +432,9 @@ pub async fn results_writer(
     storage
         .writer(at, std)
         .await
-        .map_err(|source| DriverError::Results {
+        .map_err(|why| DriverError::Results {
             location: at.to_string(),
-            source,
+            why,
         })
 }
 

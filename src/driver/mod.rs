@@ -151,13 +151,12 @@ pub enum DriverError {
     #[error("{0}: results are collected once every job has ended")]
     NotEnded(String),
     /// A results file could not be opened for writing.
-    #[error("{location}: {source}")]
+    #[error("{location}: {why}")]
     Results {
         /// Where.
         location: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (said in the message, not again as a source).
+        why: std::io::Error,
     },
     /// Converting the results failed.
     #[error("converting the results: {0}")]

@@ -184,42 +184,59 @@ pub struct ManifestTotals {
     /// How many manifests were summed.
     #[serde(skip)]
     pub manifests: u64,
+    /// The members some manifest gave as something no count can be: their totals are unknown,
+    /// and nothing is compared with them.
+    #[serde(skip)]
+    pub unknown: Vec<&'static str>,
 }
 
 impl ManifestTotals {
     /// Adds one `manifest.json.out` (`name` in messages). The manifest is informational: what
     /// it cannot say (not JSON, a count that is not a count) becomes a warning, and what it can
     /// is added.
-    pub fn add_manifest(&mut self, name: &str, raw: &[u8], warnings: &mut Vec<String>) {
+    /// Adds one `manifest.json.out` (`name` in messages); says whether it could be read (an
+    /// empty one, or one that is not a JSON object, adds nothing — its job's totals are unknown,
+    /// so a folder whose manifests are all unreadable has no totals at all).
+    pub fn add_manifest(&mut self, name: &str, raw: &[u8], warnings: &mut Vec<String>) -> bool {
         let value: serde_json::Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
             Err(_) if raw.iter().all(u8::is_ascii_whitespace) => {
                 warnings.push(format!(
                     "{name}: empty; Bedrock's totals for that job are unknown"
                 ));
-                return;
+                return false;
             }
             Err(e) => {
                 warnings.push(format!(
                     "{name}: not JSON ({e}); Bedrock's totals for that job are unknown"
                 ));
-                return;
+                return false;
             }
         };
         let Some(fields) = value.as_object() else {
             warnings.push(format!(
                 "{name}: not a JSON object; Bedrock's totals for that job are unknown"
             ));
-            return;
+            return false;
         };
-        let mut add = |key: &str, total: &mut u64| match fields.get(key) {
+        let unknown = &mut self.unknown;
+        let mut add = |key: &'static str, total: &mut u64| match fields.get(key) {
             None | Some(serde_json::Value::Null) => {}
-            Some(v) => match v.as_u64() {
-                Some(n) => *total = total.saturating_add(n),
-                None => warnings.push(format!(
-                    "{name}: {key} is {v}, not a count; left out of the totals"
-                )),
-            },
+            Some(v) => {
+                // By value (`1e2` is 100), as the lines' counts are read.
+                let count = crate::record::count_value(&v.to_string());
+                match count {
+                    Some(n) => *total = total.saturating_add(n),
+                    None => {
+                        warnings.push(format!(
+                            "{name}: {key} is {v}, not a count; that total is unknown"
+                        ));
+                        if !unknown.contains(&key) {
+                            unknown.push(key);
+                        }
+                    }
+                }
+            }
         };
         add("totalRecordCount", &mut self.total_record_count);
         add("processedRecordCount", &mut self.processed_record_count);
@@ -228,6 +245,7 @@ impl ManifestTotals {
         add("inputTokenCount", &mut self.input_token_count);
         add("outputTokenCount", &mut self.output_token_count);
         self.manifests += 1;
+        true
     }
 }
 
@@ -928,21 +946,32 @@ pub fn compare_with_manifest(
     manifest: ManifestTotals,
     jobs: usize,
 ) {
-    let mut say = |what: &str, manifest: u64, lines: u64| {
-        if manifest != lines {
+    let mut say = |what: &str, key: &str, manifest_says: u64, lines: u64| {
+        if manifest_says != lines && !manifest.unknown.contains(&key) {
             report.disagreements.push(format!(
-                "{what}: the manifest says {manifest}, the output lines say {lines}"
+                "{what}: the manifest says {manifest_says}, the output lines say {lines}"
             ));
         }
     };
     say(
         "successful records",
+        "successRecordCount",
         manifest.success_record_count,
         report.succeeded,
     );
-    say("failed records", manifest.error_record_count, report.failed);
+    say(
+        "failed records",
+        "errorRecordCount",
+        manifest.error_record_count,
+        report.failed,
+    );
     if let Some(records) = report.records.filter(|_| manifest.manifests == jobs as u64) {
-        say("records submitted", manifest.total_record_count, records);
+        say(
+            "records submitted",
+            "totalRecordCount",
+            manifest.total_record_count,
+            records,
+        );
     }
     report.manifest = Some(manifest);
 }
@@ -1011,11 +1040,9 @@ pub async fn collect_folder(
                 .await
                 .map_err(FolderError::io(format!("reading {}", reader.uri(rel))))?
                 .unwrap_or_default();
-            totals.get_or_insert_with(Default::default).add_manifest(
-                &reader.uri(rel),
-                &raw,
-                &mut warnings,
-            );
+            let mut sum = totals.take().unwrap_or_default();
+            sum.add_manifest(&reader.uri(rel), &raw, &mut warnings);
+            totals = (sum.manifests > 0).then_some(sum);
         }
         Ok::<_, FolderError>((reader, ledger, files, totals, warnings))
     }

@@ -167,11 +167,23 @@ pub enum Outcome {
 
 /// The HTTP-like status for a Bedrock `errorCode` (a number, or an exception name).
 pub fn error_status(code: Raw<'_>) -> u16 {
-    let text = code.get().trim_matches('"');
-    if let Ok(n) = text.parse::<u16>() {
-        return n;
+    // By value: `429`, `429.0` and `"429"` alike; a name however it is escaped.
+    let text = match Kind::of(code) {
+        Kind::String => super::json::text_value(code.get()),
+        _ => std::borrow::Cow::Borrowed(code.get()),
+    };
+    let number = serde_json::from_str::<serde_json::Number>(text.trim()).is_ok();
+    if let Some(n) = number
+        .then(|| super::conversation::whole_number(text.trim()))
+        .flatten()
+    {
+        // Only an error status is one: anything else (0, 200, 99999) is the service's failure.
+        return u16::try_from(n)
+            .ok()
+            .filter(|n| (400..=599).contains(n))
+            .unwrap_or(500);
     }
-    match text {
+    match text.as_ref() {
         "ValidationException" => 400,
         "AccessDeniedException" => 403,
         "ResourceNotFoundException" => 404,

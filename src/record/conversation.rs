@@ -86,6 +86,11 @@ pub(crate) fn positive_int(
 /// it is spelled — `4096`, `4096.0`, `4.096e3`, `-0` — saturating at `u64::MAX`; `None` for a
 /// fraction or a negative number. Exact: `1.0000000000000001` is not whole.
 pub(crate) fn whole_number(text: &str) -> Option<u64> {
+    exact_whole_number(text).map(|(n, _)| n)
+}
+
+/// [`whole_number`], and whether it saturated (the number is past `u64::MAX`).
+pub(crate) fn exact_whole_number(text: &str) -> Option<(u64, bool)> {
     let (mantissa, exp) = match text.split_once(['e', 'E']) {
         Some((m, e)) => {
             let far = if e.starts_with('-') {
@@ -102,21 +107,34 @@ pub(crate) fn whole_number(text: &str) -> Option<u64> {
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     // Where the decimal point falls among the written digits.
     let point = (int.len() as i64).saturating_add(exp);
-    let mut value: u64 = 0;
+    let (mut value, mut saturated) = (0u64, false);
+    let mut push =
+        |d: u64, value: &mut u64| match value.checked_mul(10).and_then(|v| v.checked_add(d)) {
+            Some(v) => *value = v,
+            None => {
+                saturated = true;
+                *value = u64::MAX;
+            }
+        };
     for (i, d) in int.bytes().chain(frac.bytes()).enumerate() {
-        let d = u64::from(d - b'0');
+        let d = u64::from(d.wrapping_sub(b'0'));
+        if d > 9 {
+            return None;
+        }
         if (i as i64) < point {
-            value = value.saturating_mul(10).saturating_add(d);
+            push(d, &mut value);
         } else if d != 0 {
             return None;
         }
     }
-    // Zeros the exponent adds past the written digits.
+    // Zeros the exponent adds past the written digits (a few more than u64 holds are enough).
     let written = (int.len() + frac.len()) as i64;
     for _ in 0..(point - written).clamp(0, 40) {
-        value = value.saturating_mul(10);
+        if value != 0 {
+            push(0, &mut value);
+        }
     }
-    (!negative || value == 0).then_some(value)
+    (!negative || value == 0).then_some((value, saturated))
 }
 
 /// Splits the OpenAI messages into system texts and alternating turns (consecutive messages of

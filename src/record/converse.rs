@@ -624,10 +624,17 @@ pub(crate) fn write_response(
             reasoning.push(expect(t, Kind::String, "modelOutput reasoningText.text")?);
         }
         if let Some(u) = &b.tool_use {
-            if as_text(u.name).as_deref() == Some(JSON_RESPONSE_TOOL) {
-                structured = Some(u.input);
+            let at = "modelOutput.output.message.content[].toolUse";
+            let name = expect(u.name, Kind::String, format_args!("{at}.name"))?;
+            let input = expect(u.input, Kind::Object, format_args!("{at}.input"))?;
+            if as_text(name).as_deref() == Some(JSON_RESPONSE_TOOL) {
+                structured = Some(input);
             } else {
-                calls.push(*u);
+                calls.push(ToolUse {
+                    id: expect(u.id, Kind::String, format_args!("{at}.toolUseId"))?,
+                    name,
+                    input,
+                });
             }
         }
     }

@@ -383,6 +383,9 @@ mod scan_parity {
                 "0",
             ][pick as usize % 7]
                 .to_owned(),
+            "numbers" => {
+                ["[0.5,-1e-3,2]", "[]", "[0.5,\"x\",null]", "[1,[2]]"][pick as usize % 4].to_owned()
+            }
             "object" if depth > 0 => "{\"k\":1}".to_owned(),
             "object" => "{\"city\":\"Paris\"}".to_owned(),
             "reason" => [
@@ -392,6 +395,13 @@ mod scan_parity {
                 "\"max_tokens\"",
                 "\"stop\"",
             ][pick as usize % 5]
+                .to_owned(),
+            "block" => [
+                "\"text\"",
+                "\"tool_use\"",
+                "\"thinking\"",
+                "\"redacted_thinking\"",
+            ][pick as usize % 4]
                 .to_owned(),
             _ => "null".to_owned(),
         }
@@ -453,6 +463,30 @@ mod scan_parity {
 
     use Shape::{Arr, Leaf, Obj};
 
+    const CLAUDE: &[(&str, Shape)] = &[
+        ("id", Leaf("text")),
+        (
+            "content",
+            Arr(&[
+                ("type", Leaf("block")),
+                ("text", Leaf("text")),
+                ("thinking", Leaf("text")),
+                ("id", Leaf("text")),
+                ("name", Leaf("text")),
+                ("input", Leaf("object")),
+            ]),
+        ),
+        ("stop_reason", Leaf("reason")),
+        (
+            "usage",
+            Obj(&[
+                ("input_tokens", Leaf("count")),
+                ("output_tokens", Leaf("count")),
+                ("cache_creation_input_tokens", Leaf("count")),
+                ("cache_read_input_tokens", Leaf("count")),
+            ]),
+        ),
+    ];
     const LLAMA: &[(&str, Shape)] = &[
         ("generation", Leaf("text")),
         ("prompt_token_count", Leaf("count")),
@@ -541,7 +575,7 @@ mod scan_parity {
         ),
     ];
     const TITAN: &[(&str, Shape)] = &[
-        ("embedding", Leaf("object")),
+        ("embedding", Leaf("numbers")),
         ("inputTextTokenCount", Leaf("count")),
     ];
 
@@ -554,9 +588,13 @@ mod scan_parity {
             created: 1,
         };
         let mut slow = Vec::new();
-        let by_serde = family
-            .write_completion(Raw::validated(text), &ctx, &mut slow)
-            .map_err(|r| r.message);
+        let by_serde = match family {
+            // Claude's public reader tries the scanner first: hold it to serde's reading alone.
+            Family::Anthropic => anthropic::parse_parts(Raw::validated(text))
+                .and_then(|parts| anthropic::write_parts(parts, &ctx, &mut slow)),
+            _ => family.write_completion(Raw::validated(text), &ctx, &mut slow),
+        }
+        .map_err(|r| r.message);
         let mut s = Scanner::new(text);
         let Ok((raw, parsed)) = family.scan_output(&mut s) else {
             return Ok(false); // the scanner declined: serde reads it, as above
@@ -579,7 +617,8 @@ mod scan_parity {
         Ok(true)
     }
 
-    const FAMILIES: [(Family, &[(&str, Shape)]); 7] = [
+    const FAMILIES: [(Family, &[(&str, Shape)]); 8] = [
+        (Family::Anthropic, CLAUDE),
         (Family::Llama, LLAMA),
         (Family::MistralText, MISTRAL_TEXT),
         (Family::MistralChat, SHAPED),

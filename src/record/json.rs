@@ -100,8 +100,16 @@ pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
     raw: Raw<'a>,
     path: impl std::fmt::Display + Copy,
 ) -> Result<T, Reject> {
-    serde_json::from_str(raw.get())
-        .map_err(|e| Reject::invalid(format!("{path}: {}", strip_position(&e))))
+    from_str(raw.get()).map_err(|e| Reject::invalid(format!("{path}: {}", strip_position(&e))))
+}
+
+/// `serde_json::from_str`, strictly: a struct is read from an object only, never from an array
+/// by position (see [`super::strict`]).
+pub(crate) fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(super::strict::Strict(&mut de))?;
+    de.end()?;
+    Ok(value)
 }
 
 /// The unescaped text of a raw string literal; borrowed when it holds no escapes.
@@ -270,17 +278,18 @@ impl Count {
             Kind::Number => {}
             _ => return adjusted(0),
         }
-        if text.bytes().all(|b| b.is_ascii_digit()) {
-            return text.parse::<u64>().map_or(adjusted(u64::MAX), exact);
-        }
-        match text.parse::<f64>() {
-            Ok(0.0) => exact(0),
-            Ok(x) if x < 0.0 => adjusted(0),
-            // 2^64 as a float: anything from there on is past the last count.
-            Ok(x) if x >= 18_446_744_073_709_551_616.0 => adjusted(u64::MAX),
-            Ok(x) if x.fract() == 0.0 => exact(x as u64),
-            Ok(x) => adjusted(x.floor() as u64),
-            Err(_) => adjusted(0),
+        // By exact decimal value: `12`, `12.0`, `1.2e1`; never rounded through a float.
+        match super::conversation::exact_whole_number(text) {
+            Some((n, false)) => exact(n),
+            Some((_, true)) => adjusted(u64::MAX),
+            // A fraction or a negative number: the nearest count (approximately, for a
+            // fraction past 2^53 — it is flagged either way).
+            None => match text.parse::<f64>() {
+                Ok(x) if x <= 0.0 => adjusted(0),
+                Ok(x) if x >= 18_446_744_073_709_551_616.0 => adjusted(u64::MAX),
+                Ok(x) => adjusted(x.floor() as u64),
+                Err(_) => adjusted(0),
+            },
         }
     }
 }
@@ -471,6 +480,12 @@ mod tests {
         assert_eq!(c("-5"), adjusted(0));
         assert_eq!(c("2.5"), adjusted(2));
         assert_eq!(c("\"12\""), adjusted(0));
+        // Exact decimal values, never rounded through a float.
+        assert_eq!(c("9007199254740993.0"), exact(9_007_199_254_740_993));
+        assert_eq!(c("1.8446744073709551615e19"), exact(u64::MAX));
+        assert!(c("123456789012345678901e-3").adjusted);
+        assert!(c("1.0000000000000001").adjusted);
+        assert_eq!(c("1e-400"), adjusted(0));
         #[derive(serde::Deserialize)]
         struct T {
             #[serde(default, deserialize_with = "null_default")]

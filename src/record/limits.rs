@@ -214,12 +214,23 @@ impl Limits {
     /// then the family's own) in `family`.
     pub fn of(family: Family, model_id: &str) -> Limits {
         let id = super::family::bare_model_id(model_id);
-        TABLE
+        let mut limits = TABLE
             .iter()
             .filter(|r| r.family == family)
             .find(|r| id.starts_with(r.model))
             .map(|r| r.limits)
-            .expect("every family has a catch-all row")
+            .expect("every family has a catch-all row");
+        // A Converse job's maxTokens is bounded by the model's own maximum, where the table
+        // knows the model.
+        if family == Family::Converse {
+            if let Some(native) = Family::for_model(model_id)
+                .ok()
+                .filter(|f| *f != Family::Converse)
+            {
+                limits.max_tokens = Limits::of(native, model_id).max_tokens;
+            }
+        }
+        limits
     }
 
     /// The request's `max_completion_tokens` (or `max_tokens`), or `default`, within the limit.

@@ -32,6 +32,7 @@ pub mod mistral;
 pub mod openai;
 mod reject;
 pub(crate) mod scan;
+mod strict;
 pub mod titan;
 
 use std::io::Write as _;
@@ -150,6 +151,19 @@ pub struct Converted<'a> {
     pub custom_id: Raw<'a>,
     /// The `body.model` string literal, if any.
     pub model: Option<Raw<'a>>,
+}
+
+/// The count a JSON number says, by its exact value (`12`, `12.0`, `1.2e1`); `None` for anything
+/// no count can be (negative, fractional, past 2^64−1, not a number).
+pub fn count_value(text: &str) -> Option<u64> {
+    let raw = Raw::validated(text);
+    if json::Kind::of(raw) != json::Kind::Number
+        || serde_json::from_str::<serde_json::Number>(text).is_err()
+    {
+        return None;
+    }
+    let c = json::Count::of(raw);
+    (!c.adjusted).then_some(c.n)
 }
 
 /// Reads a chat line the way [`convert_line`] does — UTF-8 checked, validated, its members picked

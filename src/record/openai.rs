@@ -52,7 +52,7 @@ impl<'a> BatchLine<'a> {
                 "invalid JSON: a batch line must be a JSON object",
             ));
         }
-        serde_json::from_str(line).map_err(|e| {
+        json::from_str(line).map_err(|e| {
             let code = if e.is_data() {
                 RejectCode::InvalidRequest
             } else {
@@ -385,7 +385,7 @@ pub struct ChatRequest<'a> {
 impl<'a> ChatRequest<'a> {
     /// Parses a body object.
     pub fn parse(body: Raw<'a>) -> Result<Self, Reject> {
-        serde_json::from_str(body.get())
+        json::from_str(body.get())
             .map_err(|e| Reject::invalid(format!("body: {}", json::strip_position(&e))))
     }
 
@@ -435,7 +435,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ChatVisitor<'a> {
                 }
                 saw_messages = true;
                 let raw: Raw<'de> = map.next_value()?;
-                req.messages = serde_json::from_str(raw.get()).map_err(|e| {
+                req.messages = json::from_str(raw.get()).map_err(|e| {
                     de::Error::custom(format_args!("messages: {}", json::strip_position(&e)))
                 })?;
                 req.messages_raw = Some(raw);

@@ -489,7 +489,7 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
     let tool_calls = match tool_calls {
         // Rare and small: serde_json parses the calls it has just seen validated.
         Some(raw) => {
-            Some(serde_json::from_str::<Vec<ToolCall<'a>>>(raw.get()).map_err(|_| Fallback)?)
+            Some(super::json::from_str::<Vec<ToolCall<'a>>>(raw.get()).map_err(|_| Fallback)?)
         }
         None => None,
     };

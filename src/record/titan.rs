@@ -119,13 +119,16 @@ pub fn write_body(
     o.raw("inputText", text.get());
     if let Some(d) = req.dimensions {
         expect(d, Kind::Number, "body.dimensions")?;
-        if !matches!(d.get(), "256" | "512" | "1024") {
+        // By value: `256.0` and `2.56e2` are 256.
+        let n =
+            super::conversation::whole_number(d.get()).filter(|n| matches!(n, 256 | 512 | 1024));
+        let Some(n) = n else {
             return Err(Reject::invalid(format!(
                 "body.dimensions: Titan Text Embeddings V2 makes 256, 512 or 1024 dimensions, not {}",
                 d.get()
             )));
-        }
-        o.raw("dimensions", d.get());
+        };
+        o.raw("dimensions", &n.to_string());
     }
     o.raw("normalize", "true");
     o.close();
@@ -156,7 +159,13 @@ pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
     let (mut embedding, mut tokens) = (None, Count::default());
     s.fields(&["embedding", "inputTextTokenCount"], |s, i| {
         match i {
-            0 => embedding = Some(s.value()?),
+            // A list of numbers (anything else is worded by the careful path).
+            0 => {
+                embedding = Some(s.array(|s| {
+                    let v = s.value()?;
+                    (Kind::of(v) == Kind::Number).then_some(()).ok_or(Fallback)
+                })?)
+            }
             _ => tokens = Count::of(s.value()?),
         }
         Ok(())
@@ -172,7 +181,16 @@ pub fn write_embeddings(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    write_response(parse(model_output, "modelOutput")?, ctx, out)
+    let r: Response<'_> = parse(model_output, "modelOutput")?;
+    expect(r.embedding, Kind::Array, "modelOutput.embedding")?;
+    let values: Vec<Raw<'_>> = parse(r.embedding, "modelOutput.embedding")?;
+    if let Some(i) = values.iter().position(|v| Kind::of(*v) != Kind::Number) {
+        return Err(Reject::invalid(format!(
+            "modelOutput.embedding[{i}]: expected a number, found {}",
+            Kind::of(values[i]).name()
+        )));
+    }
+    write_response(r, ctx, out)
 }
 
 /// [`write_embeddings`] for a response already read.

@@ -500,6 +500,13 @@ impl Server {
             .await
             .map_err(|_| ApiError::not_found("file", id))?;
         let folder = self.folder_of(&b).await?;
+        if folder.results_unsettled() {
+            // Retried by clients (the OpenAI SDK retries a 503): the commit takes moments.
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the batch's results are being committed; try again in a moment",
+            ));
+        }
         let results = folder
             .results()
             .ok_or_else(|| ApiError::not_found("file", id))?;
@@ -829,6 +836,10 @@ impl Server {
         let mut folder = self.folder_of(b).await.map_err(|e| e.message)?;
         if folder.results().is_some() {
             return Ok(());
+        }
+        if folder.results_unsettled() {
+            // Not "no results": a commit is under way, or a killed one waits to be put back.
+            return folder.settle().await.map_err(|e| e.to_string());
         }
         if folder.pending() > 0 && b.cancel_requested_at.is_none() {
             let hours = timeout_hours(&b.completion_window).unwrap_or(24);

@@ -105,7 +105,8 @@ pub fn write_body(
 
     if let Some(raw) = req.temperature {
         let t = limits.temperature(raw, notes)?;
-        if thinking.is_some() && number(raw, "body.temperature")? != 1.0 {
+        // Judged as clamped: 1.5 is Claude's 1, which extended thinking takes.
+        if thinking.is_some() && t.parse::<f64>().ok() != Some(1.0) {
             return Err(Reject::invalid("body.temperature: Claude does not accept a temperature with extended thinking (reasoning_effort); remove one of them"));
         }
         o.raw("temperature", &t);

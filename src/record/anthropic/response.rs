@@ -173,59 +173,64 @@ pub(crate) fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<(Raw<'a>, Parts<'a>)
         usage: ClaudeUsage::default(),
     };
     let mut saw_content = false;
-    let raw = s.object(|s, key| {
-        match &*key {
-            "id" => parts.id = Some(s.value()?),
-            "stop_reason" => parts.stop_reason = Some(s.value()?).filter(|r| r.get() != "null"),
-            "content" => {
+    // A member given twice falls back: serde's reader refuses it, in words.
+    let raw = s.fields(&["id", "stop_reason", "content", "usage"], |s, i| {
+        match i {
+            0 => parts.id = s.optional()?,
+            1 => parts.stop_reason = s.optional()?,
+            2 => {
                 saw_content = true;
                 s.array(|s| {
-                    let mut b = Block {
-                        kind: Raw::validated("null"),
-                        text: None,
-                        thinking: None,
-                        id: None,
-                        name: None,
-                        input: None,
-                    };
-                    s.object(|s, key| {
-                        let v = s.value()?;
-                        match &*key {
-                            "type" => b.kind = v,
-                            "text" => b.text = Some(v),
-                            "thinking" => b.thinking = Some(v),
-                            "id" => b.id = Some(v),
-                            "name" => b.name = Some(v),
-                            "input" => b.input = Some(v),
-                            _ => {}
+                    let (mut kind, mut b) = (
+                        None,
+                        Block {
+                            kind: Raw::validated("null"),
+                            text: None,
+                            thinking: None,
+                            id: None,
+                            name: None,
+                            input: None,
+                        },
+                    );
+                    let names = ["type", "text", "thinking", "id", "name", "input"];
+                    s.fields(&names, |s, i| {
+                        match i {
+                            0 => kind = Some(s.value()?),
+                            1 => b.text = s.optional()?,
+                            2 => b.thinking = s.optional()?,
+                            3 => b.id = s.optional()?,
+                            4 => b.name = s.optional()?,
+                            _ => b.input = s.optional()?,
                         }
                         Ok(())
                     })?;
+                    // `type` is required.
+                    b.kind = kind.ok_or(Fallback)?;
                     parts.blocks.push(b);
                     Ok(())
                 })?;
             }
-            "usage" => {
-                let u = &mut parts.usage;
-                if s.peek_is(b'n') {
-                    // "usage": null is no usage.
-                    s.value()?;
-                    return Ok(());
-                }
-                s.object(|s, key| {
-                    let v = json::Count::of(s.value()?);
-                    match &*key {
-                        "input_tokens" => u.input_tokens = v,
-                        "output_tokens" => u.output_tokens = v,
-                        "cache_creation_input_tokens" => u.cache_creation_input_tokens = v,
-                        "cache_read_input_tokens" => u.cache_read_input_tokens = v,
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-            }
             _ => {
-                s.value()?;
+                // "usage": null is no usage.
+                let u = &mut parts.usage;
+                s.nullable_object(|s| {
+                    let names = [
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_creation_input_tokens",
+                        "cache_read_input_tokens",
+                    ];
+                    s.fields(&names, |s, i| {
+                        let v = json::Count::of(s.value()?);
+                        match i {
+                            0 => u.input_tokens = v,
+                            1 => u.output_tokens = v,
+                            2 => u.cache_creation_input_tokens = v,
+                            _ => u.cache_read_input_tokens = v,
+                        }
+                        Ok(())
+                    })
+                })?;
             }
         }
         Ok(())
@@ -245,7 +250,7 @@ fn scan_parts(model_output: Raw<'_>) -> Option<Parts<'_>> {
 }
 
 /// The serde path: slower, and it says exactly what is wrong.
-fn parse_parts(model_output: Raw<'_>) -> Result<Parts<'_>, Reject> {
+pub(crate) fn parse_parts(model_output: Raw<'_>) -> Result<Parts<'_>, Reject> {
     json::expect(model_output, Kind::Object, "modelOutput")?;
     let msg: Message<'_> = json::parse(model_output, "modelOutput")?;
     // No content, or null: a message that says nothing.
