@@ -13,7 +13,7 @@ use bedrock_batch::batch_folder::{
 };
 use bedrock_batch::io::{BytesSource, Destination, MemoryDir};
 use bedrock_batch::pipeline::{
-    collect_folder, prepare_to_bedrock, BedrockOutput, ConvertError, FolderResults,
+    collect_folder, prepare_to_bedrock, BedrockOutput, Error as PipelineError, FolderResults,
     FromBedrockOptions, MissingReason, ToBedrockOptions,
 };
 use bytes::Bytes;
@@ -59,7 +59,7 @@ async fn convert_into(
     input: Vec<u8>,
     o: &ToBedrockOptions,
     replace: Replace<'_>,
-) -> Result<Option<u64>, ConvertError> {
+) -> Result<Option<u64>, PipelineError> {
     let folder = FolderWriter::open(dest, &LockOptions::default()).await?;
     match folder
         .start_generation(o.conversion(), o.source.clone(), replace)
@@ -409,7 +409,7 @@ fn a_failure_at_any_step_of_a_collection_leaves_the_results_as_they_were() {
             let folder = FolderWriter::open(dest, &LockOptions::default()).await?;
             let opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
             let results = async {
-                Ok::<_, ConvertError>(FolderResults {
+                Ok::<_, PipelineError>(FolderResults {
                     ok: folder.create("results/output.jsonl").await?,
                     err: folder.create("results/errors.jsonl").await?,
                     output: "o".into(),

@@ -3,8 +3,8 @@
 
 mod common;
 
-use bedrock_batch::batch_folder::BatchManifest;
-use bedrock_batch::pipeline::ConvertError;
+use bedrock_batch::batch_folder::{BatchManifest, FolderError};
+use bedrock_batch::pipeline::Error as PipelineError;
 use common::*;
 
 /// A few thousand sample lines with bad ones sprinkled in.
@@ -129,11 +129,10 @@ fn more_records_than_one_job_takes_make_one_folder_per_job() {
     o.records_per_file = 60;
     let (dir, result) = to_folder(&sample(250), &o);
     match result {
-        Err(ConvertError::TooFewRecords {
+        Err(PipelineError::Folder(FolderError::TooFewRecords {
             job: 2,
             records: 50,
-            ..
-        }) => {}
+        })) => {}
         other => panic!("expected a too-small last job, got {other:?}"),
     }
     assert!(dir.names().is_empty(), "nothing written: {:?}", dir.names());

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bedrock_batch::batch_folder::{FolderError, FolderWriter, LockOptions, Replace, Start};
 use bedrock_batch::io::{ChunkSource, Destination, S3Dir, S3Uri};
-use bedrock_batch::pipeline::{prepare_to_bedrock, BedrockOutput, ConvertError};
+use bedrock_batch::pipeline::{prepare_to_bedrock, BedrockOutput, Error as PipelineError};
 use bytes::Bytes;
 use common::{rt, sample, MODEL};
 use s3_server::{in_process, server, TestS3};
@@ -477,7 +477,7 @@ fn a_lock_lost_mid_run_commits_nothing() {
         prepared.commit().await
     });
     match result {
-        Err(ConvertError::Folder(FolderError::LockLost { .. })) => {}
+        Err(PipelineError::Folder(FolderError::LockLost { .. })) => {}
         other => panic!("expected a lost lock, got {other:?}"),
     }
     let after = e.objects();

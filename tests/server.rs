@@ -26,7 +26,7 @@ struct Env {
     config: ServerConfig,
     rt: tokio::runtime::Runtime,
     addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio_util::sync::CancellationToken>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -99,22 +99,17 @@ impl Env {
             (server, listener)
         });
         self.addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        self.stop = Some(tx);
+        let stop = tokio_util::sync::CancellationToken::new();
+        self.stop = Some(stop.clone());
         self.done = Some(self.rt.spawn(async move {
-            server
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+            server.serve(listener, stop).await.unwrap();
         }));
     }
 
     /// Stops the server (gracefully).
     fn shut_down(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+        if let Some(stop) = self.stop.take() {
+            stop.cancel();
         }
         if let Some(done) = self.done.take() {
             self.rt.block_on(done).unwrap();

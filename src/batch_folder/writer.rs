@@ -17,7 +17,7 @@ use super::manifest::{
 };
 use super::reader::FolderReader;
 use super::{FolderError, MIN_RECORDS_PER_JOB};
-use crate::io::{commit_all, Destination, ObjectWriter};
+use crate::io::{commit_all, Destination, ObjectWriter, PendingRun};
 
 /// Finds out which of a generation's Bedrock jobs still run (the driver knows how); used before
 /// a generation is replaced.
@@ -266,8 +266,8 @@ impl FolderWriter {
             job_sizes: Vec::new(),
             sealed: Vec::new(),
             rejects: None,
-            run_out: None,
-            run_ids: None,
+            run_out: PendingRun::default(),
+            run_ids: PendingRun::default(),
         })))
     }
 
@@ -513,8 +513,8 @@ pub struct GenerationWriter {
     sealed: Vec<Box<dyn ObjectWriter>>,
     rejects: Option<Box<dyn ObjectWriter>>,
     /// Records pending for the open shard: a contiguous range of the caller's current block.
-    run_out: Option<(usize, usize)>,
-    run_ids: Option<(usize, usize)>,
+    run_out: PendingRun,
+    run_ids: PendingRun,
 }
 
 /// What a conversion tells the folder about itself when it is done.
@@ -524,14 +524,6 @@ pub struct GenerationSummary {
     pub counts: ManifestCounts,
     /// The `body.model` of the input, if any.
     pub openai_model: Option<String>,
-}
-
-fn extend(run: &mut Option<(usize, usize)>, r: Range<usize>) {
-    match run {
-        Some((_, end)) if *end == r.start => *end = r.end,
-        // Callers flush before a gap, so this only starts a new run.
-        _ => *run = Some((r.start, r.end)),
-    }
 }
 
 impl GenerationWriter {
@@ -557,7 +549,7 @@ impl GenerationWriter {
         ids_range: Range<usize>,
         line: u64,
     ) -> Result<(), FolderError> {
-        if self.run_out.is_some_and(|(_, end)| end != out.start) {
+        if !self.run_out.continues(&out) {
             // A record between the pending ones and this one was not admitted.
             self.flush(records, ids).await?;
         }
@@ -594,31 +586,24 @@ impl GenerationWriter {
         shard.last_line = line;
         self.job_records += 1;
         self.job_bytes += len;
-        extend(&mut self.run_out, out);
-        extend(&mut self.run_ids, ids_range);
+        self.run_out.extend(out);
+        self.run_ids.extend(ids_range);
         Ok(())
     }
 
     /// Writes the pending run of records (of `records` and `ids`) to the open shard.
     pub async fn flush(&mut self, records: &Bytes, ids: &Bytes) -> Result<(), FolderError> {
         let Some(shard) = self.shard.as_mut() else {
-            self.run_out = None;
-            self.run_ids = None;
+            self.run_out.clear();
+            self.run_ids.clear();
             return Ok(());
         };
-        if let Some((a, b)) = self.run_out.take() {
-            let name = shard.data.name();
-            shard
-                .data
-                .write(records.slice(a..b))
-                .await
-                .map_err(FolderError::io(format!("writing {name}")))?;
-        }
-        if let Some((a, b)) = self.run_ids.take() {
-            let name = shard.ids.name();
-            shard
-                .ids
-                .write(ids.slice(a..b))
+        for (run, buf, w) in [
+            (&mut self.run_out, records, &mut shard.data),
+            (&mut self.run_ids, ids, &mut shard.ids),
+        ] {
+            let name = w.name();
+            run.flush(buf, &mut **w)
                 .await
                 .map_err(FolderError::io(format!("writing {name}")))?;
         }

@@ -140,6 +140,9 @@ pub(crate) struct Context {
     quiet: bool,
     json: bool,
     break_lock: bool,
+    /// Cancelled on Ctrl-C or SIGTERM: `serve` stops gracefully, every other command stops
+    /// where it is.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Context {
@@ -195,6 +198,7 @@ pub fn main() -> ExitCode {
         quiet: cli.quiet,
         json: cli.json,
         break_lock: cli.break_lock,
+        shutdown: tokio_util::sync::CancellationToken::new(),
     };
     let storage = &cx.storage;
     let serving = matches!(cli.command, Command::Serve(_));
@@ -218,10 +222,11 @@ pub fn main() -> ExitCode {
                 Command::Serve(args) => serve::run(args, &cx).await,
             }
         };
+        tokio::spawn(cancel_on_signal(cx.shutdown.clone()));
         tokio::select! {
             result = work => result,
-            // `serve` stops gracefully on Ctrl-C by itself.
-            _ = tokio::signal::ctrl_c(), if !serving => {
+            // `serve` stops gracefully by itself.
+            _ = cx.shutdown.cancelled(), if !serving => {
                 // The conversion was dropped: local temporary files are gone; abort what S3 holds.
                 storage.abort_open_uploads().await;
                 eprintln!("{interrupted}");
@@ -236,6 +241,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Cancels `shutdown` on Ctrl-C or (on Unix) SIGTERM, what service managers send.
+async fn cancel_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    shutdown.cancel();
 }
 
 /// Writes a `--summary` file whole or not at all (a temporary file renamed into place).

@@ -142,35 +142,34 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
 
     // 2. Submit (again only what is not running with these settings) and wait, submitting the
     // jobs left over as slots free up.
+    let max_jobs = args.submit.max_jobs.max(1);
+    // The first submission checks every recorded job against these settings, even when none
+    // waits for a slot.
+    let summary = folder.submit(&driver, &settings, max_jobs).await?;
+    report_submitted(&summary, cx);
+    if folder.job_records().iter().all(Option::is_none) {
+        bail!(
+            "no job could be submitted: {}",
+            summary
+                .quota_message
+                .as_deref()
+                .unwrap_or("the job quota is full")
+        );
+    }
     let mut watcher = Watcher::new(cx.quiet);
     let mut pacer = Pacer::new(args.poll.options());
-    let mut first = true;
+    let mut submit = None;
     let jobs = loop {
-        if first || folder.pending() > 0 {
-            let summary = folder
-                .submit(&driver, &settings, args.submit.max_jobs.max(1))
-                .await?;
-            if !summary.submitted.is_empty() || first {
-                report_submitted(&summary, cx);
-            }
-            if folder.job_records().iter().all(Option::is_none) {
-                bail!(
-                    "no job could be submitted: {}",
-                    summary
-                        .quota_message
-                        .as_deref()
-                        .unwrap_or("the job quota is full")
-                );
-            }
-            first = false;
+        let step = folder.advance(&driver, submit).await?;
+        submit = Some((&settings, max_jobs));
+        if let Some(summary) = step.submitted.filter(|s| !s.submitted.is_empty()) {
+            report_submitted(&summary, cx);
         }
-        let jobs = folder.jobs(&driver).await?;
-        let batch = folder.batch_object(&jobs, None);
-        watcher.update(&jobs, &batch);
-        if folder.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal()) {
-            break jobs;
+        watcher.update(&step.jobs, &folder.batch_object(&step.jobs, None));
+        if step.ended {
+            break step.jobs;
         }
-        tokio::time::sleep(pacer.next(&jobs)).await;
+        tokio::time::sleep(pacer.next(&step.jobs)).await;
     };
     watcher.finish();
 

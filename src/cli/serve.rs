@@ -68,29 +68,18 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let storage = Arc::new(bedrock_batch::io::Storage::new(cx.storage_options.clone()));
-    let server = Server::new(config, storage, cx.driver().await)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let server = Server::new(config, storage, cx.driver().await).await?;
     // The address on stdout (a port of 0 picks a free one), for whoever started the server.
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    server
-        .serve(listener, async {
-            // Ctrl-C or SIGTERM (what service managers send): stop accepting, finish what runs.
-            #[cfg(unix)]
-            {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("a SIGTERM handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
+    let shutdown = cx.shutdown.clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
             tracing::info!("shutting down");
-        })
-        .await?;
+        }
+    });
+    server.serve(listener, shutdown).await?;
     Ok(EXIT_OK)
 }

@@ -9,11 +9,11 @@ use anyhow::{bail, Context as _};
 use super::units::bytes_in;
 use super::{progress_bar, Context, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{
-    owned_prefixes, BatchManifest, FolderWriter, InputIdentity, Replace, Start,
+    owned_prefixes, BatchManifest, FolderError, FolderWriter, InputIdentity, Replace, Start,
 };
 use bedrock_batch::io::{ChunkSource, Location, ObjectIdentity, StdWriter, HOUSEKEEPING};
 use bedrock_batch::pipeline::{
-    convert_to_bedrock, BedrockOutput, ConvertError, Report, ToBedrockOptions,
+    prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
 };
 use bedrock_batch::record::Family;
 
@@ -372,7 +372,7 @@ pub async fn convert(
     let pb = bar.clone();
     opts.progress = Some(Arc::new(move |n| pb.set_position(n)));
     let started = Instant::now();
-    let result = convert_to_bedrock(source, sink, &opts).await;
+    let prepared = prepare_to_bedrock(source, sink, &opts).await;
     bar.finish_and_clear();
     let summary = |report: &Report, rejects_at: Option<&str>| {
         if json {
@@ -383,22 +383,17 @@ pub async fn convert(
             print_summary(input, output, &opts, report, started, rejects_at);
         }
     };
-    match result {
+    let prepared = prepared.with_context(|| format!("converting {input} to {output}"))?;
+    let report = prepared.report().clone();
+    match prepared.commit().await {
         Ok(report) => {
             summary(&report, Some(rejects_at));
             Ok(report)
         }
-        Err(ConvertError::TooFewRecords {
-            report,
-            job,
-            records,
-        }) => {
+        Err(e @ PipelineError::Folder(FolderError::TooFewRecords { .. })) => {
+            // Nothing was written; the counts still say what the input holds.
             summary(&report, None);
-            bail!(ConvertError::TooFewRecords {
-                report,
-                job,
-                records
-            });
+            bail!(e)
         }
         Err(e) => Err(e).context(format!("converting {input} to {output}")),
     }

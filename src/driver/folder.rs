@@ -53,6 +53,17 @@ pub struct SubmitSummary {
     pub quota_message: Option<String>,
 }
 
+/// What one [`BatchFolder::advance`] step did and found.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What was submitted, when the step submitted.
+    pub submitted: Option<SubmitSummary>,
+    /// Every submitted job's state, in job order.
+    pub jobs: Vec<JobInfo>,
+    /// Every job has been submitted and has ended: the results can be collected.
+    pub ended: bool,
+}
+
 /// Settings of a collection of results.
 #[derive(Clone, Default)]
 pub struct CollectOptions {
@@ -296,6 +307,31 @@ impl BatchFolder {
         }
         summary.pending += todo.count();
         Ok(summary)
+    }
+
+    /// One step of running the batch, as `run` and `serve`'s background task both take it:
+    /// when `submit` gives settings and a limit of jobs in flight, the jobs waiting for a slot
+    /// are submitted ([`submit`](Self::submit)); then every submitted job's state is read. The
+    /// step says whether every job has been submitted and has ended — then the results can be
+    /// collected.
+    pub async fn advance(
+        &mut self,
+        driver: &Driver,
+        submit: Option<(&SubmitSettings, usize)>,
+    ) -> Result<Step, DriverError> {
+        let submitted = match submit {
+            Some((settings, max_active)) if self.pending() > 0 => {
+                Some(self.submit(driver, settings, max_active).await?)
+            }
+            _ => None,
+        };
+        let jobs = self.jobs(driver).await?;
+        let ended = self.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal());
+        Ok(Step {
+            submitted,
+            jobs,
+            ended,
+        })
     }
 
     /// The current state of every submitted job, in job order.

@@ -65,7 +65,9 @@ pub use crate::pipeline::Collected;
 pub use batch_object::{
     BatchContext, BatchError, BatchErrors, BatchObject, BatchStatus, BatchUsage, RequestCounts,
 };
-pub use folder::{results_writer, BatchFolder, CollectOptions, SubmitSettings, SubmitSummary};
+pub use folder::{
+    results_writer, BatchFolder, CollectOptions, Step, SubmitSettings, SubmitSummary,
+};
 pub use job::{is_job_identifier, job_id, JobInfo, JobStatus};
 pub use request::{
     check_job_name, check_role_arn, check_s3_uri, completion_window, default_job_name, parse_tag,
@@ -160,7 +162,7 @@ pub enum DriverError {
     },
     /// Converting the results failed.
     #[error("converting the results: {0}")]
-    Collect(#[from] crate::pipeline::ConvertError),
+    Collect(#[from] crate::pipeline::Error),
 }
 
 impl DriverError {

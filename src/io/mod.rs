@@ -10,6 +10,7 @@
 mod journal;
 mod local;
 mod memory;
+mod run;
 mod s3;
 
 use std::io;
@@ -28,6 +29,7 @@ pub use local::{FileSource, LocalDir, LocalFile, StdWriter};
 /// temporary files), hidden from [`Destination::list`].
 pub const HOUSEKEEPING: &str = ".bedrock-batch";
 pub use memory::{Discard, MemoryDir, MemoryWriter};
+pub use run::PendingRun;
 pub use s3::{S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
 
 /// One output object being written.
@@ -432,11 +434,19 @@ impl Location {
         }
     }
 
-    /// The object at `rel` inside this folder.
+    /// The object at `rel` inside this folder; a folder when `rel` ends in `/`.
     pub fn join(&self, rel: &str) -> Location {
         match self {
             Location::Dir(dir) => {
-                Location::File(rel.split('/').fold(dir.clone(), |p, s| p.join(s)))
+                let path = rel
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .fold(dir.clone(), |p, s| p.join(s));
+                if rel.ends_with('/') {
+                    Location::Dir(path)
+                } else {
+                    Location::File(path)
+                }
             }
             Location::S3(uri) => Location::S3(uri.join(rel)),
             other => other.clone(),
@@ -739,6 +749,21 @@ impl<S: ChunkSource + ?Sized> ChunkSource for Box<S> {
     fn next_chunk(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>> {
         (**self).next_chunk()
     }
+}
+
+/// A [`ChunkSource`] as a stream of chunks (for an HTTP response body), ending after the last
+/// chunk or the first error.
+pub fn chunk_stream(
+    source: Box<dyn ChunkSource>,
+) -> impl futures::Stream<Item = io::Result<Bytes>> + Send {
+    futures::stream::unfold(Some(source), |source| async move {
+        let mut source = source?;
+        match source.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(source))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 /// Any [`AsyncRead`] as a [`ChunkSource`].

@@ -1,210 +1,135 @@
-//! The per-block work of the to-Bedrock direction: every line of a block converted, in order,
-//! into one records buffer, with an item per line saying what became of it.
+//! The one line loop both directions run on each block: it cuts the block into lines, takes off
+//! the newline, a CR before it (CRLF endings) and a byte-order mark at the start of the input,
+//! tells blank lines and lines over the length limit apart, and hands every other line to the
+//! direction's [`LineMap`]. Every line of the input reaches the plug-in exactly once, as one of
+//! the three [`Line`] kinds, so each direction's accounting starts from the same count.
 
-use std::hash::{Hash, Hasher};
-use std::ops::Range;
+use std::sync::Arc;
 
-use crate::record::Raw;
 use bytes::Bytes;
 
 use super::framer::Block;
 use super::ordered::BlockJob;
-use crate::record::json::decode_literal;
-use crate::record::{
-    convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode, BOM,
-};
+use crate::record::{Reject, RejectCode, BOM};
 
-/// What became of one input line.
-#[derive(Debug)]
-pub(crate) enum Item {
-    /// A record, at `out` in the block's records buffer (and `ids` in its ledger buffer).
-    Record {
-        line: u64,
-        out: Range<usize>,
-        ids: Range<usize>,
-        /// The `custom_id` literal, in the block's input.
-        custom_id: Range<usize>,
-        /// A 64-bit hash of the unescaped `custom_id`, for duplicate detection.
-        key: u64,
-        /// The `body.model` literal, in the block's input, and a hash of it: the commit stage
-        /// compares hashes, so it need not touch the input again.
-        model: Option<(Range<usize>, u64)>,
-    },
-    /// A rejected line.
-    Reject {
-        line: u64,
-        reject: Reject,
-        custom_id: Option<Range<usize>>,
-    },
-    /// A blank line.
+/// One line, as the loop hands it on.
+pub(crate) enum Line<'a> {
+    /// Whitespace only.
     Blank,
+    /// Over the line-length limit: rejected unread (the reason says by how much).
+    TooLong(Reject),
+    /// A line to map: its bytes without line ending or BOM, and whether a newline ended it (the
+    /// last line of an input may lack one).
+    Text { bytes: &'a [u8], terminated: bool },
 }
 
-/// Counters that lines add to on the way.
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    pub dropped: Vec<String>,
-    /// Settings clamped to the model's documented ranges, in how many requests.
-    pub clamped: Vec<(&'static str, u64)>,
+/// What the loop saw of the line endings.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Endings {
+    /// Lines that ended in CRLF.
     pub crlf: u64,
+    /// The input began with a byte-order mark.
     pub bom: bool,
 }
 
-/// One converted block.
-#[derive(Debug)]
-pub(crate) struct BlockOutput {
+/// What a direction makes of each line of a block. Pure: it runs on the worker pool, sees one
+/// block, and keeps what it makes in its own per-block value.
+pub(crate) trait LineMap: Send + Sync + 'static {
+    /// What a block becomes (output buffers and one item per line).
+    type Block: Send + 'static;
+    /// An empty value for a block of `input_len` bytes.
+    fn start(&self, input_len: usize) -> Self::Block;
+    /// Maps line `no` (1-based in its input), whose bytes lie in `data`, the block.
+    fn line(&self, data: &[u8], no: u64, line: Line<'_>, block: &mut Self::Block);
+}
+
+/// One block, mapped.
+pub(crate) struct Mapped<B> {
+    /// The block's input bytes (the commit stage may quote from them).
     pub input: Bytes,
-    pub records: Bytes,
-    pub ids: Bytes,
-    pub items: Vec<Item>,
-    pub tally: Tally,
+    /// What the direction made of it.
+    pub out: B,
+    /// What the loop saw of its line endings.
+    pub endings: Endings,
 }
 
-/// The to-Bedrock [`BlockJob`]. A batch folder's records ([`RecordIdStyle::LineNumber`]) get
-/// `ids/` ledger lines too.
-pub(crate) struct LineJob {
-    pub opts: LineOptions,
-    pub max_line: usize,
+/// The [`BlockJob`] running the line loop with a direction's [`LineMap`].
+pub(crate) struct LineLoop<M> {
+    map: M,
+    max_line: usize,
+    /// Where a user changes the limit, for the reason (`" (see --max-line-bytes)"`), or `""`.
+    hint: &'static str,
 }
 
-fn span(data: &[u8], raw: Raw<'_>) -> Range<usize> {
-    let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
-    start..start + raw.get().len()
-}
-
-/// The duplicate-detection key of a `custom_id` literal: a hash of its value, so that `"a"` and
-/// `"\u0061"` are the same id and two different ids are two keys.
-pub(crate) fn custom_id_key(raw: Raw<'_>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    decode_literal(raw.get()).hash(&mut h);
-    h.finish()
-}
-
-/// A 64-bit hash of a string literal's value (FNV-1a: short inputs, stable, no setup), so that
-/// two spellings of one model name are one model.
-fn value_key(literal: &str) -> u64 {
-    decode_literal(literal)
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+impl<M: LineMap> LineLoop<M> {
+    /// The loop for `map`, rejecting lines over `max_line` bytes.
+    pub(crate) fn new(map: M, max_line: usize, hint: &'static str) -> Arc<Self> {
+        Arc::new(LineLoop {
+            map,
+            max_line,
+            hint,
         })
+    }
+
+    fn too_long(&self, bytes: u64) -> Line<'static> {
+        Line::TooLong(Reject::new(
+            RejectCode::LineTooLong,
+            format!(
+                "the line is {bytes} bytes, over the limit of {} bytes{}",
+                self.max_line, self.hint
+            ),
+        ))
+    }
 }
 
-impl BlockJob for LineJob {
-    type Output = BlockOutput;
+impl<M: LineMap> BlockJob for LineLoop<M> {
+    type Output = Mapped<M::Block>;
 
-    fn convert(&self, block: Block) -> BlockOutput {
+    fn convert(&self, block: Block) -> Self::Output {
         let data: &[u8] = &block.data;
-        // Records are about as large as their input lines.
-        let mut records = Vec::with_capacity(data.len() + data.len() / 8);
-        let mut ids = Vec::new();
-        let mut items = Vec::new();
-        let mut tally = Tally::default();
-        let mut notes = Notes::default();
-        let mut line_no = block.first_line;
+        let mut out = self.map.start(data.len());
+        let mut endings = Endings::default();
+        let mut no = block.first_line;
         let mut start = 0;
         while start < data.len() {
             let (end, next, terminated) = match memchr::memchr(b'\n', &data[start..]) {
                 Some(i) => (start + i, start + i + 1, true),
                 None => (data.len(), data.len(), !block.unterminated),
             };
-            let mut line = &data[start..end];
-            if let [rest @ .., b'\r'] = line {
-                line = rest;
-                tally.crlf += 1;
+            let mut bytes = &data[start..end];
+            if let [rest @ .., b'\r'] = bytes {
+                bytes = rest;
+                endings.crlf += 1;
             }
-            if line_no == 1 && line.starts_with(BOM) {
-                line = &line[BOM.len()..];
-                tally.bom = true;
+            if no == 1 && bytes.starts_with(BOM) {
+                bytes = &bytes[BOM.len()..];
+                endings.bom = true;
             }
-            let item = if line.iter().all(u8::is_ascii_whitespace) {
-                Item::Blank
-            } else if line.len() > self.max_line {
-                too_long(line_no, line.len() as u64, self.max_line)
+            let line = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Line::Blank
+            } else if bytes.len() > self.max_line {
+                self.too_long(bytes.len() as u64)
             } else {
-                let out_start = records.len();
-                match convert_line_noted(line, line_no, &self.opts, &mut notes, &mut records) {
-                    Ok(c) => {
-                        let ids_start = ids.len();
-                        if let RecordIdStyle::LineNumber { generation } = self.opts.record_id {
-                            crate::batch_folder::push_line(
-                                &mut ids,
-                                line_no,
-                                generation,
-                                c.custom_id.get(),
-                            );
-                        }
-                        tally.dropped.append(&mut notes.dropped);
-                        for setting in notes.clamped.drain(..) {
-                            match tally.clamped.iter_mut().find(|(s, _)| *s == setting) {
-                                Some((_, n)) => *n += 1,
-                                None => tally.clamped.push((setting, 1)),
-                            }
-                        }
-                        Item::Record {
-                            line: line_no,
-                            out: out_start..records.len(),
-                            ids: ids_start..ids.len(),
-                            custom_id: span(data, c.custom_id),
-                            key: custom_id_key(c.custom_id),
-                            model: c.model.map(|m| (span(data, m), value_key(m.get()))),
-                        }
-                    }
-                    Err(rejected) => {
-                        notes = Notes::default();
-                        let mut reject = rejected.reject;
-                        if reject.code == RejectCode::InvalidJson && line.contains(&b'\r') {
-                            reject = Reject::new(
-                                RejectCode::CrLineEndings,
-                                format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
-                            );
-                        } else if !terminated && reject.code == RejectCode::InvalidJson {
-                            reject = Reject::new(
-                                RejectCode::TruncatedLine,
-                                format!("the input ends inside this line (no newline at the end) and it is not complete JSON: {}", reject.message),
-                            );
-                        }
-                        Item::Reject {
-                            line: line_no,
-                            reject,
-                            custom_id: rejected.custom_id.map(|c| span(data, c)),
-                        }
-                    }
-                }
+                Line::Text { bytes, terminated }
             };
-            items.push(item);
-            line_no += 1;
+            self.map.line(data, no, line, &mut out);
+            no += 1;
             start = next;
         }
-        BlockOutput {
+        Mapped {
             input: block.data,
-            records: Bytes::from(records),
-            ids: Bytes::from(ids),
-            items,
-            tally,
+            out,
+            endings,
         }
     }
 
-    fn oversized(&self, line: u64, bytes: u64) -> BlockOutput {
-        BlockOutput {
+    fn oversized(&self, line: u64, bytes: u64) -> Self::Output {
+        let mut out = self.map.start(0);
+        self.map.line(&[], line, self.too_long(bytes), &mut out);
+        Mapped {
             input: Bytes::new(),
-            records: Bytes::new(),
-            ids: Bytes::new(),
-            items: vec![too_long(line, bytes, self.max_line)],
-            tally: Tally::default(),
+            out,
+            endings: Endings::default(),
         }
-    }
-}
-
-fn too_long(line: u64, bytes: u64, max: usize) -> Item {
-    Item::Reject {
-        line,
-        reject: Reject::new(
-            RejectCode::LineTooLong,
-            format!(
-                "the line is {bytes} bytes, over the limit of {max} bytes (see --max-line-bytes)"
-            ),
-        ),
-        custom_id: None,
     }
 }

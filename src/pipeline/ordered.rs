@@ -1,18 +1,20 @@
 //! The streaming engine shared by both directions: read → frame → convert blocks in parallel on
-//! rayon → hand results on in input order.
+//! rayon → hand results on in input order. A direction plugs in what a block becomes
+//! ([`BlockJob`], usually the line loop of [`super::lines`]) and what is done with it, in order
+//! ([`Commit`]).
 //!
 //! At most `in_flight` blocks are read but not yet committed, which bounds memory to about
 //! `in_flight × (block size + its output)` whatever the input size, and gives backpressure: a slow
 //! sink stops the reading.
 
 use std::collections::VecDeque;
-use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
 use super::framer::{Block, Frame, Framer};
+use super::Error;
 use crate::io::ChunkSource;
 
 /// Per-block work, run on the rayon pool. Must be pure: it sees one block and nothing else.
@@ -28,10 +30,25 @@ pub(crate) trait BlockJob: Send + Sync + 'static {
 /// Engine settings.
 #[derive(Clone)]
 pub(crate) struct EngineConfig {
+    /// The input's name, for messages.
+    pub input: String,
     pub block_size: usize,
     pub max_line: usize,
     pub pool: Option<Arc<rayon::ThreadPool>>,
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// A dedicated worker pool of `threads` threads, or `None` for rayon's global pool.
+pub(crate) fn worker_pool(threads: Option<usize>) -> Result<Option<Arc<rayon::ThreadPool>>, Error> {
+    match threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("convert-{i}"))
+            .build()
+            .map(|p| Some(Arc::new(p)))
+            .map_err(|_| Error::Pool(n)),
+        None => Ok(None),
+    }
 }
 
 impl EngineConfig {
@@ -47,33 +64,25 @@ enum Pending<T> {
     Running(oneshot::Receiver<std::thread::Result<T>>),
 }
 
-/// Failure of the engine: reading, a converter panic (a bug), or the commit step.
-#[derive(Debug)]
-pub(crate) enum EngineError<E> {
-    Read(io::Error),
-    Panicked,
-    Commit(E),
-}
-
 /// The in-order stage that receives each block's output. A trait with a boxed `Send` future
 /// rather than an async closure, so that a whole conversion is a `Send` future: callers can spawn
 /// it on a multi-threaded runtime.
-pub(crate) trait Commit<O, E>: Send {
+pub(crate) trait Commit<O>: Send {
     /// Takes the next block's output, in input order.
-    fn commit(&mut self, output: O) -> futures::future::BoxFuture<'_, Result<(), E>>;
+    fn commit(&mut self, output: O) -> futures::future::BoxFuture<'_, Result<(), Error>>;
 }
 
 /// Streams `source` through `job`, calling `commit` with each block's output in input order.
 /// Returns the number of bytes read.
-pub(crate) async fn run<J, E, C>(
+pub(crate) async fn run<J, C>(
     mut source: impl ChunkSource,
     job: Arc<J>,
     cfg: &EngineConfig,
     committer: &mut C,
-) -> Result<u64, EngineError<E>>
+) -> Result<u64, Error>
 where
     J: BlockJob,
-    C: Commit<J::Output, E>,
+    C: Commit<J::Output>,
 {
     // Memory follows the blocks in flight, so more threads than the machine can run buy nothing
     // but memory: count at most four per core.
@@ -92,7 +101,10 @@ where
                     pending.push_back(Pending::Ready(job.oversized(line, bytes)))
                 }
                 None if eof => break,
-                None => match source.next_chunk().await.map_err(EngineError::Read)? {
+                None => match source.next_chunk().await.map_err(|source| Error::Read {
+                    input: cfg.input.clone(),
+                    source,
+                })? {
                     Some(chunk) => {
                         bytes_in += chunk.len() as u64;
                         if let Some(progress) = &cfg.progress {
@@ -114,13 +126,10 @@ where
             Pending::Ready(output) => output,
             Pending::Running(rx) => match rx.await {
                 Ok(Ok(output)) => output,
-                _ => return Err(EngineError::Panicked),
+                _ => return Err(Error::Panicked),
             },
         };
-        committer
-            .commit(output)
-            .await
-            .map_err(EngineError::Commit)?;
+        committer.commit(output).await?;
     }
     Ok(bytes_in)
 }

@@ -6,7 +6,7 @@
 //! an OpenAI error body. The echoed `modelInput`, often most of a line's bytes, is validated and
 //! skipped without building anything.
 
-use super::anthropic::{CompletionContext, Usage};
+use super::completion::{CompletionContext, Usage};
 use super::json::{write_str, Kind, Obj, Raw};
 use super::scan::{Fallback, Scanner};
 use super::{Family, ParsedOutput, Reject, RejectCode};

@@ -2,10 +2,63 @@
 
 use serde::Deserialize;
 
-use super::anthropic::{CompletionContext, Usage};
 use super::json::{as_text, expect, null_default, parse, write_str, Arr, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
 use super::{Raw, Reject};
+
+/// What the response body needs besides `modelOutput`.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletionContext<'c> {
+    /// `id` when `modelOutput` has none.
+    pub fallback_id: &'c str,
+    /// The `model` to report, as a JSON string literal.
+    pub model: &'c str,
+    /// `created`, Unix seconds.
+    pub created: u64,
+}
+
+/// Token counts of one response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens, cache reads and writes included.
+    pub prompt_tokens: u64,
+    /// Generated tokens.
+    pub completion_tokens: u64,
+    /// Prompt tokens read from the cache.
+    pub cached_tokens: u64,
+    /// A count the model reported could not be a count (negative, fractional, beyond 2^64−1),
+    /// or the counts add up to more than 2^64−1: the numbers are the nearest ones in range.
+    pub adjusted: bool,
+}
+
+impl Usage {
+    /// The usage of a response that reported `input`, `output` and cache `read` and `write`
+    /// tokens: the prompt counts all three inputs. Sums that would pass 2^64−1 stop there, and
+    /// say so.
+    pub(crate) fn from_counts(input: Count, output: Count, read: Count, write: Count) -> Usage {
+        let prompt = input
+            .n
+            .checked_add(read.n)
+            .and_then(|p| p.checked_add(write.n));
+        let mut u = Usage {
+            prompt_tokens: prompt.unwrap_or(u64::MAX),
+            completion_tokens: output.n,
+            cached_tokens: read.n,
+            adjusted: prompt.is_none()
+                || input.adjusted
+                || output.adjusted
+                || read.adjusted
+                || write.adjusted,
+        };
+        u.adjusted |= u.prompt_tokens.checked_add(u.completion_tokens).is_none();
+        u
+    }
+
+    /// Prompt and completion tokens together (at most 2^64−1).
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
 
 /// A tool call's `arguments`.
 pub(crate) enum Arguments<'a> {

@@ -23,8 +23,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::anthropic::{CompletionContext, Usage, JSON_RESPONSE_TOOL};
+use super::anthropic::JSON_RESPONSE_TOOL;
 use super::completion::{self, Arguments, Call, Choice};
+use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, function_tools, response_tool, tool_name, Block, MediaPolicy,
     ResponseTool, Role, ToolResultContent, Turn,

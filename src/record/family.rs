@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::anthropic;
-use super::completion::OpenAiShaped;
+use super::completion::{CompletionContext, OpenAiShaped, Usage};
 use super::converse::{self, Dialect};
 use super::openai::{ChatRequest, CHAT_COMPLETIONS};
 use super::reject::Reject;
@@ -160,7 +160,7 @@ impl Family {
     }
 
     /// Writes the `modelInput` body for a chat `request` into `out`.
-    pub fn write_model_input(
+    pub(crate) fn write_model_input(
         self,
         request: &ChatRequest<'_>,
         opts: &MapOptions,
@@ -182,7 +182,7 @@ impl Family {
     }
 
     /// Writes the `modelInput` body for an embeddings `request` into `out`.
-    pub fn write_embedding_input(
+    pub(crate) fn write_embedding_input(
         self,
         request: &EmbeddingRequest<'_>,
         opts: &MapOptions,
@@ -199,12 +199,26 @@ impl Family {
 
     /// Writes the OpenAI response body (a `chat.completion`, or an embeddings list) for a Bedrock
     /// `modelOutput` into `out`.
+    ///
+    /// ```
+    /// use bedrock_batch::record::{CompletionContext, Family};
+    /// let output = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],
+    ///   "stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
+    /// let raw = serde_json::from_str(output).unwrap();
+    /// let ctx = CompletionContext { fallback_id: "x", model: "\"gpt-4o\"", created: 1 };
+    /// let mut out = Vec::new();
+    /// let usage = Family::Anthropic.write_completion(raw, &ctx, &mut out).unwrap();
+    /// let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    /// assert_eq!(v["choices"][0]["message"]["content"], "Hi");
+    /// assert_eq!(v["usage"]["total_tokens"], 4);
+    /// assert_eq!(usage.prompt_tokens, 3);
+    /// ```
     pub fn write_completion(
         self,
         model_output: Raw<'_>,
-        ctx: &anthropic::CompletionContext<'_>,
+        ctx: &CompletionContext<'_>,
         out: &mut Vec<u8>,
-    ) -> Result<anthropic::Usage, Reject> {
+    ) -> Result<Usage, Reject> {
         match self {
             Family::Anthropic => anthropic::write_chat_completion(model_output, ctx, out),
             Family::Nova | Family::Converse => {
@@ -258,9 +272,9 @@ impl Family {
     pub(crate) fn write_parsed(
         self,
         parsed: ParsedOutput<'_>,
-        ctx: &anthropic::CompletionContext<'_>,
+        ctx: &CompletionContext<'_>,
         out: &mut Vec<u8>,
-    ) -> Result<anthropic::Usage, Reject> {
+    ) -> Result<Usage, Reject> {
         match parsed {
             ParsedOutput::Claude(parts) => anthropic::write_parts(parts, ctx, out),
             ParsedOutput::Converse(r) => converse::write_response(r, ctx, out),
@@ -582,7 +596,7 @@ mod scan_parity {
     /// Compares the two readings of `text`; says whether the scanner read it (and so whether
     /// anything was compared).
     fn check(family: Family, text: &str) -> Result<bool, TestCaseError> {
-        let ctx = anthropic::CompletionContext {
+        let ctx = CompletionContext {
             fallback_id: "chatcmpl-x",
             model: "\"m\"",
             created: 1,

@@ -11,8 +11,8 @@
 //! (`<reasoning>…</reasoning>`) moved to `reasoning_content` (as a `reasoning` or
 //! `reasoning_content` member is); `model` and `created` as for every family; usage as given.
 
-use super::anthropic::{CompletionContext, Usage};
 use super::completion::{self, Choice, OpenAiShaped};
+use super::completion::{CompletionContext, Usage};
 use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::json::{expect, parse, Kind, Obj};
 use super::openai::{ChatRequest, ContentPart};

@@ -14,8 +14,8 @@
 
 use serde::Deserialize;
 
-use super::anthropic::{CompletionContext, Usage};
 use super::completion::{self, Choice};
+use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, refuse_fields, turn_texts, MediaPolicy, Role, Spliced,
 };

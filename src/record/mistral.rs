@@ -17,9 +17,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
-use super::anthropic::{CompletionContext, Usage};
 use super::bedrock_output::fnv;
 use super::completion::{self, Choice, OpenAiShaped};
+use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, function_tools, refuse_fields, texts, tool_name, turn_texts,
     MediaPolicy, MsgPath, Role, Spliced,

@@ -18,25 +18,26 @@
 //! assert_eq!(record["modelInput"]["messages"][0]["content"][0]["text"], "Hi");
 //! ```
 
-pub mod anthropic;
+pub(crate) mod anthropic;
 pub mod bedrock_output;
 pub(crate) mod completion;
 pub(crate) mod conversation;
-pub mod converse;
+pub(crate) mod converse;
 mod family;
-pub mod gpt_oss;
+pub(crate) mod gpt_oss;
 pub(crate) mod json;
-pub mod limits;
-pub mod llama;
-pub mod mistral;
-pub mod openai;
+pub(crate) mod limits;
+pub(crate) mod llama;
+pub(crate) mod mistral;
+pub(crate) mod openai;
 mod reject;
 pub(crate) mod scan;
 mod strict;
-pub mod titan;
+pub(crate) mod titan;
 
 use std::io::Write as _;
 
+pub use completion::{CompletionContext, Usage};
 pub(crate) use family::ParsedOutput;
 pub use family::{Family, UnknownModel, SUPPORTED};
 pub use json::Raw;

@@ -254,8 +254,10 @@ pub struct FilePart<'a> {
     /// A `data:` URL with the file's bytes (a string literal).
     #[serde(borrow, default)]
     pub file_data: Option<Raw<'a>>,
-    /// An uploaded file's id (not resolvable in a batch).
+    /// An uploaded file's id (not resolvable in a batch). Declared so that serde checks it like
+    /// any other member (a duplicate is refused); the request is refused without `file_data`.
     #[serde(borrow, default)]
+    #[allow(dead_code)]
     pub file_id: Option<Raw<'a>>,
 }
 

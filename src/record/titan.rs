@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::anthropic::{CompletionContext, Usage};
+use super::completion::{CompletionContext, Usage};
 use super::json::{as_text, expect, parse, Arr, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};

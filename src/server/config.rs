@@ -24,7 +24,47 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::record::Family;
+use crate::driver::InvalidRequest;
+use crate::record::{Family, UnknownModel};
+
+/// What is wrong with a configuration, naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or not the configuration's shape (an unknown field, a missing one).
+    #[error("{0}")]
+    Syntax(#[from] toml::de::Error),
+    /// The staging prefix is no S3 prefix.
+    #[error("staging = {0:?}: an s3://bucket/prefix/ (ending in /) that Bedrock can read")]
+    Staging(String),
+    /// The service role is no role ARN.
+    #[error("{0}")]
+    RoleArn(#[from] InvalidRequest),
+    /// A model alias names nothing this version maps.
+    #[error("models.{name}: {why}")]
+    Model {
+        /// The alias.
+        name: String,
+        /// Why.
+        why: AliasError,
+    },
+    /// A key's hash is not a SHA-256 in hex.
+    #[error("keys {0:?}: sha256 must be 64 hex digits (printf %s \"$KEY\" | sha256sum)")]
+    KeyHash(String),
+    /// The poll interval is no duration.
+    #[error("poll_interval = {0:?}: a duration such as 30s or 500ms")]
+    PollInterval(String),
+}
+
+/// Why a model alias maps to no family.
+#[derive(Debug, thiserror::Error)]
+pub enum AliasError {
+    /// `family` names no family.
+    #[error("family {0:?} is not one this version knows")]
+    UnknownFamily(String),
+    /// The model id says no family.
+    #[error(transparent)]
+    Model(#[from] UnknownModel),
+}
 
 /// A model clients may name, and what it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -42,14 +82,15 @@ pub struct ModelAlias {
 
 impl ModelAlias {
     /// The family the alias's records are written for.
-    pub fn family(&self) -> Result<Family, String> {
+    pub fn family(&self) -> Result<Family, AliasError> {
         if self.invocation_type.as_deref() == Some("converse") {
             return Ok(Family::Converse);
         }
         match &self.family {
-            Some(name) => Family::from_name(name)
-                .ok_or_else(|| format!("family {name:?} is not one this version knows")),
-            None => Family::for_model(&self.model_id).map_err(|e| e.to_string()),
+            Some(name) => {
+                Family::from_name(name).ok_or_else(|| AliasError::UnknownFamily(name.clone()))
+            }
+            None => Ok(Family::for_model(&self.model_id)?),
         }
     }
 }
@@ -116,38 +157,42 @@ pub fn key_hash(key: &str) -> String {
 
 impl ServerConfig {
     /// Parses and checks a configuration file's text.
-    pub fn parse(text: &str) -> Result<ServerConfig, String> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig = toml::from_str(text)?;
         config.check()?;
         Ok(config)
     }
 
     /// Checks what parsing cannot: the staging prefix, the models, the keys.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !self.staging.starts_with("s3://") || !self.staging.ends_with('/') {
-            return Err(format!(
-                "staging = {:?}: an s3://bucket/prefix/ (ending in /) that Bedrock can read",
-                self.staging
-            ));
+            return Err(ConfigError::Staging(self.staging.clone()));
         }
-        crate::driver::check_role_arn(&self.role_arn).map_err(|e| e.to_string())?;
+        crate::driver::check_role_arn(&self.role_arn)?;
         for (name, alias) in &self.models {
-            alias.family().map_err(|e| format!("models.{name}: {e}"))?;
+            alias.family().map_err(|why| ConfigError::Model {
+                name: name.clone(),
+                why,
+            })?;
         }
-        for key in &self.keys {
-            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "keys {:?}: sha256 must be 64 hex digits (printf %s \"$KEY\" | sha256sum)",
-                    key.name
-                ));
-            }
+        if let Some(key) = self
+            .keys
+            .iter()
+            .find(|k| k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::KeyHash(key.name.clone()));
         }
         self.poll()?;
         Ok(())
     }
 
-    /// The poll interval.
-    pub fn poll(&self) -> Result<Duration, String> {
+    /// The poll interval (checked by [`parse`](Self::parse); 30 s if unchecked and wrong).
+    pub fn poll_interval(&self) -> Duration {
+        self.poll().unwrap_or(Duration::from_secs(30))
+    }
+
+    /// The poll interval, or why it is no duration.
+    pub fn poll(&self) -> Result<Duration, ConfigError> {
         let s = self.poll_interval.trim();
         let (n, ms) = if let Some(n) = s.strip_suffix("ms") {
             (n, 1)
@@ -160,7 +205,7 @@ impl ServerConfig {
         };
         n.parse::<u64>()
             .map(|n| Duration::from_millis(n * ms))
-            .map_err(|_| format!("poll_interval = {s:?}: a duration such as 30s or 500ms"))
+            .map_err(|_| ConfigError::PollInterval(s.to_owned()))
     }
 
     /// The key whose hash matches `presented`'s, if any.
@@ -231,7 +276,7 @@ models = ["gpt-4o-mini"]
             ),
             (CONFIG.replace("[[keys]]", "[[keys]]\nextra = 1"), "extra"),
         ] {
-            let e = ServerConfig::parse(&bad).unwrap_err();
+            let e = ServerConfig::parse(&bad).unwrap_err().to_string();
             assert!(e.contains(says), "{says}: {e}");
         }
     }

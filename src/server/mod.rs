@@ -15,35 +15,82 @@
 //!   only its own files and batches and may use only its models.
 //! - All state is in the staging prefix (`files/<id>/file.json` beside the batch folder,
 //!   `batches/<id>.json`), so a restarted server carries on where it was.
+//!
+//! The rooms: this module builds the router (axum; tower layers for body limits, timeouts and
+//! request logs) and runs it; [`auth`] says who calls, [`files`] and [`batches`] answer the
+//! routes, [`worker`] moves batches along in the background, [`state`] reads and writes the
+//! records, [`error`] turns every error into OpenAI's shape, [`config`] reads the configuration.
 
+mod auth;
+mod batches;
 mod config;
-mod handlers;
+mod error;
+mod files;
 mod state;
+mod worker;
 
-use std::convert::Infallible;
+use std::future::IntoFuture as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::timeout::TimeoutLayer;
 
-pub use config::{key_hash, ApiKey, ModelAlias, ServerConfig};
-pub use state::{BatchRecord, FileRecord};
+pub use config::{key_hash, AliasError, ApiKey, ConfigError, ModelAlias, ServerConfig};
+pub use state::{BatchRecord, FileRecord, StateError};
 
-use crate::driver::Driver;
-use crate::io::{Destination, Location, Storage};
+use crate::batch_folder::LockOptions;
+use crate::driver::{BatchFolder, Driver, SubmitSettings};
+use crate::io::{Location, Storage};
+use error::ApiError;
+use state::Staging;
 
-/// A response body: JSON, or a file streamed from S3.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The staging prefix cannot be reached.
+    #[error("staging {uri}: {source}")]
+    Staging {
+        /// The prefix.
+        uri: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The server's shared state.
 pub struct Server {
     config: ServerConfig,
     storage: Arc<Storage>,
     driver: Driver,
-    staging: Arc<dyn Destination>,
+    staging: Staging,
     /// One lock per file or batch id: two requests racing on one batch take turns.
     locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// JSON requests (a batch to create) are small; more is refused.
+const JSON_BODY_LIMIT: usize = 1 << 20;
+
+/// How long a request that is not a transfer may take (listing batches asks Bedrock about each
+/// one's jobs).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long requests in flight may finish after a shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Server {
     /// A server over `storage` (S3) and `driver` (Bedrock) with `config`.
@@ -51,13 +98,17 @@ impl Server {
         config: ServerConfig,
         storage: Arc<Storage>,
         driver: Driver,
-    ) -> Result<Arc<Server>, String> {
+    ) -> Result<Arc<Server>, ServeError> {
         config.check()?;
-        let location = Location::parse(&config.staging)?;
-        let staging = storage
-            .folder(&location)
+        let unreachable = |source| ServeError::Staging {
+            uri: config.staging.clone(),
+            source,
+        };
+        let location = Location::parse(&config.staging)
+            .map_err(|e| unreachable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let staging = Staging::open(&storage, location)
             .await
-            .map_err(|e| format!("staging {}: {e}", config.staging))?;
+            .map_err(unreachable)?;
         Ok(Arc::new(Server {
             config,
             storage,
@@ -75,60 +126,160 @@ impl Server {
         Arc::clone(locks.entry(id.to_owned()).or_default())
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops accepting and lets requests in
-    /// flight finish. The background task that moves batches along runs meanwhile.
+    /// The job settings of a batch with a completion window of `timeout_hours`.
+    fn settings(&self, timeout_hours: i32) -> SubmitSettings {
+        SubmitSettings {
+            role_arn: self.config.role_arn.clone(),
+            job_name: None,
+            timeout_hours,
+            kms_key_id: self.config.kms_key_id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The batch folder of uploaded file `id`.
+    async fn folder_of_file(&self, id: &str) -> Result<BatchFolder, StateError> {
+        let location = self.staging.file_folder(id);
+        let dest = self
+            .storage
+            .folder(&location)
+            .await
+            .map_err(|source| StateError::Io {
+                doing: "opening",
+                uri: self.staging.uri(&format!("files/{id}/")),
+                source,
+            })?;
+        Ok(BatchFolder::open(dest)
+            .await?
+            .with_lock_options(LockOptions::for_command("serve")))
+    }
+
+    /// The routes and their layers.
+    fn router(self: &Arc<Self>) -> Router {
+        let json_routes = Router::new()
+            .route("/v1/files", get(files::list_files))
+            .route(
+                "/v1/files/{id}",
+                get(files::get_file).delete(files::delete_file),
+            )
+            .route(
+                "/v1/batches",
+                post(batches::create_batch).get(batches::list_batches),
+            )
+            .route("/v1/batches/{id}", get(batches::get_batch))
+            .route("/v1/batches/{id}/cancel", post(batches::cancel_batch))
+            .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                REQUEST_TIMEOUT,
+            ));
+        // Transfers stream any size for as long as they take.
+        let transfers = Router::new()
+            .route(
+                "/v1/files",
+                post(files::upload).layer(DefaultBodyLimit::disable()),
+            )
+            .route("/v1/files/{id}/content", get(files::file_content));
+        json_routes
+            .merge(transfers)
+            .fallback(unknown_route)
+            .method_not_allowed_fallback(unknown_route)
+            .layer(middleware::from_fn(log_request))
+            .with_state(Arc::clone(self))
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled, then stops accepting and lets
+    /// requests in flight finish (for a while). The background task that moves batches along
+    /// runs meanwhile.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
-        shutdown: impl std::future::Future<Output = ()>,
+        shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let worker = tokio::spawn(Arc::clone(&self).advance_forever());
-        // Each connection task holds a clone; the strong count says how many are open.
-        let connections = Arc::new(());
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((socket, peer)) = accepted else { continue };
-                    let server = Arc::clone(&self);
-                    let guard = connections.clone();
-                    tokio::spawn(async move {
-                        let _guard = guard;
-                        let svc = hyper::service::service_fn(move |req| {
-                            let server = Arc::clone(&server);
-                            async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(hyper_util::rt::TokioIo::new(socket), svc)
-                        .await;
-                    });
-                }
-                _ = &mut shutdown => break,
-            }
-        }
+        let worker = tokio::spawn(worker::advance_forever(
+            Arc::clone(&self),
+            shutdown.child_token(),
+        ));
+        // Paths with a trailing slash are the same routes.
+        let app = NormalizePathLayer::trim_trailing_slash().layer(self.router());
+        let app =
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let stopping = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopping.cancelled().await })
+            .into_future();
+        tokio::pin!(served);
+        let result = tokio::select! {
+            result = &mut served => result,
+            // Requests in flight get a while to finish once the shutdown is asked for.
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => Ok(()),
+        };
         worker.abort();
-        // Wait (a little) for the requests in flight.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Arc::strong_count(&connections) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Ok(())
+        result
     }
+}
 
-    /// The background task: every poll interval, submits jobs waiting for a slot and collects
-    /// the results of batches whose jobs have all ended.
-    async fn advance_forever(self: Arc<Self>) {
-        let every = self
-            .config
-            .poll()
-            .unwrap_or(std::time::Duration::from_secs(30));
-        loop {
-            if let Err(e) = self.advance_all().await {
-                tracing::warn!("moving batches along: {e}");
-            }
-            tokio::time::sleep(every).await;
-        }
+/// Any other path: under `/v1/` the caller is checked first (as on a real route), then told.
+async fn unknown_route(
+    axum::extract::State(server): axum::extract::State<Arc<Server>>,
+    request: Request,
+) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let path = parts.uri.path().trim_end_matches('/').to_owned();
+    if path != "/v1" && !path.starts_with("/v1/") {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("Unknown path {path}"))
+            .into_response();
     }
+    if let Err(e) =
+        <auth::Caller as axum::extract::FromRequestParts<Arc<Server>>>::from_request_parts(
+            &mut parts, &server,
+        )
+        .await
+    {
+        return e.into_response();
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("Unknown request URL: {} {path}", parts.method),
+    )
+    .into_response()
+}
+
+/// Logs each request at info: peer, method, path, status and time (never the key).
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    tracing::info!(
+        peer,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// A JSON response.
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// A 200 JSON response.
+fn ok(value: &Value) -> Response {
+    json_response(StatusCode::OK, value)
 }

@@ -1,14 +1,46 @@
-//! What the server keeps, all in the staging prefix: `files/<id>/file.json` beside each file's
-//! batch folder, and `batches/<id>.json`.
+//! What the server keeps, all in the staging prefix — `files/<id>/file.json` beside each file's
+//! batch folder, and `batches/<id>.json` — and the places in it ([`Staging`]). Nothing that
+//! matters is kept in memory, so a restarted server carries on. This module reads and writes
+//! records; it does not answer requests or decide anything about batches.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::Server;
 use crate::driver::BatchObject;
+use crate::io::{Destination, Location, Storage};
+
+/// A record of the server's state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading, writing or listing the staging prefix failed.
+    #[error("{doing} {uri}: {source}")]
+    Io {
+        /// `reading`, `writing` or `listing`.
+        doing: &'static str,
+        /// Where.
+        uri: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file's batch folder could not be read.
+    #[error(transparent)]
+    Folder(#[from] crate::driver::DriverError),
+    /// A record is not what the server wrote.
+    #[error("{uri}: {source}")]
+    Malformed {
+        /// Where.
+        uri: String,
+        /// What is wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// An uploaded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +120,7 @@ pub(crate) fn now() -> i64 {
 }
 
 /// Where a file's batch folder is, relative to the staging prefix.
-pub(crate) fn file_folder(id: &str) -> String {
+fn file_folder(id: &str) -> String {
     format!("files/{id}/")
 }
 
@@ -109,34 +141,95 @@ pub(crate) fn plausible_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl Server {
+/// The staging prefix: where every file's batch folder and every record is, as places (no
+/// URI strings parsed back), and the records' reading and writing.
+pub(crate) struct Staging {
+    location: Location,
+    dest: Arc<dyn Destination>,
+}
+
+impl Staging {
+    /// The staging prefix at `location`.
+    pub async fn open(storage: &Storage, location: Location) -> io::Result<Staging> {
+        let dest = storage.folder(&location).await?;
+        Ok(Staging { location, dest })
+    }
+
+    /// The address of `rel`, for messages and records.
+    pub fn uri(&self, rel: &str) -> String {
+        self.dest.uri(rel)
+    }
+
+    /// Where file `id`'s batch folder is.
+    pub fn file_folder(&self, id: &str) -> Location {
+        self.location.join(&file_folder(id))
+    }
+
+    /// Where the results file `name` (`output.jsonl`, `errors.jsonl`) of file `id`'s batch is,
+    /// relative to the staging prefix.
+    pub fn result_path(id: &str, name: &str) -> String {
+        format!("{}results/{name}", file_folder(id))
+    }
+
+    /// [`result_path`](Self::result_path) as a place.
+    pub fn result_file(&self, id: &str, name: &str) -> Location {
+        self.location.join(&Self::result_path(id, name))
+    }
+
     async fn read_json<T: for<'de> Deserialize<'de>>(
         &self,
         rel: &str,
-    ) -> Result<Option<T>, String> {
+    ) -> Result<Option<T>, StateError> {
         let Some(raw) = self
-            .staging
+            .dest
             .read_small(rel)
             .await
-            .map_err(|e| format!("reading {}: {e}", self.staging.uri(rel)))?
+            .map_err(|source| StateError::Io {
+                doing: "reading",
+                uri: self.uri(rel),
+                source,
+            })?
         else {
             return Ok(None);
         };
         serde_json::from_slice(&raw)
             .map(Some)
-            .map_err(|e| format!("{}: {e}", self.staging.uri(rel)))
+            .map_err(|source| StateError::Malformed {
+                uri: self.uri(rel),
+                source,
+            })
     }
 
-    async fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), String> {
-        let json = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
-        let io = |e: std::io::Error| format!("writing {}: {e}", self.staging.uri(rel));
-        let mut w = self.staging.create(rel).await.map_err(io)?;
+    async fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
+        let json = serde_json::to_vec_pretty(value).map_err(|source| StateError::Malformed {
+            uri: self.uri(rel),
+            source,
+        })?;
+        let io = |source: io::Error| StateError::Io {
+            doing: "writing",
+            uri: self.uri(rel),
+            source,
+        };
+        let mut w = self.dest.create(rel).await.map_err(io)?;
         w.write(Bytes::from(json)).await.map_err(io)?;
         w.finish().await.map_err(io)
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        let listed = self
+            .dest
+            .list(prefix)
+            .await
+            .map_err(|source| StateError::Io {
+                doing: "listing",
+                uri: self.uri(prefix),
+                source,
+            })?;
+        Ok(listed.into_iter().map(|l| l.path).collect())
+    }
+
     /// A file record, if it exists and is not deleted.
-    pub(crate) async fn file(&self, id: &str) -> Result<Option<FileRecord>, String> {
+    pub async fn file(&self, id: &str) -> Result<Option<FileRecord>, StateError> {
         if !plausible_id(id) {
             return Ok(None);
         }
@@ -146,53 +239,64 @@ impl Server {
             .filter(|f| !f.deleted))
     }
 
-    pub(crate) async fn save_file(&self, f: &FileRecord) -> Result<(), String> {
+    /// Writes a file record.
+    pub async fn save_file(&self, f: &FileRecord) -> Result<(), StateError> {
         self.write_json(&file_record_path(&f.id), f).await
     }
 
     /// A batch record, if it exists.
-    pub(crate) async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, String> {
+    pub async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StateError> {
         if !plausible_id(id) {
             return Ok(None);
         }
         self.read_json(&batch_record_path(id)).await
     }
 
-    pub(crate) async fn save_batch(&self, b: &BatchRecord) -> Result<(), String> {
+    /// Writes a batch record.
+    pub async fn save_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
         self.write_json(&batch_record_path(&b.id), b).await
     }
 
     /// Every batch record.
-    pub(crate) async fn batches(&self) -> Result<Vec<BatchRecord>, String> {
-        let names = self
-            .staging
-            .list("batches/")
-            .await
-            .map_err(|e| format!("listing {}: {e}", self.staging.uri("batches/")))?;
-        let mut out = Vec::with_capacity(names.len());
-        for rel in names.iter().filter(|n| n.path.ends_with(".json")) {
-            if let Some(b) = self.read_json::<BatchRecord>(&rel.path).await? {
-                out.push(b);
+    pub async fn batches(&self) -> Result<Vec<BatchRecord>, StateError> {
+        let mut out = Vec::new();
+        for rel in self.list("batches/").await? {
+            if rel.ends_with(".json") {
+                if let Some(b) = self.read_json::<BatchRecord>(&rel).await? {
+                    out.push(b);
+                }
             }
         }
         Ok(out)
     }
 
     /// Every (undeleted) file record.
-    pub(crate) async fn files(&self) -> Result<Vec<FileRecord>, String> {
-        let names = self
-            .staging
-            .list("files/")
-            .await
-            .map_err(|e| format!("listing {}: {e}", self.staging.uri("files/")))?;
+    pub async fn files(&self) -> Result<Vec<FileRecord>, StateError> {
         let mut out = Vec::new();
-        for rel in names.iter().filter(|n| n.path.ends_with("/file.json")) {
-            if let Some(f) = self.read_json::<FileRecord>(&rel.path).await? {
-                if !f.deleted {
-                    out.push(f);
+        for rel in self.list("files/").await? {
+            if rel.ends_with("/file.json") {
+                if let Some(f) = self.read_json::<FileRecord>(&rel).await? {
+                    if !f.deleted {
+                        out.push(f);
+                    }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Removes everything of an upload's folder (best effort: what is left is logged).
+    pub async fn remove_folder(&self, id: &str) {
+        let prefix = file_folder(id);
+        match self.list(&prefix).await {
+            Ok(listing) => {
+                for path in listing {
+                    if let Err(e) = self.dest.delete(&path).await {
+                        tracing::warn!("removing {}: {e}", self.uri(&path));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
     }
 }

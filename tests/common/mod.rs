@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use bedrock_batch::batch_folder::{FolderWriter, LockOptions};
 use bedrock_batch::io::{BytesSource, Destination, MemoryDir, MemoryWriter};
 use bedrock_batch::pipeline::{
-    collect_folder, convert_to_bedrock, BedrockOutput, ConvertError, FolderResults,
+    collect_folder, convert_to_bedrock, BedrockOutput, Error as PipelineError, FolderResults,
     FromBedrockOptions, FromBedrockReport, MissingReason, Report, ToBedrockOptions,
 };
 
@@ -64,7 +64,7 @@ pub fn to_stream(input: &[u8], opts: &ToBedrockOptions) -> (Vec<u8>, Vec<u8>, Re
 pub fn to_folder(
     input: &[u8],
     opts: &ToBedrockOptions,
-) -> (MemoryDir, Result<Report, ConvertError>) {
+) -> (MemoryDir, Result<Report, PipelineError>) {
     let dir = MemoryDir::default();
     let result = rt().block_on(async {
         let out = BedrockOutput::new_folder(std::sync::Arc::new(dir.clone()), opts).await?;

@@ -3,8 +3,8 @@
 mod request;
 mod response;
 
-pub use request::{thinking_budget, write_body, ANTHROPIC_VERSION, JSON_RESPONSE_TOOL};
+pub(crate) use request::{write_body, JSON_RESPONSE_TOOL};
 #[cfg(test)]
 pub(crate) use response::parse_parts;
+pub use response::write_chat_completion;
 pub(crate) use response::{scan_message, write_parts, Parts};
-pub use response::{write_chat_completion, CompletionContext, Usage};

@@ -13,69 +13,10 @@
 use serde::Deserialize;
 
 use super::JSON_RESPONSE_TOOL;
-use crate::record::completion::{self, Arguments, Call, Choice};
+use crate::record::completion::{self, Arguments, Call, Choice, CompletionContext, Usage};
 use crate::record::json::{self, Kind, Raw};
 use crate::record::scan::{Fallback, Scan, Scanner};
 use crate::record::Reject;
-
-/// What the response body needs besides `modelOutput`.
-#[derive(Debug, Clone, Copy)]
-pub struct CompletionContext<'c> {
-    /// `id` when `modelOutput` has none.
-    pub fallback_id: &'c str,
-    /// The `model` to report, as a JSON string literal.
-    pub model: &'c str,
-    /// `created`, Unix seconds.
-    pub created: u64,
-}
-
-/// Token counts of one response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Prompt tokens, cache reads and writes included.
-    pub prompt_tokens: u64,
-    /// Generated tokens.
-    pub completion_tokens: u64,
-    /// Prompt tokens read from the cache.
-    pub cached_tokens: u64,
-    /// A count the model reported could not be a count (negative, fractional, beyond 2^64−1),
-    /// or the counts add up to more than 2^64−1: the numbers are the nearest ones in range.
-    pub adjusted: bool,
-}
-
-impl Usage {
-    /// The usage of a response that reported `input`, `output` and cache `read` and `write`
-    /// tokens: the prompt counts all three inputs. Sums that would pass 2^64−1 stop there, and
-    /// say so.
-    pub(crate) fn from_counts(
-        input: json::Count,
-        output: json::Count,
-        read: json::Count,
-        write: json::Count,
-    ) -> Usage {
-        let prompt = input
-            .n
-            .checked_add(read.n)
-            .and_then(|p| p.checked_add(write.n));
-        let mut u = Usage {
-            prompt_tokens: prompt.unwrap_or(u64::MAX),
-            completion_tokens: output.n,
-            cached_tokens: read.n,
-            adjusted: prompt.is_none()
-                || input.adjusted
-                || output.adjusted
-                || read.adjusted
-                || write.adjusted,
-        };
-        u.adjusted |= u.prompt_tokens.checked_add(u.completion_tokens).is_none();
-        u
-    }
-
-    /// Prompt and completion tokens together (at most 2^64−1).
-    pub fn total_tokens(&self) -> u64 {
-        self.prompt_tokens.saturating_add(self.completion_tokens)
-    }
-}
 
 #[derive(Deserialize)]
 struct Message<'a> {
@@ -270,20 +211,6 @@ pub(crate) fn parse_parts(model_output: Raw<'_>) -> Result<Parts<'_>, Reject> {
 }
 
 /// Writes the OpenAI `chat.completion` for a Claude `modelOutput` into `out`.
-///
-/// ```
-/// use bedrock_batch::record::anthropic::{write_chat_completion, CompletionContext};
-/// let output = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],
-///   "stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
-/// let raw = serde_json::from_str(output).unwrap();
-/// let ctx = CompletionContext { fallback_id: "x", model: "\"gpt-4o\"", created: 1 };
-/// let mut out = Vec::new();
-/// let usage = write_chat_completion(raw, &ctx, &mut out).unwrap();
-/// let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-/// assert_eq!(v["choices"][0]["message"]["content"], "Hi");
-/// assert_eq!(v["usage"]["total_tokens"], 4);
-/// assert_eq!(usage.prompt_tokens, 3);
-/// ```
 pub fn write_chat_completion(
     model_output: Raw<'_>,
     ctx: &CompletionContext<'_>,

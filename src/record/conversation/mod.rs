@@ -1,12 +1,24 @@
 //! An OpenAI chat conversation read once into model-neutral turns and blocks, which each model
 //! family then writes in its own body format. Every value the output keeps (message text, ids,
 //! base64 data, tool inputs) stays a slice of the input line, escapes intact.
+//!
+//! The request side's neutral pieces: this module (turns, blocks, tools, structured output),
+//! [`params`] (sampling values read by value), [`policy`] (refuse or drop what a body cannot
+//! carry), [`splice`] (templated prompts). Nothing here writes a family's body.
+
+mod params;
+mod policy;
+mod splice;
+
+pub(crate) use params::{exact_whole_number, number, positive_int, whole_number, write_stop_list};
+pub(crate) use policy::{check_unsupported, refuse_fields};
+pub(crate) use splice::{turn_texts, Spliced};
 
 use std::borrow::Cow;
 
 use super::json::{self, expect, parse, str_value, Kind};
 use super::openai::{ChatRequest, ContentPart, Message, ResponseFormat, Tool};
-use super::{MapOptions, Notes, Raw, Reject, RejectCode};
+use super::{Raw, Reject, RejectCode};
 
 /// What a family accepts of images and documents, and its name for messages.
 #[derive(Debug, Clone, Copy)]
@@ -58,83 +70,6 @@ pub(crate) enum Role {
 pub(crate) struct Turn<'a> {
     pub role: Role,
     pub blocks: Vec<Block<'a>>,
-}
-
-pub(crate) fn number(raw: Raw<'_>, path: impl std::fmt::Display + Copy) -> Result<f64, Reject> {
-    expect(raw, Kind::Number, path)?;
-    // A validated JSON number is valid Rust float syntax.
-    raw.get()
-        .parse::<f64>()
-        .map_err(|_| Reject::invalid(format!("{path}: {} is not a number", raw.get())))
-}
-
-pub(crate) fn positive_int(
-    raw: Raw<'_>,
-    path: impl std::fmt::Display + Copy,
-) -> Result<u64, Reject> {
-    expect(raw, Kind::Number, path)?;
-    match whole_number(raw.get()) {
-        Some(n) if n > 0 => Ok(n),
-        _ => Err(Reject::invalid(format!(
-            "{path}: expected a positive integer, found {}",
-            raw.get()
-        ))),
-    }
-}
-
-/// The value of a (validated) JSON number when it is a whole number of at least zero, however
-/// it is spelled — `4096`, `4096.0`, `4.096e3`, `-0` — saturating at `u64::MAX`; `None` for a
-/// fraction or a negative number. Exact: `1.0000000000000001` is not whole.
-pub(crate) fn whole_number(text: &str) -> Option<u64> {
-    exact_whole_number(text).map(|(n, _)| n)
-}
-
-/// [`whole_number`], and whether it saturated (the number is past `u64::MAX`).
-pub(crate) fn exact_whole_number(text: &str) -> Option<(u64, bool)> {
-    let (mantissa, exp) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => {
-            let far = if e.starts_with('-') {
-                -(1 << 40)
-            } else {
-                1 << 40
-            };
-            (m, e.parse::<i64>().unwrap_or(far))
-        }
-        None => (text, 0),
-    };
-    let negative = mantissa.starts_with('-');
-    let mantissa = mantissa.trim_start_matches('-');
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    // Where the decimal point falls among the written digits.
-    let point = (int.len() as i64).saturating_add(exp);
-    let (mut value, mut saturated) = (0u64, false);
-    let mut push =
-        |d: u64, value: &mut u64| match value.checked_mul(10).and_then(|v| v.checked_add(d)) {
-            Some(v) => *value = v,
-            None => {
-                saturated = true;
-                *value = u64::MAX;
-            }
-        };
-    for (i, d) in int.bytes().chain(frac.bytes()).enumerate() {
-        let d = u64::from(d.wrapping_sub(b'0'));
-        if d > 9 {
-            return None;
-        }
-        if (i as i64) < point {
-            push(d, &mut value);
-        } else if d != 0 {
-            return None;
-        }
-    }
-    // Zeros the exponent adds past the written digits (a few more than u64 holds are enough).
-    let written = (int.len() + frac.len()) as i64;
-    for _ in 0..(point - written).clamp(0, 40) {
-        if value != 0 {
-            push(0, &mut value);
-        }
-    }
-    (!negative || value == 0).then_some((value, saturated))
 }
 
 /// Splits the OpenAI messages into system texts and alternating turns (consecutive messages of
@@ -539,47 +474,6 @@ pub(crate) fn tool_name<'a>(
     Ok(name)
 }
 
-/// Writes `stop` (a string, or an array of non-empty strings) as an array of at most `max`
-/// stop sequences, the first ones; says whether some were left out.
-pub(crate) fn write_stop_list(raw: Raw<'_>, max: usize, out: &mut Vec<u8>) -> Result<bool, Reject> {
-    match Kind::of(raw) {
-        Kind::String => {
-            if json::is_empty_string(raw) {
-                return Err(Reject::invalid("body.stop: empty stop sequence"));
-            }
-            out.push(b'[');
-            out.extend_from_slice(raw.get().as_bytes());
-            out.push(b']');
-            Ok(false)
-        }
-        Kind::Array => {
-            let items: Vec<Raw<'_>> = parse(raw, "body.stop")?;
-            for (i, item) in items.iter().enumerate() {
-                expect(*item, Kind::String, format_args!("body.stop[{i}]"))?;
-                if json::is_empty_string(*item) {
-                    return Err(Reject::invalid(format!(
-                        "body.stop[{i}]: empty stop sequence"
-                    )));
-                }
-            }
-            if items.len() <= max {
-                out.extend_from_slice(raw.get().as_bytes());
-                return Ok(false);
-            }
-            let mut a = json::Arr::open(out);
-            for item in &items[..max] {
-                a.next().extend_from_slice(item.get().as_bytes());
-            }
-            a.close();
-            Ok(true)
-        }
-        other => Err(Reject::invalid(format!(
-            "body.stop: expected a string or an array, found {}",
-            other.name()
-        ))),
-    }
-}
-
 /// `body.messages[i]` and a suffix, formatted only when an error needs it.
 #[derive(Clone, Copy)]
 pub(crate) struct MsgPath(pub usize, pub &'static str);
@@ -588,121 +482,6 @@ impl std::fmt::Display for MsgPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "body.messages[{}]{}", self.0, self.1)
     }
-}
-
-/// Rejects the first field no Bedrock model honours (`seed`, `logprobs`, …) or that this crate does
-/// not know, naming it; with `--drop-unsupported`, drops them all and counts them in `notes`.
-pub(crate) fn check_unsupported(
-    req: &ChatRequest<'_>,
-    opts: &MapOptions,
-    notes: &mut Notes,
-    family: &str,
-) -> Result<(), Reject> {
-    if let Some(field) = req
-        .unsupported
-        .first()
-        .map(|u| u.0)
-        .or(req.unknown.first().map(|u| u.as_ref()))
-    {
-        if !opts.drop_unsupported {
-            return Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!("body.{field}: not supported by {family} on Bedrock (use --drop-unsupported to drop it)"),
-            ));
-        }
-    }
-    notes
-        .dropped
-        .extend(req.unsupported.iter().map(|u| u.0.to_owned()));
-    notes
-        .dropped
-        .extend(req.unknown.iter().map(|u| u.to_string()));
-    Ok(())
-}
-
-/// Fields a family's body has no place for: each present one is rejected with `why`, or, with
-/// `--drop-unsupported`, dropped and counted.
-pub(crate) fn refuse_fields(
-    present: &[(&str, bool)],
-    opts: &MapOptions,
-    notes: &mut Notes,
-    why: &str,
-) -> Result<(), Reject> {
-    for (field, here) in present {
-        if !here {
-            continue;
-        }
-        if !opts.drop_unsupported {
-            return Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!("body.{field}: {why} (use --drop-unsupported to drop it)"),
-            ));
-        }
-        notes.dropped.push((*field).to_owned());
-    }
-    Ok(())
-}
-
-/// Builds one JSON string literal from pieces: constant text (already JSON-escaped) and the insides
-/// of string literals from the input, spliced as they are.
-pub(crate) struct Spliced<'o> {
-    out: &'o mut Vec<u8>,
-}
-
-impl<'o> Spliced<'o> {
-    /// Opens the literal.
-    pub fn open(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'"');
-        Spliced { out }
-    }
-
-    /// Appends escaped constant text.
-    pub fn escaped(&mut self, text: &str) -> &mut Self {
-        self.out.extend_from_slice(text.as_bytes());
-        self
-    }
-
-    /// Appends the inside of a string literal.
-    pub fn literal(&mut self, lit: Raw<'_>) -> &mut Self {
-        let t = lit.get();
-        self.out.extend_from_slice(&t.as_bytes()[1..t.len() - 1]);
-        self
-    }
-
-    /// Appends the insides of `lits`, `sep` (escaped) between them.
-    pub fn joined(&mut self, lits: &[Raw<'_>], sep: &str) -> &mut Self {
-        for (i, l) in lits.iter().enumerate() {
-            if i > 0 {
-                self.escaped(sep);
-            }
-            self.literal(*l);
-        }
-        self
-    }
-
-    /// Closes the literal.
-    pub fn close(self) {
-        self.out.push(b'"');
-    }
-}
-
-/// The text literals of a turn; anything else (images, documents, tool blocks) is refused with
-/// `why`.
-pub(crate) fn turn_texts<'a>(turn: &Turn<'a>, why: &str) -> Result<Vec<Raw<'a>>, Reject> {
-    turn.blocks
-        .iter()
-        .map(|b| match b {
-            Block::Text(t) => Ok(*t),
-            Block::Base64 { kind, .. } => Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!("body.messages: {kind} content {why}"),
-            )),
-            Block::ToolUse { .. } | Block::ToolResult { .. } => Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!("body.messages: tool calls and tool results {why}"),
-            )),
-        })
-        .collect()
 }
 
 /// The JSON Schema of a function that declares no parameters.

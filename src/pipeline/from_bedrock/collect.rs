@@ -1,0 +1,243 @@
+//! A batch folder's collection: Bedrock's manifests summed and compared with the lines (they
+//! only inform), and the folder's outputs converted and committed together with
+//! `results/report.json`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::super::Error;
+use super::{prepare_from_bedrock, FromBedrockOptions, FromBedrockReport, OutputFile};
+use crate::batch_folder::{FolderError, FolderWriter, ResultsRecord};
+use crate::io::ObjectWriter;
+
+/// Totals from Bedrock's `manifest.json.out` files, summed over jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestTotals {
+    /// Records submitted.
+    #[serde(default)]
+    pub total_record_count: u64,
+    /// Records processed.
+    #[serde(default)]
+    pub processed_record_count: u64,
+    /// Records that succeeded.
+    #[serde(default)]
+    pub success_record_count: u64,
+    /// Records that failed.
+    #[serde(default)]
+    pub error_record_count: u64,
+    /// Input tokens.
+    #[serde(default)]
+    pub input_token_count: u64,
+    /// Output tokens.
+    #[serde(default)]
+    pub output_token_count: u64,
+    /// How many manifests were summed.
+    #[serde(skip)]
+    pub manifests: u64,
+    /// The members some manifest gave as something no count can be: their totals are unknown,
+    /// and nothing is compared with them.
+    #[serde(skip)]
+    pub unknown: Vec<&'static str>,
+}
+
+impl ManifestTotals {
+    /// Adds one `manifest.json.out` (`name` in messages). The manifest is informational: what
+    /// it cannot say (not JSON, a count that is not a count) becomes a warning, and what it can
+    /// is added.
+    /// Adds one `manifest.json.out` (`name` in messages); says whether it could be read (an
+    /// empty one, or one that is not a JSON object, adds nothing — its job's totals are unknown,
+    /// so a folder whose manifests are all unreadable has no totals at all).
+    pub fn add_manifest(&mut self, name: &str, raw: &[u8], warnings: &mut Vec<String>) -> bool {
+        let value: serde_json::Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(_) if raw.iter().all(u8::is_ascii_whitespace) => {
+                warnings.push(format!(
+                    "{name}: empty; Bedrock's totals for that job are unknown"
+                ));
+                return false;
+            }
+            Err(e) => {
+                warnings.push(format!(
+                    "{name}: not JSON ({e}); Bedrock's totals for that job are unknown"
+                ));
+                return false;
+            }
+        };
+        let Some(fields) = value.as_object() else {
+            warnings.push(format!(
+                "{name}: not a JSON object; Bedrock's totals for that job are unknown"
+            ));
+            return false;
+        };
+        let unknown = &mut self.unknown;
+        let mut add = |key: &'static str, total: &mut u64| match fields.get(key) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(v) => {
+                // By value (`1e2` is 100), as the lines' counts are read.
+                let count = crate::record::count_value(&v.to_string());
+                match count {
+                    Some(n) => *total = total.saturating_add(n),
+                    None => {
+                        warnings.push(format!(
+                            "{name}: {key} is {v}, not a count; that total is unknown"
+                        ));
+                        if !unknown.contains(&key) {
+                            unknown.push(key);
+                        }
+                    }
+                }
+            }
+        };
+        add("totalRecordCount", &mut self.total_record_count);
+        add("processedRecordCount", &mut self.processed_record_count);
+        add("successRecordCount", &mut self.success_record_count);
+        add("errorRecordCount", &mut self.error_record_count);
+        add("inputTokenCount", &mut self.input_token_count);
+        add("outputTokenCount", &mut self.output_token_count);
+        self.manifests += 1;
+        true
+    }
+}
+
+/// Compares Bedrock's manifest totals with what the lines said, in words. The records submitted
+/// are compared only when there is a manifest for each of the batch's `jobs` (a job that failed
+/// validation writes none).
+pub fn compare_with_manifest(
+    report: &mut FromBedrockReport,
+    manifest: ManifestTotals,
+    jobs: usize,
+) {
+    let mut say = |what: &str, key: &str, manifest_says: u64, lines: u64| {
+        if manifest_says != lines && !manifest.unknown.contains(&key) {
+            report.disagreements.push(format!(
+                "{what}: the manifest says {manifest_says}, the output lines say {lines}"
+            ));
+        }
+    };
+    say(
+        "successful records",
+        "successRecordCount",
+        manifest.success_record_count,
+        report.succeeded,
+    );
+    say(
+        "failed records",
+        "errorRecordCount",
+        manifest.error_record_count,
+        report.failed,
+    );
+    if let Some(records) = report.records.filter(|_| manifest.manifests == jobs as u64) {
+        say(
+            "records submitted",
+            "totalRecordCount",
+            manifest.total_record_count,
+            records,
+        );
+    }
+    report.manifest = Some(manifest);
+}
+
+/// Where a batch folder's results go: the writers, and where they are (for the record).
+pub struct FolderResults {
+    /// The OpenAI output file.
+    pub ok: Box<dyn ObjectWriter>,
+    /// The OpenAI error file.
+    pub err: Box<dyn ObjectWriter>,
+    /// The output file's location, as the record names it.
+    pub output: String,
+    /// The error file's location, as the record names it.
+    pub errors: String,
+}
+
+/// What a collection of a batch folder's results produced.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// The conversion's accounting.
+    pub report: FromBedrockReport,
+    /// What was recorded in `results/report.json`.
+    pub record: ResultsRecord,
+}
+
+/// Converts the Bedrock output of `folder`'s current generation into OpenAI results — every
+/// `custom_id` once — and commits the output file, the error file and `results/report.json`
+/// together, or none of them.
+///
+/// Only the output folders of the jobs recorded for the generation are read (a job submitted
+/// again after a failure leaves the old job's output behind, and that is not this batch's
+/// result); with no job recorded (jobs submitted by other means), all of the generation's
+/// output. `opts` are [`FromBedrockOptions::for_folder`] with the caller's missing reasons.
+pub async fn collect_folder(
+    folder: &FolderWriter,
+    results: FolderResults,
+    opts: &FromBedrockOptions,
+) -> Result<Collected, Error> {
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let FolderResults {
+        ok,
+        err,
+        output,
+        errors,
+    } = results;
+    let gathered = async {
+        let reader = folder.current()?;
+        let ledger = reader.ledger().await?;
+        let jobs: Vec<_> = reader.job_records().await?.into_iter().flatten().collect();
+        let outputs = reader.outputs(&jobs).await?;
+        let mut files = Vec::with_capacity(outputs.records.len());
+        for rel in &outputs.records {
+            files.push(OutputFile {
+                name: reader.uri(rel),
+                source: reader.open_object(rel).await?,
+            });
+        }
+        let mut totals: Option<ManifestTotals> = None;
+        let mut warnings = Vec::new();
+        for rel in &outputs.manifests {
+            let raw = reader
+                .dest()
+                .read_small(rel)
+                .await
+                .map_err(FolderError::io(format!("reading {}", reader.uri(rel))))?
+                .unwrap_or_default();
+            let mut sum = totals.take().unwrap_or_default();
+            sum.add_manifest(&reader.uri(rel), &raw, &mut warnings);
+            totals = (sum.manifests > 0).then_some(sum);
+        }
+        Ok::<_, FolderError>((reader, ledger, files, totals, warnings))
+    }
+    .await;
+    let (reader, ledger, files, totals, warnings) = match gathered {
+        Ok(g) => g,
+        Err(e) => {
+            crate::io::abort_all(vec![ok, err]).await;
+            return Err(e.into());
+        }
+    };
+    let (mut report, writers) =
+        prepare_from_bedrock(files, Some(Arc::new(ledger)), ok, err, opts).await?;
+    report.warnings.extend(warnings);
+    if let Some(totals) = totals {
+        compare_with_manifest(&mut report, totals, reader.manifest().jobs.len());
+    }
+    let record = ResultsRecord {
+        generation: reader.manifest().generation.clone(),
+        output,
+        errors,
+        started_at,
+        finished_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        succeeded: report.succeeded,
+        failed: report.failed,
+        missing: report.missing,
+        input_tokens: report.input_tokens,
+        cached_tokens: report.cached_tokens,
+        output_tokens: report.output_tokens,
+    };
+    folder.commit_results(writers, &record).await?;
+    Ok(Collected { report, record })
+}

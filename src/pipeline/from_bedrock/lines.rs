@@ -1,0 +1,191 @@
+//! The from-Bedrock [`LineMap`]: each line of Bedrock's output read (its `modelOutput` in the
+//! same pass), its recordId mapped back to its custom_id through the ledger, and the OpenAI
+//! output or error line written into the block's buffers. Pure: which of a record's lines
+//! stands (a success beats an error) is the commit stage's call.
+
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::super::lines::{Line, LineMap};
+use crate::batch_folder::RecordLedger;
+use crate::record::bedrock_output::{
+    parse_output_line, write_invalid_output_line, write_openai_line, LineIds, Outcome,
+    ResponseOptions,
+};
+use crate::record::json::{decode_literal, text_value};
+use crate::record::{Reject, RejectCode};
+
+/// What became of one line of Bedrock's output.
+#[derive(Debug)]
+pub(super) enum Item {
+    /// A line for a record: to the output file (`ok`) or the error file.
+    Written {
+        line: u64,
+        ok: bool,
+        range: Range<usize>,
+        /// Ledger index, or the hash of the recordId's value without a ledger.
+        who: u64,
+        outcome: Outcome,
+    },
+    Unknown {
+        line: u64,
+        record_id: String,
+    },
+    Bad {
+        line: u64,
+        reject: Reject,
+    },
+    Blank,
+}
+
+/// One block of Bedrock's output, mapped.
+pub(super) struct Answers {
+    /// Output-file lines, back to back.
+    pub ok: Vec<u8>,
+    /// Error-file lines, back to back.
+    pub err: Vec<u8>,
+    /// What became of each line.
+    pub items: Vec<Item>,
+}
+
+/// The from-Bedrock [`LineMap`].
+pub(super) struct OutputLines {
+    pub ledger: Option<Arc<RecordLedger>>,
+    pub response: ResponseOptions,
+    pub salt: String,
+}
+
+/// A 64-bit hash of a recordId's value, so `"a"` and `"\u0061"` are one record.
+fn value_key(literal: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    decode_literal(literal).hash(&mut h);
+    h.finish()
+}
+
+impl OutputLines {
+    /// Maps one line of Bedrock's output into `ok` or `err`.
+    fn answer(&self, line_no: u64, line: &[u8], ok: &mut Vec<u8>, err: &mut Vec<u8>) -> Item {
+        let (parsed, broken) = match parse_output_line(line, self.response.family) {
+            Ok(p) => (Some(p), None),
+            Err(reject) => match salvage_record_id(line) {
+                // The line is broken, but says whose it is: that record came back, broken.
+                Some(record_id) => (None, Some((record_id, reject))),
+                None => {
+                    return Item::Bad {
+                        line: line_no,
+                        reject: explain_line_endings(line, reject),
+                    }
+                }
+            },
+        };
+        let literal = match (&parsed, &broken) {
+            (Some(p), _) => p.record_id.get(),
+            (None, Some((r, _))) => r.get(),
+            (None, None) => unreachable!("one of the two"),
+        };
+        let value = text_value(literal);
+        let (custom_id, who) = match &self.ledger {
+            Some(ledger) => match ledger.get(&value) {
+                Some((index, custom_id)) => (custom_id, u64::from(index)),
+                None => {
+                    return Item::Unknown {
+                        line: line_no,
+                        record_id: literal.to_owned(),
+                    }
+                }
+            },
+            None => (literal, value_key(literal)),
+        };
+        // Ids follow the recordId's value, so its spelling does not change them.
+        let canonical = if literal.contains('\\') {
+            Cow::Owned(format!("\"{value}\""))
+        } else {
+            Cow::Borrowed(literal)
+        };
+        let ids = LineIds::new(&self.salt, &canonical);
+        let (ok_start, err_start) = (ok.len(), err.len());
+        let written = match (parsed, broken) {
+            (Some(parsed), _) => {
+                write_openai_line(parsed, custom_id, &ids, &self.response, ok, err)
+            }
+            (None, Some((_, reject))) => Err(reject),
+            (None, None) => unreachable!("one of the two"),
+        };
+        match written {
+            Ok(outcome @ Outcome::Succeeded(_)) => Item::Written {
+                line: line_no,
+                ok: true,
+                range: ok_start..ok.len(),
+                who,
+                outcome,
+            },
+            Ok(outcome) => Item::Written {
+                line: line_no,
+                ok: false,
+                range: err_start..err.len(),
+                who,
+                outcome,
+            },
+            Err(reject) => {
+                // Bedrock answered, and the answer cannot be mapped: the record's error line
+                // says so, never "expired".
+                ok.truncate(ok_start);
+                err.truncate(err_start);
+                write_invalid_output_line(custom_id, &ids, &reject.message, err);
+                Item::Written {
+                    line: line_no,
+                    ok: false,
+                    range: err_start..err.len(),
+                    who,
+                    outcome: Outcome::Unmappable,
+                }
+            }
+        }
+    }
+}
+
+/// The recordId of a line that is not valid JSON, when it begins as Bedrock writes its lines:
+/// `{"recordId":"…"` (any spacing, the key in any spelling).
+fn salvage_record_id(line: &[u8]) -> Option<crate::record::Raw<'_>> {
+    let text = std::str::from_utf8(line).ok()?;
+    crate::record::bedrock_output::leading_record_id(text)
+}
+
+/// A reject for a line that holds carriage returns not part of CRLF endings: a file with CR-only
+/// line endings reads as one long line.
+fn explain_line_endings(line: &[u8], reject: Reject) -> Reject {
+    if memchr::memchr(b'\r', line).is_some() {
+        return Reject::new(
+            RejectCode::CrLineEndings,
+            format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
+        );
+    }
+    reject
+}
+
+impl LineMap for OutputLines {
+    type Block = Answers;
+
+    fn start(&self, input_len: usize) -> Answers {
+        Answers {
+            // Outputs are smaller than inputs: the echoed modelInput is not carried over.
+            ok: Vec::with_capacity(input_len / 2),
+            err: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn line(&self, _data: &[u8], line_no: u64, line: Line<'_>, out: &mut Answers) {
+        let item = match line {
+            Line::Blank => Item::Blank,
+            Line::TooLong(reject) => Item::Bad {
+                line: line_no,
+                reject,
+            },
+            Line::Text { bytes, .. } => self.answer(line_no, bytes, &mut out.ok, &mut out.err),
+        };
+        out.items.push(item);
+    }
+}

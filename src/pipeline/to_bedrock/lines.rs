@@ -1,0 +1,191 @@
+//! The to-Bedrock [`LineMap`]: every line of a block converted, in order, into one records
+//! buffer (and, for a batch folder, its ledger lines), with an item per line saying what became
+//! of it. Pure: the cross-line checks (duplicates, one model) are the commit stage's.
+
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+
+use crate::record::Raw;
+
+use super::super::lines::{Line, LineMap};
+use crate::record::json::decode_literal;
+use crate::record::{convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode};
+
+/// What became of one input line.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A record, at `out` in the block's records buffer (and `ids` in its ledger buffer).
+    Record {
+        line: u64,
+        out: Range<usize>,
+        ids: Range<usize>,
+        /// The `custom_id` literal, in the block's input.
+        custom_id: Range<usize>,
+        /// A 64-bit hash of the unescaped `custom_id`, for duplicate detection.
+        key: u64,
+        /// The `body.model` literal, in the block's input, and a hash of it: the commit stage
+        /// compares hashes, so it need not touch the input again.
+        model: Option<(Range<usize>, u64)>,
+    },
+    /// A rejected line.
+    Reject {
+        line: u64,
+        reject: Reject,
+        custom_id: Option<Range<usize>>,
+    },
+    /// A blank line.
+    Blank,
+}
+
+/// What the records of a block noted on the way.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Fields dropped under `--drop-unsupported`, one entry per drop.
+    pub dropped: Vec<String>,
+    /// Settings clamped to the model's documented ranges, in how many requests.
+    pub clamped: Vec<(&'static str, u64)>,
+}
+
+impl Tally {
+    /// Adds what one record's conversion noted.
+    fn note(&mut self, mut notes: Notes) {
+        self.dropped.append(&mut notes.dropped);
+        for setting in notes.clamped {
+            match self.clamped.iter_mut().find(|(s, _)| *s == setting) {
+                Some((_, n)) => *n += 1,
+                None => self.clamped.push((setting, 1)),
+            }
+        }
+    }
+}
+
+/// One converted block.
+#[derive(Debug)]
+pub(crate) struct Converted {
+    /// The Bedrock records, back to back.
+    pub records: Vec<u8>,
+    /// Their ledger lines (batch folders only).
+    pub ids: Vec<u8>,
+    /// What became of each line.
+    pub items: Vec<Item>,
+    pub tally: Tally,
+}
+
+/// The to-Bedrock [`LineMap`]. A batch folder's records ([`RecordIdStyle::LineNumber`]) get
+/// `ids/` ledger lines too.
+pub(crate) struct RequestLines {
+    pub opts: LineOptions,
+}
+
+fn span(data: &[u8], raw: Raw<'_>) -> Range<usize> {
+    let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
+    start..start + raw.get().len()
+}
+
+/// The duplicate-detection key of a `custom_id` literal: a hash of its value, so that `"a"` and
+/// `"\u0061"` are the same id and two different ids are two keys.
+pub(crate) fn custom_id_key(raw: Raw<'_>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    decode_literal(raw.get()).hash(&mut h);
+    h.finish()
+}
+
+/// A 64-bit hash of a string literal's value (FNV-1a: short inputs, stable, no setup), so that
+/// two spellings of one model name are one model.
+fn value_key(literal: &str) -> u64 {
+    decode_literal(literal)
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+impl LineMap for RequestLines {
+    type Block = Converted;
+
+    fn start(&self, input_len: usize) -> Converted {
+        Converted {
+            // Records are about as large as their input lines.
+            records: Vec::with_capacity(input_len + input_len / 8),
+            ids: Vec::new(),
+            items: Vec::new(),
+            tally: Tally::default(),
+        }
+    }
+
+    fn line(&self, data: &[u8], line_no: u64, line: Line<'_>, out: &mut Converted) {
+        let item = match line {
+            Line::Blank => Item::Blank,
+            Line::TooLong(reject) => Item::Reject {
+                line: line_no,
+                reject,
+                custom_id: None,
+            },
+            Line::Text { bytes, terminated } => self.convert(data, line_no, bytes, terminated, out),
+        };
+        out.items.push(item);
+    }
+}
+
+impl RequestLines {
+    /// Converts one line into the block's records (and ledger lines), or says why not.
+    fn convert(
+        &self,
+        data: &[u8],
+        line_no: u64,
+        line: &[u8],
+        terminated: bool,
+        out: &mut Converted,
+    ) -> Item {
+        let mut notes = Notes::default();
+        let out_start = out.records.len();
+        match convert_line_noted(line, line_no, &self.opts, &mut notes, &mut out.records) {
+            Ok(c) => {
+                let ids_start = out.ids.len();
+                if let RecordIdStyle::LineNumber { generation } = self.opts.record_id {
+                    crate::batch_folder::push_line(
+                        &mut out.ids,
+                        line_no,
+                        generation,
+                        c.custom_id.get(),
+                    );
+                }
+                out.tally.note(notes);
+                Item::Record {
+                    line: line_no,
+                    out: out_start..out.records.len(),
+                    ids: ids_start..out.ids.len(),
+                    custom_id: span(data, c.custom_id),
+                    key: custom_id_key(c.custom_id),
+                    model: c.model.map(|m| (span(data, m), value_key(m.get()))),
+                }
+            }
+            Err(rejected) => Item::Reject {
+                line: line_no,
+                reject: explain(rejected.reject, line, terminated),
+                custom_id: rejected.custom_id.map(|c| span(data, c)),
+            },
+        }
+    }
+}
+
+/// A JSON reject worded for what the line ending says about it: carriage returns that do not
+/// end CRLF endings (a file with CR-only endings reads as one line), or an input that ends
+/// inside the line.
+fn explain(reject: Reject, line: &[u8], terminated: bool) -> Reject {
+    if reject.code != RejectCode::InvalidJson {
+        reject
+    } else if line.contains(&b'\r') {
+        Reject::new(
+            RejectCode::CrLineEndings,
+            format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
+        )
+    } else if !terminated {
+        Reject::new(
+            RejectCode::TruncatedLine,
+            format!("the input ends inside this line (no newline at the end) and it is not complete JSON: {}", reject.message),
+        )
+    } else {
+        reject
+    }
+}

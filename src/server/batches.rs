@@ -1,0 +1,324 @@
+//! The Batches API: a batch made from an uploaded file (its Bedrock jobs submitted, or a
+//! `failed` batch naming its bad lines), one batch as the client sees it, the listing, and
+//! cancelling.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::files::{output_ids, owned_file};
+use super::state::{new_id, now, BatchRecord, FileRecord};
+use super::{ok, Server};
+use crate::driver::{
+    timeout_hours, BatchError, BatchErrors, BatchFolder, BatchObject, BatchStatus, RequestCounts,
+};
+use crate::pipeline::MIN_RECORDS_PER_JOB;
+
+/// The batch record `id`, when the caller owns it.
+pub(crate) async fn owned_batch(
+    server: &Server,
+    id: &str,
+    caller: &Caller,
+) -> ApiResult<BatchRecord> {
+    match server.staging.batch(id).await? {
+        Some(b) if b.owner == caller.name() => Ok(b),
+        _ => Err(ApiError::not_found("batch", id)),
+    }
+}
+
+/// What `POST /v1/batches` asks for.
+struct NewBatch {
+    input_file_id: String,
+    endpoint: String,
+    window: String,
+    hours: i32,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+impl NewBatch {
+    /// Reads the request body (JSON), naming the parameter at fault.
+    fn parse(body: &[u8]) -> ApiResult<NewBatch> {
+        let body: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad(format!("the request is not JSON: {e}")))?;
+        let field = |name: &'static str| {
+            body[name].as_str().map(str::to_owned).ok_or_else(|| {
+                ApiError::bad(format!("Missing required parameter: '{name}'.")).param(name)
+            })
+        };
+        let (input_file_id, endpoint, window) = (
+            field("input_file_id")?,
+            field("endpoint")?,
+            field("completion_window")?,
+        );
+        let hours = timeout_hours(&window)
+            .map_err(|e| ApiError::bad(e.message).param("completion_window"))?;
+        let metadata =
+            match &body["metadata"] {
+                Value::Null => None,
+                v => Some(serde_json::from_value(v.clone()).map_err(|_| {
+                    ApiError::bad("metadata: an object of strings").param("metadata")
+                })?),
+            };
+        Ok(NewBatch {
+            input_file_id,
+            endpoint,
+            window,
+            hours,
+            metadata,
+        })
+    }
+}
+
+/// `POST /v1/batches`.
+pub(crate) async fn create_batch(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|e| ApiError::bad(format!("reading the request: {e}")))?;
+    let asked = NewBatch::parse(&body)?;
+    let _held = server.lock(&asked.input_file_id).lock_owned().await;
+    let mut file = owned_file(&server, &asked.input_file_id, &caller).await?;
+    check_file(&file, &asked, &caller)?;
+    let mut folder = server.folder_of_file(&asked.input_file_id).await?;
+    let mut record = BatchRecord {
+        id: new_id("batch_"),
+        input_file_id: asked.input_file_id.clone(),
+        owner: caller.name().to_owned(),
+        endpoint: asked.endpoint,
+        completion_window: asked.window,
+        metadata: asked.metadata,
+        created_at: now(),
+        failure: None,
+        cancel_requested_at: None,
+    };
+    let records = folder.manifest().counts.records;
+    match refusal(&folder).await? {
+        Some(errors) => record.failure = Some(failed_batch(&record, &file, records, errors)),
+        None => {
+            folder
+                .submit(&server.driver, &server.settings(asked.hours), 20)
+                .await
+                .map_err(|e| ApiError::bedrock(&e))?;
+        }
+    }
+    server.staging.save_batch(&record).await?;
+    file.batch = Some(record.id.clone());
+    server.staging.save_file(&file).await?;
+    batch_response(&batch_view(&server, &record).await?)
+}
+
+/// Whether `file` can run as the batch `asked` for.
+fn check_file(file: &FileRecord, asked: &NewBatch, caller: &Caller) -> ApiResult<()> {
+    if file.endpoint != asked.endpoint {
+        return Err(ApiError::bad(format!(
+            "endpoint {}: the file's requests are for {}",
+            asked.endpoint, file.endpoint
+        ))
+        .param("endpoint"));
+    }
+    if let Some(existing) = &file.batch {
+        return Err(ApiError::bad(format!(
+            "file {} already runs as batch {existing}; upload it again for another batch",
+            file.id
+        ))
+        .param("input_file_id"));
+    }
+    caller.may_use(&file.model)
+}
+
+/// Why a file's batch fails before any job runs, as batch errors: its rejected lines, or too
+/// few requests for Bedrock.
+async fn refusal(folder: &BatchFolder) -> ApiResult<Option<Vec<BatchError>>> {
+    let counts = &folder.manifest().counts;
+    Ok(if counts.rejected > 0 {
+        Some(rejected_errors(folder).await?)
+    } else if counts.records < MIN_RECORDS_PER_JOB {
+        Some(vec![BatchError {
+            code: "too_few_requests".into(),
+            message: format!(
+                "Bedrock batch inference needs at least {MIN_RECORDS_PER_JOB} requests in a batch; this file has {}.",
+                counts.records
+            ),
+            param: None,
+            line: None,
+        }])
+    } else {
+        None
+    })
+}
+
+/// The file's rejected lines as batch errors (the first 1,000), the way OpenAI reports a file
+/// that failed validation.
+async fn rejected_errors(folder: &BatchFolder) -> ApiResult<Vec<BatchError>> {
+    let raw = folder.reader().rejected().await?;
+    Ok(raw
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(1000)
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .map(|v| BatchError {
+            code: v["error"]["code"]
+                .as_str()
+                .unwrap_or("invalid_request")
+                .to_owned(),
+            message: v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            param: None,
+            line: v["line"].as_u64(),
+        })
+        .collect())
+}
+
+/// `GET /v1/batches/{id}`.
+pub(crate) async fn get_batch(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let b = owned_batch(&server, &id, &caller).await?;
+    batch_response(&batch_view(&server, &b).await?)
+}
+
+/// The Batch object as a client sees it: our ids, its metadata, `finalizing` until the results
+/// are converted, `cancelling` once a cancel was asked for.
+async fn batch_view(server: &Server, b: &BatchRecord) -> ApiResult<BatchObject> {
+    if let Some(failure) = &b.failure {
+        return Ok(failure.clone());
+    }
+    let folder = server.folder_of_file(&b.input_file_id).await?;
+    let jobs = folder
+        .jobs(&server.driver)
+        .await
+        .map_err(|e| ApiError::bedrock(&e))?;
+    let ended = folder.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal());
+    let finalizing = (ended && folder.results().is_none()).then(now);
+    let mut view = folder.batch_object(&jobs, finalizing);
+    view.id = b.id.clone();
+    view.input_file_id = b.input_file_id.clone();
+    view.completion_window = b.completion_window.clone();
+    view.created_at = b.created_at;
+    view.metadata = b.metadata.clone().unwrap_or_default();
+    if view.output_file_id.is_some() {
+        let (out, err) = output_ids(&b.id);
+        view.output_file_id = Some(out);
+        view.error_file_id = Some(err);
+    }
+    if let (Some(at), BatchStatus::InProgress | BatchStatus::Validating) =
+        (b.cancel_requested_at, view.status)
+    {
+        view.status = BatchStatus::Cancelling;
+        view.cancelling_at = Some(at);
+    }
+    Ok(view)
+}
+
+fn batch_value(view: &BatchObject) -> ApiResult<Value> {
+    serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn batch_response(view: &BatchObject) -> ApiResult<Response> {
+    Ok(ok(&batch_value(view)?))
+}
+
+/// `GET /v1/batches`: newest first, `after` and `limit` (1–100, default 20), `has_more`.
+pub(crate) async fn list_batches(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    query: Result<Query<BTreeMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let limit = match query.get("limit") {
+        None => 20,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::bad("limit: 1 to 100").param("limit"))?,
+    };
+    let mut all = server.staging.batches().await?;
+    all.retain(|b| b.owner == caller.name());
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let start = match query.get("after") {
+        Some(after) => all
+            .iter()
+            .position(|b| &b.id == after)
+            .map_or(all.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<&BatchRecord> = all.iter().skip(start).take(limit).collect();
+    let has_more = start + page.len() < all.len();
+    let mut data = Vec::with_capacity(page.len());
+    for b in &page {
+        data.push(batch_value(&batch_view(&server, b).await?)?);
+    }
+    Ok(ok(&json!({
+        "object": "list",
+        "data": data,
+        "first_id": page.first().map(|b| &b.id),
+        "last_id": page.last().map(|b| &b.id),
+        "has_more": has_more,
+    })))
+}
+
+/// `POST /v1/batches/{id}/cancel`: stops the batch's Bedrock jobs.
+pub(crate) async fn cancel_batch(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let _held = server.lock(&id).lock_owned().await;
+    let mut b = owned_batch(&server, &id, &caller).await?;
+    if b.failure.is_none() {
+        let folder = server.folder_of_file(&b.input_file_id).await?;
+        for rec in folder.job_records().iter().flatten() {
+            server
+                .driver
+                .stop(&rec.job_arn)
+                .await
+                .map_err(|e| ApiError::bedrock(&e))?;
+        }
+        if b.cancel_requested_at.is_none() {
+            b.cancel_requested_at = Some(now());
+            server.staging.save_batch(&b).await?;
+        }
+    }
+    batch_response(&batch_view(&server, &b).await?)
+}
+
+/// A batch that failed before any job ran, with its errors.
+fn failed_batch(
+    b: &BatchRecord,
+    f: &FileRecord,
+    records: u64,
+    errors: Vec<BatchError>,
+) -> BatchObject {
+    let mut view = BatchObject::new(&[], Default::default());
+    view.id = b.id.clone();
+    view.endpoint = b.endpoint.clone();
+    view.model = Some(f.model.clone());
+    view.input_file_id = b.input_file_id.clone();
+    view.completion_window = b.completion_window.clone();
+    view.status = BatchStatus::Failed;
+    view.created_at = b.created_at;
+    view.failed_at = Some(b.created_at);
+    view.errors = Some(BatchErrors {
+        object: "list".into(),
+        data: errors,
+    });
+    view.request_counts = RequestCounts {
+        total: records,
+        completed: 0,
+        failed: 0,
+    };
+    view.metadata = b.metadata.clone().unwrap_or_default();
+    view
+}

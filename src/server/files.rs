@@ -1,0 +1,480 @@
+//! The Files API: uploads streamed through the converter into a batch folder, the listing, one
+//! file, deletion, and a finished batch's output and error files streamed from storage.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::state::{new_id, now, BatchRecord, FileRecord, Staging};
+use super::{ok, Server};
+use crate::batch_folder::{FolderWriter, InputIdentity, LockOptions, Replace, Start};
+use crate::io::{chunk_stream, ChunkSource};
+use crate::pipeline::{prepare_to_bedrock, BedrockOutput, PreparedConversion, ToBedrockOptions};
+
+/// `POST /v1/files`: the upload is converted as it streams in, and committed only once the
+/// whole request checks out — a refused or broken upload leaves nothing in the staging prefix
+/// (dropping it, as when the client goes away, aborts it too).
+pub(crate) async fn upload(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    let mut form = form.map_err(|_| {
+        ApiError::bad("expected a multipart/form-data upload with `file` and `purpose`")
+    })?;
+    let mut uploaded: Option<(FileRecord, PreparedConversion)> = None;
+    let checked = read_form(&server, &caller, &mut form, &mut uploaded).await;
+    let (file, prepared) = match (checked, uploaded) {
+        (Ok(()), Some(u)) => u,
+        (result, uploaded) => {
+            if let Some((_, prepared)) = uploaded {
+                prepared.abort().await;
+            }
+            return Err(result
+                .err()
+                .unwrap_or_else(|| ApiError::bad("missing the `file` field")));
+        }
+    };
+    // From here on the upload is stored whole or not at all, even if the client goes away
+    // (which drops this future): the commit and the record run in a task of their own.
+    let stored = tokio::spawn(store(server, file, prepared));
+    let file = stored
+        .await
+        .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))??;
+    Ok(ok(&file_object(&file)))
+}
+
+/// Reads the form's fields: `purpose` must be `batch`, and there must be one `file`, which is
+/// converted into `uploaded` as it arrives.
+async fn read_form(
+    server: &Server,
+    caller: &Caller,
+    form: &mut Multipart,
+    uploaded: &mut Option<(FileRecord, PreparedConversion)>,
+) -> ApiResult<()> {
+    let broken = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad(format!("reading the upload: {e}"))
+    };
+    let mut purpose = None;
+    while let Some(field) = form.next_field().await.map_err(broken)? {
+        match field.name() {
+            Some("purpose") => purpose = Some(field.text().await.map_err(broken)?),
+            Some("file") => {
+                if uploaded.is_some() {
+                    return Err(ApiError::bad("one file per upload").param("file"));
+                }
+                *uploaded = Some(convert_upload(server, field, caller).await?);
+            }
+            _ => {}
+        }
+    }
+    if uploaded.is_none() {
+        return Err(ApiError::bad("missing the `file` field").param("file"));
+    }
+    match purpose.as_deref() {
+        Some("batch") => Ok(()),
+        other => Err(ApiError::bad(format!(
+            "purpose {other:?}: this server stores batch input files only (purpose=batch)"
+        ))
+        .param("purpose")),
+    }
+}
+
+/// Commits a converted upload and writes its record; a folder whose record cannot be written
+/// is removed (it would be a tenant's data no one can see or delete).
+async fn store(
+    server: Arc<Server>,
+    mut file: FileRecord,
+    prepared: PreparedConversion,
+) -> ApiResult<FileRecord> {
+    prepared
+        .commit()
+        .await
+        .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
+    file.purpose = "batch".into();
+    if let Err(e) = server.staging.save_file(&file).await {
+        server.staging.remove_folder(&file.id).await;
+        return Err(e.into());
+    }
+    Ok(file)
+}
+
+/// What the first line of an upload says: the model (which decides the body format of every
+/// record) and the endpoint.
+struct Head {
+    /// The bytes read so far: at least the first line, or the whole upload if it has none.
+    bytes: Vec<u8>,
+    model: String,
+    endpoint: String,
+}
+
+/// Reads the upload up to its first newline, and its model and endpoint from that line.
+async fn read_head(field: &mut Field<'_>) -> ApiResult<Head> {
+    let mut bytes = Vec::new();
+    while !bytes.contains(&b'\n') {
+        match field
+            .chunk()
+            .await
+            .map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?
+        {
+            Some(chunk) => bytes.extend_from_slice(&chunk),
+            None => break,
+        }
+        if bytes.len() > 32 << 20 {
+            return Err(ApiError::bad("the first line is longer than 32 MiB"));
+        }
+    }
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_prefix(crate::record::BOM).unwrap_or(first);
+    let line: Value = serde_json::from_slice(first)
+        .map_err(|e| ApiError::bad(format!("line 1 is not JSON: {e}")))?;
+    let model = line["body"]["model"].as_str().ok_or_else(|| {
+        ApiError::bad(
+            "line 1: body.model is missing; each request names one of the configured models",
+        )
+    })?;
+    Ok(Head {
+        model: model.to_owned(),
+        endpoint: line["url"].as_str().unwrap_or_default().to_owned(),
+        bytes,
+    })
+}
+
+/// Streams one uploaded file through the converter into a new batch folder, written in full
+/// and not yet committed.
+async fn convert_upload(
+    server: &Server,
+    mut field: Field<'_>,
+    caller: &Caller,
+) -> ApiResult<(FileRecord, PreparedConversion)> {
+    let filename = field.file_name().unwrap_or("upload.jsonl").to_owned();
+    let head = read_head(&mut field).await?;
+    let alias = server.config.models.get(&head.model).ok_or_else(|| {
+        let names: Vec<&str> = server.config.models.keys().map(String::as_str).collect();
+        ApiError::bad(format!(
+            "model '{}' is not available here (configured: {})",
+            head.model,
+            names.join(", ")
+        ))
+        .param("model")
+    })?;
+    caller.may_use(&head.model)?;
+    let family = alias
+        .family()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut opts = ToBedrockOptions::with_family(&alias.model_id, family);
+    opts.allow_small = true;
+    opts.source = InputIdentity::named(&filename);
+    let id = new_id("file-");
+    let dest = server
+        .storage
+        .folder(&server.staging.file_folder(&id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let folder = FolderWriter::open(dest, &LockOptions::for_command("serve")).await?;
+    let writer = match folder
+        .start_generation(opts.conversion(), opts.source.clone(), Replace::Refuse)
+        .await?
+    {
+        Start::New(writer) => writer,
+        Start::Same(folder) => {
+            folder.release().await;
+            return Err(ApiError::internal(format!(
+                "{id}: a new file's folder is in use"
+            )));
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Upload>(4);
+    let conversion = tokio::spawn(async move {
+        prepare_to_bedrock(ChannelSource(rx), BedrockOutput::Folder(writer), &opts).await
+    });
+    let Head {
+        bytes: first,
+        model,
+        endpoint,
+    } = head;
+    let fed = feed(first, &mut field, tx).await;
+    let prepared = conversion
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::bad(format!("converting the upload: {e}")));
+    let (bytes, prepared) = match (fed, prepared) {
+        (Ok(bytes), Ok(p)) => (bytes, p),
+        (Err(e), prepared) => {
+            if let Ok(p) = prepared {
+                p.abort().await;
+            }
+            return Err(e);
+        }
+        (Ok(_), Err(e)) => return Err(e),
+    };
+    let report = prepared.report();
+    tracing::info!(
+        file = id,
+        lines = report.lines,
+        records = report.records,
+        rejected = report.rejected,
+        "uploaded"
+    );
+    let record = FileRecord {
+        id,
+        bytes,
+        created_at: now(),
+        filename,
+        purpose: "batch".into(),
+        owner: caller.name().to_owned(),
+        model,
+        endpoint,
+        batch: None,
+        deleted: false,
+    };
+    Ok((record, prepared))
+}
+
+/// Hands the upload to the converter: `first` (read already), then the rest of the field, then
+/// an explicit end. Returns the bytes uploaded.
+async fn feed(
+    first: Vec<u8>,
+    field: &mut Field<'_>,
+    tx: tokio::sync::mpsc::Sender<Upload>,
+) -> ApiResult<u64> {
+    let mut bytes = first.len() as u64;
+    if tx.send(Upload::Data(Bytes::from(first))).await.is_err() {
+        // The converter stopped; its error says why.
+        return Ok(bytes);
+    }
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes += chunk.len() as u64;
+                if tx.send(Upload::Data(chunk)).await.is_err() {
+                    return Ok(bytes);
+                }
+            }
+            Ok(None) => {
+                let _ = tx.send(Upload::End).await;
+                return Ok(bytes);
+            }
+            Err(e) => {
+                let message = format!("reading the upload: {e}");
+                let _ = tx.send(Upload::Broken(message.clone())).await;
+                return Err(ApiError::bad(message));
+            }
+        }
+    }
+}
+
+/// The file record `id`, when the caller owns it.
+pub(crate) async fn owned_file(
+    server: &Server,
+    id: &str,
+    caller: &Caller,
+) -> ApiResult<FileRecord> {
+    match server.staging.file(id).await? {
+        Some(f) if f.owner == caller.name() => Ok(f),
+        _ => Err(ApiError::not_found("file", id)),
+    }
+}
+
+/// `GET /v1/files`: the caller's uploads, newest first, then its batches' result files.
+pub(crate) async fn list_files(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    let mut files = server.staging.files().await?;
+    files.retain(|f| f.owner == caller.name());
+    files.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let mut data: Vec<Value> = files.iter().map(file_object).collect();
+    for b in server.staging.batches().await? {
+        if b.owner == caller.name() {
+            if let Some((out, err)) = result_files(&server, &b).await? {
+                data.push(out);
+                data.push(err);
+            }
+        }
+    }
+    Ok(ok(
+        &json!({"object": "list", "data": data, "has_more": false}),
+    ))
+}
+
+/// `GET /v1/files/{id}`: an upload, or a batch's output or error file.
+pub(crate) async fn get_file(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    if let Some((batch_id, which)) = output_file(&id) {
+        let b = super::batches::owned_batch(&server, &batch_id, &caller)
+            .await
+            .map_err(|_| ApiError::not_found("file", &id))?;
+        let (out, err) = result_files(&server, &b)
+            .await?
+            .ok_or_else(|| ApiError::not_found("file", &id))?;
+        return Ok(ok(if which == Output::Results { &out } else { &err }));
+    }
+    let f = owned_file(&server, &id, &caller).await?;
+    Ok(ok(&file_object(&f)))
+}
+
+/// `DELETE /v1/files/{id}`: marks the upload's record deleted.
+pub(crate) async fn delete_file(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let _held = server.lock(&id).lock_owned().await;
+    let mut f = owned_file(&server, &id, &caller).await?;
+    f.deleted = true;
+    server.staging.save_file(&f).await?;
+    Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
+}
+
+/// `GET /v1/files/{id}/content`: a batch's output or error file, streamed from storage.
+pub(crate) async fn file_content(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let Some((batch_id, which)) = output_file(&id) else {
+        owned_file(&server, &id, &caller).await?;
+        return Err(ApiError::bad(
+            "input files are converted as they are uploaded and not kept; the content of a batch's output and error files can be downloaded",
+        ));
+    };
+    let b = super::batches::owned_batch(&server, &batch_id, &caller)
+        .await
+        .map_err(|_| ApiError::not_found("file", &id))?;
+    let folder = server.folder_of_file(&b.input_file_id).await?;
+    if folder.results_unsettled() {
+        // Retried by clients (the OpenAI SDK retries a 503): the commit takes moments.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the batch's results are being committed; try again in a moment",
+        ));
+    }
+    let results = folder
+        .results()
+        .ok_or_else(|| ApiError::not_found("file", &id))?;
+    let (uri, name) = if which == Output::Results {
+        (&results.output, "output.jsonl")
+    } else {
+        (&results.errors, "errors.jsonl")
+    };
+    // The record says where the files are; the server reads only its own place for them.
+    let expected = server
+        .staging
+        .uri(&Staging::result_path(&b.input_file_id, name));
+    if *uri != expected {
+        return Err(ApiError::internal(format!(
+            "batch {}: its results record names {uri}, not {expected}; not served",
+            b.id
+        )));
+    }
+    let (source, _) = server
+        .storage
+        .open(&server.staging.result_file(&b.input_file_id, name))
+        .await
+        .map_err(|e| ApiError::internal(format!("{uri}: {e}")))?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(chunk_stream(source)))
+        .expect("a valid response"))
+}
+
+/// The File objects of a batch's output and error files, once collected.
+pub(crate) async fn result_files(
+    server: &Server,
+    b: &BatchRecord,
+) -> ApiResult<Option<(Value, Value)>> {
+    if b.failure.is_some() {
+        return Ok(None);
+    }
+    let folder = server.folder_of_file(&b.input_file_id).await?;
+    let Some(r) = folder.results() else {
+        return Ok(None);
+    };
+    let (out_id, err_id) = output_ids(&b.id);
+    let object = |id: &str, name: &str, purpose: &str| {
+        json!({"id": id, "object": "file", "bytes": Value::Null, "created_at": r.finished_at,
+               "filename": name, "purpose": purpose, "status": "processed", "status_details": null})
+    };
+    Ok(Some((
+        object(&out_id, "batch_output.jsonl", "batch_output"),
+        object(&err_id, "batch_errors.jsonl", "batch_output"),
+    )))
+}
+
+/// Which of a batch's files an output file id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Results,
+    Errors,
+}
+
+/// The output and error file ids of a batch.
+pub(crate) fn output_ids(batch_id: &str) -> (String, String) {
+    let suffix = batch_id.trim_start_matches("batch_");
+    (format!("file-out-{suffix}"), format!("file-err-{suffix}"))
+}
+
+/// The batch and which of its files an output file id names.
+fn output_file(id: &str) -> Option<(String, Output)> {
+    if let Some(s) = id.strip_prefix("file-out-") {
+        return Some((format!("batch_{s}"), Output::Results));
+    }
+    id.strip_prefix("file-err-")
+        .map(|s| (format!("batch_{s}"), Output::Errors))
+}
+
+fn file_object(f: &FileRecord) -> Value {
+    json!({
+        "id": f.id,
+        "object": "file",
+        "bytes": f.bytes,
+        "created_at": f.created_at,
+        "filename": f.filename,
+        "purpose": f.purpose,
+        "status": "processed",
+        "status_details": null,
+    })
+}
+
+/// What the request handler hands the converter.
+enum Upload {
+    Data(Bytes),
+    /// The file field ended: the input is complete.
+    End,
+    /// The upload broke off, with the reason.
+    Broken(String),
+}
+
+/// The upload, handed over chunk by chunk to the converter. Only an explicit end is the end of
+/// the input: a channel closed without one (the request was dropped) is a broken upload, never
+/// a shorter file.
+struct ChannelSource(tokio::sync::mpsc::Receiver<Upload>);
+
+impl ChunkSource for ChannelSource {
+    fn next_chunk(&mut self) -> futures::future::BoxFuture<'_, std::io::Result<Option<Bytes>>> {
+        Box::pin(async move {
+            match self.0.recv().await {
+                Some(Upload::Data(chunk)) => Ok(Some(chunk)),
+                Some(Upload::End) => Ok(None),
+                Some(Upload::Broken(why)) => Err(std::io::Error::other(why)),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the upload ended before its last byte",
+                )),
+            }
+        })
+    }
+}
