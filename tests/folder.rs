@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bedrock_batch::batch_folder::{
-    FolderError, FolderReader, FolderWriter, InputIdentity, JobCheck, JobRecord, LockOptions,
-    Replace, Start,
+    FolderError, FolderReader, FolderWriter, InputIdentity, JobCheck, JobCheckError, JobRecord,
+    LockOptions, Replace, Start,
 };
 use bedrock_batch::io::{BytesSource, Destination, MemoryDir};
 use bedrock_batch::pipeline::{
@@ -81,7 +81,7 @@ async fn convert_into(
 /// A job check that says nothing runs.
 struct NoneRunning;
 impl JobCheck for NoneRunning {
-    fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>> {
+    fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, JobCheckError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 }
@@ -89,15 +89,15 @@ impl JobCheck for NoneRunning {
 /// A job check that must not be asked.
 struct MustNotAsk;
 impl JobCheck for MustNotAsk {
-    fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>> {
+    fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, JobCheckError>> {
         panic!("the jobs were asked about although none was recorded")
     }
 }
 
 struct Running(Result<Vec<String>, String>);
 impl JobCheck for Running {
-    fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>> {
-        let r = self.0.clone();
+    fn running<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, JobCheckError>> {
+        let r = self.0.clone().map_err(JobCheckError::from);
         Box::pin(async move { r })
     }
 }

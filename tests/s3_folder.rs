@@ -532,7 +532,10 @@ fn a_refusal_at_any_commit_step_on_s3_leaves_the_folder_as_it_was() {
                 fn running<'a>(
                     &'a self,
                     _: &'a [String],
-                ) -> futures::future::BoxFuture<'a, Result<Vec<String>, String>> {
+                ) -> futures::future::BoxFuture<
+                    'a,
+                    Result<Vec<String>, bedrock_batch::batch_folder::JobCheckError>,
+                > {
                     Box::pin(async { Ok(Vec::new()) })
                 }
             }

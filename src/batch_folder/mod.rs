@@ -77,7 +77,8 @@ pub use manifest::{
 };
 pub use reader::{BedrockOutputs, FolderReader};
 pub use writer::{
-    FolderWriter, GenerationSummary, GenerationWriter, JobCheck, PreparedGeneration, Replace, Start,
+    FolderWriter, GenerationSummary, GenerationWriter, JobCheck, JobCheckError, PreparedGeneration,
+    Replace, Start,
 };
 
 /// Bedrock's minimum number of records per batch job (not adjustable).

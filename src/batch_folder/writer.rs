@@ -24,8 +24,14 @@ use crate::io::{commit_all, Destination, ObjectWriter, PendingRun};
 pub trait JobCheck: Send + Sync {
     /// Of the jobs with these ARNs, the ones not yet ended, each as "id (Status)"; an error when
     /// Bedrock cannot be asked.
-    fn running<'a>(&'a self, job_arns: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>>;
+    fn running<'a>(
+        &'a self,
+        job_arns: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, JobCheckError>>;
 }
+
+/// Why the jobs of a generation could not be checked (the checker's own error).
+pub type JobCheckError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What to do with a folder that already holds a conversion.
 #[derive(Clone, Copy)]
@@ -424,7 +430,10 @@ async fn jobs_ended(reader: &FolderReader, check: &dyn JobCheck) -> Result<(), F
             folder,
             jobs: running.join(", "),
         }),
-        Err(reason) => Err(FolderError::JobsUnknown { folder, reason }),
+        Err(reason) => Err(FolderError::JobsUnknown {
+            folder,
+            reason: reason.to_string(),
+        }),
     }
 }
 

@@ -9,8 +9,10 @@ use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watche
 use super::to_bedrock::{check_outside_folder, convert, input_identity, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{FolderWriter, Replace, Start};
-use bedrock_batch::driver::{BatchFolder, BatchStatus, CollectOptions, Pacer};
-use bedrock_batch::io::Location;
+use bedrock_batch::driver::{
+    BatchFolder, BatchStatus, CollectOptions, Driver, JobInfo, Pacer, SubmitSettings,
+};
+use bedrock_batch::io::{Destination, Location};
 use bedrock_batch::pipeline::BedrockOutput;
 
 /// Run an OpenAI batch input file on Bedrock, start to finish.
@@ -91,42 +93,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     let driver = cx.driver().await;
 
     // 1. Convert, unless the folder already holds this very conversion (a resumed run).
-    let opened = cx.storage.open_identified(&input).await?;
-    let opts = args
-        .convert
-        .options(input_identity(&args.input, opened.identity))?;
-    let writer = FolderWriter::open(Arc::clone(&dest), &cx.lock("run")).await?;
-    let replace = if args.convert.overwrite {
-        Replace::Overwrite(&driver)
-    } else {
-        Replace::Refuse
-    };
-    match writer
-        .start_generation(opts.conversion(), opts.source.clone(), replace)
-        .await?
-    {
-        Start::Same(writer) => {
-            writer.release().await;
-            if !cx.quiet {
-                eprintln!("resuming: {staging} already holds this batch, converted before");
-            }
-        }
-        Start::New(generation) => {
-            let rejects_at = generation.uri(&generation.generation().rejected_path());
-            convert(
-                &args.input,
-                &staging_arg,
-                opened.source,
-                opts.source.bytes,
-                BedrockOutput::Folder(generation),
-                opts,
-                cx.quiet,
-                cx.json,
-                &rejects_at,
-            )
-            .await?;
-        }
-    }
+    convert_unless_done(&args, &input, &staging_arg, &dest, &driver, cx).await?;
     let mut folder = BatchFolder::open(Arc::clone(&dest))
         .await?
         .with_lock_options(cx.lock("run"));
@@ -142,36 +109,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
 
     // 2. Submit (again only what is not running with these settings) and wait, submitting the
     // jobs left over as slots free up.
-    let max_jobs = args.submit.max_jobs.max(1);
-    // The first submission checks every recorded job against these settings, even when none
-    // waits for a slot.
-    let summary = folder.submit(&driver, &settings, max_jobs).await?;
-    report_submitted(&summary, cx);
-    if folder.job_records().iter().all(Option::is_none) {
-        bail!(
-            "no job could be submitted: {}",
-            summary
-                .quota_message
-                .as_deref()
-                .unwrap_or("the job quota is full")
-        );
-    }
-    let mut watcher = Watcher::new(cx.quiet);
-    let mut pacer = Pacer::new(args.poll.options());
-    let mut submit = None;
-    let jobs = loop {
-        let step = folder.advance(&driver, submit).await?;
-        submit = Some((&settings, max_jobs));
-        if let Some(summary) = step.submitted.filter(|s| !s.submitted.is_empty()) {
-            report_submitted(&summary, cx);
-        }
-        watcher.update(&step.jobs, &folder.batch_object(&step.jobs, None));
-        if step.ended {
-            break step.jobs;
-        }
-        tokio::time::sleep(pacer.next(&step.jobs)).await;
-    };
-    watcher.finish();
+    let jobs = submit_and_wait(&mut folder, &driver, &settings, &args, cx).await?;
 
     // 3. Collect: every custom_id once, in the output or the error file.
     let finalizing = folder.batch_object(&jobs, Some(now()));
@@ -210,4 +148,96 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         _ if r.failed + r.missing > 0 || !r.clean() => EXIT_REJECTS,
         _ => EXIT_OK,
     })
+}
+
+/// Converts INPUT into the staging folder, unless the folder holds this very conversion
+/// already (then the run resumes).
+async fn convert_unless_done(
+    args: &Args,
+    input: &Location,
+    staging_arg: &str,
+    dest: &Arc<dyn Destination>,
+    driver: &Driver,
+    cx: &Context,
+) -> anyhow::Result<()> {
+    let opened = cx.storage.open_identified(input).await?;
+    let opts = args
+        .convert
+        .options(input_identity(&args.input, opened.identity))?;
+    let writer = FolderWriter::open(Arc::clone(dest), &cx.lock("run")).await?;
+    let replace = if args.convert.overwrite {
+        Replace::Overwrite(driver)
+    } else {
+        Replace::Refuse
+    };
+    match writer
+        .start_generation(opts.conversion(), opts.source.clone(), replace)
+        .await?
+    {
+        Start::Same(writer) => {
+            writer.release().await;
+            if !cx.quiet {
+                eprintln!("resuming: {staging_arg} already holds this batch, converted before");
+            }
+        }
+        Start::New(generation) => {
+            let rejects_at = generation.uri(&generation.generation().rejected_path());
+            convert(
+                &args.input,
+                staging_arg,
+                opened.source,
+                opts.source.bytes,
+                BedrockOutput::Folder(generation),
+                opts,
+                cx.quiet,
+                cx.json,
+                &rejects_at,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Submits the folder's jobs (checking those submitted before against these settings) and
+/// takes [`BatchFolder::advance`] steps, with a progress bar, until every job has ended.
+/// Returns the jobs' final state.
+async fn submit_and_wait(
+    folder: &mut BatchFolder,
+    driver: &Driver,
+    settings: &SubmitSettings,
+    args: &Args,
+    cx: &Context,
+) -> anyhow::Result<Vec<JobInfo>> {
+    let max_jobs = args.submit.max_jobs.max(1);
+    // The first submission checks every recorded job against these settings, even when none
+    // waits for a slot.
+    let summary = folder.submit(driver, settings, max_jobs).await?;
+    report_submitted(&summary, cx);
+    if folder.job_records().iter().all(Option::is_none) {
+        bail!(
+            "no job could be submitted: {}",
+            summary
+                .quota_message
+                .as_deref()
+                .unwrap_or("the job quota is full")
+        );
+    }
+    let mut watcher = Watcher::new(cx.quiet);
+    let mut pacer = Pacer::new(args.poll.options());
+    let mut submit = None;
+    let jobs = loop {
+        let step = folder.advance(driver, submit).await?;
+        submit = Some((settings, max_jobs));
+        if let Some(summary) = step.submitted.filter(|s| !s.submitted.is_empty()) {
+            report_submitted(&summary, cx);
+        }
+        watcher.update(&step.jobs, &folder.batch_object(&step.jobs, None));
+        if step.ended {
+            break step.jobs;
+        }
+        tokio::time::sleep(pacer.next(&step.jobs)).await;
+    };
+    watcher.finish();
+    Ok(jobs)
 }

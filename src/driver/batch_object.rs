@@ -245,18 +245,7 @@ pub struct BatchContext {
 impl BatchObject {
     /// The Batch object of a batch whose jobs are `jobs`.
     pub fn new(jobs: &[JobInfo], ctx: BatchContext) -> BatchObject {
-        let statuses: Vec<JobStatus> = jobs.iter().map(|j| j.status.clone()).collect();
-        let mut status = BatchStatus::combine(&statuses, ctx.pending_jobs);
-        // While the results are being converted: a finished batch is `finalizing`, a stopped
-        // one is still `cancelling` (OpenAI shows `cancelled` with its files ready), a failed
-        // one stays `failed`.
-        if ctx.finalizing_since.is_some() {
-            status = match status {
-                BatchStatus::Completed | BatchStatus::Expired => BatchStatus::Finalizing,
-                BatchStatus::Cancelled => BatchStatus::Cancelling,
-                other => other,
-            };
-        }
+        let status = batch_status(jobs, &ctx);
         let results = ctx.results.filter(|_| status.is_terminal());
         let latest_end = jobs.iter().filter_map(|j| j.ended_at).max();
         let at = |s: BatchStatus| (status == s).then_some(latest_end).flatten();
@@ -265,51 +254,9 @@ impl BatchObject {
             .filter(|j| matches!(j.status, JobStatus::Stopping | JobStatus::Stopped))
             .filter_map(|j| j.last_modified_at.or(j.ended_at))
             .min();
-        let sum = |f: fn(&JobInfo) -> Option<u64>| jobs.iter().filter_map(f).sum::<u64>();
-        let request_counts = match &results {
-            Some(r) => RequestCounts {
-                total: ctx
-                    .total_records
-                    .unwrap_or(r.succeeded + r.failed + r.missing),
-                completed: r.succeeded,
-                failed: r.failed + r.missing,
-            },
-            None => RequestCounts {
-                total: ctx
-                    .total_records
-                    .unwrap_or_else(|| sum(|j| j.total_records)),
-                completed: sum(|j| j.succeeded_records),
-                failed: sum(|j| j.failed_records),
-            },
-        };
-        let failures: Vec<BatchError> = jobs
-            .iter()
-            .filter(|j| j.status == JobStatus::Failed)
-            .map(|j| BatchError {
-                code: "bedrock_job_failed".into(),
-                message: format!(
-                    "Bedrock job {} failed: {}",
-                    j.id(),
-                    j.message.as_deref().unwrap_or("no reason given")
-                ),
-                param: None,
-                line: None,
-            })
-            .collect();
-        let mut metadata = ctx.metadata;
-        if let [job] = jobs {
-            metadata.insert("job_arn".into(), job.arn.clone());
-        } else if !jobs.is_empty() {
-            let arns: Vec<&str> = jobs.iter().map(|j| j.arn.as_str()).collect();
-            metadata.insert("job_arns".into(), arns.join(","));
-        }
-        if let Some(model) = jobs.first().map(|j| &j.model_id) {
-            metadata
-                .entry("model_id".into())
-                .or_insert_with(|| model.clone());
-        }
-        let bedrock: Vec<&str> = statuses.iter().map(JobStatus::as_str).collect();
-        metadata.insert("bedrock_status".into(), bedrock.join(","));
+        let request_counts = request_counts(jobs, results.as_ref(), ctx.total_records);
+        let failures = job_failures(jobs);
+        let metadata = job_metadata(ctx.metadata, jobs);
         let completion_window = jobs
             .iter()
             .find_map(|j| j.timeout_hours)
@@ -362,6 +309,82 @@ impl BatchObject {
             metadata,
         }
     }
+}
+
+/// The batch's status: its jobs' combined; while the results are being converted, a finished
+/// batch is `finalizing`, a stopped one still `cancelling` (OpenAI shows `cancelled` with its
+/// files ready), a failed one stays `failed`.
+fn batch_status(jobs: &[JobInfo], ctx: &BatchContext) -> BatchStatus {
+    let statuses: Vec<JobStatus> = jobs.iter().map(|j| j.status.clone()).collect();
+    let status = BatchStatus::combine(&statuses, ctx.pending_jobs);
+    if ctx.finalizing_since.is_none() {
+        return status;
+    }
+    match status {
+        BatchStatus::Completed | BatchStatus::Expired => BatchStatus::Finalizing,
+        BatchStatus::Cancelled => BatchStatus::Cancelling,
+        other => other,
+    }
+}
+
+/// The request counts: from the results once collected, else from Bedrock's counters.
+fn request_counts(
+    jobs: &[JobInfo],
+    results: Option<&ResultsRecord>,
+    total_records: Option<u64>,
+) -> RequestCounts {
+    let sum = |f: fn(&JobInfo) -> Option<u64>| jobs.iter().filter_map(f).sum::<u64>();
+    match results {
+        Some(r) => RequestCounts {
+            total: total_records.unwrap_or(r.succeeded + r.failed + r.missing),
+            completed: r.succeeded,
+            failed: r.failed + r.missing,
+        },
+        None => RequestCounts {
+            total: total_records.unwrap_or_else(|| sum(|j| j.total_records)),
+            completed: sum(|j| j.succeeded_records),
+            failed: sum(|j| j.failed_records),
+        },
+    }
+}
+
+/// An error for each job that failed, with Bedrock's reason.
+fn job_failures(jobs: &[JobInfo]) -> Vec<BatchError> {
+    jobs.iter()
+        .filter(|j| j.status == JobStatus::Failed)
+        .map(|j| BatchError {
+            code: "bedrock_job_failed".into(),
+            message: format!(
+                "Bedrock job {} failed: {}",
+                j.id(),
+                j.message.as_deref().unwrap_or("no reason given")
+            ),
+            param: None,
+            line: None,
+        })
+        .collect()
+}
+
+/// The caller's metadata with the jobs': `job_arn` (or `job_arns`), `model_id`,
+/// `bedrock_status`.
+fn job_metadata(
+    mut metadata: BTreeMap<String, String>,
+    jobs: &[JobInfo],
+) -> BTreeMap<String, String> {
+    if let [job] = jobs {
+        metadata.insert("job_arn".into(), job.arn.clone());
+    } else if !jobs.is_empty() {
+        let arns: Vec<&str> = jobs.iter().map(|j| j.arn.as_str()).collect();
+        metadata.insert("job_arns".into(), arns.join(","));
+    }
+    if let Some(model) = jobs.first().map(|j| &j.model_id) {
+        metadata
+            .entry("model_id".into())
+            .or_insert_with(|| model.clone());
+    }
+    let bedrock: Vec<&str> = jobs.iter().map(|j| j.status.as_str()).collect();
+    metadata.insert("bedrock_status".into(), bedrock.join(","));
+    metadata
 }
 
 #[cfg(test)]

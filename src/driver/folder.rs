@@ -13,7 +13,8 @@ use super::job::{JobInfo, JobStatus};
 use super::request::{default_job_name, JobRequest};
 use super::{Driver, DriverError};
 use crate::batch_folder::{
-    BatchManifest, FolderReader, FolderWriter, JobCheck, JobRecord, LockOptions, ResultsRecord,
+    BatchManifest, FolderReader, FolderWriter, JobCheck, JobCheckError, JobRecord, LockOptions,
+    ResultsRecord,
 };
 use crate::io::{Destination, Location, ObjectWriter, StdWriter, Storage};
 use crate::pipeline::{
@@ -453,7 +454,7 @@ pub async fn results_writer(
         location: at.to_string(),
         why: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()),
     };
-    let root = Location::parse(&folder.dest().uri("")).map_err(|e| refuse(&e))?;
+    let root = Location::parse(&folder.dest().uri("")).map_err(|e| refuse(&e.to_string()))?;
     if let Some(rel) = at.relative_to(&root) {
         if rel == crate::batch_folder::RESULTS_RECORD {
             return Err(refuse("results/report.json is the batch folder's own record of its results; choose another name"));
@@ -475,11 +476,14 @@ pub async fn results_writer(
 }
 
 impl JobCheck for Driver {
-    fn running<'a>(&'a self, job_arns: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>> {
+    fn running<'a>(
+        &'a self,
+        job_arns: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, JobCheckError>> {
         Box::pin(async move {
             let mut running = Vec::new();
             for arn in job_arns {
-                let info = self.get(arn).await.map_err(|e| e.to_string())?;
+                let info = self.get(arn).await?;
                 if !info.status.is_terminal() {
                     running.push(format!("{} ({})", info.id(), info.status));
                 }

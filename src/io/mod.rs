@@ -30,7 +30,7 @@ pub use local::{FileSource, LocalDir, LocalFile, StdWriter};
 pub const HOUSEKEEPING: &str = ".bedrock-batch";
 pub use memory::{Discard, MemoryDir, MemoryWriter};
 pub use run::PendingRun;
-pub use s3::{S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
+pub use s3::{NoBucket, S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
 
 /// One output object being written.
 ///
@@ -412,7 +412,7 @@ impl Location {
     /// assert!(Location::parse("s3://bucket/run/").unwrap().is_folder());
     /// assert!(Location::parse("s3:///key").is_err());
     /// ```
-    pub fn parse(arg: &str) -> Result<Location, String> {
+    pub fn parse(arg: &str) -> Result<Location, NoBucket> {
         if let Some(uri) = S3Uri::parse(arg) {
             return uri.map(Location::S3);
         }

@@ -47,6 +47,14 @@ pub struct S3Uri {
     pub key: String,
 }
 
+/// An `s3://` address without a bucket name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{uri}: no bucket name (expected s3://bucket/key)")]
+pub struct NoBucket {
+    /// The address given.
+    pub uri: String,
+}
+
 impl S3Uri {
     /// Parses `s3://bucket/key`; `None` when `s` is not an `s3://` URI.
     ///
@@ -58,13 +66,11 @@ impl S3Uri {
     /// assert!(S3Uri::parse("s3://").unwrap().is_err());
     /// assert!(S3Uri::parse("local.jsonl").is_none());
     /// ```
-    pub fn parse(s: &str) -> Option<Result<S3Uri, String>> {
+    pub fn parse(s: &str) -> Option<Result<S3Uri, NoBucket>> {
         let rest = s.strip_prefix("s3://")?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Some(Err(format!(
-                "{s}: no bucket name (expected s3://bucket/key)"
-            )));
+            return Some(Err(NoBucket { uri: s.to_owned() }));
         }
         Some(Ok(S3Uri {
             bucket: bucket.to_owned(),

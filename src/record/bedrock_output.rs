@@ -283,7 +283,7 @@ pub fn write_openai_line(
         created: opts.created,
     };
     let written = match line.parsed.take() {
-        Some(parsed) => opts.family.write_parsed(parsed, &ctx, ok),
+        Some(parsed) => parsed.write(&ctx, ok),
         None => opts.family.write_completion(output, &ctx, ok),
     };
     let usage = written.inspect_err(|_| ok.truncate(start))?;

@@ -121,16 +121,7 @@ impl Family {
 
     /// The family's short name, as stored in `batch.json` and given to `--family`.
     pub fn name(self) -> &'static str {
-        match self {
-            Family::Anthropic => "anthropic",
-            Family::Nova => "nova",
-            Family::Llama => "llama",
-            Family::MistralText => "mistral-text",
-            Family::MistralChat => "mistral-chat",
-            Family::GptOss => "gpt-oss",
-            Family::TitanEmbed => "titan-embed",
-            Family::Converse => "converse",
-        }
+        self.codec().name
     }
 
     /// The family with that short name.
@@ -140,17 +131,14 @@ impl Family {
 
     /// The job's `modelInvocationType`: `Converse` for Converse jobs, else `InvokeModel`.
     pub fn invocation_type(self) -> &'static str {
-        match self {
-            Family::Converse => "Converse",
-            _ => "InvokeModel",
-        }
+        self.codec().invocation_type
     }
 
     /// The OpenAI endpoint whose requests this family takes.
     pub fn endpoint(self) -> &'static str {
-        match self {
-            Family::TitanEmbed => EMBEDDINGS,
-            _ => CHAT_COMPLETIONS,
+        match self.codec().input {
+            Input::Chat(_) => CHAT_COMPLETIONS,
+            Input::Embeddings(_) => EMBEDDINGS,
         }
     }
 
@@ -167,15 +155,9 @@ impl Family {
         notes: &mut Notes,
         out: &mut Vec<u8>,
     ) -> Result<(), Reject> {
-        match self {
-            Family::Anthropic => anthropic::write_body(request, opts, notes, out),
-            Family::Nova => converse::write_body(Dialect::Nova, request, opts, notes, out),
-            Family::Converse => converse::write_body(Dialect::Converse, request, opts, notes, out),
-            Family::Llama => llama::write_body(request, opts, notes, out),
-            Family::MistralText => mistral::write_text_body(request, opts, notes, out),
-            Family::MistralChat => mistral::write_chat_body(request, opts, notes, out),
-            Family::GptOss => gpt_oss::write_body(request, opts, notes, out),
-            Family::TitanEmbed => Err(Reject::invalid(
+        match self.codec().input {
+            Input::Chat(write) => write(request, opts, notes, out),
+            Input::Embeddings(_) => Err(Reject::invalid(
                 "a chat request cannot go to an embeddings model",
             )),
         }
@@ -189,9 +171,9 @@ impl Family {
         notes: &mut Notes,
         out: &mut Vec<u8>,
     ) -> Result<(), Reject> {
-        match self {
-            Family::TitanEmbed => titan::write_body(request, opts, notes, out),
-            _ => Err(Reject::invalid(
+        match self.codec().input {
+            Input::Embeddings(write) => write(request, opts, notes, out),
+            Input::Chat(_) => Err(Reject::invalid(
                 "an embeddings request cannot go to a chat model",
             )),
         }
@@ -219,71 +201,171 @@ impl Family {
         ctx: &CompletionContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<Usage, Reject> {
-        match self {
-            Family::Anthropic => anthropic::write_chat_completion(model_output, ctx, out),
-            Family::Nova | Family::Converse => {
-                converse::write_chat_completion(model_output, ctx, out)
-            }
-            Family::Llama => llama::write_chat_completion(model_output, ctx, out),
-            Family::MistralText => mistral::write_text_completion(model_output, ctx, out),
-            Family::MistralChat => mistral::write_chat_completion(model_output, ctx, out),
-            Family::GptOss => gpt_oss::write_chat_completion(model_output, ctx, out),
-            Family::TitanEmbed => titan::write_embeddings(model_output, ctx, out),
-        }
+        (self.codec().write_completion)(model_output, ctx, out)
+    }
+
+    /// Scans this family's `modelOutput` at the scanner's position, reading what the family's
+    /// response needs as it validates; falls back on anything its serde reader would treat
+    /// differently (which then reads the delimited value and words any error).
+    pub(crate) fn scan_output<'a>(self, s: &mut Scanner<'a>) -> Scan<(Raw<'a>, ParsedOutput<'a>)> {
+        (self.codec().scan_output)(s)
+    }
+
+    /// The family's entry in [`CODECS`].
+    fn codec(self) -> &'static Codec {
+        let codec = &CODECS[self as usize];
+        debug_assert_eq!(codec.family, self, "CODECS is in the order of Family");
+        codec
     }
 }
 
+/// How a family writes a request's `modelInput`.
+#[derive(Clone, Copy)]
+pub(crate) enum Input {
+    /// From a `/v1/chat/completions` request.
+    Chat(fn(&ChatRequest<'_>, &MapOptions, &mut Notes, &mut Vec<u8>) -> Result<(), Reject>),
+    /// From a `/v1/embeddings` request.
+    Embeddings(
+        fn(&EmbeddingRequest<'_>, &MapOptions, &mut Notes, &mut Vec<u8>) -> Result<(), Reject>,
+    ),
+}
+
+/// One family's body format, both ways: what [`Family`] dispatches to. Adding a family is a
+/// module of its own providing these functions, a [`Family`] variant, its model ids in
+/// [`Family::for_model`], and one row here (its limits, if documented, in [`super::limits`]).
+pub(crate) struct Codec {
+    /// The family this row is for (the rows are in the order of the enum).
+    pub family: Family,
+    /// The short name, as stored in `batch.json` and given to `--family`.
+    pub name: &'static str,
+    /// The job's `modelInvocationType`.
+    pub invocation_type: &'static str,
+    /// Writes a request's `modelInput`.
+    pub input: Input,
+    /// Scans `modelOutput` in the line's pass: its extent, and what the response needs.
+    pub scan_output: for<'a> fn(&mut Scanner<'a>) -> Scan<(Raw<'a>, ParsedOutput<'a>)>,
+    /// Reads `modelOutput` the careful way (serde, exact errors) and writes the response.
+    pub write_completion:
+        fn(Raw<'_>, &CompletionContext<'_>, &mut Vec<u8>) -> Result<Usage, Reject>,
+}
+
+/// Every family's row, in the order of [`Family`].
+pub(crate) const CODECS: [Codec; 8] = [
+    Codec {
+        family: Family::Anthropic,
+        name: "anthropic",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(anthropic::write_body),
+        scan_output: |s| anthropic::scan_message(s).map(|(raw, p)| (raw, ParsedOutput::Claude(p))),
+        write_completion: anthropic::write_chat_completion,
+    },
+    Codec {
+        family: Family::Nova,
+        name: "nova",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(|r, o, n, out| converse::write_body(Dialect::Nova, r, o, n, out)),
+        scan_output: |s| {
+            spanned(s, |s| {
+                Ok(ParsedOutput::Converse(converse::scan_response(s)?))
+            })
+        },
+        write_completion: converse::write_chat_completion,
+    },
+    Codec {
+        family: Family::Llama,
+        name: "llama",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(llama::write_body),
+        scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Llama(llama::scan_response(s)?))),
+        write_completion: llama::write_chat_completion,
+    },
+    Codec {
+        family: Family::MistralText,
+        name: "mistral-text",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(mistral::write_text_body),
+        scan_output: |s| {
+            spanned(s, |s| {
+                Ok(ParsedOutput::MistralText(mistral::scan_text_response(s)?))
+            })
+        },
+        write_completion: mistral::write_text_completion,
+    },
+    Codec {
+        family: Family::MistralChat,
+        name: "mistral-chat",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(mistral::write_chat_body),
+        scan_output: |s| spanned(s, |s| Ok(ParsedOutput::MistralChat(OpenAiShaped::scan(s)?))),
+        write_completion: mistral::write_chat_completion,
+    },
+    Codec {
+        family: Family::GptOss,
+        name: "gpt-oss",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(gpt_oss::write_body),
+        scan_output: |s| spanned(s, |s| Ok(ParsedOutput::GptOss(OpenAiShaped::scan(s)?))),
+        write_completion: gpt_oss::write_chat_completion,
+    },
+    Codec {
+        family: Family::TitanEmbed,
+        name: "titan-embed",
+        invocation_type: "InvokeModel",
+        input: Input::Embeddings(titan::write_body),
+        scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Titan(titan::scan_response(s)?))),
+        write_completion: titan::write_embeddings,
+    },
+    Codec {
+        family: Family::Converse,
+        name: "converse",
+        invocation_type: "Converse",
+        input: Input::Chat(|r, o, n, out| converse::write_body(Dialect::Converse, r, o, n, out)),
+        scan_output: |s| {
+            spanned(s, |s| {
+                Ok(ParsedOutput::Converse(converse::scan_response(s)?))
+            })
+        },
+        write_completion: converse::write_chat_completion,
+    },
+];
+
+/// Runs a family's scanner and adds the extent of what it read.
+fn spanned<'a>(
+    s: &mut Scanner<'a>,
+    scan: impl FnOnce(&mut Scanner<'a>) -> Scan<ParsedOutput<'a>>,
+) -> Scan<(Raw<'a>, ParsedOutput<'a>)> {
+    let start = s.position();
+    let parsed = scan(s)?;
+    Ok((s.since(start), parsed))
+}
+
 /// A `modelOutput` already picked apart by the family's scanner, in the same pass as its line
-/// (so it is never parsed a second time).
+/// (so it is never parsed a second time); it writes its own response.
 pub(crate) enum ParsedOutput<'a> {
     Claude(anthropic::Parts<'a>),
     /// Nova and Converse.
     Converse(converse::Response<'a>),
     Llama(llama::Response<'a>),
     MistralText(mistral::TextResponse<'a>),
-    /// Mistral's chat models and gpt-oss.
-    OpenAiShaped(OpenAiShaped<'a>),
+    MistralChat(OpenAiShaped<'a>),
+    GptOss(OpenAiShaped<'a>),
     Titan(titan::Response<'a>),
 }
 
-impl Family {
-    /// Scans this family's `modelOutput` at the scanner's position, reading what the family's
-    /// response needs as it validates; falls back on anything its serde reader would treat
-    /// differently (which then reads the delimited value and words any error).
-    pub(crate) fn scan_output<'a>(self, s: &mut Scanner<'a>) -> Scan<(Raw<'a>, ParsedOutput<'a>)> {
-        let start = s.position();
-        let parsed = match self {
-            Family::Anthropic => {
-                return anthropic::scan_message(s)
-                    .map(|(raw, parts)| (raw, ParsedOutput::Claude(parts)));
-            }
-            Family::Nova | Family::Converse => ParsedOutput::Converse(converse::scan_response(s)?),
-            Family::Llama => ParsedOutput::Llama(llama::scan_response(s)?),
-            Family::MistralText => ParsedOutput::MistralText(mistral::scan_text_response(s)?),
-            Family::MistralChat | Family::GptOss => {
-                ParsedOutput::OpenAiShaped(OpenAiShaped::scan(s)?)
-            }
-            Family::TitanEmbed => ParsedOutput::Titan(titan::scan_response(s)?),
-        };
-        Ok((s.since(start), parsed))
-    }
-
-    /// Writes the OpenAI response body for a scanned `modelOutput`.
-    pub(crate) fn write_parsed(
+impl ParsedOutput<'_> {
+    /// Writes the OpenAI response body for what was scanned.
+    pub(crate) fn write(
         self,
-        parsed: ParsedOutput<'_>,
         ctx: &CompletionContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<Usage, Reject> {
-        match parsed {
+        match self {
             ParsedOutput::Claude(parts) => anthropic::write_parts(parts, ctx, out),
             ParsedOutput::Converse(r) => converse::write_response(r, ctx, out),
             ParsedOutput::Llama(r) => llama::write_response(r, ctx, out),
             ParsedOutput::MistralText(r) => mistral::write_text_response(r, ctx, out),
-            ParsedOutput::OpenAiShaped(r) if self == Family::GptOss => {
-                gpt_oss::write_response(r, ctx, out)
-            }
-            ParsedOutput::OpenAiShaped(r) => mistral::write_chat_response(r, ctx, out),
+            ParsedOutput::MistralChat(r) => mistral::write_chat_response(r, ctx, out),
+            ParsedOutput::GptOss(r) => gpt_oss::write_response(r, ctx, out),
             ParsedOutput::Titan(r) => titan::write_response(r, ctx, out),
         }
     }
@@ -309,6 +391,19 @@ pub(crate) fn bare_model_id(model_id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_has_its_row_in_order() {
+        assert_eq!(CODECS.len(), Family::ALL.len());
+        for (row, &family) in CODECS.iter().zip(Family::ALL) {
+            assert_eq!(row.family, family);
+            assert_eq!(
+                family as usize,
+                Family::ALL.iter().position(|&f| f == family).unwrap()
+            );
+            assert_eq!(Family::from_name(family.name()), Some(family));
+        }
+    }
 
     #[test]
     fn model_ids_pick_their_family() {
@@ -616,9 +711,7 @@ mod scan_parity {
         prop_assert!(s.end().is_ok());
         prop_assert_eq!(raw.get(), text);
         let mut fast = Vec::new();
-        let by_scan = family
-            .write_parsed(parsed, &ctx, &mut fast)
-            .map_err(|r| r.message);
+        let by_scan = parsed.write(&ctx, &mut fast).map_err(|r| r.message);
         prop_assert_eq!(&by_scan, &by_serde, "{}", text);
         if by_scan.is_ok() {
             prop_assert_eq!(

@@ -27,7 +27,7 @@ use super::conversation::{
 use super::json::{
     as_text, decode_literal, expect, null_default, parse, str_value, Arr, Kind, Obj,
 };
-use super::openai::ChatRequest;
+use super::openai::{ChatRequest, ToolCall};
 use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -208,83 +208,7 @@ pub fn write_chat_body(
     )?;
     let ids = ToolCallIds::of(req)?;
     let mut o = Obj::open(out);
-    {
-        let mut a = Arr::open(o.key("messages"));
-        let mut any = false;
-        for (i, m) in req.messages.iter().enumerate() {
-            let path = |rest: &'static str| MsgPath(i, rest);
-            let role = match m.role.as_ref() {
-                "system" | "developer" => "system",
-                "user" => "user",
-                "assistant" => "assistant",
-                "tool" => "tool",
-                other => {
-                    return Err(Reject::invalid(format!(
-                        "{}: role \"{other}\" is not supported",
-                        path(".role")
-                    )))
-                }
-            };
-            let mut content = Vec::new();
-            texts(m.content, path(".content"), &mut content).map_err(|e| {
-                if e.message.contains("only text parts") {
-                    Reject::new(
-                        RejectCode::UnsupportedParameter,
-                        format!(
-                            "{}: Mistral's chat body on Bedrock takes text only",
-                            path(".content")
-                        ),
-                    )
-                } else {
-                    e
-                }
-            })?;
-            let mut w = Obj::open(a.next());
-            w.string("role", role);
-            let mut c = Spliced::open(w.key("content"));
-            c.joined(&content, "\\n\\n");
-            c.close();
-            if role == "assistant" {
-                if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
-                    let mut t = Arr::open(w.key("tool_calls"));
-                    for (j, call) in calls.iter().enumerate() {
-                        let at = format!("body.messages[{i}].tool_calls[{j}]");
-                        expect(call.id, Kind::String, format_args!("{at}.id"))?;
-                        tool_name(call.function.name, format_args!("{at}.function.name"))?;
-                        let mut x = Obj::open(t.next());
-                        x.string("id", ids.get(call.id));
-                        let mut f = Obj::open(x.key("function"));
-                        f.raw("name", call.function.name.get());
-                        match call.function.arguments {
-                            Some(args) => {
-                                str_value(args, format_args!("{at}.function.arguments"))?;
-                                f.raw("arguments", args.get());
-                            }
-                            None => f.raw("arguments", "\"{}\""),
-                        }
-                        f.close();
-                        x.close();
-                    }
-                    t.close();
-                }
-            }
-            if role == "tool" {
-                let id = m.tool_call_id.ok_or_else(|| {
-                    Reject::invalid(format!("{}: missing", path(".tool_call_id")))
-                })?;
-                expect(id, Kind::String, path(".tool_call_id"))?;
-                w.string("tool_call_id", ids.get(id));
-            }
-            any |= role != "system";
-            w.close();
-        }
-        a.close();
-        if !any {
-            return Err(Reject::invalid(
-                "body.messages: no user or assistant message (Mistral needs at least one)",
-            ));
-        }
-    }
+    write_chat_messages(req, &ids, o.key("messages"))?;
     o.raw("max_tokens", &max.to_string());
     if let Some(raw) = req.temperature {
         o.raw("temperature", &limits.temperature(raw, notes)?);
@@ -293,43 +217,145 @@ pub fn write_chat_body(
         o.raw("top_p", limits.top_p(raw)?);
     }
     if req.tools.is_some() {
-        let mut a = Arr::open(o.key("tools"));
-        for tool in function_tools(req, None)? {
-            let mut t = Obj::open(a.next());
-            t.raw("type", "\"function\"");
-            let mut d = Obj::open(t.key("function"));
-            d.raw("name", tool.name.get());
-            if let Some(desc) = tool.description {
-                d.raw("description", desc.get());
-            }
-            d.raw("parameters", tool.parameters);
-            d.close();
-            t.close();
-        }
-        a.close();
+        write_chat_tools(req, o.key("tools"))?;
     }
     if let Some(raw) = req.tool_choice {
-        let choice = match as_text(raw).as_deref() {
-            Some("auto") => "\"auto\"",
-            Some("required") => "\"any\"",
-            Some("none") => "\"none\"",
-            _ if Kind::of(raw) == Kind::Object => {
-                return Err(Reject::new(
-                    RejectCode::UnsupportedParameter,
-                    "body.tool_choice: Mistral on Bedrock cannot be made to call one named function (use \"required\")",
-                ))
-            }
-            _ => {
-                return Err(Reject::invalid(format!(
-                    "body.tool_choice: unknown value {} (expected auto, required or none)",
-                    raw.get()
-                )))
-            }
-        };
-        o.raw("tool_choice", choice);
+        o.raw("tool_choice", chat_tool_choice(raw)?);
     }
     o.close();
     check_unsupported(req, opts, notes, "Mistral")
+}
+
+/// Writes the `messages` array of a chat body: each OpenAI message with its role, its texts
+/// joined, and its tool calls or tool result under Mistral's ids.
+fn write_chat_messages(
+    req: &ChatRequest<'_>,
+    ids: &ToolCallIds,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    let mut a = Arr::open(out);
+    let mut any = false;
+    for (i, m) in req.messages.iter().enumerate() {
+        let path = |rest: &'static str| MsgPath(i, rest);
+        let role = match m.role.as_ref() {
+            "system" | "developer" => "system",
+            "user" => "user",
+            "assistant" => "assistant",
+            "tool" => "tool",
+            other => {
+                return Err(Reject::invalid(format!(
+                    "{}: role \"{other}\" is not supported",
+                    path(".role")
+                )))
+            }
+        };
+        let mut content = Vec::new();
+        texts(m.content, path(".content"), &mut content).map_err(|e| {
+            if e.message.contains("only text parts") {
+                Reject::new(
+                    RejectCode::UnsupportedParameter,
+                    format!(
+                        "{}: Mistral's chat body on Bedrock takes text only",
+                        path(".content")
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        let mut w = Obj::open(a.next());
+        w.string("role", role);
+        let mut c = Spliced::open(w.key("content"));
+        c.joined(&content, "\\n\\n");
+        c.close();
+        if role == "assistant" {
+            if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
+                write_tool_calls(i, calls, ids, w.key("tool_calls"))?;
+            }
+        }
+        if role == "tool" {
+            let id = m
+                .tool_call_id
+                .ok_or_else(|| Reject::invalid(format!("{}: missing", path(".tool_call_id"))))?;
+            expect(id, Kind::String, path(".tool_call_id"))?;
+            w.string("tool_call_id", ids.get(id));
+        }
+        any |= role != "system";
+        w.close();
+    }
+    a.close();
+    if !any {
+        return Err(Reject::invalid(
+            "body.messages: no user or assistant message (Mistral needs at least one)",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes message `i`'s tool calls, under Mistral's ids.
+fn write_tool_calls(
+    i: usize,
+    calls: &[ToolCall<'_>],
+    ids: &ToolCallIds,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    let mut t = Arr::open(out);
+    for (j, call) in calls.iter().enumerate() {
+        let at = format!("body.messages[{i}].tool_calls[{j}]");
+        expect(call.id, Kind::String, format_args!("{at}.id"))?;
+        tool_name(call.function.name, format_args!("{at}.function.name"))?;
+        let mut x = Obj::open(t.next());
+        x.string("id", ids.get(call.id));
+        let mut f = Obj::open(x.key("function"));
+        f.raw("name", call.function.name.get());
+        match call.function.arguments {
+            Some(args) => {
+                str_value(args, format_args!("{at}.function.arguments"))?;
+                f.raw("arguments", args.get());
+            }
+            None => f.raw("arguments", "\"{}\""),
+        }
+        f.close();
+        x.close();
+    }
+    t.close();
+    Ok(())
+}
+
+/// Writes the `tools` array of a chat body.
+fn write_chat_tools(req: &ChatRequest<'_>, out: &mut Vec<u8>) -> Result<(), Reject> {
+    let mut a = Arr::open(out);
+    for tool in function_tools(req, None)? {
+        let mut t = Obj::open(a.next());
+        t.raw("type", "\"function\"");
+        let mut d = Obj::open(t.key("function"));
+        d.raw("name", tool.name.get());
+        if let Some(desc) = tool.description {
+            d.raw("description", desc.get());
+        }
+        d.raw("parameters", tool.parameters);
+        d.close();
+        t.close();
+    }
+    a.close();
+    Ok(())
+}
+
+/// Mistral's `tool_choice` for OpenAI's (`required` is `any`; no named function).
+fn chat_tool_choice(raw: Raw<'_>) -> Result<&'static str, Reject> {
+    match as_text(raw).as_deref() {
+        Some("auto") => Ok("\"auto\""),
+        Some("required") => Ok("\"any\""),
+        Some("none") => Ok("\"none\""),
+        _ if Kind::of(raw) == Kind::Object => Err(Reject::new(
+            RejectCode::UnsupportedParameter,
+            "body.tool_choice: Mistral on Bedrock cannot be made to call one named function (use \"required\")",
+        )),
+        _ => Err(Reject::invalid(format!(
+            "body.tool_choice: unknown value {} (expected auto, required or none)",
+            raw.get()
+        ))),
+    }
 }
 
 #[derive(Deserialize, Default)]

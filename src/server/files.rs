@@ -15,7 +15,9 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::state::{new_id, now, BatchRecord, FileRecord, Staging};
 use super::{ok, Server};
-use crate::batch_folder::{FolderWriter, InputIdentity, LockOptions, Replace, Start};
+use crate::batch_folder::{
+    FolderWriter, GenerationWriter, InputIdentity, LockOptions, Replace, Start,
+};
 use crate::io::{chunk_stream, ChunkSource};
 use crate::pipeline::{prepare_to_bedrock, BedrockOutput, PreparedConversion, ToBedrockOptions};
 
@@ -174,24 +176,7 @@ async fn convert_upload(
     opts.allow_small = true;
     opts.source = InputIdentity::named(&filename);
     let id = new_id("file-");
-    let dest = server
-        .storage
-        .folder(&server.staging.file_folder(&id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let folder = FolderWriter::open(dest, &LockOptions::for_command("serve")).await?;
-    let writer = match folder
-        .start_generation(opts.conversion(), opts.source.clone(), Replace::Refuse)
-        .await?
-    {
-        Start::New(writer) => writer,
-        Start::Same(folder) => {
-            folder.release().await;
-            return Err(ApiError::internal(format!(
-                "{id}: a new file's folder is in use"
-            )));
-        }
-    };
+    let writer = new_generation(server, &id, &opts).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Upload>(4);
     let conversion = tokio::spawn(async move {
         prepare_to_bedrock(ChannelSource(rx), BedrockOutput::Folder(writer), &opts).await
@@ -237,6 +222,32 @@ async fn convert_upload(
         deleted: false,
     };
     Ok((record, prepared))
+}
+
+/// A new file's batch folder, its generation started.
+async fn new_generation(
+    server: &Server,
+    id: &str,
+    opts: &ToBedrockOptions,
+) -> ApiResult<Box<GenerationWriter>> {
+    let dest = server
+        .storage
+        .folder(&server.staging.file_folder(id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let folder = FolderWriter::open(dest, &LockOptions::for_command("serve")).await?;
+    match folder
+        .start_generation(opts.conversion(), opts.source.clone(), Replace::Refuse)
+        .await?
+    {
+        Start::New(writer) => Ok(writer),
+        Start::Same(folder) => {
+            folder.release().await;
+            Err(ApiError::internal(format!(
+                "{id}: a new file's folder is in use"
+            )))
+        }
+    }
 }
 
 /// Hands the upload to the converter: `first` (read already), then the rest of the field, then

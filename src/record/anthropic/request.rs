@@ -72,21 +72,7 @@ pub fn write_body(
     let max_tokens = limits.max_tokens(req, opts.default_max_tokens, notes)?;
 
     let forced = response_tool(req)?;
-    let thinking = match req.reasoning_effort {
-        Some(raw) => match thinking_budget(&str_value(raw, "body.reasoning_effort")?)? {
-            Some(budget) => {
-                let budget = budget.min(max_tokens.saturating_sub(1));
-                if budget < 1024 {
-                    return Err(Reject::invalid(format!(
-                        "body.reasoning_effort: Claude needs a thinking budget of at least 1024 tokens below max_tokens, but max_tokens is {max_tokens}"
-                    )));
-                }
-                Some(budget)
-            }
-            None => None,
-        },
-        None => None,
-    };
+    let thinking = thinking_for(req, max_tokens)?;
 
     let mut o = Obj::open(out);
     o.string("anthropic_version", ANTHROPIC_VERSION);
@@ -102,61 +88,8 @@ pub fn write_body(
         a.close();
     }
     write_turns(o.key("messages"), &turns);
-
-    if let Some(raw) = req.temperature {
-        let t = limits.temperature(raw, notes)?;
-        // Judged as clamped: 1.5 is Claude's 1, which extended thinking takes.
-        if thinking.is_some() && t.parse::<f64>().ok() != Some(1.0) {
-            return Err(Reject::invalid("body.temperature: Claude does not accept a temperature with extended thinking (reasoning_effort); remove one of them"));
-        }
-        o.raw("temperature", &t);
-    }
-    if let Some(raw) = req.top_p {
-        let p = limits.top_p(raw)?;
-        if thinking.is_some() && number(raw, "body.top_p")? < 0.95 {
-            return Err(Reject::invalid("body.top_p: with extended thinking (reasoning_effort) Claude accepts top_p only from 0.95 to 1"));
-        }
-        o.raw("top_p", p);
-    }
-    if let Some(raw) = req.top_k {
-        let k = limits.top_k(raw, notes)?;
-        if thinking.is_some() {
-            return Err(Reject::invalid("body.top_k: Claude does not accept top_k with extended thinking (reasoning_effort)"));
-        }
-        o.raw("top_k", &k.to_string());
-    }
-    if let Some(raw) = req.stop {
-        limits.stop(raw, notes, o.key("stop_sequences"))?;
-    }
-
-    let tools = function_tools(req, forced.as_ref().map(|_| JSON_RESPONSE_TOOL))?;
-    if !tools.is_empty() || forced.is_some() {
-        let mut a = Arr::open(o.key("tools"));
-        for tool in &tools {
-            let mut t = Obj::open(a.next());
-            t.raw("name", tool.name.get());
-            if let Some(d) = tool.description {
-                t.raw("description", d.get());
-            }
-            t.raw("input_schema", tool.parameters);
-            t.close();
-        }
-        if let Some(f) = &forced {
-            write_response_tool(f, a.next());
-        }
-        a.close();
-        let choice = tool_choice(req, forced.is_some())?;
-        if thinking.is_some()
-            && matches!(choice, Some(ref c) if c.starts_with("{\"type\":\"any\"") || c.starts_with("{\"type\":\"tool\""))
-        {
-            return Err(Reject::invalid(
-                "body.reasoning_effort: Claude cannot be forced to call a tool (tool_choice required or named, or response_format) with extended thinking",
-            ));
-        }
-        if let Some(choice) = choice {
-            o.raw("tool_choice", &choice);
-        }
-    }
+    write_sampling(req, opts, thinking.is_some(), notes, &mut o)?;
+    write_tools(req, forced.as_ref(), thinking.is_some(), &mut o)?;
     if let Some(budget) = thinking {
         let b = o.key("thinking");
         b.extend_from_slice(b"{\"type\":\"enabled\",\"budget_tokens\":");
@@ -166,6 +99,102 @@ pub fn write_body(
     o.close();
 
     check_unsupported(req, opts, notes, CLAUDE_MEDIA.family)
+}
+
+/// The extended-thinking budget `reasoning_effort` asks for, below `max_tokens`; `None` for no
+/// thinking.
+fn thinking_for(req: &ChatRequest<'_>, max_tokens: u64) -> Result<Option<u64>, Reject> {
+    let Some(raw) = req.reasoning_effort else {
+        return Ok(None);
+    };
+    let Some(budget) = thinking_budget(&str_value(raw, "body.reasoning_effort")?)? else {
+        return Ok(None);
+    };
+    let budget = budget.min(max_tokens.saturating_sub(1));
+    if budget < 1024 {
+        return Err(Reject::invalid(format!(
+            "body.reasoning_effort: Claude needs a thinking budget of at least 1024 tokens below max_tokens, but max_tokens is {max_tokens}"
+        )));
+    }
+    Ok(Some(budget))
+}
+
+/// Writes `temperature`, `top_p`, `top_k` and `stop_sequences`, within the model's ranges and
+/// what extended thinking allows.
+fn write_sampling(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    thinking: bool,
+    notes: &mut Notes,
+    o: &mut Obj<'_>,
+) -> Result<(), Reject> {
+    let limits = &opts.limits;
+    if let Some(raw) = req.temperature {
+        let t = limits.temperature(raw, notes)?;
+        // Judged as clamped: 1.5 is Claude's 1, which extended thinking takes.
+        if thinking && t.parse::<f64>().ok() != Some(1.0) {
+            return Err(Reject::invalid("body.temperature: Claude does not accept a temperature with extended thinking (reasoning_effort); remove one of them"));
+        }
+        o.raw("temperature", &t);
+    }
+    if let Some(raw) = req.top_p {
+        let p = limits.top_p(raw)?;
+        if thinking && number(raw, "body.top_p")? < 0.95 {
+            return Err(Reject::invalid("body.top_p: with extended thinking (reasoning_effort) Claude accepts top_p only from 0.95 to 1"));
+        }
+        o.raw("top_p", p);
+    }
+    if let Some(raw) = req.top_k {
+        let k = limits.top_k(raw, notes)?;
+        if thinking {
+            return Err(Reject::invalid("body.top_k: Claude does not accept top_k with extended thinking (reasoning_effort)"));
+        }
+        o.raw("top_k", &k.to_string());
+    }
+    if let Some(raw) = req.stop {
+        limits.stop(raw, notes, o.key("stop_sequences"))?;
+    }
+    Ok(())
+}
+
+/// Writes `tools` and `tool_choice`: the request's function tools, and the forced
+/// [`JSON_RESPONSE_TOOL`] that carries a `response_format`.
+fn write_tools(
+    req: &ChatRequest<'_>,
+    forced: Option<&ResponseTool<'_>>,
+    thinking: bool,
+    o: &mut Obj<'_>,
+) -> Result<(), Reject> {
+    let tools = function_tools(req, forced.map(|_| JSON_RESPONSE_TOOL))?;
+    if tools.is_empty() && forced.is_none() {
+        return Ok(());
+    }
+    let mut a = Arr::open(o.key("tools"));
+    for tool in &tools {
+        let mut t = Obj::open(a.next());
+        t.raw("name", tool.name.get());
+        if let Some(d) = tool.description {
+            t.raw("description", d.get());
+        }
+        t.raw("input_schema", tool.parameters);
+        t.close();
+    }
+    if let Some(f) = forced {
+        write_response_tool(f, a.next());
+    }
+    a.close();
+    let choice = tool_choice(req, forced.is_some())?;
+    if thinking
+        && matches!(choice, Some(ref c) if c.starts_with("{\"type\":\"any\"") || c.starts_with("{\"type\":\"tool\""))
+    {
+        return Err(Reject::invalid(
+            "body.reasoning_effort: Claude cannot be forced to call a tool (tool_choice required or named, or response_format) with extended thinking",
+        ));
+    }
+    if let Some(choice) = choice {
+        o.raw("tool_choice", &choice);
+    }
+    Ok(())
 }
 
 fn itoa(n: u64) -> String {

@@ -181,97 +181,9 @@ fn user_blocks<'a>(
             let parts: Vec<ContentPart<'a>> = parse(raw, path)?;
             let mut blocks = Vec::with_capacity(parts.len());
             for (j, p) in parts.into_iter().enumerate() {
-                let at = || format!("{path}[{j}]");
-                match p.kind.as_ref() {
-                    "text" => {
-                        let t = p
-                            .text
-                            .ok_or_else(|| Reject::invalid(format!("{}.text: missing", at())))?;
-                        expect(t, Kind::String, format_args!("{}.text", at()))?;
-                        if !json::is_empty_string(t) {
-                            blocks.push(Block::Text(t));
-                        }
-                    }
-                    "image_url" => {
-                        let url = p
-                            .image_url
-                            .ok_or_else(|| Reject::invalid(format!("{}.image_url: missing", at())))?
-                            .url;
-                        let path = at() + ".image_url.url";
-                        if media.images.is_empty() {
-                            return Err(Reject::new(
-                                RejectCode::UnsupportedParameter,
-                                format!(
-                                    "{}: {} on Bedrock takes no images{}",
-                                    at(),
-                                    media.family,
-                                    media.elsewhere
-                                ),
-                            ));
-                        }
-                        let (media_type, data) = data_url(str_value(url, &path)?, &path, media)?;
-                        if !media.images.contains(&media_type.as_ref()) {
-                            return Err(Reject::invalid(format!(
-                                "{}.image_url.url: media type {media_type} is not one {} accepts ({})",
-                                at(),
-                                media.family,
-                                media.images.join(", ")
-                            )));
-                        }
-                        blocks.push(Block::Base64 {
-                            kind: "image",
-                            media_type,
-                            data,
-                        });
-                    }
-                    "file" => {
-                        let file = p
-                            .file
-                            .ok_or_else(|| Reject::invalid(format!("{}.file: missing", at())))?;
-                        let Some(url) = file.file_data else {
-                            return Err(Reject::invalid(format!(
-                                "{}.file: only inline file_data is supported in a batch (a file_id cannot be resolved)",
-                                at()
-                            )));
-                        };
-                        let path = at() + ".file.file_data";
-                        if media.documents.is_empty() {
-                            return Err(Reject::new(
-                                RejectCode::UnsupportedParameter,
-                                format!(
-                                    "{}: {} on Bedrock takes no documents{}",
-                                    at(),
-                                    media.family,
-                                    media.elsewhere
-                                ),
-                            ));
-                        }
-                        let (media_type, data) = data_url(str_value(url, &path)?, &path, media)?;
-                        if !media.documents.contains(&media_type.as_ref()) {
-                            return Err(Reject::invalid(format!(
-                                "{}.file.file_data: {} documents must be {}, found {media_type}",
-                                at(),
-                                media.family,
-                                if media.documents.is_empty() {
-                                    "absent".to_owned()
-                                } else {
-                                    media.documents.join(" or ")
-                                }
-                            )));
-                        }
-                        blocks.push(Block::Base64 {
-                            kind: "document",
-                            media_type,
-                            data,
-                        });
-                    }
-                    other => {
-                        return Err(Reject::invalid(format!(
-                            "{}: content part type \"{other}\" is not supported by {} on Bedrock",
-                            at(),
-                            media.family
-                        )))
-                    }
+                let at = format!("{path}[{j}]");
+                if let Some(block) = user_block(p, &at, media)? {
+                    blocks.push(block);
                 }
             }
             Ok(blocks)
@@ -281,6 +193,88 @@ fn user_blocks<'a>(
             other.name()
         ))),
     }
+}
+
+/// One content part of a user message (at `at`), as a block; `None` for an empty text.
+fn user_block<'a>(
+    p: ContentPart<'a>,
+    at: &str,
+    media: &MediaPolicy,
+) -> Result<Option<Block<'a>>, Reject> {
+    match p.kind.as_ref() {
+        "text" => {
+            let t = p
+                .text
+                .ok_or_else(|| Reject::invalid(format!("{at}.text: missing")))?;
+            expect(t, Kind::String, format_args!("{at}.text"))?;
+            Ok((!json::is_empty_string(t)).then_some(Block::Text(t)))
+        }
+        "image_url" => {
+            let url = p
+                .image_url
+                .ok_or_else(|| Reject::invalid(format!("{at}.image_url: missing")))?
+                .url;
+            let path = format!("{at}.image_url.url");
+            if media.images.is_empty() {
+                return Err(no_media(at, media, "images"));
+            }
+            let (media_type, data) = data_url(str_value(url, &path)?, &path, media)?;
+            if !media.images.contains(&media_type.as_ref()) {
+                return Err(Reject::invalid(format!(
+                    "{at}.image_url.url: media type {media_type} is not one {} accepts ({})",
+                    media.family,
+                    media.images.join(", ")
+                )));
+            }
+            Ok(Some(Block::Base64 {
+                kind: "image",
+                media_type,
+                data,
+            }))
+        }
+        "file" => {
+            let file = p
+                .file
+                .ok_or_else(|| Reject::invalid(format!("{at}.file: missing")))?;
+            let Some(url) = file.file_data else {
+                return Err(Reject::invalid(format!(
+                    "{at}.file: only inline file_data is supported in a batch (a file_id cannot be resolved)"
+                )));
+            };
+            let path = format!("{at}.file.file_data");
+            if media.documents.is_empty() {
+                return Err(no_media(at, media, "documents"));
+            }
+            let (media_type, data) = data_url(str_value(url, &path)?, &path, media)?;
+            if !media.documents.contains(&media_type.as_ref()) {
+                return Err(Reject::invalid(format!(
+                    "{at}.file.file_data: {} documents must be {}, found {media_type}",
+                    media.family,
+                    media.documents.join(" or ")
+                )));
+            }
+            Ok(Some(Block::Base64 {
+                kind: "document",
+                media_type,
+                data,
+            }))
+        }
+        other => Err(Reject::invalid(format!(
+            "{at}: content part type \"{other}\" is not supported by {} on Bedrock",
+            media.family
+        ))),
+    }
+}
+
+/// The reject for media (`images`, `documents`) a family takes none of.
+fn no_media(at: &str, media: &MediaPolicy, what: &str) -> Reject {
+    Reject::new(
+        RejectCode::UnsupportedParameter,
+        format!(
+            "{at}: {} on Bedrock takes no {what}{}",
+            media.family, media.elsewhere
+        ),
+    )
 }
 
 /// Splits `data:<media type>;base64,<data>`, borrowing both parts when the URL had no escapes.
