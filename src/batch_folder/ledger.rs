@@ -48,7 +48,7 @@ impl RecordLedger {
             let (record_id, custom_id) = line
                 .split_once('\t')
                 .ok_or_else(|| bad("not `recordId<TAB>custom_id`"))?;
-            if !crate::record::json::is_string_literal(custom_id) {
+            if !crate::record::scan::is_string_literal(custom_id) {
                 return Err(bad("the custom_id is not a JSON string"));
             }
             let index = self.records.len() as u32;

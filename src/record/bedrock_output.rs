@@ -174,7 +174,7 @@ pub fn error_status(code: Raw<'_>) -> u16 {
     };
     let number = serde_json::from_str::<serde_json::Number>(text.trim()).is_ok();
     if let Some(n) = number
-        .then(|| super::conversation::whole_number(text.trim()))
+        .then(|| super::json::whole_number(text.trim()))
         .flatten()
     {
         // Only an error status is one: anything else (0, 200, 99999) is the service's failure.

@@ -191,13 +191,6 @@ pub(crate) fn decode_literal(lit: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Whether `text` is exactly one JSON string literal (any escapes, lone surrogates included: the
-/// grammar allows them).
-pub(crate) fn is_string_literal(text: &str) -> bool {
-    let mut s = super::scan::Scanner::new(text);
-    text.starts_with('"') && s.value().is_ok() && s.end().is_ok()
-}
-
 /// The first escaped lone UTF-16 surrogate of a JSON string literal (`\ud800`), if any: a string
 /// most JSON parsers refuse or mangle.
 pub(crate) fn lone_surrogate(lit: &str) -> Option<&str> {
@@ -279,7 +272,7 @@ impl Count {
             _ => return adjusted(0),
         }
         // By exact decimal value: `12`, `12.0`, `1.2e1`; never rounded through a float.
-        match super::conversation::exact_whole_number(text) {
+        match exact_whole_number(text) {
             Some((n, false)) => exact(n),
             Some((_, true)) => adjusted(u64::MAX),
             // A fraction or a negative number: the nearest count (approximately, for a
@@ -399,6 +392,61 @@ impl<'o> Arr<'o> {
     pub(crate) fn close(self) {
         self.out.push(b']');
     }
+}
+
+/// The value of a (validated) JSON number when it is a whole number of at least zero, however
+/// it is spelled — `4096`, `4096.0`, `4.096e3`, `-0` — saturating at `u64::MAX`; `None` for a
+/// fraction or a negative number. Exact: `1.0000000000000001` is not whole.
+pub(crate) fn whole_number(text: &str) -> Option<u64> {
+    exact_whole_number(text).map(|(n, _)| n)
+}
+
+/// [`whole_number`], and whether it saturated (the number is past `u64::MAX`).
+pub(crate) fn exact_whole_number(text: &str) -> Option<(u64, bool)> {
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => {
+            let far = if e.starts_with('-') {
+                -(1 << 40)
+            } else {
+                1 << 40
+            };
+            (m, e.parse::<i64>().unwrap_or(far))
+        }
+        None => (text, 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let mantissa = mantissa.trim_start_matches('-');
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // Where the decimal point falls among the written digits.
+    let point = (int.len() as i64).saturating_add(exp);
+    let (mut value, mut saturated) = (0u64, false);
+    let mut push =
+        |d: u64, value: &mut u64| match value.checked_mul(10).and_then(|v| v.checked_add(d)) {
+            Some(v) => *value = v,
+            None => {
+                saturated = true;
+                *value = u64::MAX;
+            }
+        };
+    for (i, d) in int.bytes().chain(frac.bytes()).enumerate() {
+        let d = u64::from(d.wrapping_sub(b'0'));
+        if d > 9 {
+            return None;
+        }
+        if (i as i64) < point {
+            push(d, &mut value);
+        } else if d != 0 {
+            return None;
+        }
+    }
+    // Zeros the exponent adds past the written digits (a few more than u64 holds are enough).
+    let written = (int.len() + frac.len()) as i64;
+    for _ in 0..(point - written).clamp(0, 40) {
+        if value != 0 {
+            push(0, &mut value);
+        }
+    }
+    (!negative || value == 0).then_some((value, saturated))
 }
 
 #[cfg(test)]

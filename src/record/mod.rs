@@ -172,7 +172,7 @@ pub fn count_value(text: &str) -> Option<u64> {
 /// readers, not for use.
 #[doc(hidden)]
 pub fn read_chat_line(line: &[u8]) -> bool {
-    simdutf8::basic::from_utf8(line).is_ok_and(|text| scan::chat_line(text).is_ok())
+    simdutf8::basic::from_utf8(line).is_ok_and(|text| openai::chat_line(text).is_ok())
 }
 
 /// A rejected line, with the `custom_id` when it could be read.
@@ -266,7 +266,7 @@ pub fn convert_line_noted<'a>(
     if opts.family == Family::TitanEmbed {
         return convert_embedding_line(text, line_no, opts, notes, out, url_allowed);
     }
-    let (custom_id, request) = match scan::chat_line(text) {
+    let (custom_id, request) = match openai::chat_line(text) {
         Ok(ChatLine {
             custom_id,
             method,

@@ -14,7 +14,6 @@
 use std::borrow::Cow;
 
 use super::json::Raw;
-use super::openai::{ChatLine, ChatRequest, Message, ToolCall};
 
 /// The scanner gave up; parse the line with serde_json instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +130,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string literal at the current position (after whitespace).
-    fn string(&mut self) -> Scan<Raw<'a>> {
+    pub(crate) fn string(&mut self) -> Scan<Raw<'a>> {
         self.eat(b'"')?;
         let start = self.at - 1;
         loop {
@@ -400,105 +399,16 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Sets `slot` once; a second value falls back (serde_json rejects duplicate fields).
-fn once<T>(slot: &mut Option<T>, value: T) -> Scan<()> {
-    if slot.is_some() {
-        return Err(Fallback);
-    }
-    *slot = Some(value);
-    Ok(())
-}
-
 /// `Some` unless the value is `null` (serde's reading of `Option`).
-fn non_null(raw: Raw<'_>) -> Option<Raw<'_>> {
+pub(crate) fn non_null(raw: Raw<'_>) -> Option<Raw<'_>> {
     (raw.get() != "null").then_some(raw)
 }
 
-/// Scans a whole batch line with a chat request body.
-pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
+/// Whether `text` is exactly one JSON string literal (any escapes, lone surrogates included: the
+/// grammar allows them).
+pub(crate) fn is_string_literal(text: &str) -> bool {
     let mut s = Scanner::new(text);
-    let (mut custom_id, mut method, mut url, mut body) = (None, None, None, None);
-    let (mut seen_id, mut seen_method, mut seen_url) = (false, false, false);
-    s.object(|s, key| {
-        let (slot, seen) = match &*key {
-            "custom_id" => (&mut custom_id, &mut seen_id),
-            "method" => (&mut method, &mut seen_method),
-            "url" => (&mut url, &mut seen_url),
-            "body" => return once(&mut body, chat_request(s)?),
-            _ => return s.value().map(drop),
-        };
-        if std::mem::replace(seen, true) {
-            return Err(Fallback);
-        }
-        *slot = non_null(s.value()?);
-        Ok(())
-    })?;
-    s.end()?;
-    Ok(ChatLine {
-        custom_id,
-        method,
-        url,
-        body,
-    })
-}
-
-fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
-    let mut req = ChatRequest::default();
-    let mut messages = None;
-    s.object(|s, key| {
-        if key == "messages" {
-            let mut list = Vec::new();
-            let raw = s.array(|s| {
-                list.push(message(s)?);
-                Ok(())
-            })?;
-            req.messages_raw = Some(raw);
-            return once(&mut messages, list);
-        }
-        let value = s.value()?;
-        if req.member(key, value) {
-            Ok(())
-        } else {
-            Err(Fallback)
-        }
-    })?;
-    req.messages = messages.ok_or(Fallback)?;
-    Ok(req)
-}
-
-fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
-    let (mut role, mut content, mut tool_calls, mut tool_call_id) = (None, None, None, None);
-    let (mut seen_content, mut seen_calls, mut seen_id) = (false, false, false);
-    s.object(|s, key| {
-        let (slot, seen) = match &*key {
-            "role" => {
-                let raw = s.string()?.get();
-                return once(&mut role, super::json::text_value(raw));
-            }
-            "content" => (&mut content, &mut seen_content),
-            "tool_calls" => (&mut tool_calls, &mut seen_calls),
-            "tool_call_id" => (&mut tool_call_id, &mut seen_id),
-            _ => return s.value().map(drop),
-        };
-        if std::mem::replace(seen, true) {
-            return Err(Fallback);
-        }
-        *slot = non_null(s.value()?);
-        Ok(())
-    })?;
-    let tool_calls = match tool_calls {
-        // Rare and small: serde_json parses the calls it has just seen validated.
-        Some(raw) => {
-            Some(super::json::from_str::<Vec<ToolCall<'a>>>(raw.get()).map_err(|_| Fallback)?)
-        }
-        None => None,
-    };
-    Ok(Message {
-        role: role.ok_or(Fallback)?,
-        content,
-        tool_calls,
-        tool_call_id,
-    })
+    text.starts_with('"') && s.value().is_ok() && s.end().is_ok()
 }
 
 #[cfg(test)]
@@ -603,84 +513,6 @@ mod tests {
                 None,
                 "bytes above 0x7f are not controls"
             );
-        }
-    }
-
-    #[test]
-    fn a_chat_line_is_picked_apart() {
-        let line = r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","x":[1],"body":{"model":"m","messages":[{"role":"user","content":"hi","name":"n"}],"seed":3,"wat":{}}}"#;
-        let l = chat_line(line).unwrap();
-        assert_eq!(l.custom_id.unwrap().get(), "\"a\"");
-        let body = l.body.unwrap();
-        assert_eq!(body.messages.len(), 1);
-        assert_eq!(body.messages[0].role, "user");
-        assert_eq!(body.messages[0].content.unwrap().get(), "\"hi\"");
-        assert_eq!(body.unsupported.len(), 1);
-        assert_eq!(body.unknown, vec![Cow::Borrowed("wat")]);
-        // Duplicates go to serde_json; escaped keys are read by their value.
-        assert!(chat_line(r#"{"custom_id":"a","custom_id":"b","body":{"messages":[]}}"#).is_err());
-        let escaped = chat_line(
-            r#"{"custom_\u0069d":"a","b\u006fdy":{"messages":[{"r\u006fle":"\u0075ser"}]}}"#,
-        )
-        .unwrap();
-        assert_eq!(escaped.custom_id.unwrap().get(), "\"a\"");
-        assert_eq!(escaped.body.unwrap().messages[0].role, "user");
-        assert!(chat_line(r#"{"custom_id":"a","body":{"messages":[{"content":"x"}]}}"#).is_err());
-    }
-
-    use proptest::prelude::*;
-
-    /// JSON-significant bytes, for mutations that are likely to matter.
-    const NOISE: &[u8] = b"\"\\{}[],:0123456789eE+-. \t\x01ntfu/abc";
-
-    fn mutate(line: &str, edits: &[(usize, u8, u8)]) -> String {
-        let mut bytes = line.as_bytes().to_vec();
-        for &(at, op, b) in edits {
-            let at = at % (bytes.len() + 1);
-            let b = NOISE[b as usize % NOISE.len()];
-            match op % 3 {
-                0 if at < bytes.len() => bytes[at] = b,
-                1 => bytes.insert(at, b),
-                _ if at < bytes.len() => {
-                    bytes.remove(at);
-                }
-                _ => {}
-            }
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
-
-        /// Whatever the scanner accepts, serde_json accepts too, and reads the same way.
-        #[test]
-        fn never_laxer_than_serde_json(
-            i in 0u64..200,
-            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..4),
-        ) {
-            let line = mutate(&crate::sample::chat_line(5, i), &edits);
-            let mut s = Scanner::new(&line);
-            let valid = s.value().and_then(|_| s.end()).is_ok();
-            let serde_ok = serde_json::from_str::<serde_json::Value>(&line).is_ok();
-            prop_assert!(!valid || serde_ok, "scanner accepted invalid JSON: {line}");
-            if let Ok(fast) = chat_line(&line) {
-                let slow: ChatLine<'_> = serde_json::from_str(&line).expect("serde_json agrees");
-                prop_assert_eq!(fast.custom_id, slow.custom_id);
-                prop_assert_eq!(fast.method, slow.method);
-                prop_assert_eq!(fast.url, slow.url);
-                prop_assert_eq!(fast.body.is_some(), slow.body.is_some());
-                let (Some(f), Some(s)) = (fast.body, slow.body) else { return Ok(()) };
-                prop_assert_eq!(f.messages.len(), s.messages.len());
-                for (a, b) in f.messages.iter().zip(&s.messages) {
-                    prop_assert_eq!(&a.role, &b.role);
-                    prop_assert_eq!(a.content, b.content);
-                    prop_assert_eq!(a.tool_call_id, b.tool_call_id);
-                }
-                prop_assert_eq!((f.model, f.max_tokens, f.temperature), (s.model, s.max_tokens, s.temperature));
-                prop_assert_eq!(f.unknown, s.unknown);
-                prop_assert_eq!(f.unsupported, s.unsupported);
-            }
         }
     }
 }

@@ -120,8 +120,7 @@ pub fn write_body(
     if let Some(d) = req.dimensions {
         expect(d, Kind::Number, "body.dimensions")?;
         // By value: `256.0` and `2.56e2` are 256.
-        let n =
-            super::conversation::whole_number(d.get()).filter(|n| matches!(n, 256 | 512 | 1024));
+        let n = super::json::whole_number(d.get()).filter(|n| matches!(n, 256 | 512 | 1024));
         let Some(n) = n else {
             return Err(Reject::invalid(format!(
                 "body.dimensions: Titan Text Embeddings V2 makes 256, 512 or 1024 dimensions, not {}",

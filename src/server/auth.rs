@@ -1,5 +1,6 @@
 //! Who is calling: `Authorization: Bearer KEY`, checked against the SHA-256 hashes of the
-//! configured keys. Every `/v1/` handler takes a [`Caller`], so no route runs unauthenticated.
+//! configured keys. Every `/v1/` handler takes a [`Caller`], so no route runs unauthenticated,
+//! and reaches files and batches through it, so none sees another key's.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::http::StatusCode;
 
 use super::config::ApiKey;
 use super::error::ApiError;
+use super::state::{BatchRecord, FileRecord};
 use super::Server;
 
 /// The configured key the request presented.
@@ -18,6 +20,22 @@ impl Caller {
     /// The key's name: what owns files and batches.
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// The file record `id`, when the caller owns it (404 otherwise, as if it did not exist).
+    pub async fn file(&self, server: &Server, id: &str) -> Result<FileRecord, ApiError> {
+        match server.staging.file(id).await? {
+            Some(f) if f.owner == self.name() => Ok(f),
+            _ => Err(ApiError::not_found("file", id)),
+        }
+    }
+
+    /// The batch record `id`, when the caller owns it (404 otherwise).
+    pub async fn batch(&self, server: &Server, id: &str) -> Result<BatchRecord, ApiError> {
+        match server.staging.batch(id).await? {
+            Some(b) if b.owner == self.name() => Ok(b),
+            _ => Err(ApiError::not_found("batch", id)),
+        }
     }
 
     /// Refuses a model the key may not use (403).

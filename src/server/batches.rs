@@ -12,25 +12,12 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::files::{output_ids, owned_file};
-use super::state::{new_id, now, BatchRecord, FileRecord};
+use super::state::{new_id, now, output_ids, BatchRecord, FileRecord};
 use super::{ok, Server};
 use crate::driver::{
     timeout_hours, BatchError, BatchErrors, BatchFolder, BatchObject, BatchStatus, RequestCounts,
 };
 use crate::pipeline::MIN_RECORDS_PER_JOB;
-
-/// The batch record `id`, when the caller owns it.
-pub(crate) async fn owned_batch(
-    server: &Server,
-    id: &str,
-    caller: &Caller,
-) -> ApiResult<BatchRecord> {
-    match server.staging.batch(id).await? {
-        Some(b) if b.owner == caller.name() => Ok(b),
-        _ => Err(ApiError::not_found("batch", id)),
-    }
-}
 
 /// What `POST /v1/batches` asks for.
 struct NewBatch {
@@ -84,7 +71,7 @@ pub(crate) async fn create_batch(
     let body = body.map_err(|e| ApiError::bad(format!("reading the request: {e}")))?;
     let asked = NewBatch::parse(&body)?;
     let _held = server.lock(&asked.input_file_id).lock_owned().await;
-    let mut file = owned_file(&server, &asked.input_file_id, &caller).await?;
+    let mut file = caller.file(&server, &asked.input_file_id).await?;
     check_file(&file, &asked, &caller)?;
     let mut folder = server.folder_of_file(&asked.input_file_id).await?;
     let mut record = BatchRecord {
@@ -184,7 +171,7 @@ pub(crate) async fn get_batch(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let b = owned_batch(&server, &id, &caller).await?;
+    let b = caller.batch(&server, &id).await?;
     batch_response(&batch_view(&server, &b).await?)
 }
 
@@ -276,7 +263,7 @@ pub(crate) async fn cancel_batch(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let _held = server.lock(&id).lock_owned().await;
-    let mut b = owned_batch(&server, &id, &caller).await?;
+    let mut b = caller.batch(&server, &id).await?;
     if b.failure.is_none() {
         let folder = server.folder_of_file(&b.input_file_id).await?;
         for rec in folder.job_records().iter().flatten() {

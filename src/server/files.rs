@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::state::{new_id, now, BatchRecord, FileRecord, Staging};
+use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging};
 use super::{ok, Server};
 use crate::batch_folder::{
     FolderWriter, GenerationWriter, InputIdentity, LockOptions, Replace, Start,
@@ -283,18 +283,6 @@ async fn feed(
     }
 }
 
-/// The file record `id`, when the caller owns it.
-pub(crate) async fn owned_file(
-    server: &Server,
-    id: &str,
-    caller: &Caller,
-) -> ApiResult<FileRecord> {
-    match server.staging.file(id).await? {
-        Some(f) if f.owner == caller.name() => Ok(f),
-        _ => Err(ApiError::not_found("file", id)),
-    }
-}
-
 /// `GET /v1/files`: the caller's uploads, newest first, then its batches' result files.
 pub(crate) async fn list_files(
     State(server): State<Arc<Server>>,
@@ -324,7 +312,8 @@ pub(crate) async fn get_file(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     if let Some((batch_id, which)) = output_file(&id) {
-        let b = super::batches::owned_batch(&server, &batch_id, &caller)
+        let b = caller
+            .batch(&server, &batch_id)
             .await
             .map_err(|_| ApiError::not_found("file", &id))?;
         let (out, err) = result_files(&server, &b)
@@ -332,7 +321,7 @@ pub(crate) async fn get_file(
             .ok_or_else(|| ApiError::not_found("file", &id))?;
         return Ok(ok(if which == Output::Results { &out } else { &err }));
     }
-    let f = owned_file(&server, &id, &caller).await?;
+    let f = caller.file(&server, &id).await?;
     Ok(ok(&file_object(&f)))
 }
 
@@ -343,7 +332,7 @@ pub(crate) async fn delete_file(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let _held = server.lock(&id).lock_owned().await;
-    let mut f = owned_file(&server, &id, &caller).await?;
+    let mut f = caller.file(&server, &id).await?;
     f.deleted = true;
     server.staging.save_file(&f).await?;
     Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
@@ -356,12 +345,13 @@ pub(crate) async fn file_content(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let Some((batch_id, which)) = output_file(&id) else {
-        owned_file(&server, &id, &caller).await?;
+        caller.file(&server, &id).await?;
         return Err(ApiError::bad(
             "input files are converted as they are uploaded and not kept; the content of a batch's output and error files can be downloaded",
         ));
     };
-    let b = super::batches::owned_batch(&server, &batch_id, &caller)
+    let b = caller
+        .batch(&server, &batch_id)
         .await
         .map_err(|_| ApiError::not_found("file", &id))?;
     let folder = server.folder_of_file(&b.input_file_id).await?;
@@ -430,12 +420,6 @@ pub(crate) async fn result_files(
 enum Output {
     Results,
     Errors,
-}
-
-/// The output and error file ids of a batch.
-pub(crate) fn output_ids(batch_id: &str) -> (String, String) {
-    let suffix = batch_id.trim_start_matches("batch_");
-    (format!("file-out-{suffix}"), format!("file-err-{suffix}"))
 }
 
 /// The batch and which of its files an output file id names.

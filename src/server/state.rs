@@ -119,6 +119,12 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The output and error file ids of a batch.
+pub(crate) fn output_ids(batch_id: &str) -> (String, String) {
+    let suffix = batch_id.trim_start_matches("batch_");
+    (format!("file-out-{suffix}"), format!("file-err-{suffix}"))
+}
+
 /// Where a file's batch folder is, relative to the staging prefix.
 fn file_folder(id: &str) -> String {
     format!("files/{id}/")

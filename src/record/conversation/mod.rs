@@ -10,7 +10,7 @@ mod params;
 mod policy;
 mod splice;
 
-pub(crate) use params::{exact_whole_number, number, positive_int, whole_number, write_stop_list};
+pub(crate) use params::{number, positive_int, write_stop_list};
 pub(crate) use policy::{check_unsupported, refuse_fields};
 pub(crate) use splice::{turn_texts, Spliced};
 

@@ -3,6 +3,10 @@
 //! Every value the converters pass through unchanged (message text, schemas, ids) stays a borrowed
 //! [`RawValue`]: a slice of the input line with its escapes intact.
 
+mod scan;
+
+pub(crate) use scan::chat_line;
+
 use std::borrow::Cow;
 use std::fmt;
 
