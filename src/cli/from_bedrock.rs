@@ -130,112 +130,9 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
     let pb = bar.clone();
     let progress = Arc::new(move |n| pb.set_position(n));
     let (report, output, errors) = if input.is_folder() {
-        let (output, errors) =
-            folder_results(&input, args.output.as_deref(), args.errors.as_deref());
-        let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
-        let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
-        check_distinct(&[("OUTPUT", &output_loc), ("--errors", &errors_loc)])?;
-        // (Inside the folder, only results/ takes them: the results writer checks.)
-        if let Some(summary) = &args.summary {
-            let summary = Location::File(summary.clone());
-            check_distinct(&[
-                ("OUTPUT", &output_loc),
-                ("--errors", &errors_loc),
-                ("--summary", &summary),
-            ])?;
-            check_outside_folder("--summary", &summary, &input)?;
-        }
-        let dest = cx.storage.folder(&input).await?;
-        let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
-        let collected = async {
-            let mut opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
-            opts.missing = missing;
-            if let Some(created) = args.created {
-                opts.response.created = created;
-            }
-            opts.threads = args.threads.map(usize::from);
-            opts.progress = Some(progress);
-            let results = FolderResults {
-                ok: results_writer(&cx.storage, &folder, &output_loc, StdWriter::stdout).await?,
-                err: results_writer(&cx.storage, &folder, &errors_loc, StdWriter::stderr).await?,
-                output: output.clone(),
-                errors: errors.clone(),
-            };
-            anyhow::Ok(collect_folder(&folder, results, &opts).await?)
-        }
-        .await;
-        folder.release().await;
-        let report = collected
-            .with_context(|| format!("converting {}", args.input))?
-            .report;
-        if report.lines == 0 {
-            eprintln!("warning: no Bedrock output (…/output/<job-id>/*.jsonl.out) in {input}: every record is missing");
-        }
-        (report, output, errors)
+        collect_from_folder(&args, cx, &input, missing, progress).await?
     } else {
-        let Some(output) = args.output.clone() else {
-            bail!("OUTPUT is required when INPUT is a file or -");
-        };
-        let errors = args.errors.clone().unwrap_or_else(|| {
-            if output == "-" {
-                "-".to_owned()
-            } else {
-                default_errors(&output)
-            }
-        });
-        let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
-        let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
-        let summary = args.summary.clone().map(Location::File);
-        let mut named = vec![
-            ("INPUT", &input),
-            ("OUTPUT", &output_loc),
-            ("--errors", &errors_loc),
-        ];
-        named.extend(summary.as_ref().map(|s| ("--summary", s)));
-        check_distinct(&named)?;
-        let model = args.model.clone().unwrap_or_else(|| "unknown".to_owned());
-        let family = match (&args.family, &args.model) {
-            (Some(name), _) => Family::from_name(name).with_context(|| {
-                let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
-                format!("--family {name}: not a family ({})", names.join(", "))
-            })?,
-            (None, Some(m)) => Family::for_model(m)?,
-            (None, None) => Family::Anthropic,
-        };
-        let created = match &input {
-            Location::File(path) => unix_mtime(path),
-            _ => None,
-        }
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        });
-        let mut opts = FromBedrockOptions::new(family, &model, created);
-        opts.id_salt = args.input.clone();
-        opts.missing = missing;
-        if let Some(created) = args.created {
-            opts.response.created = created;
-        }
-        opts.threads = args.threads.map(usize::from);
-        opts.progress = Some(progress);
-        let (source, _) = cx.storage.open(&input).await?;
-        let files = vec![OutputFile {
-            name: args.input.clone(),
-            source,
-        }];
-        let ok = cx.storage.writer(&output_loc, StdWriter::stdout).await?;
-        let err = match cx.storage.writer(&errors_loc, StdWriter::stderr).await {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = ok.abort().await;
-                return Err(e).context(format!("--errors {errors}"));
-            }
-        };
-        let report = convert_from_bedrock(files, None, ok, err, &opts)
-            .await
-            .with_context(|| format!("converting {}", args.input))?;
-        (report, output, errors)
+        convert_files(&args, cx, &input, missing, progress).await?
     };
     bar.finish_and_clear();
     if cx.json {
@@ -251,6 +148,132 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
     } else {
         EXIT_REJECTS
     })
+}
+
+/// Collects a batch folder's results into its `results/` (or OUTPUT and --errors): the report
+/// and where the output and error files went.
+async fn collect_from_folder(
+    args: &Args,
+    cx: &Cx,
+    input: &Location,
+    missing: MissingReason,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> anyhow::Result<(FromBedrockReport, String, String)> {
+    let (output, errors) = folder_results(input, args.output.as_deref(), args.errors.as_deref());
+    let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
+    let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
+    check_distinct(&[("OUTPUT", &output_loc), ("--errors", &errors_loc)])?;
+    // (Inside the folder, only results/ takes them: the results writer checks.)
+    if let Some(summary) = &args.summary {
+        let summary = Location::File(summary.clone());
+        check_distinct(&[
+            ("OUTPUT", &output_loc),
+            ("--errors", &errors_loc),
+            ("--summary", &summary),
+        ])?;
+        check_outside_folder("--summary", &summary, input)?;
+    }
+    let dest = cx.storage.folder(input).await?;
+    let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
+    let collected = async {
+        let mut opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
+        opts.missing = missing;
+        if let Some(created) = args.created {
+            opts.response.created = created;
+        }
+        opts.threads = args.threads.map(usize::from);
+        opts.progress = Some(progress);
+        let results = FolderResults {
+            ok: results_writer(&cx.storage, &folder, &output_loc, StdWriter::stdout).await?,
+            err: results_writer(&cx.storage, &folder, &errors_loc, StdWriter::stderr).await?,
+            output: output.clone(),
+            errors: errors.clone(),
+        };
+        anyhow::Ok(collect_folder(&folder, results, &opts).await?)
+    }
+    .await;
+    folder.release().await;
+    let report = collected
+        .with_context(|| format!("converting {}", args.input))?
+        .report;
+    if report.lines == 0 {
+        eprintln!("warning: no Bedrock output (…/output/<job-id>/*.jsonl.out) in {input}: every record is missing");
+    }
+    Ok((report, output, errors))
+}
+
+/// Converts a Bedrock output file (or stdin) into OUTPUT and --errors: the report and where the
+/// output and error files went.
+async fn convert_files(
+    args: &Args,
+    cx: &Cx,
+    input: &Location,
+    missing: MissingReason,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> anyhow::Result<(FromBedrockReport, String, String)> {
+    let Some(output) = args.output.clone() else {
+        bail!("OUTPUT is required when INPUT is a file or -");
+    };
+    let errors = args.errors.clone().unwrap_or_else(|| {
+        if output == "-" {
+            "-".to_owned()
+        } else {
+            default_errors(&output)
+        }
+    });
+    let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
+    let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
+    let summary = args.summary.clone().map(Location::File);
+    let mut named = vec![
+        ("INPUT", input),
+        ("OUTPUT", &output_loc),
+        ("--errors", &errors_loc),
+    ];
+    named.extend(summary.as_ref().map(|s| ("--summary", s)));
+    check_distinct(&named)?;
+    let model = args.model.clone().unwrap_or_else(|| "unknown".to_owned());
+    let family = match (&args.family, &args.model) {
+        (Some(name), _) => Family::from_name(name).with_context(|| {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            format!("--family {name}: not a family ({})", names.join(", "))
+        })?,
+        (None, Some(m)) => Family::for_model(m)?,
+        (None, None) => Family::Anthropic,
+    };
+    let created = match &input {
+        Location::File(path) => unix_mtime(path),
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    let mut opts = FromBedrockOptions::new(family, &model, created);
+    opts.id_salt = args.input.clone();
+    opts.missing = missing;
+    if let Some(created) = args.created {
+        opts.response.created = created;
+    }
+    opts.threads = args.threads.map(usize::from);
+    opts.progress = Some(progress);
+    let (source, _) = cx.storage.open(input).await?;
+    let files = vec![OutputFile {
+        name: args.input.clone(),
+        source,
+    }];
+    let ok = cx.storage.writer(&output_loc, StdWriter::stdout).await?;
+    let err = match cx.storage.writer(&errors_loc, StdWriter::stderr).await {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = ok.abort().await;
+            return Err(e).context(format!("--errors {errors}"));
+        }
+    };
+    let report = convert_from_bedrock(files, None, ok, err, &opts)
+        .await
+        .with_context(|| format!("converting {}", args.input))?;
+    Ok((report, output, errors))
 }
 
 pub(super) fn print_summary(

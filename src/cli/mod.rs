@@ -1,4 +1,5 @@
-//! Argument parsing, progress, summaries and exit codes. Everything else is the library's.
+//! Argument parsing, progress, summaries and exit codes. Everything else is the library's: this
+//! module must not convert, build folder paths or talk to Bedrock by itself.
 
 mod from_bedrock;
 mod jobs;

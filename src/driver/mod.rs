@@ -1,6 +1,10 @@
 //! Bedrock batch jobs: submit, track, stop, wait for and collect them, and show them as OpenAI
 //! Batch objects.
 //!
+//! It owns the talk with Bedrock's control plane and a folder's jobs; it must not build batch
+//! folder paths (that is [`crate::batch_folder`]'s) or convert lines (the pipeline's), and knows
+//! nothing of HTTP clients or command lines.
+//!
 //! [`Driver`] is the thin layer over the Bedrock control plane (`aws-sdk-bedrock`):
 //! CreateModelInvocationJob, GetModelInvocationJob, ListModelInvocationJobs and
 //! StopModelInvocationJob, with errors in words a user can act on. [`BatchFolder`] puts it to work

@@ -1,5 +1,8 @@
 //! Sources and sinks: where bytes come from and go to.
 //!
+//! It owns bytes and places — reading, writing, committing several objects together, locks —
+//! and must not know what the bytes mean (no JSON, no batch-folder layout).
+//!
 //! A source is a [`ChunkSource`] (any [`tokio::io::AsyncRead`] through [`reader`]); a sink is
 //! an [`ObjectWriter`]; [`Storage`] opens either for a [`Location`]: a local path, `-`, or an
 //! `s3://` object or prefix.

@@ -13,7 +13,8 @@
 //!   every custom_id accounted for.
 //!
 //! This layer reads and writes through [`crate::io`] and maps lines with [`crate::record`]; it
-//! knows nothing of jobs, servers or command lines.
+//! must not build batch-folder paths (it hands records to the folder's writer) and knows nothing
+//! of jobs, servers or command lines.
 
 mod error;
 mod framer;

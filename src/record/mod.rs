@@ -1,5 +1,9 @@
 //! The formats and the pure, synchronous record transforms (no I/O, no async).
 //!
+//! It owns what a line means, both ways; it must not read or write files, know of batch
+//! folders, jobs or servers, or keep state between lines (the pipeline's ordered stage does the
+//! cross-line checks).
+//!
 //! [`convert_line`] turns one OpenAI batch input line into one Bedrock batch record, or a
 //! [`Reject`] saying why it cannot. The model family (see [`Family`]) decides how the request body
 //! is mapped into `modelInput`.

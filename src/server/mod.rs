@@ -20,6 +20,8 @@
 //! request logs) and runs it; [`auth`] says who calls, [`files`] and [`batches`] answer the
 //! routes, [`worker`] moves batches along in the background, [`state`] reads and writes the
 //! records, [`error`] turns every error into OpenAI's shape, [`config`] reads the configuration.
+//! The server must not convert lines or build batch-folder paths itself: uploads go through the
+//! pipeline into a folder the batch-folder module writes, and batches through the driver.
 
 mod auth;
 mod batches;
