@@ -153,6 +153,29 @@ impl Env {
         })
     }
 
+    /// The status and headers of an empty request.
+    fn head_of(&self, method: &str, path: &str, key: &str) -> (u16, http::HeaderMap) {
+        let addr = self.addr;
+        let (method, path, key) = (method.to_owned(), path.to_owned(), key.to_owned());
+        self.rt.block_on(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let req = http::Request::builder()
+                .method(method.as_str())
+                .uri(path.as_str())
+                .header("host", addr.to_string())
+                .header("authorization", format!("Bearer {key}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            (resp.status().as_u16(), resp.headers().clone())
+        })
+    }
+
     fn json(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
         let (status, bytes) = match body {
             Some(b) => self.request(
@@ -702,5 +725,73 @@ fn refused_and_broken_uploads_leave_nothing_in_the_staging_prefix() {
     assert!(
         !keys.iter().any(|k| k.ends_with(".bedrock-batch/lock")),
         "{keys:?}"
+    );
+}
+
+/// Requests are read as the client wrote them (regression: ids and query strings were
+/// percent-decoded, HEAD was answered from GET routes, parser errors lost their words).
+#[test]
+fn requests_are_read_as_written() {
+    let e = Env::new("written");
+    let (_, file) = e.upload(ALICE, &common::sample(120));
+    let (_, batch) = e.create_batch(ALICE, file["id"].as_str().unwrap());
+    let id = batch["id"].as_str().unwrap();
+    // An id is what it says, not what it decodes to.
+    let encoded = id.replacen('_', "%5F", 1);
+    let (status, err) = e.json("GET", &format!("/v1/batches/{encoded}"), ALICE, None);
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        err["error"]["message"],
+        format!("No such batch: '{encoded}'")
+    );
+    for path in ["/v1/files/%FF", "/v1/files/%FF/content", "/v1/batches/%FF"] {
+        let (status, err) = e.json("GET", path, ALICE, None);
+        assert_eq!(status, 404, "{path}: {err}");
+        assert_eq!(err["error"]["code"], "not_found", "{path}");
+    }
+    // Query strings too: `limit` without a value is no limit, an encoded one no number.
+    let (status, list) = e.json("GET", "/v1/batches?limit", ALICE, None);
+    assert_eq!(status, 200, "{list}");
+    let (status, _) = e.json("GET", "/v1/batches?limit=%32", ALICE, None);
+    assert_eq!(status, 400);
+    // Only routed methods: HEAD is no GET, and a 404 names no allowed methods.
+    let (status, _) = e.request("HEAD", "/v1/files", Some(ALICE), None, Vec::new());
+    assert_eq!(status, 404);
+    let (status, headers) = e.head_of("PUT", "/v1/files", ALICE);
+    assert_eq!(status, 404);
+    assert!(headers.get("allow").is_none(), "{headers:?}");
+    // Messages quote the path as written.
+    let (_, err) = e.json("GET", "//other//", ALICE, None);
+    assert_eq!(err["error"]["message"], "Unknown path //other");
+    // A JSON body over the limit, and a broken upload, in the parsers' own words.
+    let big = vec![b' '; (1 << 20) + 1];
+    let (status, bytes) = e.request(
+        "POST",
+        "/v1/batches",
+        Some(ALICE),
+        Some("application/json"),
+        big,
+    );
+    assert_eq!(status, 400);
+    let err: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        err["error"]["message"],
+        "reading the request: length limit exceeded"
+    );
+    let boundary = "XBOUNDARYX";
+    let unclosed = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n\r\n{{}}\n");
+    let (status, bytes) = e.request(
+        "POST",
+        "/v1/files",
+        Some(ALICE),
+        Some(&format!("multipart/form-data; boundary={boundary}")),
+        unclosed.into_bytes(),
+    );
+    assert_eq!(status, 400);
+    let err: Value = serde_json::from_slice(&bytes).unwrap();
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("reading the upload: ") && message.contains("incomplete"),
+        "{message}"
     );
 }

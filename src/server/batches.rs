@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::{cause, Id, RawPairs};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord};
 use super::{ok, Server};
 use crate::driver::{
@@ -68,7 +69,7 @@ pub(crate) async fn create_batch(
     caller: Caller,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = body.map_err(|e| ApiError::bad(format!("reading the request: {e}")))?;
+    let body = body.map_err(|e| ApiError::bad(format!("reading the request: {}", cause(&e))))?;
     let asked = NewBatch::parse(&body)?;
     let _held = server.lock(&asked.input_file_id).lock_owned().await;
     let mut file = caller.file(&server, &asked.input_file_id).await?;
@@ -169,7 +170,7 @@ async fn rejected_errors(folder: &BatchFolder) -> ApiResult<Vec<BatchError>> {
 pub(crate) async fn get_batch(
     State(server): State<Arc<Server>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> ApiResult<Response> {
     let b = caller.batch(&server, &id).await?;
     batch_response(&batch_view(&server, &b).await?)
@@ -220,9 +221,8 @@ fn batch_response(view: &BatchObject) -> ApiResult<Response> {
 pub(crate) async fn list_batches(
     State(server): State<Arc<Server>>,
     caller: Caller,
-    query: Result<Query<BTreeMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    RawPairs(query): RawPairs,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad(e.body_text()))?;
     let limit = match query.get("limit") {
         None => 20,
         Some(l) => l
@@ -260,7 +260,7 @@ pub(crate) async fn list_batches(
 pub(crate) async fn cancel_batch(
     State(server): State<Arc<Server>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> ApiResult<Response> {
     let _held = server.lock(&id).lock_owned().await;
     let mut b = caller.batch(&server, &id).await?;

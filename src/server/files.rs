@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::{multipart_words, Id};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging};
 use super::{ok, Server};
 use crate::batch_folder::{
@@ -63,7 +64,7 @@ async fn read_form(
     uploaded: &mut Option<(FileRecord, PreparedConversion)>,
 ) -> ApiResult<()> {
     let broken = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad(format!("reading the upload: {e}"))
+        ApiError::bad(format!("reading the upload: {}", multipart_words(&e)))
     };
     let mut purpose = None;
     while let Some(field) = form.next_field().await.map_err(broken)? {
@@ -125,7 +126,7 @@ async fn read_head(field: &mut Field<'_>) -> ApiResult<Head> {
         match field
             .chunk()
             .await
-            .map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?
+            .map_err(|e| ApiError::bad(format!("reading the upload: {}", multipart_words(&e))))?
         {
             Some(chunk) => bytes.extend_from_slice(&chunk),
             None => break,
@@ -275,7 +276,7 @@ async fn feed(
                 return Ok(bytes);
             }
             Err(e) => {
-                let message = format!("reading the upload: {e}");
+                let message = format!("reading the upload: {}", multipart_words(&e));
                 let _ = tx.send(Upload::Broken(message.clone())).await;
                 return Err(ApiError::bad(message));
             }
@@ -309,7 +310,7 @@ pub(crate) async fn list_files(
 pub(crate) async fn get_file(
     State(server): State<Arc<Server>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> ApiResult<Response> {
     if let Some((batch_id, which)) = output_file(&id) {
         let b = caller
@@ -329,7 +330,7 @@ pub(crate) async fn get_file(
 pub(crate) async fn delete_file(
     State(server): State<Arc<Server>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> ApiResult<Response> {
     let _held = server.lock(&id).lock_owned().await;
     let mut f = caller.file(&server, &id).await?;
@@ -342,7 +343,7 @@ pub(crate) async fn delete_file(
 pub(crate) async fn file_content(
     State(server): State<Arc<Server>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> ApiResult<Response> {
     let Some((batch_id, which)) = output_file(&id) else {
         caller.file(&server, &id).await?;

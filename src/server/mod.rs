@@ -27,6 +27,7 @@ mod auth;
 mod batches;
 mod config;
 mod error;
+mod extract;
 mod files;
 mod state;
 mod worker;
@@ -36,8 +37,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -54,6 +55,7 @@ pub use state::{BatchRecord, FileRecord, StateError};
 use crate::batch_folder::LockOptions;
 use crate::driver::{BatchFolder, Driver, SubmitSettings};
 use crate::io::{Location, Storage};
+use auth::Caller;
 use error::ApiError;
 use state::Staging;
 
@@ -63,14 +65,16 @@ pub enum ServeError {
     /// The configuration is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The staging prefix is no address.
+    #[error(transparent)]
+    StagingAddress(#[from] crate::io::NoBucket),
     /// The staging prefix cannot be reached.
-    #[error("staging {uri}: {source}")]
+    #[error("staging {uri}: {why}")]
     Staging {
         /// The prefix.
         uri: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (said in the message, not again as a source).
+        why: std::io::Error,
     },
 }
 
@@ -102,15 +106,14 @@ impl Server {
         driver: Driver,
     ) -> Result<Arc<Server>, ServeError> {
         config.check()?;
-        let unreachable = |source| ServeError::Staging {
-            uri: config.staging.clone(),
-            source,
-        };
-        let location = Location::parse(&config.staging)
-            .map_err(|e| unreachable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-        let staging = Staging::open(&storage, location)
-            .await
-            .map_err(unreachable)?;
+        let location = Location::parse(&config.staging)?;
+        let staging =
+            Staging::open(&storage, location)
+                .await
+                .map_err(|why| ServeError::Staging {
+                    uri: config.staging.clone(),
+                    why,
+                })?;
         Ok(Arc::new(Server {
             config,
             storage,
@@ -186,7 +189,10 @@ impl Server {
             .merge(transfers)
             .fallback(unknown_route)
             .method_not_allowed_fallback(unknown_route)
-            .layer(middleware::from_fn(log_request))
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(self),
+                only_routed_methods,
+            ))
             .with_state(Arc::clone(self))
     }
 
@@ -202,8 +208,10 @@ impl Server {
             Arc::clone(&self),
             shutdown.child_token(),
         ));
-        // Paths with a trailing slash are the same routes.
+        // Paths with a trailing slash are the same routes; messages and logs quote the path as
+        // the client wrote it.
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router());
+        let app = middleware::from_fn(log_request).layer(app);
         let app =
             axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let stopping = shutdown.clone();
@@ -224,23 +232,23 @@ impl Server {
     }
 }
 
+/// The path as the client wrote it (before trailing slashes are trimmed for routing).
+#[derive(Clone)]
+struct WrittenPath(String);
+
 /// Any other path: under `/v1/` the caller is checked first (as on a real route), then told.
-async fn unknown_route(
-    axum::extract::State(server): axum::extract::State<Arc<Server>>,
-    request: Request,
-) -> Response {
+async fn unknown_route(State(server): State<Arc<Server>>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    let path = parts.uri.path().trim_end_matches('/').to_owned();
-    if path != "/v1" && !path.starts_with("/v1/") {
+    let written = parts
+        .extensions
+        .get::<WrittenPath>()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.0.clone());
+    let path = written.trim_end_matches('/');
+    if path.trim_start_matches('/').split('/').next() != Some("v1") {
         return ApiError::new(StatusCode::NOT_FOUND, format!("Unknown path {path}"))
             .into_response();
     }
-    if let Err(e) =
-        <auth::Caller as axum::extract::FromRequestParts<Arc<Server>>>::from_request_parts(
-            &mut parts, &server,
-        )
-        .await
-    {
+    if let Err(e) = Caller::from_request_parts(&mut parts, &server).await {
         return e.into_response();
     }
     ApiError::new(
@@ -250,18 +258,36 @@ async fn unknown_route(
     .into_response()
 }
 
-/// Logs each request at info: peer, method, path, status and time (never the key).
-async fn log_request(request: Request, next: Next) -> Response {
+/// Only the methods routed are answered: HEAD (which axum would answer from a GET route) is an
+/// unknown request like any other.
+async fn only_routed_methods(
+    State(server): State<Arc<Server>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::HEAD {
+        return unknown_route(State(server), request).await;
+    }
+    next.run(request).await
+}
+
+/// Logs each request at info: peer, method, path, status and time (never the key); keeps the
+/// path as written for messages.
+async fn log_request(mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+        .map(|c| c.0);
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let response = next.run(request).await;
+    request.extensions_mut().insert(WrittenPath(path.clone()));
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::NOT_FOUND {
+        // A method a path does not take is an unknown request, not one with allowed methods.
+        response.headers_mut().remove(header::ALLOW);
+    }
     tracing::info!(
-        peer,
+        peer = peer.map(tracing::field::display),
         %method,
         path,
         status = response.status().as_u16(),
