@@ -311,17 +311,18 @@ impl Committer {
                             self.count_failure(0, 1);
                         }
                     }
+                    // (Writers' names only for an error: this runs for every record.)
                     if to_output {
-                        let name = self.ok.name();
-                        ok_run
-                            .add(range, &ok, &mut *self.ok)
-                            .await
-                            .map_err(Error::write(name))?;
-                    } else {
-                        let name = self.err.name();
-                        self.spool
-                            .push(who, &err[range])
-                            .map_err(Error::write(name))?;
+                        let written = ok_run.add(range, &ok, &mut *self.ok).await;
+                        written.map_err(|source| Error::Write {
+                            what: self.ok.name(),
+                            source,
+                        })?;
+                    } else if let Err(source) = self.spool.push(who, &err[range]) {
+                        return Err(Error::Write {
+                            what: self.err.name(),
+                            source,
+                        });
                     }
                 }
             }

@@ -98,11 +98,12 @@ impl Sink {
                 records: w, run, ..
             } => {
                 // A gap: a record between the pending ones and this one was rejected after
-                // conversion.
-                let name = w.name();
-                run.add(out, records, &mut **w)
-                    .await
-                    .map_err(Error::write(name))
+                // conversion. (The writer's name only for an error: this runs for every record.)
+                let written = run.add(out, records, &mut **w).await;
+                written.map_err(|source| Error::Write {
+                    what: w.name(),
+                    source,
+                })
             }
             Sink::Folder(f) => Ok(f.place(records, out, ids, ids_range, line).await?),
         }
