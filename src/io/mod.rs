@@ -510,41 +510,23 @@ impl Location {
 /// Where `path` leads: absolute, its links resolved and its `.` and `..` taken as the system
 /// takes them, even through parts that do not exist yet (which a writer would create).
 fn canonical_maybe_missing(path: &std::path::Path) -> Option<PathBuf> {
-    use std::path::Component;
-    let mut cur = std::env::current_dir().ok()?;
-    for c in path.components() {
-        match c {
-            Component::Prefix(_) | Component::RootDir => cur = PathBuf::from(c.as_os_str()),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                // `..` of an existing path is its real parent (a link's target's parent).
-                cur = match std::fs::canonicalize(&cur) {
-                    Ok(real) => real.parent().map(PathBuf::from).unwrap_or(real),
-                    Err(_) => {
-                        cur.pop();
-                        cur
-                    }
-                };
-            }
-            Component::Normal(name) => {
-                cur.push(name);
-                if let Ok(real) = std::fs::canonicalize(&cur) {
-                    cur = real;
-                }
-            }
-        }
-    }
-    Some(cur)
+    resolve(path, None)
 }
 
 /// Where `path` leads, as [`canonical_maybe_missing`] says — except that once it is inside
 /// `folder` (itself resolved), the rest is taken as written: a link inside the folder is one of
 /// the folder's own names (which a writer replaces), not a way out of it.
 fn resolved_until_inside(path: &std::path::Path, folder: &std::path::Path) -> Option<PathBuf> {
+    resolve(path, Some(folder))
+}
+
+/// The walk both of the above take, component by component from the current directory; below
+/// `literal_inside` (when given) nothing is resolved any more.
+fn resolve(path: &std::path::Path, literal_inside: Option<&std::path::Path>) -> Option<PathBuf> {
     use std::path::Component;
     let mut cur = std::env::current_dir().ok()?;
     for c in path.components() {
-        let inside = cur.starts_with(folder);
+        let inside = literal_inside.is_some_and(|folder| cur.starts_with(folder));
         match c {
             Component::Prefix(_) | Component::RootDir => cur = PathBuf::from(c.as_os_str()),
             Component::CurDir => {}
@@ -552,6 +534,7 @@ fn resolved_until_inside(path: &std::path::Path, folder: &std::path::Path) -> Op
                 cur.pop();
             }
             Component::ParentDir => {
+                // `..` of an existing path is its real parent (a link's target's parent).
                 cur = match std::fs::canonicalize(&cur) {
                     Ok(real) => real.parent().map(PathBuf::from).unwrap_or(real),
                     Err(_) => {
