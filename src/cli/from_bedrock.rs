@@ -150,6 +150,23 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
     })
 }
 
+impl Args {
+    /// What the flags set on top of the options a folder or a file gives.
+    fn apply(
+        &self,
+        opts: &mut FromBedrockOptions,
+        missing: MissingReason,
+        progress: Arc<dyn Fn(u64) + Send + Sync>,
+    ) {
+        opts.missing = missing;
+        if let Some(created) = self.created {
+            opts.response.created = created;
+        }
+        opts.threads = self.threads.map(usize::from);
+        opts.progress = Some(progress);
+    }
+}
+
 /// Collects a batch folder's results into its `results/` (or OUTPUT and --errors): the report
 /// and where the output and error files went.
 async fn collect_from_folder(
@@ -177,12 +194,7 @@ async fn collect_from_folder(
     let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
     let collected = async {
         let mut opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
-        opts.missing = missing;
-        if let Some(created) = args.created {
-            opts.response.created = created;
-        }
-        opts.threads = args.threads.map(usize::from);
-        opts.progress = Some(progress);
+        args.apply(&mut opts, missing, progress);
         let results = FolderResults {
             ok: results_writer(&cx.storage, &folder, &output_loc, StdWriter::stdout).await?,
             err: results_writer(&cx.storage, &folder, &errors_loc, StdWriter::stderr).await?,
@@ -251,12 +263,7 @@ async fn convert_files(
     });
     let mut opts = FromBedrockOptions::new(family, &model, created);
     opts.id_salt = args.input.clone();
-    opts.missing = missing;
-    if let Some(created) = args.created {
-        opts.response.created = created;
-    }
-    opts.threads = args.threads.map(usize::from);
-    opts.progress = Some(progress);
+    args.apply(&mut opts, missing, progress);
     let (source, _) = cx.storage.open(input).await?;
     let files = vec![OutputFile {
         name: args.input.clone(),
