@@ -583,16 +583,8 @@ fn scan_usage(s: &mut Scanner<'_>) -> Scan<ConverseUsage> {
     Ok(u)
 }
 
-/// Writes the OpenAI `chat.completion` for a Converse (or Nova) response.
-pub fn write_chat_completion(
-    model_output: Raw<'_>,
-    ctx: &CompletionContext<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Usage, Reject> {
-    write_response(parse(model_output, "modelOutput")?, ctx, out)
-}
-
-/// [`write_chat_completion`] for a response already read.
+/// Writes the OpenAI `chat.completion` for a Converse (or Nova) response, read by its scanner
+/// or by serde.
 pub(crate) fn write_response(
     r: Response<'_>,
     ctx: &CompletionContext<'_>,

@@ -5,6 +5,7 @@ use std::fmt;
 use super::anthropic;
 use super::completion::{CompletionContext, OpenAiShaped, Usage};
 use super::converse::{self, Dialect};
+use super::json::parse;
 use super::openai::{ChatRequest, CHAT_COMPLETIONS};
 use super::reject::Reject;
 use super::scan::{Scan, Scanner};
@@ -244,7 +245,8 @@ pub(crate) struct Codec {
     pub input: Input,
     /// Scans `modelOutput` in the line's pass: its extent, and what the response needs.
     pub scan_output: for<'a> fn(&mut Scanner<'a>) -> Scan<(Raw<'a>, ParsedOutput<'a>)>,
-    /// Reads `modelOutput` the careful way (serde, exact errors) and writes the response.
+    /// Reads `modelOutput` the careful way (serde, exact errors) and writes the response (the
+    /// same writer the scanned response goes to).
     pub write_completion:
         fn(Raw<'_>, &CompletionContext<'_>, &mut Vec<u8>) -> Result<Usage, Reject>,
 }
@@ -269,7 +271,9 @@ pub(crate) const CODECS: [Codec; 8] = [
                 Ok(ParsedOutput::Converse(converse::scan_response(s)?))
             })
         },
-        write_completion: converse::write_chat_completion,
+        write_completion: |raw, ctx, out| {
+            converse::write_response(parse(raw, "modelOutput")?, ctx, out)
+        },
     },
     Codec {
         family: Family::Llama,
@@ -277,7 +281,9 @@ pub(crate) const CODECS: [Codec; 8] = [
         invocation_type: "InvokeModel",
         input: Input::Chat(llama::write_body),
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Llama(llama::scan_response(s)?))),
-        write_completion: llama::write_chat_completion,
+        write_completion: |raw, ctx, out| {
+            llama::write_response(parse(raw, "modelOutput")?, ctx, out)
+        },
     },
     Codec {
         family: Family::MistralText,
@@ -289,7 +295,9 @@ pub(crate) const CODECS: [Codec; 8] = [
                 Ok(ParsedOutput::MistralText(mistral::scan_text_response(s)?))
             })
         },
-        write_completion: mistral::write_text_completion,
+        write_completion: |raw, ctx, out| {
+            mistral::write_text_response(parse(raw, "modelOutput")?, ctx, out)
+        },
     },
     Codec {
         family: Family::MistralChat,
@@ -297,7 +305,9 @@ pub(crate) const CODECS: [Codec; 8] = [
         invocation_type: "InvokeModel",
         input: Input::Chat(mistral::write_chat_body),
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::MistralChat(OpenAiShaped::scan(s)?))),
-        write_completion: mistral::write_chat_completion,
+        write_completion: |raw, ctx, out| {
+            mistral::write_chat_response(OpenAiShaped::parse(raw)?, ctx, out)
+        },
     },
     Codec {
         family: Family::GptOss,
@@ -305,7 +315,9 @@ pub(crate) const CODECS: [Codec; 8] = [
         invocation_type: "InvokeModel",
         input: Input::Chat(gpt_oss::write_body),
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::GptOss(OpenAiShaped::scan(s)?))),
-        write_completion: gpt_oss::write_chat_completion,
+        write_completion: |raw, ctx, out| {
+            gpt_oss::write_response(OpenAiShaped::parse(raw)?, ctx, out)
+        },
     },
     Codec {
         family: Family::TitanEmbed,
@@ -325,7 +337,9 @@ pub(crate) const CODECS: [Codec; 8] = [
                 Ok(ParsedOutput::Converse(converse::scan_response(s)?))
             })
         },
-        write_completion: converse::write_chat_completion,
+        write_completion: |raw, ctx, out| {
+            converse::write_response(parse(raw, "modelOutput")?, ctx, out)
+        },
     },
 ];
 

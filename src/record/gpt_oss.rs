@@ -119,16 +119,7 @@ fn split_reasoning(content: &str) -> Option<(String, String)> {
     Some((format!("\"{reasoning}\""), format!("\"{text}\"")))
 }
 
-/// Writes the OpenAI `chat.completion` for a gpt-oss response.
-pub fn write_chat_completion(
-    model_output: Raw<'_>,
-    ctx: &CompletionContext<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Usage, Reject> {
-    write_response(OpenAiShaped::parse(model_output)?, ctx, out)
-}
-
-/// [`write_chat_completion`] for a response already read.
+/// Writes the OpenAI `chat.completion` for a gpt-oss response, read by its scanner or by serde.
 pub(crate) fn write_response(
     r: OpenAiShaped<'_>,
     ctx: &CompletionContext<'_>,

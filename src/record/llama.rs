@@ -19,7 +19,7 @@ use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, refuse_fields, turn_texts, MediaPolicy, Role, Spliced,
 };
-use super::json::{as_text, expect, parse, Count, Kind, Obj};
+use super::json::{as_text, expect, Count, Kind, Obj};
 use super::openai::ChatRequest;
 use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject};
@@ -137,16 +137,7 @@ pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
     Ok(r)
 }
 
-/// Writes the OpenAI `chat.completion` for a Llama response.
-pub fn write_chat_completion(
-    model_output: Raw<'_>,
-    ctx: &CompletionContext<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Usage, Reject> {
-    write_response(parse(model_output, "modelOutput")?, ctx, out)
-}
-
-/// [`write_chat_completion`] for a response already read.
+/// Writes the OpenAI `chat.completion` for a Llama response, read by its scanner or by serde.
 pub(crate) fn write_response(
     r: Response<'_>,
     ctx: &CompletionContext<'_>,

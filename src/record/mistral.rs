@@ -24,9 +24,7 @@ use super::conversation::{
     check_unsupported, conversation, function_tools, refuse_fields, texts, tool_name, turn_texts,
     MediaPolicy, MsgPath, Role, Spliced,
 };
-use super::json::{
-    as_text, decode_literal, expect, null_default, parse, str_value, Arr, Kind, Obj,
-};
+use super::json::{as_text, decode_literal, expect, null_default, str_value, Arr, Kind, Obj};
 use super::openai::{ChatRequest, ToolCall};
 use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
@@ -401,17 +399,8 @@ fn finish(stop_reason: Option<Raw<'_>>) -> &'static str {
     }
 }
 
-/// Writes the OpenAI `chat.completion` for a Mistral text-completion response (`usage: null`:
-/// the body carries no token counts).
-pub fn write_text_completion(
-    model_output: Raw<'_>,
-    ctx: &CompletionContext<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Usage, Reject> {
-    write_text_response(parse(model_output, "modelOutput")?, ctx, out)
-}
-
-/// [`write_text_completion`] for a response already read.
+/// Writes the OpenAI `chat.completion` for a Mistral text-completion response, read by its
+/// scanner or by serde.
 pub(crate) fn write_text_response(
     r: TextResponse<'_>,
     ctx: &CompletionContext<'_>,
@@ -434,16 +423,8 @@ pub(crate) fn write_text_response(
     Ok(Usage::default())
 }
 
-/// Writes the OpenAI `chat.completion` for a Mistral chat response.
-pub fn write_chat_completion(
-    model_output: Raw<'_>,
-    ctx: &CompletionContext<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Usage, Reject> {
-    write_chat_response(OpenAiShaped::parse(model_output)?, ctx, out)
-}
-
-/// [`write_chat_completion`] for a response already read.
+/// Writes the OpenAI `chat.completion` for a Mistral chat response, read by its scanner or by
+/// serde.
 pub(crate) fn write_chat_response(
     r: OpenAiShaped<'_>,
     ctx: &CompletionContext<'_>,
