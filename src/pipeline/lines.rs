@@ -133,3 +133,15 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
         }
     }
 }
+
+/// `reject` reworded when `line` holds carriage returns that do not end CRLF endings: a file
+/// with CR-only endings reads as one long line, which is what a user needs to hear.
+pub(crate) fn stray_carriage_returns(line: &[u8], reject: Reject) -> Reject {
+    if memchr::memchr(b'\r', line).is_none() {
+        return reject;
+    }
+    Reject::new(
+        RejectCode::CrLineEndings,
+        format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
+    )
+}

@@ -8,14 +8,14 @@ use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::super::lines::{Line, LineMap};
+use super::super::lines::{stray_carriage_returns, Line, LineMap};
 use crate::batch_folder::RecordLedger;
 use crate::record::bedrock_output::{
     parse_output_line, write_invalid_output_line, write_openai_line, LineIds, Outcome,
     ResponseOptions,
 };
 use crate::record::json::{decode_literal, text_value};
-use crate::record::{Reject, RejectCode};
+use crate::record::Reject;
 
 /// What became of one line of Bedrock's output.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl OutputLines {
                 None => {
                     return Item::Bad {
                         line: line_no,
-                        reject: explain_line_endings(line, reject),
+                        reject: stray_carriage_returns(line, reject),
                     }
                 }
             },
@@ -151,18 +151,6 @@ impl OutputLines {
 fn salvage_record_id(line: &[u8]) -> Option<crate::record::Raw<'_>> {
     let text = std::str::from_utf8(line).ok()?;
     crate::record::bedrock_output::leading_record_id(text)
-}
-
-/// A reject for a line that holds carriage returns not part of CRLF endings: a file with CR-only
-/// line endings reads as one long line.
-fn explain_line_endings(line: &[u8], reject: Reject) -> Reject {
-    if memchr::memchr(b'\r', line).is_some() {
-        return Reject::new(
-            RejectCode::CrLineEndings,
-            format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
-        );
-    }
-    reject
 }
 
 impl LineMap for OutputLines {

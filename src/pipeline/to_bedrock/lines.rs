@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use crate::record::Raw;
 
-use super::super::lines::{Line, LineMap};
+use super::super::lines::{stray_carriage_returns, Line, LineMap};
 use crate::record::json::decode_literal;
 use crate::record::{convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode};
 
@@ -176,10 +176,7 @@ fn explain(reject: Reject, line: &[u8], terminated: bool) -> Reject {
     if reject.code != RejectCode::InvalidJson {
         reject
     } else if line.contains(&b'\r') {
-        Reject::new(
-            RejectCode::CrLineEndings,
-            format!("the line holds carriage returns (\\r) that do not end CRLF line endings: the file seems to use CR-only line endings, which JSONL does not allow (convert them to \\n); {}", reject.message),
-        )
+        stray_carriage_returns(line, reject)
     } else if !terminated {
         Reject::new(
             RejectCode::TruncatedLine,
