@@ -84,6 +84,7 @@ fn from_bedrock_line(c: &mut Criterion) {
         family: Family::Anthropic,
         model: "\"gpt-4o-mini\"".into(),
         created: 1,
+        endpoint: bedrock_batch::record::Endpoint::ChatCompletions,
     };
     let (mut ok, mut err) = (Vec::with_capacity(bytes), Vec::new());
     let mut g = c.benchmark_group("from_bedrock_line");
@@ -256,6 +257,7 @@ fn families_from_bedrock(c: &mut Criterion) {
             family,
             model: "\"gpt-4o-mini\"".into(),
             created: 1,
+            endpoint: family.endpoints()[0],
         };
         let (mut ok, mut err) = (Vec::with_capacity(bytes), Vec::new());
         g.bench_function(family.name(), |b| {

@@ -373,7 +373,7 @@ proptest! {
         let (line, must_map) = output_line(&mut rng, family, "L0000000001", text);
         let bytes = mutate(&line, &edits);
         let json = is_json(&bytes);
-        let opts = ResponseOptions { family, model: "\"gpt-4o\"".into(), created: 1 };
+        let opts = ResponseOptions { family, model: "\"gpt-4o\"".into(), created: 1, endpoint: family.endpoints()[0] };
         match (parse_output_line(&bytes, family), json) {
             (Err(r), false) => prop_assert!(is_syntax(r.code), "{:?}: {}", r, String::from_utf8_lossy(&bytes)),
             (Ok(_), false) => prop_assert!(false, "not JSON, yet read: {}", String::from_utf8_lossy(&bytes)),

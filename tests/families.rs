@@ -11,7 +11,7 @@ mod common;
 use bedrock_batch::record::bedrock_output::{
     parse_output_line, write_openai_line, LineIds, ResponseOptions,
 };
-use bedrock_batch::record::{convert_line, Family, LineOptions};
+use bedrock_batch::record::{convert_line, Endpoint, Family, LineOptions};
 use common::fixture;
 use serde_json::{json, Map, Value};
 
@@ -48,7 +48,13 @@ fn check(name: &str, got: Value) {
 
 /// Each line of `input` converted for `family`: its `modelInput`, or its reject.
 fn inputs(family: Family, input: &str) -> Value {
-    let opts = LineOptions::new(family);
+    inputs_for(family, family.endpoints()[0], input)
+}
+
+/// [`inputs`] for a file of `endpoint` lines.
+fn inputs_for(family: Family, endpoint: Endpoint, input: &str) -> Value {
+    let mut opts = LineOptions::new(family);
+    opts.endpoint = Some(endpoint);
     let mut all = Map::new();
     for (i, line) in input.lines().enumerate() {
         let id: Value = serde_json::from_str::<Value>(line).unwrap()["custom_id"].clone();
@@ -71,10 +77,16 @@ fn inputs(family: Family, input: &str) -> Value {
 
 /// Each line of a `.jsonl.out` as the OpenAI line it becomes.
 fn outputs(family: Family, output: &str) -> Value {
+    outputs_for(family, family.endpoints()[0], output)
+}
+
+/// [`outputs`] for requests that were `endpoint` lines.
+fn outputs_for(family: Family, endpoint: Endpoint, output: &str) -> Value {
     let opts = ResponseOptions {
         family,
         model: "\"gpt-4o-mini\"".into(),
         created: 1_700_000_000,
+        endpoint,
     };
     let mut all = Map::new();
     for line in output.lines() {
@@ -127,10 +139,58 @@ fn every_family_answers_in_openai_shape() {
     }
 }
 
+#[test]
+fn every_chat_family_maps_responses_and_completions_lines_through_the_chat_path() {
+    for (endpoint, name) in [
+        (Endpoint::Responses, "responses"),
+        (Endpoint::Completions, "completions"),
+    ] {
+        let requests = std::fs::read_to_string(fixture(&format!("families/{name}.jsonl"))).unwrap();
+        for family in CHAT_FAMILIES {
+            check(
+                &format!("{family}.expected-{name}-input.json"),
+                inputs_for(family, endpoint, &requests),
+            );
+        }
+    }
+}
+
+#[test]
+fn every_chat_family_answers_responses_and_completions_in_their_shape() {
+    for (endpoint, name) in [
+        (Endpoint::Responses, "responses"),
+        (Endpoint::Completions, "completions"),
+    ] {
+        for family in CHAT_FAMILIES {
+            let out = match family {
+                Family::Anthropic => fixture("bedrock-output/claude.jsonl.out"),
+                _ => fixture(&format!("families/{family}.jsonl.out")),
+            };
+            let out = std::fs::read_to_string(out).unwrap();
+            let got = outputs_for(family, endpoint, &out);
+            for (id, line) in got.as_object().unwrap() {
+                let Some(body) = line["response"]["body"].as_object() else {
+                    continue;
+                };
+                if body.contains_key("error") {
+                    continue;
+                }
+                let object = if endpoint == Endpoint::Responses {
+                    "response"
+                } else {
+                    "text_completion"
+                };
+                assert_eq!(body["object"], object, "{family} {id}");
+            }
+            check(&format!("{family}.expected-output.{name}.json"), got);
+        }
+    }
+}
+
 fn body(family: Family, drop: bool, line_body: &str) -> Result<Value, (String, String)> {
     let line = format!(
         r#"{{"custom_id":"c","method":"POST","url":"{}","body":{line_body}}}"#,
-        family.endpoint()
+        family.endpoints()[0]
     );
     let mut opts = LineOptions::new(family);
     opts.map.drop_unsupported = drop;
@@ -222,7 +282,7 @@ fn limits_are_one_rule_for_all() {
     let notes_of = |family: Family, model: &str, body: &str| {
         let line = format!(
             r#"{{"custom_id":"c","method":"POST","url":"{}","body":{body}}}"#,
-            family.endpoint()
+            family.endpoints()[0]
         );
         let mut opts = LineOptions::new(family);
         opts.map = bedrock_batch::record::MapOptions::new(family, model);

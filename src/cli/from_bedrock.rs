@@ -63,6 +63,12 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     family: Option<String>,
 
+    /// The OpenAI endpoint the requests were for, which decides the responses' shape (for a
+    /// file; a batch folder knows it): /v1/chat/completions (default), /v1/responses,
+    /// /v1/completions, /v1/embeddings.
+    #[arg(long, value_name = "URL", value_parser = super::to_bedrock::ENDPOINTS)]
+    endpoint: Option<String>,
+
     /// What records Bedrock never returned become: expired (the job ran out of time) or cancelled
     /// (the job was stopped).
     #[arg(long, value_name = "WHY", default_value = "expired", value_parser = ["expired", "cancelled"])]
@@ -262,6 +268,9 @@ async fn convert_files(
             .map_or(0, |d| d.as_secs())
     });
     let mut opts = FromBedrockOptions::new(family, &model, created);
+    if let Some(url) = &args.endpoint {
+        opts.response.endpoint = super::to_bedrock::endpoint_for(url, family)?;
+    }
     opts.id_salt = args.input.clone();
     args.apply(&mut opts, missing, progress);
     let (source, _) = cx.storage.open(input).await?;

@@ -15,7 +15,7 @@ use bedrock_batch::io::{ChunkSource, Location, ObjectIdentity, StdWriter, HOUSEK
 use bedrock_batch::pipeline::{
     prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
 };
-use bedrock_batch::record::Family;
+use bedrock_batch::record::{Endpoint, Family};
 
 /// Convert an OpenAI batch input file into Bedrock batch inference records.
 ///
@@ -76,6 +76,12 @@ pub struct ConvertArgs {
     /// anthropic, nova, llama, mistral-text, mistral-chat, gpt-oss, titan-embed.
     #[arg(long, value_name = "NAME")]
     family: Option<String>,
+
+    /// The OpenAI endpoint of the input lines (one per file, as OpenAI requires): /v1/responses
+    /// and /v1/completions lines for any chat model; default: /v1/chat/completions
+    /// (/v1/embeddings for an embeddings model). The results are written in its shape.
+    #[arg(long, value_name = "URL", value_parser = ENDPOINTS)]
+    endpoint: Option<String>,
 
     /// invoke-model: each record in the model's native body (default); converse: a Converse job,
     /// one body for any chat model (no tool calling in batch).
@@ -167,6 +173,9 @@ impl ConvertArgs {
             (None, _) => Family::for_model(&self.model)?,
         };
         let mut opts = ToBedrockOptions::with_family(&self.model, family);
+        if let Some(url) = &self.endpoint {
+            opts.endpoint = endpoint_for(url, family)?;
+        }
         opts.map.default_max_tokens = self.max_tokens;
         opts.map.drop_unsupported = self.drop_unsupported;
         opts.records_per_file = self.records_per_file;
@@ -180,6 +189,28 @@ impl ConvertArgs {
         opts.source = source;
         Ok(opts)
     }
+}
+
+/// The endpoints `--endpoint` takes.
+pub const ENDPOINTS: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/completions",
+    "/v1/embeddings",
+];
+
+/// The endpoint `--endpoint URL` names, if `family` serves it.
+pub fn endpoint_for(url: &str, family: Family) -> anyhow::Result<Endpoint> {
+    let endpoint =
+        Endpoint::from_url(url).with_context(|| format!("--endpoint {url}: not an endpoint"))?;
+    if !family.serves(endpoint) {
+        let urls: Vec<&str> = family.endpoints().iter().map(|e| e.url()).collect();
+        bail!(
+            "--endpoint {url}: the {family} family serves {}",
+            urls.join(", ")
+        );
+    }
+    Ok(endpoint)
 }
 
 /// What identifies the input `name` opened with `identity`.

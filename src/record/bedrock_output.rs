@@ -9,7 +9,7 @@
 use super::completion::{CompletionContext, Usage};
 use super::json::{write_str, Kind, Obj, Raw};
 use super::scan::{Fallback, Scanner};
-use super::{Family, ParsedOutput, Reject, RejectCode};
+use super::{Endpoint, Family, ParsedOutput, Reject, RejectCode};
 
 /// The members of one Bedrock output line.
 pub struct OutputLine<'a> {
@@ -151,6 +151,8 @@ pub struct ResponseOptions {
     pub model: String,
     /// `created` of responses, Unix seconds.
     pub created: u64,
+    /// The endpoint the requests were for: it decides the responses' shape.
+    pub endpoint: Endpoint,
 }
 
 /// How a line came out.
@@ -281,6 +283,7 @@ pub fn write_openai_line(
         fallback_id: &fallback_id,
         model: &opts.model,
         created: opts.created,
+        endpoint: opts.endpoint,
     };
     let written = match line.parsed.take() {
         Some(parsed) => parsed.write(&ctx, ok),
@@ -334,6 +337,7 @@ mod tests {
             family: Family::Anthropic,
             model: "\"gpt-4o\"".into(),
             created: 9,
+            endpoint: Endpoint::ChatCompletions,
         }
     }
 
@@ -373,6 +377,7 @@ mod tests {
                 prompt_tokens: 1,
                 completion_tokens: 2,
                 cached_tokens: 0,
+                reasoning_tokens: 0,
                 adjusted: false
             })
         );

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::json::{as_text, expect, null_default, parse, write_str, Arr, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
-use super::{Raw, Reject};
+use super::{Endpoint, Raw, Reject};
 
 /// What the response body needs besides `modelOutput`.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +15,9 @@ pub struct CompletionContext<'c> {
     pub model: &'c str,
     /// `created`, Unix seconds.
     pub created: u64,
+    /// The endpoint the request was for: it decides the body's shape (`chat.completion`,
+    /// `response` or `text_completion`).
+    pub endpoint: Endpoint,
 }
 
 /// Token counts of one response.
@@ -26,6 +29,8 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Prompt tokens read from the cache.
     pub cached_tokens: u64,
+    /// Generated tokens spent on reasoning, when the model says (else 0).
+    pub reasoning_tokens: u64,
     /// A count the model reported could not be a count (negative, fractional, beyond 2^64−1),
     /// or the counts add up to more than 2^64−1: the numbers are the nearest ones in range.
     pub adjusted: bool,
@@ -44,6 +49,7 @@ impl Usage {
             prompt_tokens: prompt.unwrap_or(u64::MAX),
             completion_tokens: output.n,
             cached_tokens: read.n,
+            reasoning_tokens: 0,
             adjusted: prompt.is_none()
                 || input.adjusted
                 || output.adjusted
@@ -118,8 +124,9 @@ pub(crate) fn write_usage(usage: Option<&Usage>, out: &mut Vec<u8>) {
     u.close();
 }
 
-/// Writes a `chat.completion` with one choice. `id` is the model's (a string literal) or
-/// `ctx.fallback_id`.
+/// Writes the response body for the endpoint of `ctx`: a `chat.completion` with one choice
+/// (`id` is the model's, a string literal, or `ctx.fallback_id`), a `response` or a
+/// `text_completion` (see [`super::response_body`]).
 pub(crate) fn write(
     id: Option<Raw<'_>>,
     choice: &Choice<'_>,
@@ -136,6 +143,15 @@ pub(crate) fn write(
     } else {
         choice.finish
     };
+    match ctx.endpoint {
+        Endpoint::Responses => {
+            return super::response_body::write_response(choice, finish, usage, ctx, out)
+        }
+        Endpoint::Completions => {
+            return super::response_body::write_text_completion(choice, finish, usage, ctx, out)
+        }
+        Endpoint::ChatCompletions | Endpoint::Embeddings => {}
+    }
     let mut o = Obj::open(out);
     match id {
         Some(id) => o.raw("id", id.get()),
@@ -165,10 +181,7 @@ pub(crate) fn write(
                     t.raw("type", "\"function\"");
                     let mut f = Obj::open(t.key("function"));
                     f.raw("name", call.name.get());
-                    match call.arguments {
-                        Arguments::Object(input) => write_str(f.key("arguments"), input.get()),
-                        Arguments::Text(text) => f.raw("arguments", text.get()),
-                    }
+                    super::response_body::write_arguments(&call.arguments, f.key("arguments"));
                     f.close();
                     t.close();
                 }

@@ -6,10 +6,11 @@ use super::anthropic;
 use super::completion::{CompletionContext, OpenAiShaped, Usage};
 use super::converse::{self, Dialect};
 use super::json::parse;
-use super::openai::{ChatRequest, CHAT_COMPLETIONS};
+use super::openai::ChatRequest;
 use super::reject::Reject;
 use super::scan::{Scan, Scanner};
-use super::titan::{self, EmbeddingRequest, EMBEDDINGS};
+use super::titan::{self, EmbeddingRequest};
+use super::Endpoint;
 use super::{gpt_oss, llama, mistral, Raw};
 use super::{MapOptions, Notes};
 
@@ -135,17 +136,17 @@ impl Family {
         self.codec().invocation_type
     }
 
-    /// The OpenAI endpoint whose requests this family takes.
-    pub fn endpoint(self) -> &'static str {
+    /// The OpenAI endpoints whose requests this family takes, the usual one first.
+    pub fn endpoints(self) -> &'static [Endpoint] {
         match self.codec().input {
-            Input::Chat(_) => CHAT_COMPLETIONS,
-            Input::Embeddings(_) => EMBEDDINGS,
+            Input::Chat(_) => Endpoint::CHAT,
+            Input::Embeddings(_) => &[Endpoint::Embeddings],
         }
     }
 
     /// Whether requests to this OpenAI endpoint can be mapped to this family.
-    pub fn serves(self, url: &str) -> bool {
-        url == self.endpoint()
+    pub fn serves(self, endpoint: Endpoint) -> bool {
+        self.endpoints().contains(&endpoint)
     }
 
     /// Writes the `modelInput` body for a chat `request` into `out`.
@@ -184,11 +185,11 @@ impl Family {
     /// `modelOutput` into `out`.
     ///
     /// ```
-    /// use bedrock_batch::record::{CompletionContext, Family};
+    /// use bedrock_batch::record::{CompletionContext, Endpoint, Family};
     /// let output = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],
     ///   "stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
     /// let raw = serde_json::from_str(output).unwrap();
-    /// let ctx = CompletionContext { fallback_id: "x", model: "\"gpt-4o\"", created: 1 };
+    /// let ctx = CompletionContext { fallback_id: "x", model: "\"gpt-4o\"", created: 1, endpoint: Endpoint::ChatCompletions };
     /// let mut out = Vec::new();
     /// let usage = Family::Anthropic.write_completion(raw, &ctx, &mut out).unwrap();
     /// let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -463,9 +464,11 @@ mod tests {
         }
         assert_eq!(Family::Converse.invocation_type(), "Converse");
         assert_eq!(Family::Nova.invocation_type(), "InvokeModel");
-        assert!(Family::TitanEmbed.serves("/v1/embeddings"));
-        assert!(!Family::TitanEmbed.serves("/v1/chat/completions"));
-        assert!(Family::GptOss.serves("/v1/chat/completions"));
+        assert!(Family::TitanEmbed.serves(Endpoint::Embeddings));
+        assert!(!Family::TitanEmbed.serves(Endpoint::ChatCompletions));
+        assert!(Family::GptOss.serves(Endpoint::ChatCompletions));
+        assert!(Family::Llama.serves(Endpoint::Completions));
+        assert!(Family::Nova.serves(Endpoint::Responses));
     }
 }
 
@@ -709,6 +712,7 @@ mod scan_parity {
             fallback_id: "chatcmpl-x",
             model: "\"m\"",
             created: 1,
+            endpoint: Endpoint::ChatCompletions,
         };
         let mut slow = Vec::new();
         let by_serde = match family {

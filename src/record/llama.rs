@@ -62,7 +62,9 @@ pub fn write_body(
         "Llama's native batch body has no such setting",
     )?;
     let mut o = Obj::open(out);
-    {
+    if let Some(prompt) = req.prompt {
+        o.raw("prompt", prompt.get());
+    } else {
         let mut p = Spliced::open(o.key("prompt"));
         p.escaped("<|begin_of_text|>");
         if !system.is_empty() {

@@ -70,7 +70,9 @@ pub fn write_text_body(
         ));
     }
     let mut o = Obj::open(out);
-    {
+    if let Some(prompt) = req.prompt {
+        o.raw("prompt", prompt.get());
+    } else {
         let mut p = Spliced::open(o.key("prompt"));
         p.escaped("<s>");
         for (i, turn) in turns.iter().enumerate() {

@@ -27,6 +27,7 @@ pub mod bedrock_output;
 pub(crate) mod completion;
 pub(crate) mod conversation;
 pub(crate) mod converse;
+mod endpoint;
 mod family;
 pub(crate) mod gpt_oss;
 pub(crate) mod json;
@@ -35,6 +36,7 @@ pub(crate) mod llama;
 pub(crate) mod mistral;
 pub(crate) mod openai;
 mod reject;
+mod response_body;
 pub(crate) mod scan;
 mod strict;
 pub(crate) mod titan;
@@ -42,6 +44,7 @@ pub(crate) mod titan;
 use std::io::Write as _;
 
 pub use completion::{CompletionContext, Usage};
+pub use endpoint::Endpoint;
 pub(crate) use family::ParsedOutput;
 pub use family::{Family, UnknownModel, SUPPORTED};
 pub use json::Raw;
@@ -135,6 +138,19 @@ pub struct LineOptions {
     pub map: MapOptions,
     /// Which `recordId` records get.
     pub record_id: RecordIdStyle,
+    /// The one endpoint lines may be for; `None`: any the family serves (see
+    /// [`Family::endpoints`]), the pipeline holding a file to the first one.
+    pub endpoint: Option<Endpoint>,
+}
+
+impl LineOptions {
+    /// The endpoints a line may name.
+    pub fn accepts(&self) -> &[Endpoint] {
+        match &self.endpoint {
+            Some(one) => std::slice::from_ref(one),
+            None => self.family.endpoints(),
+        }
+    }
 }
 
 impl LineOptions {
@@ -145,6 +161,7 @@ impl LineOptions {
             family,
             map: MapOptions::new(family, ""),
             record_id: RecordIdStyle::CustomId,
+            endpoint: None,
         }
     }
 }
@@ -156,6 +173,8 @@ pub struct Converted<'a> {
     pub custom_id: Raw<'a>,
     /// The `body.model` string literal, if any.
     pub model: Option<Raw<'a>>,
+    /// The endpoint the line's `url` names.
+    pub endpoint: Endpoint,
 }
 
 /// The count a JSON number says, by its exact value (`12`, `12.0`, `1.2e1`); `None` for anything
@@ -266,43 +285,102 @@ pub fn convert_line_noted<'a>(
             .into());
         }
     };
-    let url_allowed = opts.family.endpoint();
-    if opts.family == Family::TitanEmbed {
-        return convert_embedding_line(text, line_no, opts, notes, out, url_allowed);
+    let accepts = opts.accepts();
+    if opts.family.endpoints() == [Endpoint::Embeddings] {
+        return convert_embedding_line(text, line_no, opts, notes, out, accepts);
     }
-    let (custom_id, request) = match openai::chat_line(text) {
-        Ok(ChatLine {
-            custom_id,
-            method,
-            url,
-            body: Some(request),
-        }) => match check_envelope(custom_id, method, url, url_allowed) {
-            Ok(custom_id) => (custom_id, request),
+    // The fast path: a chat line read in one pass.
+    if let Ok(ChatLine {
+        custom_id,
+        method,
+        url,
+        body: Some(request),
+    }) = openai::chat_line(text)
+    {
+        match check_envelope(custom_id, method, url, accepts, opts.family.endpoints()) {
+            Ok((custom_id, Endpoint::ChatCompletions)) => {
+                let model = request.model_literal();
+                return write_record(custom_id, line_no, opts, notes, out, |o, n, out| {
+                    opts.family.write_model_input(&request, o, n, out)?;
+                    Ok((model, Endpoint::ChatCompletions))
+                });
+            }
+            // Another endpoint's body: read below, the careful way.
+            Ok(_) => {}
             Err(reject) => return Err(with_id(reject, custom_id)),
-        },
-        // Something is wrong: parse again in two steps for a precise message with the custom_id.
-        _ => {
-            let line = BatchLine::parse(text)?;
-            let envelope = line
-                .check(url_allowed)
-                .map_err(|reject| with_id(reject, line.custom_id))?;
-            let request = ChatRequest::parse(envelope.body).map_err(|reject| Rejected {
-                reject,
-                custom_id: Some(envelope.custom_id),
-            })?;
-            (envelope.custom_id, request)
         }
-    };
+    }
+    // Something is wrong, or the line is not a chat line: parse in two steps, for a precise
+    // message with the custom_id.
+    let line = BatchLine::parse(text)?;
+    let envelope = line
+        .check(accepts, opts.family.endpoints())
+        .map_err(|reject| with_id(reject, line.custom_id))?;
+    let (custom_id, body) = (envelope.custom_id, envelope.body);
+    write_record(custom_id, line_no, opts, notes, out, |o, n, out| {
+        let family = opts.family;
+        let chat = |request: ChatRequest<'_>, out: &mut Vec<u8>, n: &mut Notes| {
+            family.write_model_input(&request, o, n, out)
+        };
+        match envelope.endpoint {
+            Endpoint::ChatCompletions => {
+                let request = ChatRequest::parse(body)?;
+                let model = request.model_literal();
+                chat(request, out, n)?;
+                Ok((model, Endpoint::ChatCompletions))
+            }
+            Endpoint::Responses => {
+                let t = openai::responses_to_chat(body, o, n)?;
+                let request =
+                    ChatRequest::parse(Raw::validated(&t.body)).map_err(|r| t.rephrase(r))?;
+                chat(request, out, n).map_err(|r| t.rephrase(r))?;
+                Ok((t.model, Endpoint::Responses))
+            }
+            Endpoint::Completions => {
+                let t = openai::completions_to_chat(body)?;
+                let mut request =
+                    ChatRequest::parse(Raw::validated(&t.body)).map_err(|r| t.rephrase(r))?;
+                request.prompt = request.messages.first().and_then(|m| m.content);
+                chat(request, out, n).map_err(|r| t.rephrase(r))?;
+                Ok((t.model, Endpoint::Completions))
+            }
+            Endpoint::Embeddings => Err(Reject::new(
+                RejectCode::InvalidUrl,
+                format!(
+                    "url \"{}\": {} is a chat model family",
+                    Endpoint::Embeddings,
+                    family
+                ),
+            )),
+        }
+    })
+}
+
+/// Writes one record — its head, the `modelInput` `body` writes (returning the line's model
+/// literal and endpoint), its end — or leaves `out` as it was and says why not.
+fn write_record<'a>(
+    custom_id: Raw<'a>,
+    line_no: u64,
+    opts: &LineOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(
+        &MapOptions,
+        &mut Notes,
+        &mut Vec<u8>,
+    ) -> Result<(Option<Raw<'a>>, Endpoint), Reject>,
+) -> Result<Converted<'a>, Rejected<'a>> {
     let start = out.len();
-    let result = (|| {
-        record_head(custom_id, line_no, opts, out);
-        opts.family
-            .write_model_input(&request, &opts.map, notes, out)?;
-        out.extend_from_slice(b"}\n");
-        Ok(request.model_literal())
-    })();
-    match result {
-        Ok(model) => Ok(Converted { custom_id, model }),
+    record_head(custom_id, line_no, opts, out);
+    match body(&opts.map, notes, out) {
+        Ok((model, endpoint)) => {
+            out.extend_from_slice(b"}\n");
+            Ok(Converted {
+                custom_id,
+                model,
+                endpoint,
+            })
+        }
         Err(reject) => {
             out.truncate(start);
             Err(Rejected {
@@ -335,32 +413,24 @@ fn convert_embedding_line<'a>(
     opts: &LineOptions,
     notes: &mut Notes,
     out: &mut Vec<u8>,
-    url_allowed: &str,
+    accepts: &[Endpoint],
 ) -> Result<Converted<'a>, Rejected<'a>> {
     let line = BatchLine::parse(text)?;
     let envelope = line
-        .check(url_allowed)
+        .check(accepts, opts.family.endpoints())
         .map_err(|reject| with_id(reject, line.custom_id))?;
-    let custom_id = envelope.custom_id;
-    let start = out.len();
-    let result = (|| {
-        let request = titan::EmbeddingRequest::parse(envelope.body)?;
-        record_head(custom_id, line_no, opts, out);
-        opts.family
-            .write_embedding_input(&request, &opts.map, notes, out)?;
-        out.extend_from_slice(b"}\n");
-        Ok(request.model)
-    })();
-    match result {
-        Ok(model) => Ok(Converted { custom_id, model }),
-        Err(reject) => {
-            out.truncate(start);
-            Err(Rejected {
-                reject,
-                custom_id: Some(custom_id),
-            })
-        }
-    }
+    write_record(
+        envelope.custom_id,
+        line_no,
+        opts,
+        notes,
+        out,
+        |o, n, out| {
+            let request = titan::EmbeddingRequest::parse(envelope.body)?;
+            opts.family.write_embedding_input(&request, o, n, out)?;
+            Ok((request.model, Endpoint::Embeddings))
+        },
+    )
 }
 
 /// A reject that names the line's `custom_id` when it is a usable string.

@@ -19,9 +19,6 @@ use super::json::{as_text, expect, parse, Arr, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
-/// The OpenAI endpoint Titan embeddings serve.
-pub const EMBEDDINGS: &str = "/v1/embeddings";
-
 /// An embeddings request body, member by member.
 #[derive(Debug)]
 pub struct EmbeddingRequest<'a> {

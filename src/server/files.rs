@@ -21,6 +21,7 @@ use crate::batch_folder::{
 };
 use crate::io::{chunk_stream, ChunkSource};
 use crate::pipeline::{prepare_to_bedrock, BedrockOutput, PreparedConversion, ToBedrockOptions};
+use crate::record::Endpoint;
 
 /// `POST /v1/files`: the upload is converted as it streams in, and committed only once the
 /// whole request checks out — a refused or broken upload leaves nothing in the staging prefix
@@ -174,6 +175,17 @@ async fn convert_upload(
         .family()
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut opts = ToBedrockOptions::with_family(&alias.model_id, family);
+    opts.endpoint = Endpoint::from_url(&head.endpoint)
+        .filter(|e| family.serves(*e))
+        .ok_or_else(|| {
+            let urls: Vec<&str> = family.endpoints().iter().map(|e| e.url()).collect();
+            ApiError::bad(format!(
+                "line 1: url {:?} is not an endpoint the model '{}' serves here ({})",
+                head.endpoint,
+                head.model,
+                urls.join(", ")
+            ))
+        })?;
     opts.allow_small = true;
     opts.source = InputIdentity::named(&filename);
     let id = new_id("file-");

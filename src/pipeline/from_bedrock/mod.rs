@@ -26,7 +26,7 @@ use super::Error;
 use crate::batch_folder::{BatchManifest, FolderError, RecordLedger};
 use crate::io::{ChunkSource, ObjectWriter};
 use crate::record::bedrock_output::ResponseOptions;
-use crate::record::Family;
+use crate::record::{Endpoint, Family};
 use commit::Committer;
 use lines::OutputLines;
 
@@ -122,16 +122,27 @@ impl FromBedrockOptions {
             .unwrap_or(&manifest.conversion.model_id);
         let mut opts = FromBedrockOptions::new(family, model, manifest.created_at);
         opts.id_salt = manifest.generation.clone();
+        opts.response.endpoint = Endpoint::from_url(&manifest.conversion.endpoint)
+            .filter(|e| family.serves(*e))
+            .ok_or_else(|| FolderError::Malformed {
+                file: crate::batch_folder::MANIFEST.to_owned(),
+                problem: format!(
+                    "it names the endpoint {:?}, which the {family} family does not serve",
+                    manifest.conversion.endpoint
+                ),
+            })?;
         Ok(opts)
     }
 
-    /// Options for `family`, reporting `model` (a plain string) and `created`.
+    /// Options for `family`, reporting `model` (a plain string) and `created`, in the shape of
+    /// the family's usual endpoint (chat completions, or embeddings).
     pub fn new(family: Family, model: &str, created: u64) -> Self {
         FromBedrockOptions {
             response: ResponseOptions {
                 family,
                 model: serde_json::to_string(model).expect("a string serializes"),
                 created,
+                endpoint: family.endpoints()[0],
             },
             missing: MissingReason::expired(),
             missing_by_job: BTreeMap::new(),

@@ -20,7 +20,7 @@ use crate::batch_folder::{
     LockOptions, ManifestOptions, PreparedGeneration, Replace, Start,
 };
 use crate::io::{ChunkSource, Destination, ObjectWriter};
-use crate::record::{Family, LineOptions, MapOptions, RecordIdStyle, UnknownModel};
+use crate::record::{Endpoint, Family, LineOptions, MapOptions, RecordIdStyle, UnknownModel};
 use commit::Committer;
 use lines::RequestLines;
 
@@ -33,6 +33,9 @@ pub struct ToBedrockOptions {
     pub model_id: String,
     /// Its family (derived from `model_id` by [`ToBedrockOptions::new`]).
     pub family: Family,
+    /// The OpenAI endpoint the input lines are for (one per file, as OpenAI requires; lines
+    /// naming another are rejected). It decides the responses' shape on the way back.
+    pub endpoint: Endpoint,
     /// How request bodies are mapped.
     pub map: MapOptions,
     /// Records per file at most (Bedrock default quota: 50,000).
@@ -62,6 +65,7 @@ impl std::fmt::Debug for ToBedrockOptions {
         f.debug_struct("ToBedrockOptions")
             .field("model_id", &self.model_id)
             .field("family", &self.family)
+            .field("endpoint", &self.endpoint)
             .field("map", &self.map)
             .field("records_per_file", &self.records_per_file)
             .field("bytes_per_file", &self.bytes_per_file)
@@ -87,6 +91,7 @@ impl ToBedrockOptions {
         ToBedrockOptions {
             model_id: model_id.to_owned(),
             family,
+            endpoint: family.endpoints()[0],
             map: MapOptions::new(family, model_id),
             records_per_file: 50_000,
             bytes_per_file: 1_000_000_000,
@@ -107,7 +112,7 @@ impl ToBedrockOptions {
             model_id: self.model_id.clone(),
             family: self.family.name().to_owned(),
             invocation_type: self.family.invocation_type().to_owned(),
-            endpoint: self.family.endpoint().to_owned(),
+            endpoint: self.endpoint.url().to_owned(),
             options: ManifestOptions {
                 max_tokens: self.map.default_max_tokens,
                 drop_unsupported: self.map.drop_unsupported,
@@ -305,6 +310,7 @@ pub async fn prepare_to_bedrock(
                 family: opts.family,
                 map: opts.map.clone(),
                 record_id,
+                endpoint: Some(opts.endpoint),
             },
         },
         opts.max_line_bytes,

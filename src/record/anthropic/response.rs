@@ -290,6 +290,7 @@ mod tests {
             fallback_id: "chatcmpl-x",
             model: "\"m\"",
             created: 7,
+            endpoint: crate::record::Endpoint::ChatCompletions,
         };
         let mut out = Vec::new();
         let usage = write_chat_completion(raw, &ctx, &mut out)?;
@@ -354,6 +355,7 @@ mod tests {
                 prompt_tokens: 15,
                 completion_tokens: 5,
                 cached_tokens: 3,
+                reasoning_tokens: 0,
                 adjusted: false
             }
         );

@@ -3,9 +3,17 @@
 //! Every value the converters pass through unchanged (message text, schemas, ids) stays a borrowed
 //! [`RawValue`]: a slice of the input line with its escapes intact.
 
+mod completions;
+mod members;
+mod responses;
 mod scan;
 
 pub(crate) use scan::chat_line;
+
+/// Rewrites a `/v1/completions` body as a chat body.
+pub(crate) use completions::to_chat as completions_to_chat;
+/// Rewrites a `/v1/responses` body as a chat body.
+pub(crate) use responses::to_chat as responses_to_chat;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,11 +22,9 @@ use crate::record::Raw;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::endpoint::{self, Endpoint};
 use super::json::{self, Kind};
 use super::reject::{Reject, RejectCode};
-
-/// The chat completions endpoint, the one URL the Claude family serves.
-pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
 
 /// One line of an OpenAI batch input file, with every member borrowed from the line.
 #[derive(Debug, Deserialize)]
@@ -44,6 +50,8 @@ pub struct Envelope<'a> {
     pub custom_id: Raw<'a>,
     /// The request body (an object).
     pub body: Raw<'a>,
+    /// The endpoint `url` names.
+    pub endpoint: Endpoint,
 }
 
 impl<'a> BatchLine<'a> {
@@ -66,10 +74,11 @@ impl<'a> BatchLine<'a> {
         })
     }
 
-    /// Checks `custom_id`, `method` and `url` (which must be `expected_url`) and that `body` is
-    /// an object.
-    pub fn check(&self, expected_url: &str) -> Result<Envelope<'a>, Reject> {
-        let custom_id = check_envelope(self.custom_id, self.method, self.url, expected_url)?;
+    /// Checks `custom_id`, `method` and `url` (which must name one of `accepts`, of the family's
+    /// `served`) and that `body` is an object.
+    pub fn check(&self, accepts: &[Endpoint], served: &[Endpoint]) -> Result<Envelope<'a>, Reject> {
+        let (custom_id, endpoint) =
+            check_envelope(self.custom_id, self.method, self.url, accepts, served)?;
         let body = match self.body {
             Some(raw) if Kind::of(raw) == Kind::Object => raw,
             Some(raw) => {
@@ -80,7 +89,11 @@ impl<'a> BatchLine<'a> {
             }
             None => return Err(Reject::invalid("body is missing")),
         };
-        Ok(Envelope { custom_id, body })
+        Ok(Envelope {
+            custom_id,
+            body,
+            endpoint,
+        })
     }
 }
 
@@ -104,13 +117,15 @@ pub struct ChatLine<'a> {
     pub body: Option<ChatRequest<'a>>,
 }
 
-/// Checks the envelope members of a batch line; returns the `custom_id` literal.
+/// Checks the envelope members of a batch line; returns the `custom_id` literal and the endpoint
+/// `url` names, which must be one of `accepts` (of the family's `served`, which a reject names).
 pub fn check_envelope<'a>(
     custom_id: Option<Raw<'a>>,
     method: Option<Raw<'a>>,
     url: Option<Raw<'a>>,
-    expected_url: &str,
-) -> Result<Raw<'a>, Reject> {
+    accepts: &[Endpoint],
+    served: &[Endpoint],
+) -> Result<(Raw<'a>, Endpoint), Reject> {
     let custom_id = match custom_id {
         None => {
             return Err(Reject::new(
@@ -155,21 +170,31 @@ pub fn check_envelope<'a>(
             ))
         }
     }
-    let url_text = url.map(|raw| json::str_value(raw, "url"));
-    match (url, url_text) {
-        (Some(_), Some(Ok(text))) if text == expected_url => {}
-        (Some(raw), _) => {
-            return Err(Reject::new(
-                RejectCode::InvalidUrl,
-                format!(
-                    "url {} is not served by this model family (expected \"{expected_url}\")",
-                    raw.get()
-                ),
-            ))
-        }
-        (None, _) => return Err(Reject::new(RejectCode::InvalidUrl, "url is missing")),
+    let Some(url) = url else {
+        return Err(Reject::new(RejectCode::InvalidUrl, "url is missing"));
+    };
+    let named = json::str_value(url, "url")
+        .ok()
+        .and_then(|text| Endpoint::from_url(&text));
+    match named {
+        Some(endpoint) if accepts.contains(&endpoint) => Ok((custom_id, endpoint)),
+        Some(endpoint) if served.contains(&endpoint) => Err(Reject::new(
+            RejectCode::InvalidUrl,
+            format!(
+                "url {} differs from this batch's endpoint {} (one batch file holds lines for one endpoint; the CLI's --endpoint names it)",
+                url.get(),
+                endpoint::list(accepts)
+            ),
+        )),
+        _ => Err(Reject::new(
+            RejectCode::InvalidUrl,
+            format!(
+                "url {} is not served by this model family (expected {})",
+                url.get(),
+                endpoint::list(accepts)
+            ),
+        )),
     }
-    Ok(custom_id)
 }
 
 /// serde_json's message with "at line 1 column N" shortened to "at column N": a batch line is
@@ -382,6 +407,9 @@ pub struct ChatRequest<'a> {
     pub response_format: Option<Raw<'a>>,
     /// `reasoning_effort`.
     pub reasoning_effort: Option<Raw<'a>>,
+    /// The prompt of a `/v1/completions` line (also its one user message): the text-prompt
+    /// families send it as it is, with no chat template around it.
+    pub prompt: Option<Raw<'a>>,
     /// Members set to values no family supports (see [`Unsupported`]).
     pub unsupported: Vec<(&'static str, Unsupported)>,
     /// Members this crate does not know, by name.
@@ -526,8 +554,12 @@ mod tests {
 
     #[test]
     fn envelope_checks_name_the_key_at_fault() {
-        let check =
-            |line: &str| BatchLine::parse(line).and_then(|l| l.check(CHAT_COMPLETIONS).map(|_| ()));
+        let check = |line: &str| {
+            BatchLine::parse(line).and_then(|l| {
+                l.check(&[Endpoint::ChatCompletions], Endpoint::CHAT)
+                    .map(|_| ())
+            })
+        };
         let ok = r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"messages":[]}}"#;
         assert!(check(ok).is_ok());
         let cases = [

@@ -1,0 +1,99 @@
+//! A JSON object read as its members in order, each value raw, and the chat body such members
+//! are translated into: for bodies read as chat requests (Responses and legacy completions).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::record::json::{self, Kind, Obj};
+use crate::record::{Raw, Reject};
+
+/// The members of an object, in order, with their raw values. A key written twice (in any
+/// spelling) is refused, as serde refuses a duplicate field.
+pub(crate) struct Members<'a>(pub Vec<(Cow<'a, str>, Raw<'a>)>);
+
+impl<'a> Members<'a> {
+    /// Reads the object `raw` (at `path`, for messages).
+    pub(crate) fn of(raw: Raw<'a>, path: impl fmt::Display + Copy) -> Result<Self, Reject> {
+        json::expect(raw, Kind::Object, path)?;
+        let m: Members<'a> = json::parse(raw, path)?;
+        Ok(m)
+    }
+
+    /// The value of `key` (null counts as absent, as in OpenAI's API).
+    pub(crate) fn get(&self, key: &str) -> Option<Raw<'a>> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null")
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut out: Vec<(Cow<'de, str>, Raw<'de>)> = Vec::new();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value: Raw<'de> = map.next_value()?;
+                    if out.iter().any(|(k, _)| k == &key) {
+                        return Err(de::Error::custom(format_args!("duplicate member `{key}`")));
+                    }
+                    out.push((key, value));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A Responses (or completions) body rewritten as a chat body.
+pub(crate) struct Translated<'a> {
+    /// The chat body (JSON).
+    pub body: String,
+    /// The `model` literal of the line's own body.
+    pub model: Option<Raw<'a>>,
+    /// Key paths of the chat body and what they are in the line, most specific first.
+    pub(crate) renames: Vec<(String, String)>,
+}
+
+impl<'a> Translated<'a> {
+    /// An empty translation of the body with these members.
+    pub(crate) fn new(members: &Members<'a>) -> Self {
+        Translated {
+            body: String::new(),
+            model: members
+                .get("model")
+                .filter(|m| Kind::of(*m) == Kind::String),
+            renames: Vec::new(),
+        }
+    }
+
+    /// The reject with the chat body's key paths named as the line writes them.
+    pub(crate) fn rephrase(&self, mut reject: Reject) -> Reject {
+        for (chat, line) in &self.renames {
+            if reject.message.contains(chat.as_str()) {
+                reject.message = reject.message.replace(chat.as_str(), line);
+            }
+        }
+        reject
+    }
+}
+
+/// Writes a member the chat path does not know, under `name` (so its refusal names it).
+pub(crate) fn unknown(o: &mut Obj<'_>, name: &str, value: Raw<'_>) {
+    let mut key = Vec::new();
+    crate::record::json::write_str(&mut key, name);
+    // `Obj::key` takes keys that need no escaping; this one may.
+    let key = String::from_utf8(key).expect("UTF-8");
+    o.raw(&key[1..key.len() - 1], value.get());
+}

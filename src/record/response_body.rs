@@ -1,0 +1,176 @@
+//! The response bodies of the `/v1/responses` and `/v1/completions` endpoints, written from the
+//! same [`Choice`] every chat family fills for a `chat.completion` (so no family maps them).
+
+use super::completion::{join_literals, Arguments, Choice, CompletionContext, Usage};
+use super::json::{write_str, Arr, Obj};
+use super::Raw;
+
+/// The hex part of the context's fallback id (`chatcmpl-<hex>`): the ids of the objects and
+/// items written here are made from it, so a re-run writes the same ids.
+fn hex<'c>(ctx: &CompletionContext<'c>) -> &'c str {
+    ctx.fallback_id
+        .split_once(['-', '_'])
+        .map_or(ctx.fallback_id, |(_, h)| h)
+}
+
+/// Writes a Responses API `response` object.
+pub(crate) fn write_response(
+    choice: &Choice<'_>,
+    finish: &str,
+    usage: Option<&Usage>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) {
+    let hex = hex(ctx);
+    let incomplete = match finish {
+        "length" => Some("max_output_tokens"),
+        "content_filter" => Some("content_filter"),
+        _ => None,
+    };
+    let status = if incomplete.is_some() {
+        "incomplete"
+    } else {
+        "completed"
+    };
+    let mut o = Obj::open(out);
+    o.string("id", &format!("resp_{hex}"));
+    o.raw("object", "\"response\"");
+    o.raw("created_at", &ctx.created.to_string());
+    o.string("status", status);
+    o.raw("background", "false");
+    o.raw("error", "null");
+    match incomplete {
+        Some(reason) => {
+            let mut d = Obj::open(o.key("incomplete_details"));
+            d.string("reason", reason);
+            d.close();
+        }
+        None => o.raw("incomplete_details", "null"),
+    }
+    o.raw("instructions", "null");
+    o.raw("max_output_tokens", "null");
+    o.raw("model", ctx.model);
+    {
+        let mut items = Arr::open(o.key("output"));
+        if !choice.reasoning.is_empty() {
+            let mut r = Obj::open(items.next());
+            r.string("id", &format!("rs_{hex}"));
+            r.raw("type", "\"reasoning\"");
+            let mut summary = Arr::open(r.key("summary"));
+            let mut s = Obj::open(summary.next());
+            s.raw("type", "\"summary_text\"");
+            join_literals(&choice.reasoning, s.key("text"));
+            s.close();
+            summary.close();
+            r.close();
+        }
+        if choice.structured.is_some() || !choice.texts.is_empty() || choice.calls.is_empty() {
+            let mut m = Obj::open(items.next());
+            m.string("id", &format!("msg_{hex}"));
+            m.raw("type", "\"message\"");
+            m.string("status", status);
+            m.raw("role", "\"assistant\"");
+            let mut content = Arr::open(m.key("content"));
+            if choice.structured.is_some() || !choice.texts.is_empty() {
+                let mut t = Obj::open(content.next());
+                t.raw("type", "\"output_text\"");
+                write_text(choice, t.key("text"));
+                t.raw("annotations", "[]");
+                t.raw("logprobs", "[]");
+                t.close();
+            }
+            content.close();
+            m.close();
+        }
+        for (i, call) in choice.calls.iter().enumerate() {
+            let mut f = Obj::open(items.next());
+            f.string("id", &format!("fc_{hex}_{i}"));
+            f.raw("type", "\"function_call\"");
+            f.string("status", "completed");
+            f.raw("call_id", call.id.get());
+            f.raw("name", call.name.get());
+            write_arguments(&call.arguments, f.key("arguments"));
+            f.close();
+        }
+        items.close();
+    }
+    o.raw("parallel_tool_calls", "true");
+    o.raw("previous_response_id", "null");
+    {
+        let mut r = Obj::open(o.key("reasoning"));
+        r.raw("effort", "null");
+        r.raw("summary", "null");
+        r.close();
+    }
+    o.raw("store", "false");
+    o.raw("temperature", "null");
+    o.raw("text", "{\"format\":{\"type\":\"text\"}}");
+    o.raw("tool_choice", "\"auto\"");
+    o.raw("tools", "[]");
+    o.raw("top_p", "null");
+    o.raw("truncation", "\"disabled\"");
+    match usage {
+        Some(u) => {
+            let mut w = Obj::open(o.key("usage"));
+            w.raw("input_tokens", &u.prompt_tokens.to_string());
+            w.raw(
+                "input_tokens_details",
+                &format!("{{\"cached_tokens\":{}}}", u.cached_tokens),
+            );
+            w.raw("output_tokens", &u.completion_tokens.to_string());
+            w.raw(
+                "output_tokens_details",
+                &format!("{{\"reasoning_tokens\":{}}}", u.reasoning_tokens),
+            );
+            w.raw("total_tokens", &u.total_tokens().to_string());
+            w.close();
+        }
+        None => o.raw("usage", "null"),
+    }
+    o.raw("metadata", "{}");
+    o.close();
+}
+
+/// Writes a legacy `text_completion` object: the answer's text in its one choice.
+pub(crate) fn write_text_completion(
+    choice: &Choice<'_>,
+    finish: &str,
+    usage: Option<&Usage>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) {
+    let mut o = Obj::open(out);
+    o.string("id", &format!("cmpl-{}", hex(ctx)));
+    o.raw("object", "\"text_completion\"");
+    o.raw("created", &ctx.created.to_string());
+    o.raw("model", ctx.model);
+    {
+        let mut choices = Arr::open(o.key("choices"));
+        let mut c = Obj::open(choices.next());
+        write_text(choice, c.key("text"));
+        c.raw("index", "0");
+        c.raw("logprobs", "null");
+        c.string("finish_reason", finish);
+        c.close();
+        choices.close();
+    }
+    super::completion::write_usage(usage, o.key("usage"));
+    o.close();
+}
+
+/// The answer's text as one string literal: the structured answer, or the texts joined.
+fn write_text(choice: &Choice<'_>, out: &mut Vec<u8>) {
+    match (choice.structured, choice.texts.as_slice()) {
+        (Some(input), _) => write_str(out, input.get()),
+        (None, []) => out.extend_from_slice(b"\"\""),
+        (None, texts) => join_literals(texts, out),
+    }
+}
+
+/// A tool call's arguments as the string OpenAI writes.
+pub(crate) fn write_arguments(arguments: &Arguments<'_>, out: &mut Vec<u8>) {
+    match arguments {
+        Arguments::Object(input) => write_str(out, input.get()),
+        Arguments::Text(text) => out.extend_from_slice(Raw::get(*text).as_bytes()),
+    }
+}
