@@ -470,15 +470,29 @@ fn upload_create_poll_download_every_custom_id_once() {
     ] {
         assert!(ids.contains(&want), "{want} in {ids:?}");
     }
-    // Input files are not kept as uploaded; saying so beats a silent empty answer.
-    let (status, _) = e.request(
+    // The upload comes back byte for byte as it was sent.
+    let (status, body) = e.request(
         "GET",
         &format!("/v1/files/{file_id}/content"),
         Some(ALICE),
         None,
         Vec::new(),
     );
-    assert_eq!(status, 400);
+    assert_eq!(status, 200);
+    assert_eq!(body, common::sample(150));
+    // Result files say their size.
+    for id in [&done["output_file_id"], &done["error_file_id"]] {
+        let id = id.as_str().unwrap();
+        let (_, f) = e.json("GET", &format!("/v1/files/{id}"), ALICE, None);
+        let (_, content) = e.request(
+            "GET",
+            &format!("/v1/files/{id}/content"),
+            Some(ALICE),
+            None,
+            Vec::new(),
+        );
+        assert_eq!(f["bytes"], content.len(), "{id}");
+    }
     // Deleted: gone for good.
     let (status, del) = e.json("DELETE", &format!("/v1/files/{file_id}"), ALICE, None);
     assert_eq!((status, &del["deleted"]), (200, &json!(true)));
@@ -793,5 +807,55 @@ fn requests_are_read_as_written() {
     assert!(
         message.starts_with("reading the upload: ") && message.contains("incomplete"),
         "{message}"
+    );
+}
+
+#[test]
+fn models_are_the_ones_the_key_may_use() {
+    let e = Env::new("models");
+    let (status, list) = e.json("GET", "/v1/models", ALICE, None);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-4o-mini"]);
+    let (status, m) = e.json("GET", "/v1/models/gpt-4o-mini", ALICE, None);
+    assert_eq!((status, &m["object"]), (200, &json!("model")));
+    // Another key's model, and one not configured, do not exist for this key.
+    for name in ["other", "gpt-5"] {
+        let (status, err) = e.json("GET", &format!("/v1/models/{name}"), ALICE, None);
+        assert_eq!(status, 404, "{name}: {err}");
+        assert_eq!(err["error"]["code"], "model_not_found");
+    }
+    let (status, _) = e.json("GET", "/v1/models", "sk-wrong", None);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn a_server_keeping_no_uploads_says_so_and_writes_none() {
+    let mut e = Env::new("nokeep");
+    e.shut_down();
+    e.config.keep_uploads = false;
+    e.start();
+    let (status, file) = e.upload(ALICE, &common::sample(150));
+    assert_eq!(status, 200, "{file}");
+    let id = file["id"].as_str().unwrap();
+    let (status, body) = e.request(
+        "GET",
+        &format!("/v1/files/{id}/content"),
+        Some(ALICE),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("keep_uploads = false"));
+    let (keys, _) = e.stored();
+    assert!(
+        !keys.iter().any(|k| k.ends_with("upload.jsonl")),
+        "{keys:?}"
     );
 }

@@ -401,4 +401,10 @@ pub struct ResultsRecord {
     pub cached_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
+    /// The output file's size (absent in records of older versions).
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    /// The error file's size (absent in records of older versions).
+    #[serde(default)]
+    pub errors_bytes: Option<u64>,
 }

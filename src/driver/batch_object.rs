@@ -495,6 +495,8 @@ mod tests {
             input_tokens: 100,
             cached_tokens: 10,
             output_tokens: 50,
+            output_bytes: Some(700),
+            errors_bytes: Some(80),
         };
         let ctx = BatchContext {
             id: "batch_x".into(),

@@ -10,6 +10,7 @@
 //! [`ObjectWriter::finish`]) created by a [`Destination`] (a folder of objects). Local files and
 //! stdout implement them here; other stores implement the same two traits.
 
+mod counted;
 mod journal;
 mod local;
 mod memory;
@@ -24,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use tokio::io::AsyncRead;
 
+pub use counted::Counted;
 pub use journal::JournalEntry;
 pub(crate) use local::{host_name, pid_alive};
 pub use local::{FileSource, LocalDir, LocalFile, StdWriter};

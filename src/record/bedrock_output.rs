@@ -377,6 +377,7 @@ mod tests {
                 prompt_tokens: 1,
                 completion_tokens: 2,
                 cached_tokens: 0,
+                cache_write_tokens: 0,
                 reasoning_tokens: 0,
                 adjusted: false
             })

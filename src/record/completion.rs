@@ -29,6 +29,8 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Prompt tokens read from the cache.
     pub cached_tokens: u64,
+    /// Prompt tokens written to the cache.
+    pub cache_write_tokens: u64,
     /// Generated tokens spent on reasoning, when the model says (else 0).
     pub reasoning_tokens: u64,
     /// A count the model reported could not be a count (negative, fractional, beyond 2^64−1),
@@ -49,6 +51,7 @@ impl Usage {
             prompt_tokens: prompt.unwrap_or(u64::MAX),
             completion_tokens: output.n,
             cached_tokens: read.n,
+            cache_write_tokens: write.n,
             reasoning_tokens: 0,
             adjusted: prompt.is_none()
                 || input.adjusted

@@ -115,7 +115,10 @@ pub(crate) fn write_response(
             w.raw("input_tokens", &u.prompt_tokens.to_string());
             w.raw(
                 "input_tokens_details",
-                &format!("{{\"cached_tokens\":{}}}", u.cached_tokens),
+                &format!(
+                    "{{\"cached_tokens\":{},\"cache_write_tokens\":{}}}",
+                    u.cached_tokens, u.cache_write_tokens
+                ),
             );
             w.raw("output_tokens", &u.completion_tokens.to_string());
             w.raw(

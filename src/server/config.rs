@@ -145,6 +145,14 @@ pub struct ServerConfig {
     /// API keys.
     #[serde(default)]
     pub keys: Vec<ApiKey>,
+    /// Keep each upload as it was sent, beside its conversion (written in the same pass), so
+    /// that its content can be downloaded as OpenAI allows; `false` halves an upload's writes.
+    #[serde(default = "default_keep_uploads")]
+    pub keep_uploads: bool,
+}
+
+fn default_keep_uploads() -> bool {
+    true
 }
 
 /// The SHA-256 of a key, in hex, as the configuration stores it.

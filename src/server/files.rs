@@ -19,7 +19,7 @@ use super::{ok, Server};
 use crate::batch_folder::{
     FolderWriter, GenerationWriter, InputIdentity, LockOptions, Replace, Start,
 };
-use crate::io::{chunk_stream, ChunkSource};
+use crate::io::{chunk_stream, ChunkSource, ObjectWriter};
 use crate::pipeline::{prepare_to_bedrock, BedrockOutput, PreparedConversion, ToBedrockOptions};
 use crate::record::Endpoint;
 
@@ -34,13 +34,13 @@ pub(crate) async fn upload(
     let mut form = form.map_err(|_| {
         ApiError::bad("expected a multipart/form-data upload with `file` and `purpose`")
     })?;
-    let mut uploaded: Option<(FileRecord, PreparedConversion)> = None;
+    let mut uploaded: Option<Staged> = None;
     let checked = read_form(&server, &caller, &mut form, &mut uploaded).await;
-    let (file, prepared) = match (checked, uploaded) {
+    let staged = match (checked, uploaded) {
         (Ok(()), Some(u)) => u,
         (result, uploaded) => {
-            if let Some((_, prepared)) = uploaded {
-                prepared.abort().await;
+            if let Some(staged) = uploaded {
+                staged.abort().await;
             }
             return Err(result
                 .err()
@@ -49,7 +49,7 @@ pub(crate) async fn upload(
     };
     // From here on the upload is stored whole or not at all, even if the client goes away
     // (which drops this future): the commit and the record run in a task of their own.
-    let stored = tokio::spawn(store(server, file, prepared));
+    let stored = tokio::spawn(store(server, staged));
     let file = stored
         .await
         .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))??;
@@ -62,7 +62,7 @@ async fn read_form(
     server: &Server,
     caller: &Caller,
     form: &mut Multipart,
-    uploaded: &mut Option<(FileRecord, PreparedConversion)>,
+    uploaded: &mut Option<Staged>,
 ) -> ApiResult<()> {
     let broken = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad(format!("reading the upload: {}", multipart_words(&e)))
@@ -92,17 +92,46 @@ async fn read_form(
     }
 }
 
-/// Commits a converted upload and writes its record; a folder whose record cannot be written
-/// is removed (it would be a tenant's data no one can see or delete).
+/// An upload converted (and kept as sent, unless the server keeps none), nothing of it visible
+/// yet.
+struct Staged {
+    file: FileRecord,
+    prepared: PreparedConversion,
+    original: Option<Box<dyn ObjectWriter>>,
+}
+
+impl Staged {
+    /// Discards everything written.
+    async fn abort(self) {
+        self.prepared.abort().await;
+        if let Some(w) = self.original {
+            let _ = w.abort().await;
+        }
+    }
+}
+
+/// Commits a converted upload (the kept original first) and writes its record; a folder whose
+/// conversion or record cannot be committed is removed (it would be a tenant's data no one can
+/// see or delete).
 async fn store(
     server: Arc<Server>,
-    mut file: FileRecord,
-    prepared: PreparedConversion,
+    Staged {
+        mut file,
+        prepared,
+        original,
+    }: Staged,
 ) -> ApiResult<FileRecord> {
-    prepared
-        .commit()
-        .await
-        .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
+    if let Some(w) = original {
+        if let Err(e) = w.finish().await {
+            prepared.abort().await;
+            return Err(ApiError::internal(format!("keeping the upload: {e}")));
+        }
+        file.kept = true;
+    }
+    if let Err(e) = prepared.commit().await {
+        server.staging.remove_folder(&file.id).await;
+        return Err(ApiError::internal(format!("storing the upload: {e}")));
+    }
     file.purpose = "batch".into();
     if let Err(e) = server.staging.save_file(&file).await {
         server.staging.remove_folder(&file.id).await;
@@ -158,7 +187,7 @@ async fn convert_upload(
     server: &Server,
     mut field: Field<'_>,
     caller: &Caller,
-) -> ApiResult<(FileRecord, PreparedConversion)> {
+) -> ApiResult<Staged> {
     let filename = field.file_name().unwrap_or("upload.jsonl").to_owned();
     let head = read_head(&mut field).await?;
     let alias = server.config.models.get(&head.model).ok_or_else(|| {
@@ -190,6 +219,16 @@ async fn convert_upload(
     opts.source = InputIdentity::named(&filename);
     let id = new_id("file-");
     let writer = new_generation(server, &id, &opts).await?;
+    let mut original = match server.config.keep_uploads {
+        true => match server.staging.upload_writer(&id).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                GenerationWriter::abort(*writer).await;
+                return Err(e.into());
+            }
+        },
+        false => None,
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Upload>(4);
     let conversion = tokio::spawn(async move {
         prepare_to_bedrock(ChannelSource(rx), BedrockOutput::Folder(writer), &opts).await
@@ -199,20 +238,26 @@ async fn convert_upload(
         model,
         endpoint,
     } = head;
-    let fed = feed(first, &mut field, tx).await;
+    let fed = feed(first, &mut field, tx, original.as_deref_mut()).await;
     let prepared = conversion
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::bad(format!("converting the upload: {e}")));
     let (bytes, prepared) = match (fed, prepared) {
         (Ok(bytes), Ok(p)) => (bytes, p),
-        (Err(e), prepared) => {
-            if let Ok(p) = prepared {
-                p.abort().await;
+        (fed, prepared) => {
+            let error = match prepared {
+                Ok(p) => {
+                    p.abort().await;
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(w) = original {
+                let _ = w.abort().await;
             }
-            return Err(e);
+            return Err(fed.err().or(error).expect("one failed"));
         }
-        (Ok(_), Err(e)) => return Err(e),
     };
     let report = prepared.report();
     tracing::info!(
@@ -233,8 +278,13 @@ async fn convert_upload(
         endpoint,
         batch: None,
         deleted: false,
+        kept: false,
     };
-    Ok((record, prepared))
+    Ok(Staged {
+        file: record,
+        prepared,
+        original,
+    })
 }
 
 /// A new file's batch folder, its generation started.
@@ -264,14 +314,18 @@ async fn new_generation(
 }
 
 /// Hands the upload to the converter: `first` (read already), then the rest of the field, then
-/// an explicit end. Returns the bytes uploaded.
+/// an explicit end; each chunk also to `original`, when the upload is kept as sent. Returns the
+/// bytes uploaded.
 async fn feed(
     first: Vec<u8>,
     field: &mut Field<'_>,
     tx: tokio::sync::mpsc::Sender<Upload>,
+    mut original: Option<&mut (dyn ObjectWriter + 'static)>,
 ) -> ApiResult<u64> {
     let mut bytes = first.len() as u64;
-    if tx.send(Upload::Data(Bytes::from(first))).await.is_err() {
+    let first = Bytes::from(first);
+    keep(&mut original, &first).await?;
+    if tx.send(Upload::Data(first)).await.is_err() {
         // The converter stopped; its error says why.
         return Ok(bytes);
     }
@@ -279,6 +333,7 @@ async fn feed(
         match field.chunk().await {
             Ok(Some(chunk)) => {
                 bytes += chunk.len() as u64;
+                keep(&mut original, &chunk).await?;
                 if tx.send(Upload::Data(chunk)).await.is_err() {
                     return Ok(bytes);
                 }
@@ -293,6 +348,20 @@ async fn feed(
                 return Err(ApiError::bad(message));
             }
         }
+    }
+}
+
+/// Writes `chunk` to the kept upload, if any.
+async fn keep(
+    original: &mut Option<&mut (dyn ObjectWriter + 'static)>,
+    chunk: &Bytes,
+) -> ApiResult<()> {
+    match original {
+        Some(w) => w
+            .write(chunk.clone())
+            .await
+            .map_err(|e| ApiError::internal(format!("keeping the upload: {e}"))),
+        None => Ok(()),
     }
 }
 
@@ -351,17 +420,21 @@ pub(crate) async fn delete_file(
     Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
 }
 
-/// `GET /v1/files/{id}/content`: a batch's output or error file, streamed from storage.
+/// `GET /v1/files/{id}/content`: an upload as it was sent, or a batch's output or error file,
+/// streamed from storage.
 pub(crate) async fn file_content(
     State(server): State<Arc<Server>>,
     caller: Caller,
     Id(id): Id,
 ) -> ApiResult<Response> {
     let Some((batch_id, which)) = output_file(&id) else {
-        caller.file(&server, &id).await?;
-        return Err(ApiError::bad(
-            "input files are converted as they are uploaded and not kept; the content of a batch's output and error files can be downloaded",
-        ));
+        let f = caller.file(&server, &id).await?;
+        if !f.kept {
+            return Err(ApiError::bad(
+                "this upload was converted as it arrived and not kept (the server runs with keep_uploads = false); the content of a batch's output and error files can be downloaded",
+            ));
+        }
+        return stream(&server, &server.staging.upload_file(&id)).await;
     };
     let b = caller
         .batch(&server, &batch_id)
@@ -393,11 +466,16 @@ pub(crate) async fn file_content(
             b.id
         )));
     }
+    stream(&server, &server.staging.result_file(&b.input_file_id, name)).await
+}
+
+/// The object at `at`, streamed as the response body.
+async fn stream(server: &Server, at: &crate::io::Location) -> ApiResult<Response> {
     let (source, _) = server
         .storage
-        .open(&server.staging.result_file(&b.input_file_id, name))
+        .open(at)
         .await
-        .map_err(|e| ApiError::internal(format!("{uri}: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("{at}: {e}")))?;
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -418,13 +496,23 @@ pub(crate) async fn result_files(
         return Ok(None);
     };
     let (out_id, err_id) = output_ids(&b.id);
-    let object = |id: &str, name: &str, purpose: &str| {
-        json!({"id": id, "object": "file", "bytes": Value::Null, "created_at": r.finished_at,
+    let object = |id: &str, name: &str, purpose: &str, bytes: Option<u64>| {
+        json!({"id": id, "object": "file", "bytes": bytes, "created_at": r.finished_at,
                "filename": name, "purpose": purpose, "status": "processed", "status_details": null})
     };
     Ok(Some((
-        object(&out_id, "batch_output.jsonl", "batch_output"),
-        object(&err_id, "batch_errors.jsonl", "batch_output"),
+        object(
+            &out_id,
+            "batch_output.jsonl",
+            "batch_output",
+            r.output_bytes,
+        ),
+        object(
+            &err_id,
+            "batch_errors.jsonl",
+            "batch_output",
+            r.errors_bytes,
+        ),
     )))
 }
 

@@ -18,7 +18,7 @@
 //!
 //! The rooms: this module builds the router (axum; tower layers for body limits, timeouts and
 //! request logs) and runs it; [`auth`] says who calls, [`files`] and [`batches`] answer the
-//! routes, [`worker`] moves batches along in the background, [`state`] reads and writes the
+//! routes ([`models`] lists the models a key may use), [`worker`] moves batches along in the background, [`state`] reads and writes the
 //! records, [`error`] turns every error into OpenAI's shape, [`config`] reads the configuration.
 //! The server must not convert lines or build batch-folder paths itself: uploads go through the
 //! pipeline into a folder the batch-folder module writes, and batches through the driver.
@@ -29,6 +29,7 @@ mod config;
 mod error;
 mod extract;
 mod files;
+mod models;
 mod state;
 mod worker;
 
@@ -84,6 +85,8 @@ pub struct Server {
     storage: Arc<Storage>,
     driver: Driver,
     staging: Staging,
+    /// Unix seconds when the server started: the `created` of its Model objects.
+    started_at: i64,
     /// One lock per file or batch id: two requests racing on one batch take turns.
     locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -119,6 +122,7 @@ impl Server {
             storage,
             driver,
             staging,
+            started_at: state::now(),
             locks: Default::default(),
         }))
     }
@@ -173,6 +177,8 @@ impl Server {
             )
             .route("/v1/batches/{id}", get(batches::get_batch))
             .route("/v1/batches/{id}/cancel", post(batches::cancel_batch))
+            .route("/v1/models", get(models::list_models))
+            .route("/v1/models/{id}", get(models::get_model))
             .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,

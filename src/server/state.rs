@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::BatchObject;
-use crate::io::{Destination, Location, Storage};
+use crate::io::{Destination, Location, ObjectWriter, Storage};
 
 /// A record of the server's state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,9 @@ pub struct FileRecord {
     /// Deleted by its owner.
     #[serde(default)]
     pub deleted: bool,
+    /// The upload is kept as it was sent (see [`Staging::upload_path`]).
+    #[serde(default)]
+    pub kept: bool,
 }
 
 /// A batch.
@@ -175,6 +178,30 @@ impl Staging {
     /// relative to the staging prefix.
     pub fn result_path(id: &str, name: &str) -> String {
         format!("{}results/{name}", file_folder(id))
+    }
+
+    /// Where upload `id` is kept as it was sent, relative to the staging prefix: beside its
+    /// record, outside the batch folder's own files.
+    pub fn upload_path(id: &str) -> String {
+        format!("{}upload.jsonl", file_folder(id))
+    }
+
+    /// [`upload_path`](Self::upload_path) as a place.
+    pub fn upload_file(&self, id: &str) -> Location {
+        self.location.join(&Self::upload_path(id))
+    }
+
+    /// A writer for the kept upload `id` (nothing visible until it is finished).
+    pub async fn upload_writer(&self, id: &str) -> Result<Box<dyn ObjectWriter>, StateError> {
+        let rel = Self::upload_path(id);
+        self.dest
+            .create(&rel)
+            .await
+            .map_err(|source| StateError::Io {
+                doing: "writing",
+                uri: self.uri(&rel),
+                source,
+            })
     }
 
     /// [`result_path`](Self::result_path) as a place.

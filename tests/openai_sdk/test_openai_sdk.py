@@ -6,7 +6,8 @@ Usage: test_openai_sdk.py BEDROCK_BATCH_BINARY EMULATOR_BINARY
 Starts the emulator example (an S3 server and the Bedrock batch emulator on 127.0.0.1) and the
 server, then runs what a user of the SDK does: upload, create, poll, download; list with paging;
 cancel; a file with bad lines; wrong key, someone else's batch, a model the key may not use; a
-server restart in the middle of a batch. Prints "N passed, M failed".
+server restart in the middle of a batch; a Responses batch, parsed with the SDK's own Response
+model; the models a key may use; an upload downloaded as sent. Prints "N passed, M failed".
 """
 
 import hashlib
@@ -155,6 +156,43 @@ def test_round_trip(s, workdir):
     assert err[0]["response"]["status_code"] == 400
 
 
+def test_responses_models_and_original(s, workdir):
+    c = s.client(ALICE)
+    assert [m.id for m in c.models.list().data] == ["gpt-4o-mini"]
+    assert c.models.retrieve("gpt-4o-mini").object == "model"
+    try:
+        c.models.retrieve("other")
+        raise AssertionError("another key's model is listed")
+    except openai.NotFoundError:
+        pass
+    path = os.path.join(workdir, "responses.jsonl")
+    with open(path, "wb") as f:
+        for i in range(120):
+            body = {"model": "gpt-4o-mini", "instructions": "Be brief.", "max_output_tokens": 64,
+                    "input": [{"role": "user", "content": [{"type": "input_text", "text": f"Question {i}"}]}]}
+            f.write(json.dumps({"custom_id": f"request-{i}", "method": "POST", "url": "/v1/responses",
+                                "body": body}).encode() + b"\r\n")
+    original = open(path, "rb").read()
+    with open(path, "rb") as f:
+        file = c.files.create(file=f, purpose="batch")
+    assert c.files.content(file.id).content == original
+    batch = c.batches.create(input_file_id=file.id, endpoint="/v1/responses", completion_window="24h")
+    assert batch.endpoint == "/v1/responses"
+    done = wait(c, batch.id)
+    assert done.status == "completed", done
+    assert done.model == "gpt-4o-mini", done.model
+    assert done.usage is not None and done.usage.input_tokens > 0, done.usage
+    out, err = every_id_once(c, done, 120)
+    assert out and err
+    for line in out:
+        response = openai.types.responses.Response.model_validate(line["response"]["body"])
+        assert response.object == "response" and response.status == "completed", response
+        assert isinstance(response.output_text, str) and response.usage.input_tokens > 0
+    for file_id, n in ((done.output_file_id, len(c.files.content(done.output_file_id).content)),
+                       (done.error_file_id, len(c.files.content(done.error_file_id).content))):
+        assert c.files.retrieve(file_id).bytes == n, (file_id, n)
+
+
 def test_list_paging(s, workdir):
     c = s.client(ALICE)
     made = []
@@ -249,7 +287,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         s = Servers(binary, emulator, workdir)
         try:
-            for test in (test_round_trip, test_list_paging, test_cancel, test_bad_lines,
+            for test in (test_round_trip, test_responses_models_and_original, test_list_paging, test_cancel, test_bad_lines,
                          test_access, test_restart):
                 try:
                     test(s, workdir)

@@ -2,6 +2,7 @@
 //! only inform), and the folder's outputs converted and committed together with
 //! `results/report.json`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -9,7 +10,7 @@ use serde::Serialize;
 use super::super::Error;
 use super::{prepare_from_bedrock, FromBedrockOptions, FromBedrockReport, OutputFile};
 use crate::batch_folder::{FolderError, FolderWriter, ResultsRecord};
-use crate::io::ObjectWriter;
+use crate::io::{Counted, ObjectWriter};
 
 /// Totals from Bedrock's `manifest.json.out` files, summed over jobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -182,6 +183,9 @@ pub async fn collect_folder(
         output,
         errors,
     } = results;
+    let (ok, err) = (Counted::new(ok), Counted::new(err));
+    let (ok_bytes, err_bytes) = (ok.counter(), err.counter());
+    let (ok, err): (Box<dyn ObjectWriter>, Box<dyn ObjectWriter>) = (Box::new(ok), Box::new(err));
     let gathered = async {
         let reader = folder.current()?;
         let ledger = reader.ledger().await?;
@@ -237,6 +241,8 @@ pub async fn collect_folder(
         input_tokens: report.input_tokens,
         cached_tokens: report.cached_tokens,
         output_tokens: report.output_tokens,
+        output_bytes: Some(ok_bytes.load(Ordering::Relaxed)),
+        errors_bytes: Some(err_bytes.load(Ordering::Relaxed)),
     };
     folder.commit_results(writers, &record).await?;
     Ok(Collected { report, record })

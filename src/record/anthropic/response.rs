@@ -355,6 +355,7 @@ mod tests {
                 prompt_tokens: 15,
                 completion_tokens: 5,
                 cached_tokens: 3,
+                cache_write_tokens: 2,
                 reasoning_tokens: 0,
                 adjusted: false
             }
