@@ -337,7 +337,7 @@ pub fn convert_line_noted<'a>(
                 Ok((t.model, Endpoint::Responses))
             }
             Endpoint::Completions => {
-                let t = openai::completions_to_chat(body)?;
+                let t = openai::completions_to_chat(body, o, n)?;
                 let mut request =
                     ChatRequest::parse(Raw::validated(&t.body)).map_err(|r| t.rephrase(r))?;
                 request.prompt = request.messages.first().and_then(|m| m.content);

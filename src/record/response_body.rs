@@ -153,7 +153,16 @@ pub(crate) fn write_text_completion(
         write_text(choice, c.key("text"));
         c.raw("index", "0");
         c.raw("logprobs", "null");
-        c.string("finish_reason", finish);
+        // A completions request carries no tools; a call the model made anyway ends the text
+        // like a stop (the legacy object has no place for calls).
+        c.string(
+            "finish_reason",
+            if finish == "tool_calls" {
+                "stop"
+            } else {
+                finish
+            },
+        );
         c.close();
         choices.close();
     }

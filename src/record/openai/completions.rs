@@ -7,8 +7,9 @@
 //! `custom_id`, so they are refused with that reason, as are `suffix`, `echo` and `best_of` above
 //! one, which no Bedrock model does.
 
-use crate::record::json::{as_text, parse, whole_number, Arr, Kind, Obj};
-use crate::record::{Raw, Reject, RejectCode};
+use crate::record::conversation::refuse_fields;
+use crate::record::json::{as_text, expect, parse, whole_number, Arr, Kind, Obj};
+use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 use super::members::{unknown, Members, Translated};
 
@@ -26,11 +27,26 @@ const SAME_NAME: &[&str] = &[
     "seed",
 ];
 
+/// Chat completions members a completions body does not have: refused by name (or dropped).
+const CHAT_ONLY: &[&str] = &[
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+    "max_completion_tokens",
+];
+
 /// Members that describe the call.
 const IGNORED: &[&str] = &["model", "prompt", "stream", "stream_options", "user"];
 
 /// Rewrites a `/v1/completions` body as a chat body with the prompt as its one user message.
-pub(crate) fn to_chat(body: Raw<'_>) -> Result<Translated<'_>, Reject> {
+pub(crate) fn to_chat<'a>(
+    body: Raw<'a>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+) -> Result<Translated<'a>, Reject> {
     let members = Members::of(body, "body")?;
     let mut t = Translated::new(&members);
     let prompt = prompt(members.get("prompt"))?;
@@ -42,10 +58,12 @@ pub(crate) fn to_chat(body: Raw<'_>) -> Result<Translated<'_>, Reject> {
             );
         }
     }
-    if members.get("echo").is_some_and(|e| e.get() == "true") {
-        return refuse(
-            "body.echo: a Bedrock model does not repeat the prompt in its answer".into(),
-        );
+    if let Some(echo) = members.get("echo") {
+        if expect(echo, Kind::Bool, "body.echo")?.get() == "true" {
+            return refuse(
+                "body.echo: a Bedrock model does not repeat the prompt in its answer".into(),
+            );
+        }
     }
     if let Some(best_of) = members.get("best_of") {
         if whole_number(best_of.get()) != Some(1) {
@@ -74,6 +92,12 @@ pub(crate) fn to_chat(body: Raw<'_>) -> Result<Translated<'_>, Reject> {
             "suffix" | "echo" | "best_of" => {}
             name if SAME_NAME.contains(&name) => o.raw(name, value.get()),
             name if IGNORED.contains(&name) => {}
+            name if CHAT_ONLY.contains(&name) => refuse_fields(
+                &[(name, true)],
+                opts,
+                notes,
+                "a chat completions member; a completions line has only its prompt and sampling settings",
+            )?,
             name => unknown(&mut o, name, *value),
         }
     }
@@ -129,7 +153,8 @@ mod tests {
 
     fn chat(body: &str) -> Result<serde_json::Value, Reject> {
         let raw: Raw<'_> = serde_json::from_str(body).unwrap();
-        let t = to_chat(raw)?;
+        let opts = MapOptions::new(crate::record::Family::Anthropic, "");
+        let t = to_chat(raw, &opts, &mut Notes::default())?;
         Ok(serde_json::from_str(&t.body).unwrap())
     }
 
@@ -152,6 +177,18 @@ mod tests {
             (r#"{"prompt":"a","best_of":3}"#, "body.best_of"),
             (r#"{"max_tokens":3}"#, "body.prompt: missing"),
             (r#"{"prompt":""}"#, "body.prompt: empty"),
+            (
+                r#"{"prompt":"a","echo":1}"#,
+                "body.echo: expected a boolean",
+            ),
+            (
+                r#"{"prompt":"a","tools":[]}"#,
+                "body.tools: a chat completions member",
+            ),
+            (
+                r#"{"prompt":"a","messages":[]}"#,
+                "body.messages: a chat completions member",
+            ),
         ] {
             let e = chat(body).unwrap_err();
             assert!(e.message.contains(says), "{body}: {}", e.message);

@@ -16,6 +16,7 @@
 //! path; members this crate does not know go through by name, so the chat path's rule (refuse,
 //! or drop with `--drop-unsupported`) applies to them alike.
 
+use crate::record::conversation::refuse_fields;
 use crate::record::json::{as_text, expect, parse, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -42,6 +43,17 @@ const SAME_NAME: &[&str] = &[
     "top_p",
     "parallel_tool_calls",
     "top_logprobs",
+];
+
+/// Chat completions members a Responses body says otherwise: refused by name (or dropped), never
+/// honoured on the quiet.
+const CHAT_ONLY: &[&str] = &[
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "response_format",
+    "reasoning_effort",
 ];
 
 /// Rewrites a `/v1/responses` body as a chat completions body (see the module doc).
@@ -84,13 +96,22 @@ pub(crate) fn to_chat<'a>(
         }
         Kind::Array => {
             let items: Vec<Raw<'a>> = parse(input, "body.input")?;
+            // Function calls in a row are one assistant turn (as a chat model made them).
+            let mut calls: Vec<(Vec<u8>, String)> = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
                 let at = format!("body.input[{i}]");
-                let index = messages.len();
-                if let Some(message) = input_item(item, &at, index, opts, notes, &mut t.renames)? {
-                    messages.push(message);
+                // A message lands after the calls pending before it.
+                let index = messages.len() + usize::from(!calls.is_empty());
+                match input_item(item, &at, index, opts, notes, &mut t.renames)? {
+                    Some(Item::Call(call)) => calls.push((call, at)),
+                    Some(Item::Message(message)) => {
+                        flush_calls(&mut calls, &mut messages, &mut t.renames);
+                        messages.push(message);
+                    }
+                    None => {}
                 }
             }
+            flush_calls(&mut calls, &mut messages, &mut t.renames);
         }
         other => {
             return Err(Reject::invalid(format!(
@@ -145,6 +166,12 @@ pub(crate) fn to_chat<'a>(
             }
             name if SAME_NAME.contains(&name) => o.raw(name, value.get()),
             name if IGNORED.contains(&name) => {}
+            name if CHAT_ONLY.contains(&name) => refuse_fields(
+                &[(name, true)],
+                opts,
+                notes,
+                "a chat completions member, not a Responses one (input, max_output_tokens, text.format, reasoning.effort say it here)",
+            )?,
             // Unknown here: the chat path refuses it by name (or drops it), as its own.
             name => unknown(&mut o, name, *value),
         }
@@ -154,8 +181,52 @@ pub(crate) fn to_chat<'a>(
     Ok(t)
 }
 
-/// One `input` item as a chat message (`None` for a dropped one); `index` is the message's
-/// position in the chat body.
+/// What an `input` item becomes.
+enum Item {
+    /// A chat message.
+    Message(Vec<u8>),
+    /// A tool call of an assistant turn (`function_call`), to be grouped with its neighbours.
+    Call(Vec<u8>),
+}
+
+/// Writes the function calls in a row as one assistant message, with their key paths.
+fn flush_calls(
+    calls: &mut Vec<(Vec<u8>, String)>,
+    messages: &mut Vec<Vec<u8>>,
+    renames: &mut Vec<(String, String)>,
+) {
+    if calls.is_empty() {
+        return;
+    }
+    let chat = format!("body.messages[{}]", messages.len());
+    let mut out = Vec::new();
+    let mut o = Obj::open(&mut out);
+    o.raw("role", "\"assistant\"");
+    o.raw("content", "null");
+    let mut a = Arr::open(o.key("tool_calls"));
+    for (k, (call, at)) in calls.iter().enumerate() {
+        a.next().extend_from_slice(call);
+        let call = format!("{chat}.tool_calls[{k}]");
+        renames.extend([
+            (
+                format!("{call}.function.arguments"),
+                format!("{at}.arguments"),
+            ),
+            (format!("{call}.function.name"), format!("{at}.name")),
+            (format!("{call}.function"), at.clone()),
+            (format!("{call}.id"), format!("{at}.call_id")),
+            (call, at.clone()),
+        ]);
+    }
+    a.close();
+    o.close();
+    renames.push((chat, calls[0].1.clone()));
+    messages.push(out);
+    calls.clear();
+}
+
+/// One `input` item as a chat message or tool call (`None` for a dropped one); `index` is the
+/// position a message takes in the chat body.
 fn input_item(
     item: Raw<'_>,
     at: &str,
@@ -163,7 +234,7 @@ fn input_item(
     opts: &MapOptions,
     notes: &mut Notes,
     renames: &mut Vec<(String, String)>,
-) -> Result<Option<Vec<u8>>, Reject> {
+) -> Result<Option<Item>, Reject> {
     let m = Members::of(item, at)?;
     let chat = format!("body.messages[{index}]");
     let kind = match m.get("type") {
@@ -201,10 +272,8 @@ fn input_item(
                 required(&m, "name", at, Kind::String)?,
                 required(&m, "arguments", at, Kind::String)?,
             );
-            o.raw("role", "\"assistant\"");
-            o.raw("content", "null");
-            let mut calls = Arr::open(o.key("tool_calls"));
-            let mut c = Obj::open(calls.next());
+            let mut call = Vec::new();
+            let mut c = Obj::open(&mut call);
             c.raw("id", call_id.get());
             c.raw("type", "\"function\"");
             let mut f = Obj::open(c.key("function"));
@@ -212,15 +281,7 @@ fn input_item(
             f.raw("arguments", arguments.get());
             f.close();
             c.close();
-            calls.close();
-            let call = format!("{chat}.tool_calls[0]");
-            renames.extend([
-                (format!("{call}.function.arguments"), format!("{at}.arguments")),
-                (format!("{call}.function.name"), format!("{at}.name")),
-                (format!("{call}.function"), at.to_owned()),
-                (format!("{call}.id"), format!("{at}.call_id")),
-                (call, at.to_owned()),
-            ]);
+            return Ok(Some(Item::Call(call)));
         }
         "function_call_output" => {
             let call_id = required(&m, "call_id", at, Kind::String)?;
@@ -260,7 +321,7 @@ fn input_item(
     }
     o.close();
     renames.push((chat, at.to_owned()));
-    Ok(Some(out))
+    Ok(Some(Item::Message(out)))
 }
 
 /// A member that must be there, of kind `kind`.
@@ -555,6 +616,18 @@ mod tests {
             (r#"{"model":"m"}"#, "body.input: missing"),
             (r#"{"input":"x","input":"y"}"#, "duplicate member `input`"),
             (
+                r#"{"input":"x","max_tokens":5}"#,
+                "body.max_tokens: a chat completions member",
+            ),
+            (
+                r#"{"input":"x","messages":[]}"#,
+                "body.messages: a chat completions member",
+            ),
+            (
+                r#"{"input":"x","response_format":{"type":"json_object"}}"#,
+                "body.response_format",
+            ),
+            (
                 r#"{"input":[{"type":"function_call","name":"f","arguments":"{}"}]}"#,
                 "body.input[0].call_id: missing",
             ),
@@ -606,5 +679,41 @@ mod tests {
             "body.max_output_tokens: 0"
         );
         assert_eq!(said("body.messages: none"), "body.input: none");
+    }
+
+    #[test]
+    fn function_calls_in_a_row_are_one_assistant_turn() {
+        let c = chat(
+            r#"{"input":[{"role":"user","content":"x"},
+            {"type":"function_call","call_id":"a","name":"f","arguments":"{}"},
+            {"type":"function_call","call_id":"b","name":"g","arguments":"{}"},
+            {"type":"function_call_output","call_id":"b","output":"B"},
+            {"type":"function_call_output","call_id":"a","output":"A"}]}"#,
+        )
+        .unwrap();
+        let m = c["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[1]["tool_calls"][0]["id"], "a");
+        assert_eq!(m[1]["tool_calls"][1]["id"], "b");
+        assert_eq!(m[2]["tool_call_id"], "b");
+        let raw: Raw<'_> = serde_json::from_str(
+            r#"{"input":[{"type":"function_call","call_id":"a","name":"f","arguments":"{}"},{"type":"function_call","call_id":"b","name":"g","arguments":"{}"},{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        let t = to_chat(
+            raw,
+            &MapOptions::new(Family::Anthropic, ""),
+            &mut Notes::default(),
+        )
+        .unwrap();
+        let said = |m: &str| t.rephrase(Reject::invalid(m)).message;
+        assert_eq!(
+            said("body.messages[0].tool_calls[1].function.arguments: x"),
+            "body.input[1].arguments: x"
+        );
+        assert_eq!(
+            said("body.messages[1].content: x"),
+            "body.input[2].content: x"
+        );
     }
 }
