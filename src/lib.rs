@@ -18,6 +18,7 @@ pub mod batch_folder;
 pub mod driver;
 pub mod io;
 pub mod pipeline;
+pub mod pricing;
 pub mod record;
 pub mod sample;
 pub mod server;

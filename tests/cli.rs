@@ -312,3 +312,81 @@ fn a_bedrock_output_file_converts_through_pipes() {
         4
     );
 }
+
+#[test]
+fn prices_give_the_estimated_cost_and_bad_tables_stop_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("bedrock-output/claude.jsonl.out");
+    let prices = dir.path().join("prices.toml");
+    // A profile id in the table's key is not needed: the model inside it is priced.
+    std::fs::write(
+        &prices,
+        "[\"anthropic.claude-3-haiku-20240307-v1:0\"]\ninput = 3\noutput = 15\ncache_read = 0.3\ncache_write = 3.75\nbatch_discount = 0.5\n",
+    )
+    .unwrap();
+    let (out, summary) = (
+        dir.path().join("out.jsonl"),
+        dir.path().join("summary.json"),
+    );
+    // The output, and the summary, of a collection priced for `model`.
+    let priced = |model: &str| {
+        let o = run(
+            &[
+                "from-bedrock",
+                input.to_str().unwrap(),
+                out.to_str().unwrap(),
+                "-m",
+                model,
+                "--prices",
+                prices.to_str().unwrap(),
+                "--summary",
+                summary.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        (o, s)
+    };
+    let (o, s) = priced("us.anthropic.claude-3-haiku-20240307-v1:0");
+    assert!(stderr(&o).contains("estimated cost: $"), "{}", stderr(&o));
+    let n = |k: &str| s[k].as_f64().unwrap();
+    assert!(
+        n("cached_tokens") > 0.0 && n("cache_write_tokens") > 0.0,
+        "{s}"
+    );
+    let plain = n("input_tokens") - n("cached_tokens") - n("cache_write_tokens");
+    let want = (plain * 3.0
+        + n("cached_tokens") * 0.3
+        + n("cache_write_tokens") * 3.75
+        + n("output_tokens") * 15.0)
+        / 1e6
+        * 0.5;
+    assert!((n("estimated_cost_usd") - want).abs() < 1e-9, "{s}");
+
+    // A table the model is not in: a warning, no figure.
+    std::fs::write(&prices, "[\"other\"]\ninput = 1\noutput = 1\n").unwrap();
+    let (o, s) = priced("anthropic.claude-3-haiku-20240307-v1:0");
+    assert!(stderr(&o).contains("no price for"), "{}", stderr(&o));
+    assert!(s.get("estimated_cost_usd").is_none(), "{s}");
+
+    // A bad table: refused, naming the setting, and nothing is written.
+    std::fs::write(&prices, "[\"m\"]\ninput = -3\noutput = 1\n").unwrap();
+    let fresh = dir.path().join("fresh.jsonl");
+    let o = run(
+        &[
+            "from-bedrock",
+            input.to_str().unwrap(),
+            fresh.to_str().unwrap(),
+            "-m",
+            "m",
+            "--prices",
+            prices.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("input = -3"), "{}", stderr(&o));
+    assert!(!fresh.exists());
+}

@@ -195,6 +195,12 @@ impl Env {
     }
 
     fn upload(&self, key: &str, content: &[u8]) -> (u16, Value) {
+        self.upload_with(key, content, &[])
+    }
+
+    /// [`upload`](Self::upload) with more form fields, sent after the file (as the OpenAI SDK
+    /// sends `expires_after`).
+    fn upload_with(&self, key: &str, content: &[u8], fields: &[(&str, &str)]) -> (u16, Value) {
         let boundary = "----bedrock-batch-test";
         let mut body = Vec::new();
         body.extend_from_slice(
@@ -205,6 +211,11 @@ impl Env {
         );
         body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"requests.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n").as_bytes());
         body.extend_from_slice(content);
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}").as_bytes(),
+            );
+        }
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let (status, bytes) = self.request(
             "POST",
@@ -858,4 +869,145 @@ fn a_server_keeping_no_uploads_says_so_and_writes_none() {
         !keys.iter().any(|k| k.ends_with("upload.jsonl")),
         "{keys:?}"
     );
+}
+
+/// Polls `what` until it holds (the background task runs on its own clock).
+fn eventually(what: &str, mut holds: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !holds() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{what}: not within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn expired_uploads_and_outputs_are_deleted_and_the_batch_stays() {
+    let mut e = Env::new("expiry");
+    e.shut_down();
+    e.config.min_expires_after = 1;
+    e.config.prices = bedrock_batch::pricing::Prices::parse(
+        "[\"anthropic.claude-3-haiku-20240307-v1:0\"]\ninput = 0.25\noutput = 1.25\nbatch_discount = 0.5",
+    )
+    .unwrap();
+    e.start();
+    let expiring = |s: &'static str| {
+        [
+            ("expires_after[anchor]", "created_at"),
+            ("expires_after[seconds]", s),
+        ]
+    };
+    // Beyond OpenAI's 30 days, or with another anchor: refused by name, and nothing is kept.
+    for fields in [
+        expiring("2592001"),
+        [
+            ("expires_after[anchor]", "last_active_at"),
+            ("expires_after[seconds]", "60"),
+        ],
+    ] {
+        let (status, err) = e.upload_with(ALICE, &common::sample(150), &fields);
+        assert_eq!(
+            (status, &err["error"]["param"]),
+            (400, &json!("expires_after")),
+            "{err}"
+        );
+    }
+    assert!(
+        e.stored().0.iter().all(|k| !k.contains("/files/")),
+        "{:?}",
+        e.stored()
+    );
+    // Not asked: 30 days, as OpenAI keeps batch files.
+    let (_, plain) = e.upload(ALICE, &common::sample(150));
+    assert_eq!(
+        plain["expires_at"],
+        plain["created_at"].as_i64().unwrap() + 2_592_000
+    );
+
+    // An upload no batch uses goes whole; one a batch runs loses its upload, not its batch.
+    let (status, lone) = e.upload_with(ALICE, &common::sample(150), &expiring("1"));
+    assert_eq!(status, 200, "{lone}");
+    assert_eq!(lone["expires_at"], lone["created_at"].as_i64().unwrap() + 1);
+    let lone = lone["id"].as_str().unwrap().to_owned();
+    let (_, used) = e.upload_with(ALICE, &common::sample(150), &expiring("3"));
+    let used = used["id"].as_str().unwrap().to_owned();
+    let (status, err) = e.json(
+        "POST",
+        "/v1/batches",
+        ALICE,
+        Some(json!({"input_file_id": used, "endpoint": "/v1/chat/completions", "completion_window": "24h",
+                    "output_expires_after": {"anchor": "created_at", "seconds": "soon"}})),
+    );
+    assert_eq!(
+        (status, &err["error"]["param"]),
+        (400, &json!("output_expires_after")),
+        "{err}"
+    );
+    let (status, b) = e.json(
+        "POST",
+        "/v1/batches",
+        ALICE,
+        Some(json!({"input_file_id": used, "endpoint": "/v1/chat/completions", "completion_window": "24h",
+                    "output_expires_after": {"anchor": "created_at", "seconds": 1}})),
+    );
+    assert_eq!(status, 200, "{b}");
+    let batch_id = b["id"].as_str().unwrap().to_owned();
+    let done = e.wait(ALICE, &batch_id);
+    assert_eq!(done["status"], "completed", "{done}");
+    // The estimated cost of what ran, from the configured prices and the batch's own usage.
+    let usage = &done["usage"];
+    let want = (usage["input_tokens"].as_f64().unwrap() * 0.25
+        + usage["output_tokens"].as_f64().unwrap() * 1.25)
+        / 1e6
+        * 0.5;
+    let got: f64 = done["metadata"]["estimated_cost_usd"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(want > 0.0 && (got - want).abs() < 1e-6, "{got} vs {want}");
+    let out_id = done["output_file_id"].as_str().unwrap().to_owned();
+
+    eventually("everything expired", || {
+        [&lone, &used, &out_id]
+            .iter()
+            .all(|id| e.json("GET", &format!("/v1/files/{id}"), ALICE, None).0 == 404)
+    });
+    let (status, _) = e.request(
+        "GET",
+        &format!("/v1/files/{out_id}/content"),
+        Some(ALICE),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(status, 404);
+    let (keys, _) = e.stored();
+    assert!(
+        !keys.iter().any(|k| k.contains(&format!("/files/{lone}/"))),
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains(&format!("/files/{used}/upload.jsonl"))),
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains(&format!("/files/{used}/results/output.jsonl"))),
+        "{keys:?}"
+    );
+    // The batch stays, as on OpenAI; so does the upload nothing expired.
+    let (status, again) = e.json("GET", &format!("/v1/batches/{batch_id}"), ALICE, None);
+    assert_eq!((status, &again["status"]), (200, &json!("completed")));
+    let (status, _) = e.json(
+        "GET",
+        &format!("/v1/files/{}", plain["id"].as_str().unwrap()),
+        ALICE,
+        None,
+    );
+    assert_eq!(status, 200);
 }

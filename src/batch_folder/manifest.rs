@@ -401,6 +401,9 @@ pub struct ResultsRecord {
     pub cached_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
+    /// Prompt tokens written to the cache (absent in records of older versions: 0).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     /// The output file's size (absent in records of older versions).
     #[serde(default)]
     pub output_bytes: Option<u64>,

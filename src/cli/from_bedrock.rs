@@ -15,6 +15,7 @@ use bedrock_batch::pipeline::{
     collect_folder, convert_from_bedrock, FolderResults, FromBedrockOptions, FromBedrockReport,
     MissingReason, OutputFile,
 };
+use bedrock_batch::pricing::{Prices, Tokens};
 use bedrock_batch::record::Family;
 
 /// Convert Bedrock batch output back into OpenAI batch output and error files.
@@ -82,6 +83,55 @@ pub struct Args {
     /// Worker threads, 1 to 256 (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
+
+    /// A price table (TOML, USD per million tokens by Bedrock model id; see the README): the
+    /// summary shows the estimated cost of what ran.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+}
+
+/// `--prices FILE`, read before any work so that a bad table stops nothing half done.
+pub(super) fn read_prices(path: Option<&Path>) -> anyhow::Result<Option<Prices>> {
+    let Some(path) = path else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--prices {}", path.display()))?;
+    Ok(Some(
+        Prices::parse(&text).with_context(|| format!("--prices {}", path.display()))?,
+    ))
+}
+
+/// The estimated cost of the report's tokens on `model`, when the table prices it (a warning
+/// says when it does not).
+pub(super) fn estimate(
+    prices: Option<&Prices>,
+    model: Option<&str>,
+    r: &FromBedrockReport,
+) -> Option<f64> {
+    let prices = prices?;
+    let Some(model) = model else {
+        eprintln!("warning: --prices: the estimated cost needs the model (--model MODEL_ID)");
+        return None;
+    };
+    let tokens = Tokens {
+        input: r.input_tokens,
+        cached: r.cached_tokens,
+        cache_write: r.cache_write_tokens,
+        output: r.output_tokens,
+    };
+    let cost = prices.cost(model, &tokens);
+    if cost.is_none() {
+        eprintln!("warning: --prices: no price for {model} in the table");
+    }
+    cost
+}
+
+/// The summary as JSON: the report, and the estimated cost when prices were given.
+#[derive(serde::Serialize)]
+pub(super) struct Summary<'a> {
+    #[serde(flatten)]
+    pub report: &'a FromBedrockReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
 }
 
 /// Where a batch folder's results go: OUTPUT (default `DEST/results/output.jsonl`) and ERRORS
@@ -132,22 +182,29 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
         MissingReason::expired()
     };
     let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
+    let prices = read_prices(args.prices.as_deref())?;
     let bar = progress_bar(None, cx.quiet);
     let pb = bar.clone();
     let progress = Arc::new(move |n| pb.set_position(n));
-    let (report, output, errors) = if input.is_folder() {
+    let (report, output, errors, model) = if input.is_folder() {
         collect_from_folder(&args, cx, &input, missing, progress).await?
     } else {
-        convert_files(&args, cx, &input, missing, progress).await?
+        let (report, output, errors) = convert_files(&args, cx, &input, missing, progress).await?;
+        (report, output, errors, args.model.clone())
     };
     bar.finish_and_clear();
+    let summary = Summary {
+        report: &report,
+        estimated_cost_usd: estimate(prices.as_ref(), model.as_deref(), &report),
+    };
     if cx.json {
-        eprintln!("{}", serde_json::to_string(&report)?);
+        eprintln!("{}", serde_json::to_string(&summary)?);
     } else if !cx.quiet {
         print_summary(&args.input, &output, &errors, &report, started);
+        print_cost(summary.estimated_cost_usd, model.as_deref());
     }
     if let Some(path) = &args.summary {
-        super::write_summary(path, serde_json::to_vec_pretty(&report)?).await?;
+        super::write_summary(path, serde_json::to_vec_pretty(&summary)?).await?;
     }
     Ok(if report.clean() {
         EXIT_OK
@@ -181,7 +238,7 @@ async fn collect_from_folder(
     input: &Location,
     missing: MissingReason,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
-) -> anyhow::Result<(FromBedrockReport, String, String)> {
+) -> anyhow::Result<(FromBedrockReport, String, String, Option<String>)> {
     let (output, errors) = folder_results(input, args.output.as_deref(), args.errors.as_deref());
     let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
     let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
@@ -198,8 +255,11 @@ async fn collect_from_folder(
     }
     let dest = cx.storage.folder(input).await?;
     let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
+    let mut model = None;
     let collected = async {
-        let mut opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
+        let manifest = folder.current()?.manifest().clone();
+        model = Some(manifest.model_id().to_owned());
+        let mut opts = FromBedrockOptions::for_folder(&manifest)?;
         args.apply(&mut opts, missing, progress);
         let results = FolderResults {
             ok: results_writer(&cx.storage, &folder, &output_loc, StdWriter::stdout).await?,
@@ -217,7 +277,7 @@ async fn collect_from_folder(
     if report.lines == 0 {
         eprintln!("warning: no Bedrock output (…/output/<job-id>/*.jsonl.out) in {input}: every record is missing");
     }
-    Ok((report, output, errors))
+    Ok((report, output, errors, model))
 }
 
 /// Converts a Bedrock output file (or stdin) into OUTPUT and --errors: the report and where the
@@ -290,6 +350,13 @@ async fn convert_files(
         .await
         .with_context(|| format!("converting {}", args.input))?;
     Ok((report, output, errors))
+}
+
+/// The estimated cost line of the summary.
+pub(super) fn print_cost(usd: Option<f64>, model: Option<&str>) {
+    if let (Some(usd), Some(model)) = (usd, model) {
+        eprintln!("  estimated cost: ${usd:.4} ({model}, at the --prices table's prices)");
+    }
 }
 
 pub(super) fn print_summary(

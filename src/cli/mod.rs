@@ -127,7 +127,7 @@ enum Command {
     List(jobs::ListCommand),
     Cancel(jobs::CancelCommand),
     Wait(jobs::WaitCommand),
-    Run(run::Args),
+    Run(Box<run::Args>),
     Serve(serve::Args),
 }
 
@@ -219,7 +219,7 @@ pub fn main() -> ExitCode {
                 Command::List(args) => jobs::list(args, &cx).await,
                 Command::Cancel(args) => jobs::cancel(args, &cx).await,
                 Command::Wait(args) => jobs::wait(args, &cx).await,
-                Command::Run(args) => run::run(args, &cx).await,
+                Command::Run(args) => run::run(*args, &cx).await,
                 Command::Serve(args) => serve::run(args, &cx).await,
             }
         };

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 
-use super::from_bedrock::{folder_results, print_summary};
+use super::from_bedrock::{
+    estimate, folder_results, print_cost, print_summary, read_prices, Summary,
+};
 use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
 use super::to_bedrock::{check_outside_folder, convert, input_identity, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
@@ -62,6 +64,11 @@ pub struct Args {
 
     #[command(flatten)]
     poll: PollArgs,
+
+    /// A price table (TOML, USD per million tokens by Bedrock model id; see the README): the
+    /// summary shows the estimated cost of what ran.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<std::path::PathBuf>,
 }
 
 fn now() -> i64 {
@@ -80,6 +87,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     if !matches!(staging, Location::S3(_)) {
         bail!("--staging {staging_arg}: Bedrock reads and writes S3, so the staging folder must be an s3://bucket/prefix/");
     }
+    let prices = read_prices(args.prices.as_deref())?;
     let settings = args.submit.settings(cx.kms_key_id.clone())?;
     let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
     if input.is_folder() {
@@ -134,10 +142,22 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         )
         .await
         .context("collecting the results")?;
+    let summary = Summary {
+        report: &collected.report,
+        estimated_cost_usd: estimate(
+            prices.as_ref(),
+            Some(folder.manifest().model_id()),
+            &collected.report,
+        ),
+    };
     if cx.json {
-        eprintln!("{}", serde_json::to_string(&collected.report)?);
+        eprintln!("{}", serde_json::to_string(&summary)?);
     } else if !cx.quiet {
         print_summary(&staging_arg, &output, &errors, &collected.report, started);
+        print_cost(
+            summary.estimated_cost_usd,
+            Some(folder.manifest().model_id()),
+        );
     }
     let batch = folder.batch_object(&jobs, None);
     show(&batch, &jobs, cx)?;

@@ -495,6 +495,7 @@ mod tests {
             input_tokens: 100,
             cached_tokens: 10,
             output_tokens: 50,
+            cache_write_tokens: 5,
             output_bytes: Some(700),
             errors_bytes: Some(80),
         };

@@ -45,7 +45,7 @@ use std::io::Write as _;
 
 pub use completion::{CompletionContext, Usage};
 pub use endpoint::Endpoint;
-pub(crate) use family::ParsedOutput;
+pub(crate) use family::{bare_model_id, ParsedOutput};
 pub use family::{Family, UnknownModel, SUPPORTED};
 pub use json::Raw;
 pub use limits::Limits;

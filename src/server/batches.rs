@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::expiry::Asked;
 use super::extract::{cause, Id, RawPairs};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord};
 use super::{ok, Server};
@@ -19,6 +20,7 @@ use crate::driver::{
     timeout_hours, BatchError, BatchErrors, BatchFolder, BatchObject, BatchStatus, RequestCounts,
 };
 use crate::pipeline::MIN_RECORDS_PER_JOB;
+use crate::pricing::Tokens;
 
 /// What `POST /v1/batches` asks for.
 struct NewBatch {
@@ -27,6 +29,8 @@ struct NewBatch {
     window: String,
     hours: i32,
     metadata: Option<BTreeMap<String, String>>,
+    /// `output_expires_after` as the body gave it: anchor and seconds.
+    expiry: (Option<String>, Option<String>),
 }
 
 impl NewBatch {
@@ -53,12 +57,25 @@ impl NewBatch {
                     ApiError::bad("metadata: an object of strings").param("metadata")
                 })?),
             };
+        let policy = &body["output_expires_after"];
+        if !(policy.is_null() || policy.is_object()) {
+            return Err(ApiError::bad(
+                "output_expires_after: an object {\"anchor\": \"created_at\", \"seconds\": N}",
+            )
+            .param("output_expires_after"));
+        }
+        let text = |v: &Value| match v {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
         Ok(NewBatch {
             input_file_id,
             endpoint,
             window,
             hours,
             metadata,
+            expiry: (text(&policy["anchor"]), text(&policy["seconds"])),
         })
     }
 }
@@ -71,6 +88,12 @@ pub(crate) async fn create_batch(
 ) -> ApiResult<Response> {
     let body = body.map_err(|e| ApiError::bad(format!("reading the request: {}", cause(&e))))?;
     let asked = NewBatch::parse(&body)?;
+    let output_expires_after = Asked {
+        param: "output_expires_after",
+        anchor: asked.expiry.0.as_deref(),
+        seconds: asked.expiry.1.as_deref(),
+    }
+    .seconds(server.config.min_expires_after)?;
     let _held = server.lock(&asked.input_file_id).lock_owned().await;
     let mut file = caller.file(&server, &asked.input_file_id).await?;
     check_file(&file, &asked, &caller)?;
@@ -85,6 +108,8 @@ pub(crate) async fn create_batch(
         created_at: now(),
         failure: None,
         cancel_requested_at: None,
+        output_expires_after: Some(output_expires_after),
+        outputs_expired: false,
     };
     let records = folder.manifest().counts.records;
     match refusal(&folder).await? {
@@ -195,6 +220,22 @@ async fn batch_view(server: &Server, b: &BatchRecord) -> ApiResult<BatchObject> 
     view.completion_window = b.completion_window.clone();
     view.created_at = b.created_at;
     view.metadata = b.metadata.clone().unwrap_or_default();
+    if let Some(r) = folder.results() {
+        let tokens = Tokens {
+            input: r.input_tokens,
+            cached: r.cached_tokens,
+            cache_write: r.cache_write_tokens,
+            output: r.output_tokens,
+        };
+        if let Some(usd) = server
+            .config
+            .prices
+            .cost(folder.manifest().model_id(), &tokens)
+        {
+            view.metadata
+                .insert("estimated_cost_usd".to_owned(), format!("{usd:.6}"));
+        }
+    }
     if view.output_file_id.is_some() {
         let (out, err) = output_ids(&b.id);
         view.output_file_id = Some(out);

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::driver::InvalidRequest;
+use crate::pricing::{Prices, PricesError};
 use crate::record::{Family, UnknownModel};
 
 /// What is wrong with a configuration, naming the setting.
@@ -53,6 +54,12 @@ pub enum ConfigError {
     /// The poll interval is no duration.
     #[error("poll_interval = {0:?}: a duration such as 30s or 500ms")]
     PollInterval(String),
+    /// A price is not one.
+    #[error("prices.{0}")]
+    Prices(#[from] PricesError),
+    /// The shortest expiry is out of range.
+    #[error("min_expires_after = {0}: seconds from 1 to 2592000 (30 days)")]
+    MinExpiresAfter(u64),
 }
 
 /// Why a model alias maps to no family.
@@ -123,7 +130,7 @@ fn default_poll() -> String {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -149,6 +156,18 @@ pub struct ServerConfig {
     /// that its content can be downloaded as OpenAI allows; `false` halves an upload's writes.
     #[serde(default = "default_keep_uploads")]
     pub keep_uploads: bool,
+    /// The shortest `expires_after` / `output_expires_after` a client may ask for, in seconds:
+    /// OpenAI's one hour unless set lower (for a scratch environment, or tests).
+    #[serde(default = "default_min_expires_after")]
+    pub min_expires_after: u64,
+    /// Prices by Bedrock model id, for the estimated cost a batch's `metadata` shows (see
+    /// [`crate::pricing`]); none built in.
+    #[serde(default)]
+    pub prices: Prices,
+}
+
+fn default_min_expires_after() -> u64 {
+    3600
 }
 
 fn default_keep_uploads() -> bool {
@@ -191,6 +210,10 @@ impl ServerConfig {
             return Err(ConfigError::KeyHash(key.name.clone()));
         }
         self.poll()?;
+        if !(1..=2_592_000).contains(&self.min_expires_after) {
+            return Err(ConfigError::MinExpiresAfter(self.min_expires_after));
+        }
+        self.prices.check()?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ pub(crate) struct ApiError {
     pub message: String,
     kind: &'static str,
     code: Option<&'static str>,
-    param: Option<&'static str>,
+    pub param: Option<&'static str>,
 }
 
 impl ApiError {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::expiry::Asked;
 use super::extract::{multipart_words, Id};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging};
 use super::{ok, Server};
@@ -67,10 +68,12 @@ async fn read_form(
     let broken = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad(format!("reading the upload: {}", multipart_words(&e)))
     };
-    let mut purpose = None;
+    let (mut purpose, mut anchor, mut seconds) = (None, None, None);
     while let Some(field) = form.next_field().await.map_err(broken)? {
         match field.name() {
             Some("purpose") => purpose = Some(field.text().await.map_err(broken)?),
+            Some("expires_after[anchor]") => anchor = Some(field.text().await.map_err(broken)?),
+            Some("expires_after[seconds]") => seconds = Some(field.text().await.map_err(broken)?),
             Some("file") => {
                 if uploaded.is_some() {
                     return Err(ApiError::bad("one file per upload").param("file"));
@@ -80,9 +83,16 @@ async fn read_form(
             _ => {}
         }
     }
-    if uploaded.is_none() {
+    let Some(staged) = uploaded else {
         return Err(ApiError::bad("missing the `file` field").param("file"));
-    }
+    };
+    let expiry = Asked {
+        param: "expires_after",
+        anchor: anchor.as_deref(),
+        seconds: seconds.as_deref(),
+    };
+    let after = expiry.seconds(server.config.min_expires_after)?;
+    staged.file.expires_at = Some(staged.file.created_at.saturating_add(after));
     match purpose.as_deref() {
         Some("batch") => Ok(()),
         other => Err(ApiError::bad(format!(
@@ -279,6 +289,8 @@ async fn convert_upload(
         batch: None,
         deleted: false,
         kept: false,
+        expires_at: None,
+        expired: false,
     };
     Ok(Staged {
         file: record,
@@ -417,6 +429,8 @@ pub(crate) async fn delete_file(
     let mut f = caller.file(&server, &id).await?;
     f.deleted = true;
     server.staging.save_file(&f).await?;
+    // What was uploaded goes with it (a batch made from it keeps its converted folder).
+    server.staging.remove_upload(&id).await?;
     Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
 }
 
@@ -439,7 +453,9 @@ pub(crate) async fn file_content(
     let b = caller
         .batch(&server, &batch_id)
         .await
-        .map_err(|_| ApiError::not_found("file", &id))?;
+        .ok()
+        .filter(|b| !b.outputs_expired)
+        .ok_or_else(|| ApiError::not_found("file", &id))?;
     let folder = server.folder_of_file(&b.input_file_id).await?;
     if folder.results_unsettled() {
         // Retried by clients (the OpenAI SDK retries a 503): the commit takes moments.
@@ -495,9 +511,16 @@ pub(crate) async fn result_files(
     let Some(r) = folder.results() else {
         return Ok(None);
     };
+    if b.outputs_expired {
+        return Ok(None);
+    }
     let (out_id, err_id) = output_ids(&b.id);
+    let expires_at = b
+        .output_expires_after
+        .map(|s| (r.finished_at as i64).saturating_add(s));
     let object = |id: &str, name: &str, purpose: &str, bytes: Option<u64>| {
         json!({"id": id, "object": "file", "bytes": bytes, "created_at": r.finished_at,
+               "expires_at": expires_at,
                "filename": name, "purpose": purpose, "status": "processed", "status_details": null})
     };
     Ok(Some((
@@ -540,6 +563,7 @@ fn file_object(f: &FileRecord) -> Value {
         "created_at": f.created_at,
         "filename": f.filename,
         "purpose": f.purpose,
+        "expires_at": f.expires_at,
         "status": "processed",
         "status_details": null,
     })

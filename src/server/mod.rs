@@ -18,7 +18,8 @@
 //!
 //! The rooms: this module builds the router (axum; tower layers for body limits, timeouts and
 //! request logs) and runs it; [`auth`] says who calls, [`files`] and [`batches`] answer the
-//! routes ([`models`] lists the models a key may use), [`worker`] moves batches along in the background, [`state`] reads and writes the
+//! routes ([`models`] lists the models a key may use), [`expiry`] reads and enforces expiry
+//! policies, [`worker`] moves batches along in the background, [`state`] reads and writes the
 //! records, [`error`] turns every error into OpenAI's shape, [`config`] reads the configuration.
 //! The server must not convert lines or build batch-folder paths itself: uploads go through the
 //! pipeline into a folder the batch-folder module writes, and batches through the driver.
@@ -27,6 +28,7 @@ mod auth;
 mod batches;
 mod config;
 mod error;
+mod expiry;
 mod extract;
 mod files;
 mod models;

@@ -70,6 +70,12 @@ pub struct FileRecord {
     /// The upload is kept as it was sent (see [`Staging::upload_path`]).
     #[serde(default)]
     pub kept: bool,
+    /// Unix seconds when it expires (records of older versions: never).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// It expired while a batch used it: its upload is gone and it is no longer listed.
+    #[serde(default)]
+    pub expired: bool,
 }
 
 /// A batch.
@@ -96,6 +102,13 @@ pub struct BatchRecord {
     /// Unix seconds, once a cancel was asked for.
     #[serde(default)]
     pub cancel_requested_at: Option<i64>,
+    /// Seconds after their creation that the output and error files expire (records of older
+    /// versions: never).
+    #[serde(default)]
+    pub output_expires_after: Option<i64>,
+    /// The output and error files expired and were removed.
+    #[serde(default)]
+    pub outputs_expired: bool,
 }
 
 /// A fresh id: `prefix` and 24 hex digits (randomly keyed hashes of the time and a counter).
@@ -197,16 +210,22 @@ impl Staging {
         self.dest
             .create(&rel)
             .await
-            .map_err(|source| StateError::Io {
-                doing: "writing",
-                uri: self.uri(&rel),
-                source,
-            })
+            .map_err(self.io("writing", &rel))
     }
 
     /// [`result_path`](Self::result_path) as a place.
     pub fn result_file(&self, id: &str, name: &str) -> Location {
         self.location.join(&Self::result_path(id, name))
+    }
+
+    /// The error of `doing` something to `rel`, from the I/O error that says why.
+    fn io(&self, doing: &'static str, rel: &str) -> impl Fn(io::Error) -> StateError {
+        let uri = self.uri(rel);
+        move |source| StateError::Io {
+            doing,
+            uri: uri.clone(),
+            source,
+        }
     }
 
     async fn read_json<T: for<'de> Deserialize<'de>>(
@@ -217,11 +236,7 @@ impl Staging {
             .dest
             .read_small(rel)
             .await
-            .map_err(|source| StateError::Io {
-                doing: "reading",
-                uri: self.uri(rel),
-                source,
-            })?
+            .map_err(self.io("reading", rel))?
         else {
             return Ok(None);
         };
@@ -238,14 +253,10 @@ impl Staging {
             uri: self.uri(rel),
             source,
         })?;
-        let io = |source: io::Error| StateError::Io {
-            doing: "writing",
-            uri: self.uri(rel),
-            source,
-        };
-        let mut w = self.dest.create(rel).await.map_err(io)?;
-        w.write(Bytes::from(json)).await.map_err(io)?;
-        w.finish().await.map_err(io)
+        let io = self.io("writing", rel);
+        let mut w = self.dest.create(rel).await.map_err(&io)?;
+        w.write(Bytes::from(json)).await.map_err(&io)?;
+        w.finish().await.map_err(&io)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
@@ -253,11 +264,7 @@ impl Staging {
             .dest
             .list(prefix)
             .await
-            .map_err(|source| StateError::Io {
-                doing: "listing",
-                uri: self.uri(prefix),
-                source,
-            })?;
+            .map_err(self.io("listing", prefix))?;
         Ok(listed.into_iter().map(|l| l.path).collect())
     }
 
@@ -269,7 +276,7 @@ impl Staging {
         Ok(self
             .read_json::<FileRecord>(&file_record_path(id))
             .await?
-            .filter(|f| !f.deleted))
+            .filter(|f| !f.deleted && !f.expired))
     }
 
     /// Writes a file record.
@@ -303,19 +310,39 @@ impl Staging {
         Ok(out)
     }
 
-    /// Every (undeleted) file record.
+    /// Every file record neither deleted nor expired.
     pub async fn files(&self) -> Result<Vec<FileRecord>, StateError> {
         let mut out = Vec::new();
         for rel in self.list("files/").await? {
             if rel.ends_with("/file.json") {
                 if let Some(f) = self.read_json::<FileRecord>(&rel).await? {
-                    if !f.deleted {
+                    if !f.deleted && !f.expired {
                         out.push(f);
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Removes the kept upload `id`, if any.
+    pub async fn remove_upload(&self, id: &str) -> Result<(), StateError> {
+        self.delete(&Self::upload_path(id)).await
+    }
+
+    /// Removes the output and error files of file `id`'s batch.
+    pub async fn remove_results(&self, id: &str) -> Result<(), StateError> {
+        for name in ["output.jsonl", "errors.jsonl"] {
+            self.delete(&Self::result_path(id, name)).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, rel: &str) -> Result<(), StateError> {
+        self.dest
+            .delete(rel)
+            .await
+            .map_err(self.io("removing", rel))
     }
 
     /// Removes everything of an upload's folder (best effort: what is left is logged).

@@ -20,12 +20,22 @@ pub(crate) enum AdvanceError {
     Driver(#[from] DriverError),
 }
 
-/// Moves batches along until `stop` is cancelled.
+/// How often expired files are looked for, at most (each look lists every record).
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Moves batches along, and deletes what has expired, until `stop` is cancelled.
 pub(crate) async fn advance_forever(server: Arc<Server>, stop: CancellationToken) {
     let every = server.config.poll_interval();
+    let mut swept: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = advance_all(&server).await {
             tracing::warn!("moving batches along: {e}");
+        }
+        if swept.is_none_or(|at| at.elapsed() >= EXPIRY_SWEEP.min(every * 10)) {
+            swept = Some(std::time::Instant::now());
+            if let Err(e) = super::expiry::expire_all(&server).await {
+                tracing::warn!("deleting what expired: {e}");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -7,7 +7,8 @@ Starts the emulator example (an S3 server and the Bedrock batch emulator on 127.
 server, then runs what a user of the SDK does: upload, create, poll, download; list with paging;
 cancel; a file with bad lines; wrong key, someone else's batch, a model the key may not use; a
 server restart in the middle of a batch; a Responses batch, parsed with the SDK's own Response
-model; the models a key may use; an upload downloaded as sent. Prints "N passed, M failed".
+model, with its estimated cost; the models a key may use; an upload downloaded as sent; a file
+that expires and disappears. Prints "N passed, M failed".
 """
 
 import hashlib
@@ -59,6 +60,12 @@ class Servers:
 staging = "s3://demo/serve/"
 role_arn = "arn:aws:iam::123456789012:role/BedrockBatch"
 poll_interval = "100ms"
+min_expires_after = 1
+
+[prices."anthropic.claude-3-haiku-20240307-v1:0"]
+input = 0.25
+output = 1.25
+batch_discount = 0.5
 
 [models.gpt-4o-mini]
 model_id = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -182,6 +189,8 @@ def test_responses_models_and_original(s, workdir):
     assert done.status == "completed", done
     assert done.model == "gpt-4o-mini", done.model
     assert done.usage is not None and done.usage.input_tokens > 0, done.usage
+    want = (done.usage.input_tokens * 0.25 + done.usage.output_tokens * 1.25) / 1e6 * 0.5
+    assert abs(float(done.metadata["estimated_cost_usd"]) - want) < 1e-6, done.metadata
     out, err = every_id_once(c, done, 120)
     assert out and err
     for line in out:
@@ -191,6 +200,30 @@ def test_responses_models_and_original(s, workdir):
     for file_id, n in ((done.output_file_id, len(c.files.content(done.output_file_id).content)),
                        (done.error_file_id, len(c.files.content(done.error_file_id).content))):
         assert c.files.retrieve(file_id).bytes == n, (file_id, n)
+
+
+def test_expired_file_disappears(s, workdir):
+    c = s.client(ALICE)
+    with open(requests_file(workdir, "short.jsonl", 100), "rb") as f:
+        file = c.files.create(file=f, purpose="batch",
+                              expires_after={"anchor": "created_at", "seconds": 1})
+    assert file.expires_at == file.created_at + 1, file
+    try:
+        with open(requests_file(workdir, "long.jsonl", 100), "rb") as f:
+            c.files.create(file=f, purpose="batch",
+                           expires_after={"anchor": "created_at", "seconds": 2592001})
+        raise AssertionError("an expiry beyond 30 days was taken")
+    except openai.BadRequestError:
+        pass
+    deadline = time.time() + 60
+    while True:
+        try:
+            c.files.retrieve(file.id)
+        except openai.NotFoundError:
+            break
+        assert time.time() < deadline, "the file did not expire"
+        time.sleep(0.2)
+    assert file.id not in [f.id for f in c.files.list().data]
 
 
 def test_list_paging(s, workdir):
@@ -287,7 +320,8 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         s = Servers(binary, emulator, workdir)
         try:
-            for test in (test_round_trip, test_responses_models_and_original, test_list_paging, test_cancel, test_bad_lines,
+            for test in (test_round_trip, test_responses_models_and_original,
+                         test_expired_file_disappears, test_list_paging, test_cancel, test_bad_lines,
                          test_access, test_restart):
                 try:
                     test(s, workdir)

@@ -241,6 +241,7 @@ pub async fn collect_folder(
         input_tokens: report.input_tokens,
         cached_tokens: report.cached_tokens,
         output_tokens: report.output_tokens,
+        cache_write_tokens: report.cache_write_tokens,
         output_bytes: Some(ok_bytes.load(Ordering::Relaxed)),
         errors_bytes: Some(err_bytes.load(Ordering::Relaxed)),
     };

@@ -231,6 +231,7 @@ impl Committer {
             (&mut r.input_tokens, usage.prompt_tokens),
             (&mut r.output_tokens, usage.completion_tokens),
             (&mut r.cached_tokens, usage.cached_tokens),
+            (&mut r.cache_write_tokens, usage.cache_write_tokens),
         ];
         let mut capped = false;
         for (total, add) in sums {

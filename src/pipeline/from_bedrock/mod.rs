@@ -209,6 +209,8 @@ pub struct FromBedrockReport {
     pub output_tokens: u64,
     /// Prompt tokens read from the cache.
     pub cached_tokens: u64,
+    /// Prompt tokens written to the cache.
+    pub cache_write_tokens: u64,
     /// Responses whose token counts could not be counts (negative, fractional, beyond 2^64−1)
     /// and were adjusted to the nearest counts.
     pub counts_adjusted: u64,
