@@ -390,3 +390,78 @@ fn prices_give_the_estimated_cost_and_bad_tables_stop_before_any_work() {
     assert!(stderr(&o).contains("input = -3"), "{}", stderr(&o));
     assert!(!fresh.exists());
 }
+
+#[test]
+fn the_first_line_names_the_endpoint_unless_endpoint_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |id: usize| {
+        format!(
+            r#"{{"custom_id":"r{id}","method":"POST","url":"/v1/responses","body":{{"model":"m","input":"Hi {id}","max_output_tokens":9}}}}"#
+        )
+    };
+    // A BOM and blank lines before the first request; one line for another endpoint.
+    let mut input = String::from("\u{feff}\n  \n");
+    for i in 0..120 {
+        input += &line(i);
+        input.push('\n');
+    }
+    input += r#"{"custom_id":"r999","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"Hi"}]}}"#;
+    input.push('\n');
+    let path = dir.path().join("responses.jsonl");
+    std::fs::write(&path, &input).unwrap();
+    let folder = dir.path().join("batch/");
+    let model = "anthropic.claude-3-haiku-20240307-v1:0";
+    let o = run(
+        &[
+            "to-bedrock",
+            path.to_str().unwrap(),
+            folder.to_str().unwrap(),
+            "-m",
+            model,
+            "--allow-rejects",
+            "-q",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("batch.json")).unwrap()).unwrap();
+    assert_eq!(m["conversion"]["endpoint"], "/v1/responses");
+    assert_eq!(
+        (&m["counts"]["records"], &m["counts"]["rejected"]),
+        (&serde_json::json!(120), &serde_json::json!(1))
+    );
+    let rejected = std::fs::read_to_string(generation_dir(&folder).join("rejected.jsonl")).unwrap();
+    assert!(
+        rejected.contains("\"r999\"") && rejected.contains("invalid_url"),
+        "{rejected}"
+    );
+
+    // From a pipe the same; --endpoint overrides what the first line says.
+    let o = run(
+        &["to-bedrock", "-", "-", "-m", model, "--allow-rejects", "-q"],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_lines(&o.stdout).len(), 120);
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "-m",
+            model,
+            "--endpoint",
+            "/v1/chat/completions",
+            "--allow-rejects",
+            "-q",
+        ],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        json_lines(&o.stdout).len(),
+        1,
+        "only the chat line is a record"
+    );
+}

@@ -8,7 +8,7 @@ use super::from_bedrock::{
     estimate, folder_results, print_cost, print_summary, read_prices, Summary,
 };
 use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
-use super::to_bedrock::{check_outside_folder, convert, input_identity, ConvertArgs};
+use super::to_bedrock::{check_outside_folder, convert, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{FolderWriter, Replace, Start};
 use bedrock_batch::driver::{
@@ -180,10 +180,7 @@ async fn convert_unless_done(
     driver: &Driver,
     cx: &Context,
 ) -> anyhow::Result<()> {
-    let opened = cx.storage.open_identified(input).await?;
-    let opts = args
-        .convert
-        .options(input_identity(&args.input, opened.identity))?;
+    let (source, opts) = args.convert.open(&cx.storage, &args.input, input).await?;
     let writer = FolderWriter::open(Arc::clone(dest), &cx.lock("run")).await?;
     let replace = if args.convert.overwrite {
         Replace::Overwrite(driver)
@@ -205,7 +202,7 @@ async fn convert_unless_done(
             convert(
                 &args.input,
                 staging_arg,
-                opened.source,
+                source,
                 opts.source.bytes,
                 BedrockOutput::Folder(generation),
                 opts,

@@ -11,10 +11,13 @@ use super::{progress_bar, Context, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{
     owned_prefixes, BatchManifest, FolderError, FolderWriter, InputIdentity, Replace, Start,
 };
-use bedrock_batch::io::{ChunkSource, Location, ObjectIdentity, StdWriter, HOUSEKEEPING};
+use bedrock_batch::io::{
+    ChunkSource, Location, ObjectIdentity, Peeked, StdWriter, Storage, HOUSEKEEPING,
+};
 use bedrock_batch::pipeline::{
     prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
 };
+use bedrock_batch::record::endpoint::{first_line, named_by};
 use bedrock_batch::record::{Endpoint, Family};
 
 /// Convert an OpenAI batch input file into Bedrock batch inference records.
@@ -78,8 +81,9 @@ pub struct ConvertArgs {
     family: Option<String>,
 
     /// The OpenAI endpoint of the input lines (one per file, as OpenAI requires): /v1/responses
-    /// and /v1/completions lines for any chat model; default: /v1/chat/completions
-    /// (/v1/embeddings for an embeddings model). The results are written in its shape.
+    /// and /v1/completions lines for any chat model; default: the first line's url, else
+    /// /v1/chat/completions (/v1/embeddings for an embeddings model). The results are written
+    /// in its shape.
     #[arg(long, value_name = "URL", value_parser = ENDPOINTS)]
     endpoint: Option<String>,
 
@@ -145,6 +149,34 @@ pub struct ConvertArgs {
 }
 
 impl ConvertArgs {
+    /// Opens INPUT (`name`, at `input`) and makes its conversion options. Without `--endpoint`,
+    /// the first line's `url` names the endpoint when the family serves it (the bytes read to
+    /// see it are read again by the conversion), else the family's usual one is taken.
+    pub async fn open(
+        &self,
+        storage: &Storage,
+        name: &str,
+        input: &Location,
+    ) -> anyhow::Result<(Box<dyn ChunkSource>, ToBedrockOptions)> {
+        let opened = storage.open_identified(input).await?;
+        let mut opts = self.options(input_identity(name, opened.identity))?;
+        if self.endpoint.is_some() || opts.family.endpoints().len() < 2 {
+            return Ok((opened.source, opts));
+        }
+        let (source, head) = Peeked::read(opened.source, opts.max_line_bytes, |h| {
+            first_line(h).is_some()
+        })
+        .await
+        .with_context(|| format!("reading {name}"))?;
+        if let Some(endpoint) = first_line(&head)
+            .and_then(named_by)
+            .filter(|e| opts.family.serves(*e))
+        {
+            opts.endpoint = endpoint;
+        }
+        Ok((Box::new(source), opts))
+    }
+
     /// The conversion options these arguments ask for.
     pub fn options(&self, source: InputIdentity) -> anyhow::Result<ToBedrockOptions> {
         let family = match (&self.family, self.invocation_type.as_str()) {
@@ -268,10 +300,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         if let Some(s) = &summary {
             check_outside_folder("--summary", s, &output)?;
         }
-        let opened = cx.storage.open_identified(&input).await?;
-        let opts = args
-            .convert
-            .options(input_identity(&args.input, opened.identity))?;
+        let (source, opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
         let dest = cx.storage.folder(&output).await?;
         let folder = FolderWriter::open(dest, &cx.lock("to-bedrock")).await?;
         let driver;
@@ -299,7 +328,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
                 convert(
                     &args.input,
                     &args.output,
-                    opened.source,
+                    source,
                     opts.source.bytes,
                     BedrockOutput::Folder(writer),
                     opts,
@@ -323,10 +352,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         ];
         named.extend(summary.as_ref().map(|s| ("--summary", s)));
         check_distinct(&named)?;
-        let opened = cx.storage.open_identified(&input).await?;
-        let opts = args
-            .convert
-            .options(input_identity(&args.input, opened.identity))?;
+        let (source, opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
         let records = cx.storage.writer(&output, StdWriter::stdout).await?;
         let rejects = match cx.storage.writer(&rejects_loc, StdWriter::stderr).await {
             Ok(w) => w,
@@ -343,7 +369,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         convert(
             &args.input,
             &args.output,
-            opened.source,
+            source,
             opts.source.bytes,
             BedrockOutput::Stream { records, rejects },
             opts,

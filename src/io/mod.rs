@@ -14,6 +14,7 @@ mod counted;
 mod journal;
 mod local;
 mod memory;
+mod peeked;
 mod run;
 mod s3;
 
@@ -34,6 +35,7 @@ pub use local::{FileSource, LocalDir, LocalFile, StdWriter};
 /// temporary files), hidden from [`Destination::list`].
 pub const HOUSEKEEPING: &str = ".bedrock-batch";
 pub use memory::{Discard, MemoryDir, MemoryWriter};
+pub use peeked::Peeked;
 pub use run::PendingRun;
 pub use s3::{NoBucket, S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
 

@@ -61,6 +61,34 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// The first line of `head` (a file's first bytes) that is not blank, once it is there whole
+/// (ended by a newline); a byte-order mark at the start is skipped.
+pub fn first_line(head: &[u8]) -> Option<&[u8]> {
+    let head = head.strip_prefix(super::BOM).unwrap_or(head);
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
+    lines
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .filter(|l| l.ends_with(b"\n"))
+}
+
+/// The endpoint a batch line's `url` names, if the line is JSON with a `url` naming one.
+///
+/// ```
+/// use bedrock_batch::record::endpoint::named_by;
+/// use bedrock_batch::record::Endpoint;
+/// let line = br#"{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"input":"hi"}}"#;
+/// assert_eq!(named_by(line), Some(Endpoint::Responses));
+/// assert_eq!(named_by(b"not json"), None);
+/// ```
+pub fn named_by(line: &[u8]) -> Option<Endpoint> {
+    #[derive(serde::Deserialize)]
+    struct Url {
+        url: Option<String>,
+    }
+    let url: Url = serde_json::from_slice(line).ok()?;
+    Endpoint::from_url(url.url.as_deref()?)
+}
+
 /// Lists URLs for messages: `"/v1/chat/completions", "/v1/responses" or "/v1/completions"`.
 pub(crate) fn list(endpoints: &[Endpoint]) -> String {
     let quoted: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();

@@ -27,7 +27,7 @@ pub mod bedrock_output;
 pub(crate) mod completion;
 pub(crate) mod conversation;
 pub(crate) mod converse;
-mod endpoint;
+pub mod endpoint;
 mod family;
 pub(crate) mod gpt_oss;
 pub(crate) mod json;
