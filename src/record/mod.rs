@@ -333,7 +333,9 @@ pub fn convert_line_noted<'a>(
                 let t = openai::responses_to_chat(body, o, n)?;
                 let request =
                     ChatRequest::parse(Raw::validated(&t.body)).map_err(|r| t.rephrase(r))?;
+                let from = n.dropped.len();
                 chat(request, out, n).map_err(|r| t.rephrase(r))?;
+                t.rephrase_names(&mut n.dropped[from..]);
                 Ok((t.model, Endpoint::Responses))
             }
             Endpoint::Completions => {

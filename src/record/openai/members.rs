@@ -80,12 +80,20 @@ impl<'a> Translated<'a> {
 
     /// The reject with the chat body's key paths named as the line writes them.
     pub(crate) fn rephrase(&self, mut reject: Reject) -> Reject {
-        for (chat, line) in &self.renames {
-            if reject.message.contains(chat.as_str()) {
-                reject.message = reject.message.replace(chat.as_str(), line);
+        self.rephrase_names(std::slice::from_mut(&mut reject.message));
+        reject
+    }
+
+    /// Field names or messages, with the chat body's names as the line writes them (for the
+    /// fields a family dropped).
+    pub(crate) fn rephrase_names(&self, texts: &mut [String]) {
+        for text in texts {
+            for (chat, line) in &self.renames {
+                if text.contains(chat.as_str()) {
+                    *text = text.replace(chat.as_str(), line);
+                }
             }
         }
-        reject
     }
 }
 

@@ -178,6 +178,18 @@ pub(crate) fn to_chat<'a>(
     }
     o.close();
     t.body = String::from_utf8(out).expect("JSON text is UTF-8");
+    // What the rewrite named otherwise, wherever a message or a dropped field's name says it.
+    t.renames.extend(
+        [
+            (".image_url.url", ".image_url"),
+            (".file.file_data", ".file_data"),
+            (".file.file_id", ".file_id"),
+            ("max_completion_tokens", "max_output_tokens"),
+            ("response_format", "text.format"),
+            ("reasoning_effort", "reasoning.effort"),
+        ]
+        .map(|(chat, line)| (chat.to_owned(), line.to_owned())),
+    );
     Ok(t)
 }
 
@@ -679,6 +691,17 @@ mod tests {
             "body.max_output_tokens: 0"
         );
         assert_eq!(said("body.messages: none"), "body.input: none");
+        assert_eq!(
+            said("tool_choice cannot be combined with response_format json_schema"),
+            "tool_choice cannot be combined with text.format json_schema"
+        );
+        assert_eq!(
+            said("body.messages[2].content[0].image_url.url: not base64"),
+            "body.input[1].content[0].image_url: not base64"
+        );
+        let mut dropped = vec!["reasoning_effort".to_owned(), "seed".to_owned()];
+        t.rephrase_names(&mut dropped);
+        assert_eq!(dropped, ["reasoning.effort", "seed"]);
     }
 
     #[test]
