@@ -970,10 +970,19 @@ fn expired_uploads_and_outputs_are_deleted_and_the_batch_stays() {
     assert!(want > 0.0 && (got - want).abs() < 1e-6, "{got} vs {want}");
     let out_id = done["output_file_id"].as_str().unwrap().to_owned();
 
+    // Gone for the API once expired, and from storage once the background task has been round.
     eventually("everything expired", || {
         [&lone, &used, &out_id]
             .iter()
             .all(|id| e.json("GET", &format!("/v1/files/{id}"), ALICE, None).0 == 404)
+    });
+    eventually("the expired objects removed", || {
+        let keys = e.stored().0;
+        !keys.iter().any(|k| {
+            k.contains(&format!("/files/{lone}/"))
+                || k.ends_with(&format!("/files/{used}/upload.jsonl"))
+                || k.ends_with(&format!("/files/{used}/results/output.jsonl"))
+        })
     });
     let (status, _) = e.request(
         "GET",
@@ -1000,12 +1009,128 @@ fn expired_uploads_and_outputs_are_deleted_and_the_batch_stays() {
             .any(|k| k.contains(&format!("/files/{used}/results/output.jsonl"))),
         "{keys:?}"
     );
+    // Every request and answer of the batch went with its outputs: its record stays.
+    for data in ["/input/", "/ids/", "/output/", "rejected.jsonl"] {
+        assert!(
+            !keys
+                .iter()
+                .any(|k| k.contains(&format!("/files/{used}/gen-")) && k.contains(data)),
+            "{data}: {keys:?}"
+        );
+    }
+    assert!(keys
+        .iter()
+        .any(|k| k.ends_with(&format!("/files/{used}/batch.json"))));
     // The batch stays, as on OpenAI; so does the upload nothing expired.
     let (status, again) = e.json("GET", &format!("/v1/batches/{batch_id}"), ALICE, None);
     assert_eq!((status, &again["status"]), (200, &json!("completed")));
     let (status, _) = e.json(
         "GET",
         &format!("/v1/files/{}", plain["id"].as_str().unwrap()),
+        ALICE,
+        None,
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn expired_is_gone_at_once_and_deleted_is_removed() {
+    let mut e = Env::new("expiry-at-once");
+    e.shut_down();
+    e.config.min_expires_after = 1;
+    // The background task looks for expired files when it starts and then only every 30 s:
+    // what this test sees between is the API's own judgement.
+    e.config.poll_interval = "30s".into();
+    e.start();
+    let (status, f) = e.upload_with(
+        ALICE,
+        &common::sample(150),
+        &[
+            ("expires_after[anchor]", "created_at"),
+            ("expires_after[seconds]", "2"),
+        ],
+    );
+    assert_eq!(status, 200, "{f}");
+    let id = f["id"].as_str().unwrap().to_owned();
+    let expires_at = f["expires_at"].as_i64().unwrap();
+    eventually("the clock passing expires_at", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            > expires_at
+    });
+    let (status, _) = e.json("GET", &format!("/v1/files/{id}"), ALICE, None);
+    assert_eq!(status, 404);
+    let (status, err) = e.create_batch(ALICE, &id);
+    assert_eq!(status, 404, "{err}");
+    let (_, list) = e.json("GET", "/v1/files", ALICE, None);
+    assert!(!list.to_string().contains(&id), "{list}");
+    assert!(
+        e.stored()
+            .0
+            .iter()
+            .any(|k| k.contains(&format!("/files/{id}/"))),
+        "not swept yet: the 404 is the API's"
+    );
+
+    // A file no batch uses, deleted, goes whole at once.
+    let (_, f) = e.upload(ALICE, &common::sample(150));
+    let id = f["id"].as_str().unwrap().to_owned();
+    let (status, _) = e.json("DELETE", &format!("/v1/files/{id}"), ALICE, None);
+    assert_eq!(status, 200);
+    let (keys, uploads) = e.stored();
+    assert!(
+        !keys.iter().any(|k| k.contains(&format!("/files/{id}/"))),
+        "{keys:?}"
+    );
+    assert_eq!(uploads, 0);
+    // Fields given twice are refused, naming them.
+    let (status, err) = e.upload_with(
+        ALICE,
+        &common::sample(150),
+        &[
+            ("expires_after[seconds]", "3600"),
+            ("expires_after[seconds]", "1"),
+        ],
+    );
+    assert_eq!(
+        (status, &err["error"]["param"]),
+        (400, &json!("expires_after")),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_upload_cut_off_by_a_kill_is_removed_by_the_next_server() {
+    let e = Env::new("orphans");
+    // What a server killed mid-upload leaves: objects and an incomplete upload below a file's
+    // folder, and no record.
+    let folder = "serve/files/file-0123456789abcdef01234567/";
+    e.s3_put(
+        &format!("{folder}gen-20261130T000000Z-abcdef/input/job000/00000.jsonl"),
+        b"{}\n".to_vec(),
+    );
+    e.rt.block_on(async {
+        let client = e.s3.client().await;
+        client
+            .create_multipart_upload()
+            .bucket(&e.bucket)
+            .key(format!("{folder}upload.jsonl"))
+            .send()
+            .await
+            .unwrap();
+    });
+    // A file with its record stays.
+    let (status, kept) = e.upload(ALICE, &common::sample(150));
+    assert_eq!(status, 200, "{kept}");
+    eventually("the cut-off upload removed", || {
+        let (keys, uploads) = e.stored();
+        uploads == 0 && !keys.iter().any(|k| k.starts_with(folder))
+    });
+    let (status, _) = e.json(
+        "GET",
+        &format!("/v1/files/{}", kept["id"].as_str().unwrap()),
         ALICE,
         None,
     );

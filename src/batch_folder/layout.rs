@@ -137,6 +137,18 @@ impl Generation {
         format!("{}/output/", self.0)
     }
 
+    /// Everything of the generation that holds requests or answers — records, ledger, rejected
+    /// lines, Bedrock's output — as `/`-ended prefixes and file paths; what is left without them
+    /// (`batch.json`, job records, the results record) holds counts and ids only.
+    pub fn request_data(&self) -> [String; 4] {
+        [
+            format!("{}/input/", self.0),
+            format!("{}/ids/", self.0),
+            self.output_prefix(),
+            self.rejected_path(),
+        ]
+    }
+
     /// Where Bedrock writes the output of job `job_id`.
     pub fn job_output_prefix(&self, job_id: &str) -> String {
         format!("{}/output/{job_id}/", self.0)

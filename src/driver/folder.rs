@@ -153,6 +153,28 @@ impl BatchFolder {
         self.results.as_ref()
     }
 
+    /// Removes every request and answer of the folder's current generation (see
+    /// [`Generation::request_data`](crate::batch_folder::Generation::request_data)): what a
+    /// finished batch keeps once its output has expired is its record, not its data.
+    pub async fn erase_data(&self) -> Result<(), DriverError> {
+        let dest = self.reader().dest();
+        let generation = self.manifest().generation();
+        let io = |rel: &str| {
+            let what = format!("removing {}", dest.uri(rel));
+            move |e: std::io::Error| {
+                DriverError::Folder(crate::batch_folder::FolderError::io(what)(e))
+            }
+        };
+        for rel in generation.request_data() {
+            if rel.ends_with('/') {
+                dest.delete_prefix(&rel).await.map_err(io(&rel))?;
+            } else {
+                dest.delete(&rel).await.map_err(io(&rel))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a commit of results was under way when the folder was read — or was left half
     /// done by a killed run, which [`BatchFolder::settle`] puts back.
     pub fn results_unsettled(&self) -> bool {

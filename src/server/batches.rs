@@ -64,18 +64,21 @@ impl NewBatch {
             )
             .param("output_expires_after"));
         }
-        let text = |v: &Value| match v {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        };
+        // As JSON text: a number's digits, anything else (a string too) refused by the check.
+        let text = |v: &Value| (!v.is_null()).then(|| v.to_string());
         Ok(NewBatch {
             input_file_id,
             endpoint,
             window,
             hours,
             metadata,
-            expiry: (text(&policy["anchor"]), text(&policy["seconds"])),
+            expiry: (
+                policy["anchor"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| text(&policy["anchor"])),
+                text(&policy["seconds"]),
+            ),
         })
     }
 }

@@ -4,14 +4,23 @@
 //! task, which deletes what has expired — the objects in the staging prefix with the records'
 //! view of them.
 //!
-//! An expired upload no batch uses goes whole (its folder and record); one a batch runs loses
-//! its kept original and is hidden (404), while the batch's folder stays for the batch. A
-//! batch's expired output and error files are deleted and their ids answer 404; the batch
-//! itself stays, as on OpenAI.
+//! Expired things answer 404 from the moment they expire; the task removes them soon after. An
+//! expired upload no batch uses goes whole (its folder and record); one a batch runs loses its
+//! kept original and is hidden, while the batch's folder stays for the batch. When a batch's
+//! output and error files expire they are deleted, and so is every request and answer its
+//! folder holds (records, ledger, rejected lines, Bedrock's output); the batch itself stays,
+//! with its counts, as on OpenAI.
+//!
+//! The same sweep removes what a server killed in the middle of an upload left: a folder with
+//! no record, once its lock is free ([`remove_orphans`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::error::{ApiError, ApiResult};
-use super::state::{now, StateError};
+use super::state::{now, FileRecord, StateError};
 use super::Server;
+use crate::batch_folder::{FolderError, FolderWriter, LockOptions};
 
 /// The longest expiry OpenAI takes, and the one given when none is asked for: 30 days.
 pub(crate) const MAX_SECONDS: i64 = 2_592_000;
@@ -46,10 +55,12 @@ impl Asked<'_> {
                 .param(param))
             }
         }
-        let text = self.seconds.unwrap_or_default().trim();
+        let text = self.seconds.unwrap_or_default();
         let min = i64::try_from(min).unwrap_or(MAX_SECONDS).min(MAX_SECONDS);
-        match text.parse::<i64>() {
-            Ok(n) if (min..=MAX_SECONDS).contains(&n) => Ok(n),
+        // Digits only: no sign, space, fraction or exponent (a JSON string is refused too).
+        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        match text.parse::<i64>().ok().filter(|_| digits) {
+            Some(n) if (min..=MAX_SECONDS).contains(&n) => Ok(n),
             _ => Err(ApiError::bad(format!(
                 "{param}.seconds: {text:?}; a whole number of seconds from {min} to {MAX_SECONDS} (30 days)"
             ))
@@ -62,13 +73,19 @@ impl Asked<'_> {
 /// is logged and does not stop the others.
 pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
     let now = now();
-    for f in server.staging.files().await? {
-        if f.expired || f.expires_at.is_none_or(|at| at > now) {
+    // Expired and not yet dealt with; or deleted with nothing using it, and not yet removed
+    // whole (a removal cut short).
+    let due = |f: &FileRecord| {
+        (!f.deleted && !f.expired && f.expires_at.is_some_and(|at| at <= now))
+            || (f.deleted && f.batch.is_none())
+    };
+    for f in server.staging.file_records().await? {
+        if !due(&f) {
             continue;
         }
         let _held = server.lock(&f.id).lock_owned().await;
         // Read again under the lock: a batch may have been made from it meanwhile.
-        let Some(mut f) = server.staging.file(&f.id).await? else {
+        let Some(mut f) = server.staging.file_record(&f.id).await?.filter(due) else {
             continue;
         };
         match &f.batch {
@@ -89,10 +106,7 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
         }
     }
     for b in server.staging.batches().await? {
-        let Some(seconds) = b.output_expires_after else {
-            continue;
-        };
-        if b.outputs_expired || b.failure.is_some() {
+        if b.outputs_expired || b.failure.is_some() || b.output_expires_after.is_none() {
             continue;
         }
         let _held = server.lock(&b.id).lock_owned().await;
@@ -106,17 +120,76 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
         let Some(results) = folder.results() else {
             continue;
         };
-        if (results.finished_at as i64).saturating_add(seconds) > now {
+        if !b.outputs_gone(results.finished_at, now) {
             continue;
         }
         let Some(mut b) = server.staging.batch(&b.id).await? else {
             continue;
         };
+        // Every request and answer the folder holds, then the results: the record stays.
+        if let Err(e) = folder.erase_data().await {
+            tracing::warn!(batch = b.id, "{e}");
+            continue;
+        }
         server.staging.remove_results(&b.input_file_id).await?;
         b.outputs_expired = true;
         server.staging.save_batch(&b).await?;
-        tracing::info!(batch = b.id, "expired: its output and error files removed");
+        tracing::info!(
+            batch = b.id,
+            "expired: its output and error files and its requests removed"
+        );
     }
+    Ok(())
+}
+
+/// Removes the folders of uploads a kill cut off (objects, incomplete uploads, lock), which no
+/// record names: one seen without a record on two sweeps in a row — an upload's commit and its
+/// record are moments apart — whose lock is free or whose holder is gone. An upload still
+/// streaming in holds its folder's lock and is left alone.
+pub(crate) async fn remove_orphans(
+    server: &Server,
+    suspects: &mut HashSet<String>,
+) -> Result<(), StateError> {
+    let now_without: HashSet<String> = server
+        .staging
+        .folders_without_record()
+        .await?
+        .into_iter()
+        .collect();
+    for id in now_without.intersection(suspects) {
+        let dest = match server.storage.folder(&server.staging.file_folder(id)).await {
+            Ok(dest) => dest,
+            Err(e) => {
+                tracing::warn!(file = id, "{e}");
+                continue;
+            }
+        };
+        let writer =
+            match FolderWriter::open(Arc::clone(&dest), &LockOptions::for_command("serve")).await {
+                Ok(writer) => writer,
+                // Held by a live upload.
+                Err(FolderError::Locked { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(file = id, "{e}");
+                    continue;
+                }
+            };
+        // The folder is ours: every incomplete upload below it is a dead writer's.
+        let mut removed = dest.clean_up(|_| true).await.unwrap_or_default();
+        for listed in dest.list("").await.unwrap_or_default() {
+            match dest.delete(&listed.path).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(file = id, "removing {}: {e}", listed.path),
+            }
+        }
+        writer.release().await;
+        tracing::info!(
+            file = id,
+            removed,
+            "removed an upload cut off before its record"
+        );
+    }
+    *suspects = now_without;
     Ok(())
 }
 
@@ -152,6 +225,10 @@ mod tests {
             (Some("created_at"), Some("2592001")),
             (Some("created_at"), Some("1.5")),
             (Some("created_at"), Some("-1")),
+            (Some("created_at"), Some("+3600")),
+            (Some("created_at"), Some(" 3600")),
+            (Some("created_at"), Some("3600\n")),
+            (Some("created_at"), Some("\"3600\"")),
             (Some("created_at"), None),
             (None, Some("3600")),
             (Some("last_active_at"), Some("3600")),

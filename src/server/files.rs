@@ -22,6 +22,7 @@ use crate::batch_folder::{
 };
 use crate::io::{chunk_stream, ChunkSource, ObjectWriter};
 use crate::pipeline::{prepare_to_bedrock, BedrockOutput, PreparedConversion, ToBedrockOptions};
+use crate::record::endpoint::first_line;
 use crate::record::Endpoint;
 
 /// `POST /v1/files`: the upload is converted as it streams in, and committed only once the
@@ -70,10 +71,25 @@ async fn read_form(
     };
     let (mut purpose, mut anchor, mut seconds) = (None, None, None);
     while let Some(field) = form.next_field().await.map_err(broken)? {
+        let slot = match field.name() {
+            Some("purpose") => &mut purpose,
+            Some("expires_after[anchor]") => &mut anchor,
+            Some("expires_after[seconds]") => &mut seconds,
+            _ => &mut None,
+        };
+        if slot.is_some() {
+            let name = field.name().unwrap_or_default().to_owned();
+            let param = if name == "purpose" {
+                "purpose"
+            } else {
+                "expires_after"
+            };
+            return Err(ApiError::bad(format!("{name} is given twice")).param(param));
+        }
         match field.name() {
-            Some("purpose") => purpose = Some(field.text().await.map_err(broken)?),
-            Some("expires_after[anchor]") => anchor = Some(field.text().await.map_err(broken)?),
-            Some("expires_after[seconds]") => seconds = Some(field.text().await.map_err(broken)?),
+            Some("purpose" | "expires_after[anchor]" | "expires_after[seconds]") => {
+                *slot = Some(field.text().await.map_err(broken)?)
+            }
             Some("file") => {
                 if uploaded.is_some() {
                     return Err(ApiError::bad("one file per upload").param("file"));
@@ -96,7 +112,8 @@ async fn read_form(
     match purpose.as_deref() {
         Some("batch") => Ok(()),
         other => Err(ApiError::bad(format!(
-            "purpose {other:?}: this server stores batch input files only (purpose=batch)"
+            "purpose {}: this server stores batch input files only (purpose=batch)",
+            other.map_or_else(|| "missing".to_owned(), |p| format!("{p:?}"))
         ))
         .param("purpose")),
     }
@@ -159,10 +176,11 @@ struct Head {
     endpoint: String,
 }
 
-/// Reads the upload up to its first newline, and its model and endpoint from that line.
+/// Reads the upload up to the end of its first request line (blank lines before it are
+/// skipped, as the converter skips them), and its model and endpoint from that line.
 async fn read_head(field: &mut Field<'_>) -> ApiResult<Head> {
     let mut bytes = Vec::new();
-    while !bytes.contains(&b'\n') {
+    while first_line(&bytes).is_none() {
         match field
             .chunk()
             .await
@@ -175,13 +193,14 @@ async fn read_head(field: &mut Field<'_>) -> ApiResult<Head> {
             return Err(ApiError::bad("the first line is longer than 32 MiB"));
         }
     }
-    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = first.strip_prefix(crate::record::BOM).unwrap_or(first);
+    // The whole upload when it has no complete line (a last line without its newline).
+    let first = first_line(&bytes)
+        .unwrap_or_else(|| bytes.strip_prefix(crate::record::BOM).unwrap_or(&bytes));
     let line: Value = serde_json::from_slice(first)
-        .map_err(|e| ApiError::bad(format!("line 1 is not JSON: {e}")))?;
+        .map_err(|e| ApiError::bad(format!("the first request line is not JSON: {e}")))?;
     let model = line["body"]["model"].as_str().ok_or_else(|| {
         ApiError::bad(
-            "line 1: body.model is missing; each request names one of the configured models",
+            "the first request line: body.model is missing; each request names one of the configured models",
         )
     })?;
     Ok(Head {
@@ -219,7 +238,7 @@ async fn convert_upload(
         .ok_or_else(|| {
             let urls: Vec<&str> = family.endpoints().iter().map(|e| e.url()).collect();
             ApiError::bad(format!(
-                "line 1: url {:?} is not an endpoint the model '{}' serves here ({})",
+                "the first request line: url {:?} is not an endpoint the model '{}' serves here ({})",
                 head.endpoint,
                 head.model,
                 urls.join(", ")
@@ -429,8 +448,14 @@ pub(crate) async fn delete_file(
     let mut f = caller.file(&server, &id).await?;
     f.deleted = true;
     server.staging.save_file(&f).await?;
-    // What was uploaded goes with it (a batch made from it keeps its converted folder).
-    server.staging.remove_upload(&id).await?;
+    if f.batch.is_none() {
+        // Nothing else needs its folder: it goes whole, record last (a removal cut short is
+        // finished by the background task).
+        server.staging.remove_folder(&id).await;
+    } else {
+        // What was uploaded goes with it; the batch made from it keeps its converted folder.
+        server.staging.remove_upload(&id).await?;
+    }
     Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
 }
 
@@ -453,9 +478,7 @@ pub(crate) async fn file_content(
     let b = caller
         .batch(&server, &batch_id)
         .await
-        .ok()
-        .filter(|b| !b.outputs_expired)
-        .ok_or_else(|| ApiError::not_found("file", &id))?;
+        .map_err(|_| ApiError::not_found("file", &id))?;
     let folder = server.folder_of_file(&b.input_file_id).await?;
     if folder.results_unsettled() {
         // Retried by clients (the OpenAI SDK retries a 503): the commit takes moments.
@@ -466,6 +489,7 @@ pub(crate) async fn file_content(
     }
     let results = folder
         .results()
+        .filter(|r| !b.outputs_gone(r.finished_at, now()))
         .ok_or_else(|| ApiError::not_found("file", &id))?;
     let (uri, name) = if which == Output::Results {
         (&results.output, "output.jsonl")
@@ -511,7 +535,7 @@ pub(crate) async fn result_files(
     let Some(r) = folder.results() else {
         return Ok(None);
     };
-    if b.outputs_expired {
+    if b.outputs_gone(r.finished_at, now()) {
         return Ok(None);
     }
     let (out_id, err_id) = output_ids(&b.id);

@@ -78,6 +78,14 @@ pub struct FileRecord {
     pub expired: bool,
 }
 
+impl FileRecord {
+    /// Whether the API shows it at `now`: not deleted, not expired (whether or not the
+    /// background task has removed it yet).
+    pub fn visible(&self, now: i64) -> bool {
+        !self.deleted && !self.expired && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
 /// A batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchRecord {
@@ -109,6 +117,17 @@ pub struct BatchRecord {
     /// The output and error files expired and were removed.
     #[serde(default)]
     pub outputs_expired: bool,
+}
+
+impl BatchRecord {
+    /// Whether its output and error files are gone at `now` (removed, or past their expiry
+    /// and about to be), given when they were written.
+    pub fn outputs_gone(&self, written_at: u64, now: i64) -> bool {
+        self.outputs_expired
+            || self
+                .output_expires_after
+                .is_some_and(|s| (written_at as i64).saturating_add(s) <= now)
+    }
 }
 
 /// A fresh id: `prefix` and 24 hex digits (randomly keyed hashes of the time and a counter).
@@ -268,15 +287,18 @@ impl Staging {
         Ok(listed.into_iter().map(|l| l.path).collect())
     }
 
-    /// A file record, if it exists and is not deleted.
+    /// A file record, if it exists and is [visible](FileRecord::visible).
     pub async fn file(&self, id: &str) -> Result<Option<FileRecord>, StateError> {
+        let now = now();
+        Ok(self.file_record(id).await?.filter(|f| f.visible(now)))
+    }
+
+    /// A file record as stored, deleted or expired.
+    pub async fn file_record(&self, id: &str) -> Result<Option<FileRecord>, StateError> {
         if !plausible_id(id) {
             return Ok(None);
         }
-        Ok(self
-            .read_json::<FileRecord>(&file_record_path(id))
-            .await?
-            .filter(|f| !f.deleted && !f.expired))
+        self.read_json::<FileRecord>(&file_record_path(id)).await
     }
 
     /// Writes a file record.
@@ -310,19 +332,40 @@ impl Staging {
         Ok(out)
     }
 
-    /// Every file record neither deleted nor expired.
+    /// Every [visible](FileRecord::visible) file record.
     pub async fn files(&self) -> Result<Vec<FileRecord>, StateError> {
+        let now = now();
+        let mut all = self.file_records().await?;
+        all.retain(|f| f.visible(now));
+        Ok(all)
+    }
+
+    /// Every file record as stored, deleted and expired ones too.
+    pub async fn file_records(&self) -> Result<Vec<FileRecord>, StateError> {
         let mut out = Vec::new();
         for rel in self.list("files/").await? {
             if rel.ends_with("/file.json") {
                 if let Some(f) = self.read_json::<FileRecord>(&rel).await? {
-                    if !f.deleted && !f.expired {
-                        out.push(f);
-                    }
+                    out.push(f);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The ids of folders under `files/` that hold objects but no record: uploads still
+    /// streaming in, or cut off by a kill.
+    pub async fn folders_without_record(&self) -> Result<Vec<String>, StateError> {
+        let listed = self.list("files/").await?;
+        let mut ids: Vec<String> = listed
+            .iter()
+            .filter_map(|p| p.strip_prefix("files/")?.split_once('/').map(|(id, _)| id))
+            .filter(|id| plausible_id(id))
+            .map(str::to_owned)
+            .collect();
+        ids.dedup();
+        ids.retain(|id| !listed.contains(&file_record_path(id)));
+        Ok(ids)
     }
 
     /// Removes the kept upload `id`, if any.
@@ -349,7 +392,10 @@ impl Staging {
     pub async fn remove_folder(&self, id: &str) {
         let prefix = file_folder(id);
         match self.list(&prefix).await {
-            Ok(listing) => {
+            Ok(mut listing) => {
+                // The record last: a removal cut short leaves a record the next one finds.
+                let record = file_record_path(id);
+                listing.sort_by_key(|p| *p == record);
                 for path in listing {
                     if let Err(e) = self.dest.delete(&path).await {
                         tracing::warn!("removing {}: {e}", self.uri(&path));

@@ -27,6 +27,7 @@ const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) async fn advance_forever(server: Arc<Server>, stop: CancellationToken) {
     let every = server.config.poll_interval();
     let mut swept: Option<std::time::Instant> = None;
+    let mut suspects = std::collections::HashSet::new();
     loop {
         if let Err(e) = advance_all(&server).await {
             tracing::warn!("moving batches along: {e}");
@@ -35,6 +36,9 @@ pub(crate) async fn advance_forever(server: Arc<Server>, stop: CancellationToken
             swept = Some(std::time::Instant::now());
             if let Err(e) = super::expiry::expire_all(&server).await {
                 tracing::warn!("deleting what expired: {e}");
+            }
+            if let Err(e) = super::expiry::remove_orphans(&server, &mut suspects).await {
+                tracing::warn!("removing uploads cut off: {e}");
             }
         }
         tokio::select! {
