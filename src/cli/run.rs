@@ -180,8 +180,19 @@ async fn convert_unless_done(
     driver: &Driver,
     cx: &Context,
 ) -> anyhow::Result<()> {
-    let (source, opts) = args.convert.open(&cx.storage, &args.input, input).await?;
+    let (source, mut opts) = args.convert.open(&cx.storage, &args.input, input).await?;
     let writer = FolderWriter::open(Arc::clone(dest), &cx.lock("run")).await?;
+    let source = match args
+        .convert
+        .endpoint_from_input(source, &mut opts, &args.input)
+        .await
+    {
+        Ok(source) => source,
+        Err(e) => {
+            writer.release().await;
+            return Err(e);
+        }
+    };
     let replace = if args.convert.overwrite {
         Replace::Overwrite(driver)
     } else {

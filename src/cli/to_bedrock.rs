@@ -149,9 +149,7 @@ pub struct ConvertArgs {
 }
 
 impl ConvertArgs {
-    /// Opens INPUT (`name`, at `input`) and makes its conversion options. Without `--endpoint`,
-    /// the first line's `url` names the endpoint when the family serves it (the bytes read to
-    /// see it are read again by the conversion), else the family's usual one is taken.
+    /// Opens INPUT (`name`, at `input`) and makes its conversion options; nothing is read yet.
     pub async fn open(
         &self,
         storage: &Storage,
@@ -159,22 +157,32 @@ impl ConvertArgs {
         input: &Location,
     ) -> anyhow::Result<(Box<dyn ChunkSource>, ToBedrockOptions)> {
         let opened = storage.open_identified(input).await?;
-        let mut opts = self.options(input_identity(name, opened.identity))?;
+        let opts = self.options(input_identity(name, opened.identity))?;
+        Ok((opened.source, opts))
+    }
+
+    /// Without `--endpoint`, reads INPUT up to its first request line, whose `url` names the
+    /// endpoint when the family serves it (else the family's usual one stays); returns the input
+    /// to read from its start. A batch folder's lock is taken first: reading a pipe can wait.
+    pub async fn endpoint_from_input(
+        &self,
+        source: Box<dyn ChunkSource>,
+        opts: &mut ToBedrockOptions,
+        name: &str,
+    ) -> anyhow::Result<Box<dyn ChunkSource>> {
         if self.endpoint.is_some() || opts.family.endpoints().len() < 2 {
-            return Ok((opened.source, opts));
+            return Ok(source);
         }
-        let (source, head) = Peeked::read(opened.source, opts.max_line_bytes, |h| {
-            first_line(h).is_some()
-        })
-        .await
-        .with_context(|| format!("reading {name}"))?;
+        let (source, head) = Peeked::read(source, opts.max_line_bytes, |h| first_line(h).is_some())
+            .await
+            .with_context(|| format!("reading {name}"))?;
         if let Some(endpoint) = first_line(&head)
             .and_then(named_by)
             .filter(|e| opts.family.serves(*e))
         {
             opts.endpoint = endpoint;
         }
-        Ok((Box::new(source), opts))
+        Ok(Box::new(source))
     }
 
     /// The conversion options these arguments ask for.
@@ -300,9 +308,20 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         if let Some(s) = &summary {
             check_outside_folder("--summary", s, &output)?;
         }
-        let (source, opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
+        let (source, mut opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
         let dest = cx.storage.folder(&output).await?;
         let folder = FolderWriter::open(dest, &cx.lock("to-bedrock")).await?;
+        let source = match args
+            .convert
+            .endpoint_from_input(source, &mut opts, &args.input)
+            .await
+        {
+            Ok(source) => source,
+            Err(e) => {
+                folder.release().await;
+                return Err(e);
+            }
+        };
         let driver;
         let replace = if args.convert.overwrite {
             driver = cx.driver().await;
@@ -352,7 +371,11 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         ];
         named.extend(summary.as_ref().map(|s| ("--summary", s)));
         check_distinct(&named)?;
-        let (source, opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
+        let (source, mut opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
+        let source = args
+            .convert
+            .endpoint_from_input(source, &mut opts, &args.input)
+            .await?;
         let records = cx.storage.writer(&output, StdWriter::stdout).await?;
         let rejects = match cx.storage.writer(&rejects_loc, StdWriter::stderr).await {
             Ok(w) => w,
