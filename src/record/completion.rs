@@ -1,8 +1,9 @@
-//! The OpenAI `chat.completion` body every chat family's response becomes, written in one place.
+//! What every chat family reads its answer into — the one [`Choice`], its usage and context —
+//! for [`super::response_body`] to write as the endpoint's body.
 
 use serde::Deserialize;
 
-use super::json::{as_text, expect, null_default, parse, write_str, Arr, Count, Kind, Obj};
+use super::json::{as_text, expect, null_default, parse, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
 use super::{Endpoint, Raw, Reject};
 
@@ -125,84 +126,6 @@ pub(crate) fn write_usage(usage: Option<&Usage>, out: &mut Vec<u8>) {
     d.raw("cached_tokens", &usage.cached_tokens.to_string());
     d.close();
     u.close();
-}
-
-/// Writes the response body for the endpoint of `ctx`: a `chat.completion` with one choice
-/// (`id` is the model's, a string literal, or `ctx.fallback_id`), a `response` or a
-/// `text_completion` (see [`super::response_body`]).
-pub(crate) fn write(
-    id: Option<Raw<'_>>,
-    choice: &Choice<'_>,
-    usage: Option<&Usage>,
-    ctx: &CompletionContext<'_>,
-    out: &mut Vec<u8>,
-) {
-    // A structured response answered by the forced tool alone is a plain stop.
-    let finish = if choice.structured.is_some()
-        && choice.calls.is_empty()
-        && choice.finish == "tool_calls"
-    {
-        "stop"
-    } else {
-        choice.finish
-    };
-    match ctx.endpoint {
-        Endpoint::Responses => {
-            return super::response_body::write_response(choice, finish, usage, ctx, out)
-        }
-        Endpoint::Completions => {
-            return super::response_body::write_text_completion(choice, finish, usage, ctx, out)
-        }
-        Endpoint::ChatCompletions | Endpoint::Embeddings => {}
-    }
-    let mut o = Obj::open(out);
-    match id {
-        Some(id) => o.raw("id", id.get()),
-        None => o.string("id", ctx.fallback_id),
-    }
-    o.raw("object", "\"chat.completion\"");
-    o.raw("created", &ctx.created.to_string());
-    o.raw("model", ctx.model);
-    {
-        let mut choices = Arr::open(o.key("choices"));
-        let mut c = Obj::open(choices.next());
-        c.raw("index", "0");
-        {
-            let mut m = Obj::open(c.key("message"));
-            m.raw("role", "\"assistant\"");
-            match (choice.structured, choice.texts.as_slice()) {
-                (Some(input), _) => write_str(m.key("content"), input.get()),
-                (None, []) => m.raw("content", "null"),
-                (None, texts) => join_literals(texts, m.key("content")),
-            }
-            m.raw("refusal", "null");
-            if !choice.calls.is_empty() {
-                let mut a = Arr::open(m.key("tool_calls"));
-                for call in &choice.calls {
-                    let mut t = Obj::open(a.next());
-                    t.raw("id", call.id.get());
-                    t.raw("type", "\"function\"");
-                    let mut f = Obj::open(t.key("function"));
-                    f.raw("name", call.name.get());
-                    super::response_body::write_arguments(&call.arguments, f.key("arguments"));
-                    f.close();
-                    t.close();
-                }
-                a.close();
-            }
-            if !choice.reasoning.is_empty() {
-                join_literals(&choice.reasoning, m.key("reasoning_content"));
-            }
-            m.close();
-        }
-        c.raw("logprobs", "null");
-        c.string("finish_reason", finish);
-        c.close();
-        choices.close();
-    }
-    write_usage(usage, o.key("usage"));
-    o.raw("system_fingerprint", "null");
-    o.close();
 }
 
 /// A response already in OpenAI's shape (Mistral's chat models, gpt-oss), read for its first

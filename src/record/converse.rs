@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::anthropic::JSON_RESPONSE_TOOL;
-use super::completion::{self, Arguments, Call, Choice};
+use super::completion::{Arguments, Call, Choice};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, function_tools, response_tool, tool_name, Block, MediaPolicy,
@@ -34,6 +34,7 @@ use super::json::{
     as_text, expect, null_default, parse, str_value, text_value, Arr, Count, Kind, Obj,
 };
 use super::openai::ChatRequest;
+use super::response_body;
 use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -652,6 +653,6 @@ pub(crate) fn write_response(
             .collect(),
         finish: finish_reason(r.stop_reason),
     };
-    completion::write(None, &choice, Some(&usage), ctx, out);
+    response_body::write(None, &choice, Some(&usage), ctx, out);
     Ok(usage)
 }

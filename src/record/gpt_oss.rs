@@ -11,11 +11,12 @@
 //! (`<reasoning>…</reasoning>`) moved to `reasoning_content` (as a `reasoning` or
 //! `reasoning_content` member is); `model` and `created` as for every family; usage as given.
 
-use super::completion::{self, Choice, OpenAiShaped};
+use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::json::{expect, parse, Kind, Obj};
 use super::openai::{ChatRequest, ContentPart};
+use super::response_body;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// Writes the gpt-oss body for `req` into `out`.
@@ -146,7 +147,7 @@ pub(crate) fn write_response(
         calls: r.calls()?,
         finish: r.finish(),
     };
-    completion::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
+    response_body::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
     Ok(usage.unwrap_or_default())
 }
 

@@ -14,13 +14,14 @@
 
 use serde::Deserialize;
 
-use super::completion::{self, Choice};
+use super::completion::Choice;
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, refuse_fields, turn_texts, MediaPolicy, Role, Spliced,
 };
 use super::json::{as_text, expect, Count, Kind, Obj};
 use super::openai::ChatRequest;
+use super::response_body;
 use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject};
 
@@ -166,6 +167,6 @@ pub(crate) fn write_response(
             _ => "stop",
         },
     };
-    completion::write(None, &choice, Some(&usage), ctx, out);
+    response_body::write(None, &choice, Some(&usage), ctx, out);
     Ok(usage)
 }

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 
 use super::bedrock_output::fnv;
-use super::completion::{self, Choice, OpenAiShaped};
+use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
     check_unsupported, conversation, function_tools, refuse_fields, texts, tool_name, turn_texts,
@@ -26,6 +26,7 @@ use super::conversation::{
 };
 use super::json::{as_text, decode_literal, expect, null_default, str_value, Arr, Kind, Obj};
 use super::openai::{ChatRequest, ToolCall};
+use super::response_body;
 use super::scan::{Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -421,7 +422,7 @@ pub(crate) fn write_text_response(
         calls: Vec::new(),
         finish: finish(first.and_then(|o| o.stop_reason)),
     };
-    completion::write(None, &choice, None, ctx, out);
+    response_body::write(None, &choice, None, ctx, out);
     Ok(Usage::default())
 }
 
@@ -445,6 +446,6 @@ pub(crate) fn write_chat_response(
         calls: r.calls()?,
         finish: r.finish(),
     };
-    completion::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
+    response_body::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
     Ok(usage.unwrap_or_default())
 }

@@ -36,7 +36,7 @@ pub(crate) mod llama;
 pub(crate) mod mistral;
 pub(crate) mod openai;
 mod reject;
-mod response_body;
+pub(crate) mod response_body;
 pub(crate) mod scan;
 mod strict;
 pub(crate) mod titan;

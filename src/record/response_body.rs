@@ -1,9 +1,10 @@
-//! The response bodies of the `/v1/responses` and `/v1/completions` endpoints, written from the
-//! same [`Choice`] every chat family fills for a `chat.completion` (so no family maps them).
+//! The response bodies every chat family's answer becomes, written from the one [`Choice`] the
+//! family fills: a `chat.completion`, or for the `/v1/responses` and `/v1/completions` endpoints a
+//! `response` or a `text_completion` (so no family maps those).
 
-use super::completion::{join_literals, Arguments, Choice, CompletionContext, Usage};
+use super::completion::{join_literals, write_usage, Arguments, Choice, CompletionContext, Usage};
 use super::json::{write_str, Arr, Obj};
-use super::Raw;
+use super::{Endpoint, Raw};
 
 /// The hex part of the context's fallback id (`chatcmpl-<hex>`): the ids of the objects and
 /// items written here are made from it, so a re-run writes the same ids.
@@ -11,6 +12,80 @@ fn hex<'c>(ctx: &CompletionContext<'c>) -> &'c str {
     ctx.fallback_id
         .split_once(['-', '_'])
         .map_or(ctx.fallback_id, |(_, h)| h)
+}
+
+/// Writes the response body for the endpoint of `ctx`: a `chat.completion` with one choice
+/// (`id` is the model's, a string literal, or `ctx.fallback_id`), a `response` or a
+/// `text_completion` (both written below).
+pub(crate) fn write(
+    id: Option<Raw<'_>>,
+    choice: &Choice<'_>,
+    usage: Option<&Usage>,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) {
+    // A structured response answered by the forced tool alone is a plain stop.
+    let finish = if choice.structured.is_some()
+        && choice.calls.is_empty()
+        && choice.finish == "tool_calls"
+    {
+        "stop"
+    } else {
+        choice.finish
+    };
+    match ctx.endpoint {
+        Endpoint::Responses => return write_response(choice, finish, usage, ctx, out),
+        Endpoint::Completions => return write_text_completion(choice, finish, usage, ctx, out),
+        Endpoint::ChatCompletions | Endpoint::Embeddings => {}
+    }
+    let mut o = Obj::open(out);
+    match id {
+        Some(id) => o.raw("id", id.get()),
+        None => o.string("id", ctx.fallback_id),
+    }
+    o.raw("object", "\"chat.completion\"");
+    o.raw("created", &ctx.created.to_string());
+    o.raw("model", ctx.model);
+    {
+        let mut choices = Arr::open(o.key("choices"));
+        let mut c = Obj::open(choices.next());
+        c.raw("index", "0");
+        {
+            let mut m = Obj::open(c.key("message"));
+            m.raw("role", "\"assistant\"");
+            match (choice.structured, choice.texts.as_slice()) {
+                (Some(input), _) => write_str(m.key("content"), input.get()),
+                (None, []) => m.raw("content", "null"),
+                (None, texts) => join_literals(texts, m.key("content")),
+            }
+            m.raw("refusal", "null");
+            if !choice.calls.is_empty() {
+                let mut a = Arr::open(m.key("tool_calls"));
+                for call in &choice.calls {
+                    let mut t = Obj::open(a.next());
+                    t.raw("id", call.id.get());
+                    t.raw("type", "\"function\"");
+                    let mut f = Obj::open(t.key("function"));
+                    f.raw("name", call.name.get());
+                    write_arguments(&call.arguments, f.key("arguments"));
+                    f.close();
+                    t.close();
+                }
+                a.close();
+            }
+            if !choice.reasoning.is_empty() {
+                join_literals(&choice.reasoning, m.key("reasoning_content"));
+            }
+            m.close();
+        }
+        c.raw("logprobs", "null");
+        c.string("finish_reason", finish);
+        c.close();
+        choices.close();
+    }
+    write_usage(usage, o.key("usage"));
+    o.raw("system_fingerprint", "null");
+    o.close();
 }
 
 /// Writes a Responses API `response` object.
@@ -166,7 +241,7 @@ pub(crate) fn write_text_completion(
         c.close();
         choices.close();
     }
-    super::completion::write_usage(usage, o.key("usage"));
+    write_usage(usage, o.key("usage"));
     o.close();
 }
 

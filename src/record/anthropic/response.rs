@@ -13,8 +13,9 @@
 use serde::Deserialize;
 
 use super::JSON_RESPONSE_TOOL;
-use crate::record::completion::{self, Arguments, Call, Choice, CompletionContext, Usage};
+use crate::record::completion::{Arguments, Call, Choice, CompletionContext, Usage};
 use crate::record::json::{self, Kind, Raw};
+use crate::record::response_body;
 use crate::record::scan::{Fallback, Scan, Scanner};
 use crate::record::Reject;
 
@@ -274,7 +275,7 @@ pub(crate) fn write_parts(
         finish: finish_reason(msg.stop_reason),
     };
     let id = msg.id.filter(|id| Kind::of(*id) == Kind::String);
-    completion::write(id, &choice, Some(&totals), ctx, out);
+    response_body::write(id, &choice, Some(&totals), ctx, out);
     Ok(totals)
 }
 
