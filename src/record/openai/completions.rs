@@ -7,11 +7,10 @@
 //! `custom_id`, so they are refused with that reason, as are `suffix`, `echo` and `best_of` above
 //! one, which no Bedrock model does.
 
-use crate::record::conversation::refuse_fields;
 use crate::record::json::{as_text, expect, parse, whole_number, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
-use super::members::{unknown, Members, Translated};
+use super::members::{Members, Sorting, Translated};
 
 /// Members copied under the same name (the chat path reads and checks them).
 const SAME_NAME: &[&str] = &[
@@ -37,6 +36,14 @@ const CHAT_ONLY: &[&str] = &[
     "reasoning_effort",
     "max_completion_tokens",
 ];
+
+/// How the other members are sorted.
+const SORTING: Sorting<'static> = Sorting {
+    same_name: SAME_NAME,
+    ignored: IGNORED,
+    chat_only: CHAT_ONLY,
+    why: "a chat completions member; a completions line has only its prompt and sampling settings",
+};
 
 /// Members that describe the call.
 const IGNORED: &[&str] = &["model", "prompt", "stream", "stream_options", "user"];
@@ -90,15 +97,7 @@ pub(crate) fn to_chat<'a>(
         match key.as_ref() {
             _ if value.get() == "null" => {}
             "suffix" | "echo" | "best_of" => {}
-            name if SAME_NAME.contains(&name) => o.raw(name, value.get()),
-            name if IGNORED.contains(&name) => {}
-            name if CHAT_ONLY.contains(&name) => refuse_fields(
-                &[(name, true)],
-                opts,
-                notes,
-                "a chat completions member; a completions line has only its prompt and sampling settings",
-            )?,
-            name => unknown(&mut o, name, *value),
+            name => SORTING.member(&mut o, name, *value, opts, notes)?,
         }
     }
     o.close();

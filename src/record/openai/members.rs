@@ -7,8 +7,9 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::record::conversation::refuse_fields;
 use crate::record::json::{self, Kind, Obj};
-use crate::record::{Raw, Reject};
+use crate::record::{MapOptions, Notes, Raw, Reject};
 
 /// The members of an object, in order, with their raw values. A key written twice (in any
 /// spelling) is refused, as serde refuses a duplicate field.
@@ -94,6 +95,37 @@ impl<'a> Translated<'a> {
                 }
             }
         }
+    }
+}
+
+/// The members a rewrite copies under the same name, ignores (they describe the call), or
+/// refuses as chat-only (`why`); any other goes to the chat body by name, for the chat path's
+/// rule.
+pub(crate) struct Sorting<'s> {
+    pub same_name: &'s [&'s str],
+    pub ignored: &'s [&'s str],
+    pub chat_only: &'s [&'s str],
+    pub why: &'s str,
+}
+
+impl Sorting<'_> {
+    /// Writes or refuses one member `name` (not null) as sorted.
+    pub(crate) fn member(
+        &self,
+        o: &mut Obj<'_>,
+        name: &str,
+        value: Raw<'_>,
+        opts: &MapOptions,
+        notes: &mut Notes,
+    ) -> Result<(), Reject> {
+        if self.same_name.contains(&name) {
+            o.raw(name, value.get());
+        } else if self.chat_only.contains(&name) {
+            refuse_fields(&[(name, true)], opts, notes, self.why)?;
+        } else if !self.ignored.contains(&name) {
+            unknown(o, name, value);
+        }
+        Ok(())
     }
 }
 

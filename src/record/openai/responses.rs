@@ -16,11 +16,10 @@
 //! path; members this crate does not know go through by name, so the chat path's rule (refuse,
 //! or drop with `--drop-unsupported`) applies to them alike.
 
-use crate::record::conversation::refuse_fields;
 use crate::record::json::{as_text, expect, parse, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
-use super::members::{unknown, Members, Translated};
+use super::members::{unknown, Members, Sorting, Translated};
 
 /// Members that describe the call, not the generation: ignored as the chat path ignores its own.
 const IGNORED: &[&str] = &[
@@ -55,6 +54,14 @@ const CHAT_ONLY: &[&str] = &[
     "response_format",
     "reasoning_effort",
 ];
+
+/// How the other members are sorted.
+const SORTING: Sorting<'static> = Sorting {
+    same_name: SAME_NAME,
+    ignored: IGNORED,
+    chat_only: CHAT_ONLY,
+    why: "a chat completions member, not a Responses one (input, max_output_tokens, text.format, reasoning.effort say it here)",
+};
 
 /// Rewrites a `/v1/responses` body as a chat completions body (see the module doc).
 pub(crate) fn to_chat<'a>(
@@ -164,16 +171,8 @@ pub(crate) fn to_chat<'a>(
                     "body.prompt: a stored prompt lives in OpenAI's account; write its text into instructions and input",
                 ))
             }
-            name if SAME_NAME.contains(&name) => o.raw(name, value.get()),
-            name if IGNORED.contains(&name) => {}
-            name if CHAT_ONLY.contains(&name) => refuse_fields(
-                &[(name, true)],
-                opts,
-                notes,
-                "a chat completions member, not a Responses one (input, max_output_tokens, text.format, reasoning.effort say it here)",
-            )?,
-            // Unknown here: the chat path refuses it by name (or drops it), as its own.
-            name => unknown(&mut o, name, *value),
+            // Unknown ones go to the chat path, which refuses them by name (or drops them).
+            name => SORTING.member(&mut o, name, *value, opts, notes)?,
         }
     }
     o.close();
