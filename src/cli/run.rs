@@ -10,7 +10,7 @@ use super::from_bedrock::{
 use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
 use super::to_bedrock::{check_outside_folder, convert, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
-use bedrock_batch::batch_folder::{FolderWriter, Replace, Start};
+use bedrock_batch::batch_folder::{Replace, Start};
 use bedrock_batch::driver::{
     BatchFolder, BatchStatus, CollectOptions, Driver, JobInfo, Pacer, SubmitSettings,
 };
@@ -180,19 +180,16 @@ async fn convert_unless_done(
     driver: &Driver,
     cx: &Context,
 ) -> anyhow::Result<()> {
-    let (source, mut opts) = args.convert.open(&cx.storage, &args.input, input).await?;
-    let writer = FolderWriter::open(Arc::clone(dest), &cx.lock("run")).await?;
-    let source = match args
+    let (source, opts, writer) = args
         .convert
-        .endpoint_from_input(source, &mut opts, &args.input)
-        .await
-    {
-        Ok(source) => source,
-        Err(e) => {
-            writer.release().await;
-            return Err(e);
-        }
-    };
+        .open_into_folder(
+            &cx.storage,
+            &args.input,
+            input,
+            Arc::clone(dest),
+            &cx.lock("run"),
+        )
+        .await?;
     let replace = if args.convert.overwrite {
         Replace::Overwrite(driver)
     } else {

@@ -9,10 +9,11 @@ use anyhow::{bail, Context as _};
 use super::units::bytes_in;
 use super::{progress_bar, Context, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{
-    owned_prefixes, BatchManifest, FolderError, FolderWriter, InputIdentity, Replace, Start,
+    owned_prefixes, BatchManifest, FolderError, FolderWriter, InputIdentity, LockOptions, Replace,
+    Start,
 };
 use bedrock_batch::io::{
-    ChunkSource, Location, ObjectIdentity, Peeked, StdWriter, Storage, HOUSEKEEPING,
+    ChunkSource, Destination, Location, ObjectIdentity, Peeked, StdWriter, Storage, HOUSEKEEPING,
 };
 use bedrock_batch::pipeline::{
     prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
@@ -159,6 +160,27 @@ impl ConvertArgs {
         let opened = storage.open_identified(input).await?;
         let opts = self.options(input_identity(name, opened.identity))?;
         Ok((opened.source, opts))
+    }
+
+    /// [`open`](Self::open) for a batch folder at `dest`: INPUT opened, the folder's lock
+    /// taken, then INPUT's endpoint read (reading a pipe can wait; the lock is held first).
+    pub async fn open_into_folder(
+        &self,
+        storage: &Storage,
+        name: &str,
+        input: &Location,
+        dest: Arc<dyn Destination>,
+        lock: &LockOptions,
+    ) -> anyhow::Result<(Box<dyn ChunkSource>, ToBedrockOptions, FolderWriter)> {
+        let (source, mut opts) = self.open(storage, name, input).await?;
+        let folder = FolderWriter::open(dest, lock).await?;
+        match self.endpoint_from_input(source, &mut opts, name).await {
+            Ok(source) => Ok((source, opts, folder)),
+            Err(e) => {
+                folder.release().await;
+                Err(e)
+            }
+        }
     }
 
     /// Without `--endpoint`, reads INPUT up to its first request line, whose `url` names the
@@ -308,20 +330,17 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         if let Some(s) = &summary {
             check_outside_folder("--summary", s, &output)?;
         }
-        let (source, mut opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
         let dest = cx.storage.folder(&output).await?;
-        let folder = FolderWriter::open(dest, &cx.lock("to-bedrock")).await?;
-        let source = match args
+        let (source, opts, folder) = args
             .convert
-            .endpoint_from_input(source, &mut opts, &args.input)
-            .await
-        {
-            Ok(source) => source,
-            Err(e) => {
-                folder.release().await;
-                return Err(e);
-            }
-        };
+            .open_into_folder(
+                &cx.storage,
+                &args.input,
+                &input,
+                dest,
+                &cx.lock("to-bedrock"),
+            )
+            .await?;
         let driver;
         let replace = if args.convert.overwrite {
             driver = cx.driver().await;
