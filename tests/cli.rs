@@ -178,7 +178,24 @@ fn unknown_models_and_missing_files_are_clear_errors() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("supported: Anthropic Claude"),
+        stderr(&o).contains("Cohere cannot run in a batch job"),
+        "{}",
+        stderr(&o)
+    );
+    // A near miss names the ids it may have meant.
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "--model",
+            "antropic.claude-3-haiku-20240307-v1:0",
+        ],
+        Some(b""),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("close matches: anthropic.claude-3-haiku…"),
         "{}",
         stderr(&o)
     );
@@ -463,5 +480,133 @@ fn the_first_line_names_the_endpoint_unless_endpoint_is_given() {
         json_lines(&o.stdout).len(),
         1,
         "only the chat line is a record"
+    );
+}
+
+/// The model table decides the family, says when it chose a Converse job, refuses a bare id
+/// that batches only through a profile in the Region (naming the profile), and takes a
+/// `--models FILE` whose lines win.
+#[test]
+fn the_model_table_picks_warns_and_names_the_profile() {
+    let line = br#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}}
+"#;
+    // Qwen: no documented InvokeModel body, so a Converse record, with a notice.
+    let o = run(
+        &["to-bedrock", "-", "-", "--model", "qwen.qwen3-32b-v1:0"],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Converse job"), "{}", stderr(&o));
+    let record: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(record["modelInput"]["inferenceConfig"]["maxTokens"].is_number());
+    // --family openai-chat writes the OpenAI body instead.
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "--model",
+            "qwen.qwen3-32b-v1:0",
+            "--family",
+            "openai-chat",
+        ],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let record: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(record["modelInput"]["max_tokens"], 4096);
+    // Nova Lite's bare id batches in us-east-1 only; elsewhere its profile is named.
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "--model",
+            "amazon.nova-lite-v1:0",
+            "--region",
+            "eu-west-3",
+        ],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("eu.amazon.nova-lite-v1:0"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "--model",
+            "eu.amazon.nova-lite-v1:0",
+            "--region",
+            "eu-west-3",
+        ],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(
+        &["to-bedrock", "-", "-", "--model", "amazon.nova-2-lite-v1:0"],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("global.amazon.nova-2-lite-v1:0"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A table file adds a model (and says which line is wrong when it is).
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("models.toml");
+    std::fs::write(
+        &table,
+        r#"models = [
+  { id = "acme.chat", name = "Acme Chat", family = "openai-chat", max_tokens = 50, source = ["acme"] },
+]
+[sources]
+acme = "https://example.com/acme-models"
+"#,
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "--model",
+            "acme.chat-v1",
+            "--models",
+            table.to_str().unwrap(),
+        ],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let record: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(record["modelInput"]["max_tokens"], 50);
+    std::fs::write(
+        &table,
+        "models = [ { id = \"acme.chat\", name = \"A\", family = \"acme\", source = [\"x\"] } ]\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "to-bedrock",
+            "-",
+            "-",
+            "--model",
+            "acme.chat-v1",
+            "--models",
+            table.to_str().unwrap(),
+        ],
+        Some(line),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("model \"acme.chat\": no family is called \"acme\""),
+        "{}",
+        stderr(&o)
     );
 }

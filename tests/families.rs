@@ -15,15 +15,19 @@ use bedrock_batch::record::{convert_line, Endpoint, Family, LineOptions};
 use common::fixture;
 use serde_json::{json, Map, Value};
 
-const CHAT_FAMILIES: [Family; 7] = [
+const CHAT_FAMILIES: [Family; 8] = [
     Family::Anthropic,
     Family::Nova,
     Family::Llama,
     Family::MistralText,
     Family::MistralChat,
     Family::GptOss,
+    Family::OpenAiChat,
     Family::Converse,
 ];
+
+/// The embeddings families besides Titan Text V2, and the requests they share.
+const MULTIMODAL_EMBEDDINGS: [Family; 2] = [Family::TitanEmbedImage, Family::NovaEmbed];
 
 fn check(name: &str, got: Value) {
     let path = fixture(&format!("families/{name}"));
@@ -55,11 +59,16 @@ fn inputs(family: Family, input: &str) -> Value {
 fn inputs_for(family: Family, endpoint: Endpoint, input: &str) -> Value {
     let mut opts = LineOptions::new(family);
     opts.endpoint = Some(endpoint);
+    inputs_with(&opts, input)
+}
+
+/// Each line of `input` converted with `opts`.
+fn inputs_with(opts: &LineOptions, input: &str) -> Value {
     let mut all = Map::new();
     for (i, line) in input.lines().enumerate() {
         let id: Value = serde_json::from_str::<Value>(line).unwrap()["custom_id"].clone();
         let mut out = Vec::new();
-        let v = match convert_line(line.as_bytes(), i as u64 + 1, &opts, &mut out) {
+        let v = match convert_line(line.as_bytes(), i as u64 + 1, opts, &mut out) {
             Ok(_) => {
                 assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
                 let record: Value = serde_json::from_slice(&out).unwrap();
@@ -124,11 +133,24 @@ fn titan_embeds_one_text_per_record() {
 }
 
 #[test]
+fn the_multimodal_embeddings_models_take_text_or_one_image() {
+    let requests =
+        std::fs::read_to_string(fixture("families/embeddings-multimodal.jsonl")).unwrap();
+    for family in MULTIMODAL_EMBEDDINGS {
+        check(
+            &format!("{family}.expected-input.json"),
+            inputs(family, &requests),
+        );
+    }
+}
+
+#[test]
 fn every_family_answers_in_openai_shape() {
     for family in CHAT_FAMILIES
         .into_iter()
         .skip(1)
         .chain([Family::TitanEmbed])
+        .chain(MULTIMODAL_EMBEDDINGS)
     {
         let out =
             std::fs::read_to_string(fixture(&format!("families/{family}.jsonl.out"))).unwrap();
@@ -587,5 +609,69 @@ fn a_folder_remembers_its_family_for_the_way_back() {
                 "A"
             );
         }
+    }
+}
+
+/// Every line of the model table that Bedrock can batch has a golden pair for its body shape
+/// (its `golden` stem: `<stem>.expected-input.json` from requests, `<stem>.jsonl.out` →
+/// `<stem>.expected-output.json`), and so does every `native` family it names; the stems that
+/// are not a family's own are converted here with the first model that names them, so the
+/// model's own settings (Nova 2's reasoning) are what the golden holds.
+#[test]
+fn every_model_in_the_table_has_a_golden_pair() {
+    use bedrock_batch::record::ModelTable;
+    let table = ModelTable::builtin();
+    let mut stems: Vec<(String, Family, String)> = Vec::new();
+    for e in table.entries() {
+        let Some(family) = e.family else { continue };
+        for (stem, family) in [(e.golden.clone(), family)]
+            .into_iter()
+            .chain(e.native.map(|n| (n.name().to_owned(), n)))
+        {
+            if !stems.iter().any(|(s, _, _)| *s == stem) {
+                stems.push((stem, family, e.id.clone()));
+            }
+        }
+    }
+    assert!(stems.len() >= 10, "{stems:?}");
+    for (stem, family, model) in &stems {
+        let answers = match stem.as_str() {
+            // Claude's answers have their own folder (from_bedrock.rs holds them to it).
+            "anthropic" => [
+                "bedrock-output/claude.jsonl.out".to_owned(),
+                "bedrock-output/claude.expected-output.jsonl".to_owned(),
+            ],
+            _ => [
+                format!("families/{stem}.jsonl.out"),
+                format!("families/{stem}.expected-output.json"),
+            ],
+        };
+        for file in [format!("families/{stem}.expected-input.json")]
+            .iter()
+            .chain(&answers)
+        {
+            let blessing = std::env::var_os("BEDROCK_BATCH_BLESS").is_some();
+            assert!(
+                blessing || fixture(file).exists(),
+                "{model}: fixtures/{file} is missing"
+            );
+        }
+        if Family::from_name(stem).is_some() {
+            continue; // a family's own goldens: the tests above
+        }
+        let requests =
+            std::fs::read_to_string(fixture(&format!("families/{stem}.requests.jsonl"))).unwrap();
+        let mut opts = LineOptions::new(*family);
+        opts.map = bedrock_batch::record::MapOptions::new(*family, model);
+        opts.endpoint = None;
+        check(
+            &format!("{stem}.expected-input.json"),
+            inputs_with(&opts, &requests),
+        );
+        let out = std::fs::read_to_string(fixture(&format!("families/{stem}.jsonl.out"))).unwrap();
+        check(
+            &format!("{stem}.expected-output.json"),
+            outputs(*family, &out),
+        );
     }
 }

@@ -228,11 +228,15 @@ impl Env {
     }
 
     fn create_batch(&self, key: &str, file_id: &str) -> (u16, Value) {
+        self.create_batch_for(key, file_id, "/v1/chat/completions")
+    }
+
+    fn create_batch_for(&self, key: &str, file_id: &str, endpoint: &str) -> (u16, Value) {
         self.json(
             "POST",
             "/v1/batches",
             key,
-            Some(json!({"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": {"run": "test"}})),
+            Some(json!({"input_file_id": file_id, "endpoint": endpoint, "completion_window": "24h", "metadata": {"run": "test"}})),
         )
     }
 
@@ -1135,4 +1139,69 @@ fn an_upload_cut_off_by_a_kill_is_removed_by_the_next_server() {
         None,
     );
     assert_eq!(status, 200);
+}
+
+/// An embeddings batch on each multimodal embeddings model: its Batch object says
+/// `/v1/embeddings`, every custom_id comes back once as an embeddings list, and Titan's token
+/// counts reach the usage (Nova's model reports none).
+#[test]
+fn embeddings_batches_run_on_the_multimodal_models() {
+    let mut e = Env::new("embed");
+    e.shut_down();
+    for (name, model_id) in [
+        ("embed-titan", "amazon.titan-embed-image-v1"),
+        ("embed-nova", "amazon.nova-2-multimodal-embeddings-v1:0"),
+    ] {
+        e.config.models.insert(
+            name.to_owned(),
+            bedrock_batch::server::ModelAlias {
+                model_id: model_id.to_owned(),
+                family: None,
+                invocation_type: None,
+            },
+        );
+        e.config.keys[0].models.push(name.to_owned());
+    }
+    e.start();
+    for (name, usage) in [("embed-titan", true), ("embed-nova", false)] {
+        let mut lines = String::new();
+        for i in 0..120 {
+            let input = if i % 3 == 0 {
+                json!("data:image/png;base64,iVBORw0KGgo=")
+            } else {
+                json!(format!("text number {i}"))
+            };
+            lines +=
+                &json!({"custom_id": format!("e{i}"), "method": "POST", "url": "/v1/embeddings",
+                "body": {"model": name, "input": input, "dimensions": 256}})
+                .to_string();
+            lines.push('\n');
+        }
+        let (status, file) = e.upload(ALICE, lines.as_bytes());
+        assert_eq!(status, 200, "{name}: {file}");
+        let (status, batch) =
+            e.create_batch_for(ALICE, file["id"].as_str().unwrap(), "/v1/embeddings");
+        assert_eq!(status, 200, "{name}: {batch}");
+        assert_eq!(batch["endpoint"], "/v1/embeddings");
+        let done = e.wait(ALICE, batch["id"].as_str().unwrap());
+        assert_eq!(done["status"], "completed", "{name}: {done}");
+        assert_eq!(done["endpoint"], "/v1/embeddings");
+        let output = e.content(ALICE, done["output_file_id"].as_str().unwrap());
+        every_id_once(&output, &[], 120);
+        for line in &output {
+            let body = &line["response"]["body"];
+            assert_eq!(body["object"], "list", "{line}");
+            assert!(
+                body["data"][0]["embedding"].as_array().unwrap().len() == 3,
+                "{line}"
+            );
+            let tokens = body["usage"]["prompt_tokens"].as_u64().unwrap();
+            assert_eq!(tokens > 0, usage, "{name}: {line}");
+        }
+        assert_eq!(
+            done["usage"]["input_tokens"].as_u64().unwrap() > 0,
+            usage,
+            "{done}"
+        );
+    }
 }

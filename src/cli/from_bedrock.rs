@@ -59,10 +59,14 @@ pub struct Args {
     model: Option<String>,
 
     /// The body format of the records (for a file whose --model does not say; a batch folder
-    /// knows it): anthropic, nova, llama, mistral-text, mistral-chat, gpt-oss, titan-embed,
-    /// converse.
+    /// knows it): anthropic, nova, llama, mistral-text, mistral-chat, gpt-oss, openai-chat,
+    /// titan-embed, titan-embed-image, nova-embed, converse.
     #[arg(long, value_name = "NAME")]
     family: Option<String>,
+
+    /// A model table whose lines take precedence over the built-in ones (as for to-bedrock).
+    #[arg(long, value_name = "FILE")]
+    models: Option<PathBuf>,
 
     /// The OpenAI endpoint the requests were for, which decides the responses' shape (for a
     /// file; a batch folder knows it): /v1/chat/completions (default), /v1/responses,
@@ -315,7 +319,11 @@ async fn convert_files(
             let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
             format!("--family {name}: not a family ({})", names.join(", "))
         })?,
-        (None, Some(m)) => Family::for_model(m)?,
+        (None, Some(m)) => {
+            super::to_bedrock::read_model_table(args.models.as_deref())?
+                .resolve(m)?
+                .family
+        }
         (None, None) => Family::Anthropic,
     };
     let created = match &input {

@@ -3,6 +3,7 @@
 
 mod from_bedrock;
 mod jobs;
+mod models;
 mod run;
 mod serve;
 mod to_bedrock;
@@ -129,6 +130,7 @@ enum Command {
     Wait(jobs::WaitCommand),
     Run(Box<run::Args>),
     Serve(serve::Args),
+    Models(models::Args),
 }
 
 /// What every command gets: storage, the way to Bedrock, and the output switches.
@@ -221,6 +223,7 @@ pub fn main() -> ExitCode {
                 Command::Wait(args) => jobs::wait(args, &cx).await,
                 Command::Run(args) => run::run(*args, &cx).await,
                 Command::Serve(args) => serve::run(args, &cx).await,
+                Command::Models(args) => models::run(args, &cx).await,
             }
         };
         tokio::spawn(cancel_on_signal(cx.shutdown.clone()));

@@ -63,6 +63,12 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     if config.kms_key_id.is_none() {
         config.kms_key_id = cx.kms_key_id.clone();
     }
+    for (name, alias) in &config.models {
+        config
+            .model_table()
+            .check_region(&alias.model_id, cx.storage.region())
+            .with_context(|| format!("{}: models.{name}", args.config.display()))?;
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

@@ -1,6 +1,7 @@
 //! `bedrock-batch to-bedrock`.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +20,8 @@ use bedrock_batch::pipeline::{
     prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
 };
 use bedrock_batch::record::endpoint::{first_line, named_by};
-use bedrock_batch::record::{Endpoint, Family};
+use bedrock_batch::record::model_table::Invocation;
+use bedrock_batch::record::{Endpoint, Family, ModelTable};
 
 /// Convert an OpenAI batch input file into Bedrock batch inference records.
 ///
@@ -76,10 +78,16 @@ pub struct ConvertArgs {
     #[arg(long, short = 'm', value_name = "MODEL_ID")]
     pub model: String,
 
-    /// The body format, when the model id does not say (an application inference profile):
-    /// anthropic, nova, llama, mistral-text, mistral-chat, gpt-oss, titan-embed.
+    /// The body format, when the model id does not say (an application inference profile) or
+    /// to choose another than the model table's: anthropic, nova, llama, mistral-text,
+    /// mistral-chat, gpt-oss, openai-chat, titan-embed, titan-embed-image, nova-embed.
     #[arg(long, value_name = "NAME")]
     family: Option<String>,
+
+    /// A model table (TOML, the shape of the built-in one: see the README) whose lines take
+    /// precedence over the built-in lines: a model this version does not know, or newer limits.
+    #[arg(long, value_name = "FILE")]
+    pub models: Option<PathBuf>,
 
     /// The OpenAI endpoint of the input lines (one per file, as OpenAI requires): /v1/responses
     /// and /v1/completions lines for any chat model; default: the first line's url, else
@@ -158,7 +166,7 @@ impl ConvertArgs {
         input: &Location,
     ) -> anyhow::Result<(Box<dyn ChunkSource>, ToBedrockOptions)> {
         let opened = storage.open_identified(input).await?;
-        let opts = self.options(input_identity(name, opened.identity))?;
+        let opts = self.options(input_identity(name, opened.identity), storage.region())?;
         Ok((opened.source, opts))
     }
 
@@ -207,18 +215,32 @@ impl ConvertArgs {
         Ok(Box::new(source))
     }
 
-    /// The conversion options these arguments ask for.
-    pub fn options(&self, source: InputIdentity) -> anyhow::Result<ToBedrockOptions> {
+    /// The model table: the built-in one, with `--models FILE`'s lines over it.
+    pub fn model_table(&self) -> anyhow::Result<Cow<'static, ModelTable>> {
+        read_model_table(self.models.as_deref())
+    }
+
+    /// The conversion options these arguments ask for; `region` (where the job would run, if
+    /// known) is checked against the model table.
+    pub fn options(
+        &self,
+        source: InputIdentity,
+        region: Option<&str>,
+    ) -> anyhow::Result<ToBedrockOptions> {
+        let table = self.model_table()?;
         let family = match (&self.family, self.invocation_type.as_str()) {
             (Some(_), "converse") => {
                 bail!("--family and --invocation-type converse exclude each other: a Converse job has one body for every model")
             }
             (None, "converse") => {
-                if Family::for_model(&self.model).ok() == Some(Family::TitanEmbed) {
-                    bail!(
-                        "{}: Converse jobs are for chat models; embeddings run as InvokeModel jobs",
-                        self.model
-                    );
+                if let Some(entry) = table.entry(&self.model).filter(|e| e.family.is_some()) {
+                    if !entry.invocations().contains(&Invocation::Converse) {
+                        bail!(
+                            "{}: Converse jobs are for chat models; {} runs as InvokeModel jobs",
+                            self.model,
+                            entry.name
+                        );
+                    }
                 }
                 Family::Converse
             }
@@ -232,9 +254,17 @@ impl ConvertArgs {
                         .collect();
                     format!("--family {name}: not a family ({})", names.join(", "))
                 })?,
-            (None, _) => Family::for_model(&self.model)?,
+            (None, _) => {
+                let resolved = table.resolve(&self.model)?;
+                if let Some(notice) = resolved.notice(&self.model) {
+                    tracing::warn!("{notice}");
+                }
+                resolved.family
+            }
         };
+        table.check_region(&self.model, region)?;
         let mut opts = ToBedrockOptions::with_family(&self.model, family);
+        opts.map.limits = table.limits(family, &self.model);
         if let Some(url) = &self.endpoint {
             opts.endpoint = endpoint_for(url, family)?;
         }
@@ -250,6 +280,20 @@ impl ConvertArgs {
         opts.block_size = usize::try_from(self.block_size).unwrap_or(usize::MAX);
         opts.source = source;
         Ok(opts)
+    }
+}
+
+/// The built-in model table, or one with the lines of the table file at `path` over it.
+pub fn read_model_table(path: Option<&Path>) -> anyhow::Result<Cow<'static, ModelTable>> {
+    match path {
+        None => Ok(Cow::Borrowed(ModelTable::builtin())),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--models {}", path.display()))?;
+            let table = ModelTable::with_file(&text)
+                .with_context(|| format!("--models {}", path.display()))?;
+            Ok(Cow::Owned(table))
+        }
     }
 }
 

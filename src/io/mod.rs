@@ -619,6 +619,21 @@ impl Storage {
         }
     }
 
+    /// The AWS Region the commands work in, where known before any client is built: `--region`,
+    /// else `AWS_REGION`, else `AWS_DEFAULT_REGION` (a profile's region is read only by the SDK).
+    pub fn region(&self) -> Option<&str> {
+        static FROM_ENV: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        self.opts.region.as_deref().or_else(|| {
+            FROM_ENV
+                .get_or_init(|| {
+                    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                        .iter()
+                        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+                })
+                .as_deref()
+        })
+    }
+
     /// The S3 client (built once).
     pub async fn s3_client(&self) -> aws_sdk_s3::Client {
         self.client.get_or_init(|| self.opts.client()).await.clone()

@@ -11,6 +11,10 @@
 //!   → `toolConfig.toolChoice` (`auto`/`any`/`tool`; `none` leaves the tools out); assistant
 //!   `tool_calls` → `toolUse`, `tool` messages → `toolResult` in a user turn; `response_format` →
 //!   the forced `json_response` tool, as for Claude.
+//! - Nova 2 (the model table's `reasoning`): `reasoning_effort` → `inferenceConfig.reasoningConfig`
+//!   (`low`/`medium`/`high` enabled at that effort, `none`/`minimal` disabled), as the Nova 2
+//!   request schema places it; at `high` no sampling setting is written (a request's own are
+//!   refused, or dropped and counted), per AWS's Nova 2 guides. Other Nova models refuse it.
 //! - Converse jobs: Bedrock batch does not run tool calling there, so `tools` and tool messages are
 //!   rejected with that reason; so are `response_format` and `reasoning_effort`, whose Converse
 //!   form depends on the model.
@@ -27,8 +31,8 @@ use super::anthropic::JSON_RESPONSE_TOOL;
 use super::completion::{Arguments, Call, Choice};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, response_tool, tool_name, Block, MediaPolicy,
-    ResponseTool, Role, ToolResultContent, Turn,
+    check_unsupported, conversation, function_tools, refuse_fields, response_tool, tool_name,
+    Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
 use super::json::{
     as_text, expect, null_default, parse, str_value, text_value, Arr, Count, Kind, Obj,
@@ -147,6 +151,12 @@ pub fn write_body(
         }
     }
     let limits = &opts.limits;
+    let effort = match dialect {
+        Dialect::Nova => nova_reasoning(req, opts, notes)?,
+        Dialect::Converse => None,
+    };
+    // At effort high, Nova 2 refuses the sampling settings (AWS's Nova 2 samples): none is written.
+    let sampling = effort != Some("high");
     let max_tokens = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     let forced = match dialect {
         Dialect::Nova => response_tool(req)?,
@@ -166,33 +176,84 @@ pub fn write_body(
     write_turns(o.key("messages"), &turns)?;
     {
         let mut c = Obj::open(o.key("inferenceConfig"));
-        c.raw("maxTokens", &max_tokens.to_string());
-        if let Some(raw) = req.temperature {
-            c.raw("temperature", &limits.temperature(raw, notes)?);
-        }
-        if let Some(raw) = req.top_p {
-            c.raw("topP", limits.top_p(raw)?);
-        }
-        if let (Some(raw), Dialect::Nova) = (req.top_k, dialect) {
-            c.raw("topK", &limits.top_k(raw, notes)?.to_string());
+        if sampling {
+            c.raw("maxTokens", &max_tokens.to_string());
+            if let Some(raw) = req.temperature {
+                c.raw("temperature", &limits.temperature(raw, notes)?);
+            }
+            if let Some(raw) = req.top_p {
+                c.raw("topP", limits.top_p(raw)?);
+            }
+            if let (Some(raw), Dialect::Nova) = (req.top_k, dialect) {
+                c.raw("topK", &limits.top_k(raw, notes)?.to_string());
+            }
         }
         if let Some(raw) = req.stop {
             limits.stop(raw, notes, c.key("stopSequences"))?;
         }
+        match effort {
+            Some("disabled") => c.raw("reasoningConfig", r#"{"type":"disabled"}"#),
+            Some(level) => c.raw(
+                "reasoningConfig",
+                &format!(r#"{{"type":"enabled","maxReasoningEffort":"{level}"}}"#),
+            ),
+            None => {}
+        }
         c.close();
     }
     if dialect == Dialect::Nova {
-        if let Some(raw) = req.reasoning_effort {
-            if !opts.drop_unsupported {
-                let _ = str_value(raw, "body.reasoning_effort")?;
-                return Err(dialect.unsupported("body.reasoning_effort", "Nova's InvokeModel body has no reasoning setting in this version (use --drop-unsupported to drop it)"));
-            }
-            notes.dropped.push("reasoning_effort".to_owned());
-        }
         write_tool_config(req, forced.as_ref(), &mut o)?;
     }
     o.close();
     check_unsupported(req, opts, notes, dialect.media().family)
+}
+
+/// Nova's `reasoningConfig` for `reasoning_effort`: the effort (`low`, `medium`, `high`) or
+/// `disabled` (`none`, `minimal`), for a model the table says takes one. At `high`, a request's
+/// own sampling settings are refused (or dropped with `--drop-unsupported`): AWS's Nova 2 guides
+/// say Bedrock refuses them then. Other Nova models have no reasoning setting: refused or dropped.
+fn nova_reasoning(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+) -> Result<Option<&'static str>, Reject> {
+    let Some(raw) = req.reasoning_effort else {
+        return Ok(None);
+    };
+    let value = str_value(raw, "body.reasoning_effort")?;
+    if !opts.limits.reasoning {
+        if !opts.drop_unsupported {
+            return Err(Dialect::Nova.unsupported("body.reasoning_effort", "this Nova model takes no reasoning setting (Nova 2 does; use --drop-unsupported to drop it)"));
+        }
+        notes.dropped.push("reasoning_effort".to_owned());
+        return Ok(None);
+    }
+    let effort = match value.as_ref() {
+        "none" | "minimal" => "disabled",
+        "low" => "low",
+        "medium" => "medium",
+        "high" => "high",
+        other => {
+            return Err(Reject::invalid(format!(
+                "body.reasoning_effort: {other:?} is not an effort (none, minimal, low, medium or high)"
+            )))
+        }
+    };
+    if effort == "high" {
+        refuse_fields(
+            &[
+                ("max_completion_tokens", req.max_completion_tokens.is_some()),
+                ("max_tokens", req.max_tokens.is_some()),
+                ("temperature", req.temperature.is_some()),
+                ("top_p", req.top_p.is_some()),
+                ("top_k", req.top_k.is_some()),
+            ],
+            opts,
+            notes,
+            "Nova 2 takes no sampling settings at reasoning effort high",
+        )?;
+    }
+    Ok(Some(effort))
 }
 
 fn text_block(text: Raw<'_>, out: &mut Vec<u8>) {

@@ -6,17 +6,18 @@ use super::anthropic;
 use super::completion::{CompletionContext, OpenAiShaped, Usage};
 use super::converse::{self, Dialect};
 use super::json::parse;
+use super::model_table::{ModelTable, UnknownModel};
 use super::openai::ChatRequest;
 use super::reject::Reject;
 use super::scan::{Scan, Scanner};
 use super::titan::{self, EmbeddingRequest};
 use super::Endpoint;
-use super::{gpt_oss, llama, mistral, Raw};
+use super::{gpt_oss, llama, mistral, nova_embed, Raw};
 use super::{MapOptions, Notes};
 
 /// A family of Bedrock models that share one `modelInput` / `modelOutput` body format (or, for
 /// [`Family::Converse`], a Converse batch job for any model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Family {
     /// Anthropic Claude (Messages API, `anthropic.claude-*`).
@@ -31,27 +32,18 @@ pub enum Family {
     MistralChat,
     /// OpenAI gpt-oss (an OpenAI chat body, `openai.gpt-oss-*`).
     GptOss,
+    /// An OpenAI chat body for an open-weight model whose card lists the Chat Completions API
+    /// (chosen with `--family openai-chat`; the model table says for which models).
+    OpenAiChat,
     /// Amazon Titan Text Embeddings V2 (`/v1/embeddings`).
     TitanEmbed,
+    /// Amazon Titan Multimodal Embeddings G1 (`/v1/embeddings`, text or an image).
+    TitanEmbedImage,
+    /// Amazon Nova Multimodal Embeddings (`/v1/embeddings`, text or an image).
+    NovaEmbed,
     /// A Converse batch job, for any chat model (`--invocation-type converse`).
     Converse,
 }
-
-/// The model id names no family this crate can map.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model {model:?}: {reason}; supported: {SUPPORTED}")]
-pub struct UnknownModel {
-    /// The model id given.
-    pub model: String,
-    /// Why it is not mapped.
-    pub reason: String,
-}
-
-/// What is supported, for messages.
-pub const SUPPORTED: &str = "Anthropic Claude (anthropic.claude-*), Amazon Nova (amazon.nova-micro/lite/pro/premier/2-*), \
-Meta Llama 3 (meta.llama3-*), Mistral (mistral.*), OpenAI gpt-oss (openai.gpt-oss-*), Titan Text Embeddings V2 \
-(amazon.titan-embed-text-v2:0), each also behind an inference profile (us., eu., apac., global. …) or an ARN; \
-any chat model in a Converse job (--invocation-type converse); --family NAME for an application inference profile";
 
 /// Geographic prefixes of cross-Region inference profile ids (`us.anthropic.claude-…`).
 const PROFILE_PREFIXES: &[&str] = &[
@@ -67,12 +59,15 @@ impl Family {
         Family::MistralText,
         Family::MistralChat,
         Family::GptOss,
+        Family::OpenAiChat,
         Family::TitanEmbed,
+        Family::TitanEmbedImage,
+        Family::NovaEmbed,
         Family::Converse,
     ];
 
-    /// The family of a Bedrock model id, inference profile id, or model/profile ARN, for an
-    /// InvokeModel job.
+    /// The family of a Bedrock model id, inference profile id, or model/profile ARN, per the
+    /// built-in model table ([`ModelTable::resolve`]).
     ///
     /// ```
     /// use bedrock_batch::record::Family;
@@ -81,44 +76,7 @@ impl Family {
     /// assert!(Family::for_model("cohere.command-r-v1:0").is_err());
     /// ```
     pub fn for_model(model_id: &str) -> Result<Family, UnknownModel> {
-        let id = bare_model_id(model_id);
-        let not = |reason: &str| UnknownModel {
-            model: model_id.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let family = if id.starts_with("anthropic.claude") {
-            Family::Anthropic
-        } else if let Some(nova) = id.strip_prefix("amazon.nova-") {
-            if ["canvas", "reel", "sonic"]
-                .iter()
-                .any(|k| nova.starts_with(k))
-            {
-                return Err(not(
-                    "Nova Canvas, Reel and Sonic make images, video and speech, not batch text",
-                ));
-            }
-            Family::Nova
-        } else if id.starts_with("meta.llama3") {
-            Family::Llama
-        } else if id.starts_with("meta.llama") {
-            return Err(not("this Llama's native prompt format is not mapped; run it in a Converse job (--invocation-type converse)"));
-        } else if id.starts_with("mistral.mistral-large-2407")
-            || id.starts_with("mistral.mistral-large-2411")
-            || id.starts_with("mistral.pixtral")
-        {
-            Family::MistralChat
-        } else if id.starts_with("mistral.") {
-            Family::MistralText
-        } else if id.starts_with("openai.gpt-oss") {
-            Family::GptOss
-        } else if id.starts_with("amazon.titan-embed-text-v2") {
-            Family::TitanEmbed
-        } else if id.starts_with("cohere.") || id.starts_with("amazon.titan-text") {
-            return Err(not("Bedrock lists no batch inference quotas for it"));
-        } else {
-            return Err(not("not a model family this version maps"));
-        };
-        Ok(family)
+        ModelTable::builtin().resolve(model_id).map(|r| r.family)
     }
 
     /// The family's short name, as stored in `batch.json` and given to `--family`.
@@ -253,7 +211,7 @@ pub(crate) struct Codec {
 }
 
 /// Every family's row, in the order of [`Family`].
-pub(crate) const CODECS: [Codec; 8] = [
+pub(crate) const CODECS: [Codec; 11] = [
     Codec {
         family: Family::Anthropic,
         name: "anthropic",
@@ -321,12 +279,42 @@ pub(crate) const CODECS: [Codec; 8] = [
         },
     },
     Codec {
+        family: Family::OpenAiChat,
+        name: "openai-chat",
+        invocation_type: "InvokeModel",
+        input: Input::Chat(gpt_oss::write_openai_chat_body),
+        scan_output: |s| spanned(s, |s| Ok(ParsedOutput::GptOss(OpenAiShaped::scan(s)?))),
+        write_completion: |raw, ctx, out| {
+            gpt_oss::write_response(OpenAiShaped::parse(raw)?, ctx, out)
+        },
+    },
+    Codec {
         family: Family::TitanEmbed,
         name: "titan-embed",
         invocation_type: "InvokeModel",
         input: Input::Embeddings(titan::write_body),
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Titan(titan::scan_response(s)?))),
         write_completion: titan::write_embeddings,
+    },
+    Codec {
+        family: Family::TitanEmbedImage,
+        name: "titan-embed-image",
+        invocation_type: "InvokeModel",
+        input: Input::Embeddings(titan::write_image_body),
+        scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Titan(titan::scan_response(s)?))),
+        write_completion: titan::write_embeddings,
+    },
+    Codec {
+        family: Family::NovaEmbed,
+        name: "nova-embed",
+        invocation_type: "InvokeModel",
+        input: Input::Embeddings(nova_embed::write_body),
+        scan_output: |s| {
+            spanned(s, |s| {
+                Ok(ParsedOutput::NovaEmbed(nova_embed::scan_response(s)?))
+            })
+        },
+        write_completion: nova_embed::write_embeddings,
     },
     Codec {
         family: Family::Converse,
@@ -365,6 +353,7 @@ pub(crate) enum ParsedOutput<'a> {
     MistralChat(OpenAiShaped<'a>),
     GptOss(OpenAiShaped<'a>),
     Titan(titan::Response<'a>),
+    NovaEmbed(nova_embed::Response<'a>),
 }
 
 impl ParsedOutput<'_> {
@@ -382,6 +371,7 @@ impl ParsedOutput<'_> {
             ParsedOutput::MistralChat(r) => mistral::write_chat_response(r, ctx, out),
             ParsedOutput::GptOss(r) => gpt_oss::write_response(r, ctx, out),
             ParsedOutput::Titan(r) => titan::write_response(r, ctx, out),
+            ParsedOutput::NovaEmbed(r) => nova_embed::write_response(r, ctx, out),
         }
     }
 }
@@ -397,10 +387,18 @@ impl fmt::Display for Family {
 pub(crate) fn bare_model_id(model_id: &str) -> &str {
     // An ARN ends in `…/<model or profile id>`.
     let id = model_id.rsplit('/').next().unwrap_or(model_id);
+    match profile_prefix(id) {
+        Some(p) => &id[p.len() + 1..],
+        None => id,
+    }
+}
+
+/// The cross-Region profile prefix of an id (`us` for `us.anthropic.claude-…`), if it has one.
+pub(crate) fn profile_prefix(id: &str) -> Option<&'static str> {
     PROFILE_PREFIXES
         .iter()
-        .find_map(|p| id.strip_prefix(p))
-        .unwrap_or(id)
+        .find(|p| id.starts_with(**p))
+        .map(|p| p.trim_end_matches('.'))
 }
 
 #[cfg(test)]
@@ -436,6 +434,12 @@ mod tests {
             ("mistral.mistral-large-2407-v1:0", Family::MistralChat),
             ("openai.gpt-oss-120b-1:0", Family::GptOss),
             ("amazon.titan-embed-text-v2:0", Family::TitanEmbed),
+            ("amazon.titan-embed-image-v1", Family::TitanEmbedImage),
+            ("amazon.nova-2-multimodal-embeddings-v1:0", Family::NovaEmbed),
+            ("meta.llama4-scout-17b-instruct-v1:0", Family::Converse),
+            ("qwen.qwen3-32b-v1:0", Family::Converse),
+            ("us.deepseek.r1-v1:0", Family::Converse),
+            ("mistral.mistral-large-3-675b-instruct", Family::Converse),
             (
                 "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0",
                 Family::Anthropic,
@@ -444,8 +448,13 @@ mod tests {
             assert_eq!(Family::for_model(id), Ok(family), "{id}");
         }
         for (id, says) in [
-            ("meta.llama4-scout-17b-instruct-v1:0", "Converse"),
             ("amazon.nova-canvas-v1:0", "Canvas"),
+            ("google.gemma-4-31b", "bedrock-mantle"),
+            (
+                "anthropic.claud-3-haiku-20240307-v1:0",
+                "anthropic.claude-3-haiku…",
+            ),
+            ("amazon.nvoa-lite-v1:0", "amazon.nova-lite…"),
             ("cohere.command-r-v1:0", "no batch inference quotas"),
             (
                 "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
@@ -742,7 +751,15 @@ mod scan_parity {
         Ok(true)
     }
 
-    const FAMILIES: [(Family, &[(&str, Shape)]); 8] = [
+    const NOVA_EMBED: &[(&str, Shape)] = &[(
+        "embeddings",
+        Arr(&[
+            ("embeddingType", Leaf("text")),
+            ("embedding", Leaf("numbers")),
+        ]),
+    )];
+
+    const FAMILIES: [(Family, &[(&str, Shape)]); 11] = [
         (Family::Anthropic, CLAUDE),
         (Family::Llama, LLAMA),
         (Family::MistralText, MISTRAL_TEXT),
@@ -750,7 +767,10 @@ mod scan_parity {
         (Family::GptOss, SHAPED),
         (Family::Nova, CONVERSE),
         (Family::Converse, CONVERSE),
+        (Family::OpenAiChat, SHAPED),
         (Family::TitanEmbed, TITAN),
+        (Family::TitanEmbedImage, TITAN),
+        (Family::NovaEmbed, NOVA_EMBED),
     ];
 
     proptest! {
@@ -812,6 +832,10 @@ mod scan_parity {
             (
                 Family::TitanEmbed,
                 r#"{"embedding":[0.5,1e-3],"inputTextTokenCount":4}"#,
+            ),
+            (
+                Family::NovaEmbed,
+                r#"{"embeddings":[{"embeddingType":"TEXT","embedding":[0.5,-2]}]}"#,
             ),
         ] {
             let mut s = Scanner::new(text);

@@ -1,23 +1,48 @@
-//! OpenAI gpt-oss on Bedrock (formats.md A.5.7): the InvokeModel body is an OpenAI chat request and
-//! the response an OpenAI `chat.completion`, so both ways are near pass-throughs.
+//! Models that take an OpenAI chat request as their InvokeModel body and answer with an OpenAI
+//! `chat.completion`: OpenAI gpt-oss on Bedrock (formats.md A.5.7), and — as the `openai-chat`
+//! family, chosen with `--family openai-chat` — open-weight models whose cards list the Chat
+//! Completions API (the model table says which, and that their InvokeModel body is unverified).
+//! Both ways are near pass-throughs.
 //!
-//! Request: `messages` (text only: image and file parts are rejected), `max_completion_tokens` ←
-//! max tokens, and `temperature`, `top_p`, `stop`, `tools`, `tool_choice`,
-//! `parallel_tool_calls`, `response_format`, `reasoning_effort` copied as they are; `model`,
-//! `stream` and the other call-describing fields are left out (Bedrock refuses a `model` that
-//! differs from the job's, and streaming).
+//! Request: `messages` (gpt-oss: text only, as documented; `openai-chat`: image parts too where
+//! the model table says the model takes images), max tokens (gpt-oss: `max_completion_tokens`;
+//! `openai-chat`: `max_tokens`, the name every OpenAI-compatible server reads), and
+//! `temperature`, `top_p`, `stop`, `tools`, `tool_choice`, `parallel_tool_calls`,
+//! `response_format`, `reasoning_effort` copied as they are; `model`, `stream` and the other
+//! call-describing fields are left out (Bedrock refuses a `model` that differs from the job's,
+//! and streaming).
 //!
-//! Response: the choice's message, with the reasoning Bedrock puts in front of the text
-//! (`<reasoning>…</reasoning>`) moved to `reasoning_content` (as a `reasoning` or
-//! `reasoning_content` member is); `model` and `created` as for every family; usage as given.
+//! Response: the choice's message, with the reasoning a model puts in front of the text
+//! (`<reasoning>…</reasoning>` for gpt-oss on InvokeModel, `<think>…</think>` for the open-weight
+//! reasoning models) moved to `reasoning_content` (as a `reasoning` or `reasoning_content`
+//! member is); `model` and `created` as for every family; usage as given.
 
 use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::json::{expect, parse, Kind, Obj};
+use super::model_table::Media;
 use super::openai::{ChatRequest, ContentPart};
 use super::response_body;
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
+
+/// Which OpenAI-chat-bodied model a body is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// OpenAI gpt-oss, as AWS documents it.
+    GptOss,
+    /// An open-weight model whose InvokeModel body is taken to be OpenAI's chat request.
+    OpenAiChat,
+}
+
+impl Dialect {
+    fn name(self) -> &'static str {
+        match self {
+            Dialect::GptOss => "gpt-oss",
+            Dialect::OpenAiChat => "this model",
+        }
+    }
+}
 
 /// Writes the gpt-oss body for `req` into `out`.
 pub fn write_body(
@@ -26,21 +51,54 @@ pub fn write_body(
     notes: &mut Notes,
     out: &mut Vec<u8>,
 ) -> Result<(), Reject> {
+    write_body_as(Dialect::GptOss, req, opts, notes, out)
+}
+
+/// Writes the `openai-chat` body for `req` into `out`.
+pub fn write_openai_chat_body(
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    write_body_as(Dialect::OpenAiChat, req, opts, notes, out)
+}
+
+fn write_body_as(
+    dialect: Dialect,
+    req: &ChatRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
     if req.messages.is_empty() {
         return Err(Reject::invalid("body.messages: empty"));
     }
+    // Images go through where the model table says the model takes them (never for gpt-oss,
+    // documented as text only).
+    let images = dialect == Dialect::OpenAiChat && opts.limits.media.contains(&Media::Image);
     for (i, m) in req.messages.iter().enumerate() {
         if let Some(raw) = m.content.filter(|c| Kind::of(*c) == Kind::Array) {
             let parts: Vec<ContentPart<'_>> = parse(raw, MsgPath(i, ".content"))?;
             if let Some((j, p)) = parts
                 .iter()
                 .enumerate()
-                .find(|(_, p)| !matches!(p.kind.as_ref(), "text" | "refusal"))
+                .find(|(_, p)| match p.kind.as_ref() {
+                    "text" | "refusal" => false,
+                    "image_url" => !images,
+                    _ => true,
+                })
             {
+                let takes = if images {
+                    "text and images"
+                } else {
+                    "text only"
+                };
                 return Err(Reject::new(
                     RejectCode::UnsupportedParameter,
                     format!(
-                        "body.messages[{i}].content[{j}]: gpt-oss on Bedrock takes text only, found \"{}\"",
+                        "body.messages[{i}].content[{j}]: {} on Bedrock takes {takes}, found \"{}\"",
+                        dialect.name(),
                         p.kind
                     ),
                 ));
@@ -53,12 +111,16 @@ pub fn write_body(
         &[("top_k", req.top_k.is_some())],
         opts,
         notes,
-        "gpt-oss takes no top_k",
+        &format!("{} takes no top_k", dialect.name()),
     )?;
     let messages = message_array(req)?;
     let mut o = Obj::open(out);
     o.raw("messages", messages);
-    o.raw("max_completion_tokens", &max.to_string());
+    let max_key = match dialect {
+        Dialect::GptOss => "max_completion_tokens",
+        Dialect::OpenAiChat => "max_tokens",
+    };
+    o.raw(max_key, &max.to_string());
     if let Some(raw) = req.temperature {
         o.raw("temperature", &limits.temperature(raw, notes)?);
     }
@@ -87,7 +149,7 @@ pub fn write_body(
         o.raw("tool_choice", raw.get());
     }
     o.close();
-    check_unsupported(req, opts, notes, "gpt-oss")
+    check_unsupported(req, opts, notes, dialect.name())
 }
 
 /// The request's `messages` array, exactly as written: the scanner kept each message's raw pieces,
@@ -99,14 +161,17 @@ fn message_array<'a>(req: &ChatRequest<'a>) -> Result<&'a str, Reject> {
         .ok_or_else(|| Reject::invalid("body.messages: missing"))
 }
 
-/// Splits a content literal into the `<reasoning>…</reasoning>` in front and the text after it;
-/// both halves are valid literals (the tags are plain ASCII, so they never cut an escape).
+/// Splits a content literal into the `<reasoning>…</reasoning>` (or `<think>…</think>`) in front
+/// and the text after it; both halves are valid literals (the tags are plain ASCII, so they never
+/// cut an escape).
 fn split_reasoning(content: &str) -> Option<(String, String)> {
-    let inner = content.strip_prefix('"')?.strip_suffix('"')?;
-    let rest = inner.trim_start().strip_prefix("<reasoning>")?;
-    let end = rest.find("</reasoning>")?;
+    let inner = content.strip_prefix('"')?.strip_suffix('"')?.trim_start();
+    let (rest, close) = [("<reasoning>", "</reasoning>"), ("<think>", "</think>")]
+        .iter()
+        .find_map(|(open, close)| Some((inner.strip_prefix(open)?, *close)))?;
+    let end = rest.find(close)?;
     let reasoning = &rest[..end];
-    let mut text = &rest[end + "</reasoning>".len()..];
+    let mut text = &rest[end + close.len()..];
     loop {
         let t = text.trim_start_matches(' ');
         match t.strip_prefix("\\n") {
@@ -161,6 +226,11 @@ mod tests {
             split_reasoning(r#""<reasoning>Think \"hard\".</reasoning>\n\nThe answer.""#),
             Some((r#""Think \"hard\".""#.into(), r#""The answer.""#.into()))
         );
+        assert_eq!(
+            split_reasoning(r#""<think>Step 1.</think>\nDone.""#),
+            Some((r#""Step 1.""#.into(), r#""Done.""#.into()))
+        );
+        assert_eq!(split_reasoning(r#""<think>a</reasoning>b""#), None);
         assert_eq!(split_reasoning(r#""No tags.""#), None);
         assert_eq!(split_reasoning(r#""<reasoning>unclosed""#), None);
     }

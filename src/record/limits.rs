@@ -1,5 +1,5 @@
-//! What each model takes of the sampling settings, from its documentation, in one table — and
-//! the one rule every family applies to a value beyond it.
+//! What each model takes of the sampling settings, as the model table states them (see
+//! [`super::model_table`]) — and the one rule every family applies to a value beyond them.
 //!
 //! **The rule.** A value that is not a value of the setting at all (not a number, a negative
 //! temperature, `top_p` outside 0–1, `max_tokens` or `top_k` not a positive integer) is
@@ -17,10 +17,12 @@ use std::borrow::Cow;
 
 use super::conversation::{number, positive_int, write_stop_list};
 use super::json::Raw;
+use super::model_table::{Media, ModelTable, Settings};
 use super::{Family, Notes, Reject};
 
-/// The documented ranges of one model's (or family's) sampling settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The documented ranges of one model's (or family's) settings, from the model table (see
+/// [`super::model_table`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// The largest `max_tokens` (or its name in the body: `max_gen_len`, `maxTokens`), if one is
     /// documented.
@@ -31,206 +33,37 @@ pub struct Limits {
     pub top_k: Option<u64>,
     /// The most stop sequences, if a number is documented.
     pub stop: Option<usize>,
-    /// Where the figures are documented.
-    pub source: &'static str,
-}
-
-/// One row of the table: the models whose id (without ARN or inference-profile prefix) starts
-/// with `model` (every model of the family when empty), and their limits.
-struct Row {
-    family: Family,
-    model: &'static str,
-    limits: Limits,
-}
-
-const CLAUDE_DOCS: &str = "https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages-request-response.html; max output per model: https://docs.anthropic.com/en/docs/about-claude/models/overview";
-const NOVA_1_DOCS: &str =
-    "https://docs.aws.amazon.com/nova/latest/userguide/complete-request-schema.html";
-const NOVA_2_DOCS: &str =
-    "https://docs.aws.amazon.com/nova/latest/nova2-userguide/request-response-schema.html";
-const LLAMA_DOCS: &str =
-    "https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-meta.html";
-const MISTRAL_TEXT_DOCS: &str = "https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-mistral-text-completion.html";
-const MISTRAL_CHAT_DOCS: &str =
-    "https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-mistral-large-2407.html";
-const GPT_OSS_DOCS: &str = "https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-openai.html (OpenAI's Create chat completion ranges)";
-const CONVERSE_DOCS: &str = "https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InferenceConfiguration.html";
-
-/// Claude: temperature 0–1, top_k 0–500, up to 8,191 stop sequences; max output per model.
-const fn claude(max_tokens: Option<u64>) -> Limits {
-    Limits {
-        max_tokens,
-        temperature: (0.0, 1.0),
-        top_k: Some(500),
-        stop: Some(8191),
-        source: CLAUDE_DOCS,
-    }
-}
-
-const fn row(family: Family, model: &'static str, limits: Limits) -> Row {
-    Row {
-        family,
-        model,
-        limits,
-    }
-}
-
-/// The table. Within a family, the first row whose `model` prefixes the id applies; the
-/// family's catch-all row (empty `model`) comes last.
-const TABLE: &[Row] = &[
-    // Anthropic's "Max output" per model.
-    row(Family::Anthropic, "anthropic.claude-3-haiku", claude(Some(4096))),
-    row(Family::Anthropic, "anthropic.claude-3-sonnet", claude(Some(4096))),
-    row(Family::Anthropic, "anthropic.claude-3-opus", claude(Some(4096))),
-    row(Family::Anthropic, "anthropic.claude-3-5-sonnet", claude(Some(8192))),
-    row(Family::Anthropic, "anthropic.claude-3-5-haiku", claude(Some(8192))),
-    row(Family::Anthropic, "anthropic.claude-3-7-sonnet", claude(Some(64_000))),
-    row(Family::Anthropic, "anthropic.claude-sonnet-4", claude(Some(64_000))),
-    row(Family::Anthropic, "anthropic.claude-haiku-4-5", claude(Some(64_000))),
-    row(Family::Anthropic, "anthropic.claude-opus-4-5", claude(Some(64_000))),
-    row(Family::Anthropic, "anthropic.claude-opus-4", claude(Some(32_000))),
-    row(Family::Anthropic, "", claude(None)),
-    // Nova 2: maxTokens 1–5000, temperature 0.00001–1, topK 0–128.
-    row(
-        Family::Nova,
-        "amazon.nova-2-",
-        Limits {
-            max_tokens: Some(5000),
-            temperature: (0.00001, 1.0),
-            top_k: Some(128),
-            stop: None,
-            source: NOVA_2_DOCS,
-        },
-    ),
-    // Nova Premier's model card: 25K output tokens.
-    row(
-        Family::Nova,
-        "amazon.nova-premier",
-        Limits {
-            max_tokens: Some(25_000),
-            temperature: (0.00001, 1.0),
-            top_k: None,
-            stop: None,
-            source: "https://docs.aws.amazon.com/bedrock/latest/userguide/model-card-amazon-nova-premier.html",
-        },
-    ),
-    // Nova 1 (Micro, Lite, Pro): maxTokens up to 5k; temperature "greater than 0".
-    row(
-        Family::Nova,
-        "",
-        Limits {
-            max_tokens: Some(5000),
-            temperature: (0.00001, 1.0),
-            top_k: None,
-            stop: None,
-            source: NOVA_1_DOCS,
-        },
-    ),
-    // Llama 3.x: max_gen_len 1–2048, temperature 0–1 (no top_k, no stop in its body).
-    row(
-        Family::Llama,
-        "",
-        Limits {
-            max_tokens: Some(2048),
-            temperature: (0.0, 1.0),
-            top_k: None,
-            stop: None,
-            source: LLAMA_DOCS,
-        },
-    ),
-    // Mistral text completion: max_tokens per model.
-    row(
-        Family::MistralText,
-        "mistral.mixtral-8x7b",
-        mistral_text(4096),
-    ),
-    row(
-        Family::MistralText,
-        "mistral.mistral-7b",
-        mistral_text(8192),
-    ),
-    row(Family::MistralText, "", mistral_text(8192)),
-    // Mistral Large 2 (24.07): no documented max_tokens.
-    row(
-        Family::MistralChat,
-        "",
-        Limits {
-            max_tokens: None,
-            temperature: (0.0, 1.0),
-            top_k: None,
-            stop: None,
-            source: MISTRAL_CHAT_DOCS,
-        },
-    ),
-    // gpt-oss takes OpenAI's own request: temperature 0–2.
-    row(
-        Family::GptOss,
-        "",
-        Limits {
-            max_tokens: None,
-            temperature: (0.0, 2.0),
-            top_k: None,
-            stop: None,
-            source: GPT_OSS_DOCS,
-        },
-    ),
-    // Converse: maxTokens ≥ 1 (the model's own maximum applies), temperature 0–1, ≤ 2500 stops.
-    row(
-        Family::Converse,
-        "",
-        Limits {
-            max_tokens: None,
-            temperature: (0.0, 1.0),
-            top_k: None,
-            stop: Some(2500),
-            source: CONVERSE_DOCS,
-        },
-    ),
-    row(
-        Family::TitanEmbed,
-        "",
-        Limits {
-            max_tokens: None,
-            temperature: (0.0, 1.0),
-            top_k: None,
-            stop: None,
-            source: "https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html",
-        },
-    ),
-];
-
-const fn mistral_text(max_tokens: u64) -> Limits {
-    Limits {
-        max_tokens: Some(max_tokens),
-        temperature: (0.0, 1.0),
-        top_k: None,
-        stop: None,
-        source: MISTRAL_TEXT_DOCS,
-    }
+    /// The embedding sizes the model makes (empty: not documented).
+    pub dimensions: Vec<u64>,
+    /// The inputs the model takes (empty: not documented).
+    pub media: Vec<Media>,
+    /// Whether the model takes a reasoning effort.
+    pub reasoning: bool,
 }
 
 impl Limits {
     /// The limits of `model_id` (a model or inference-profile id, or an ARN; empty when unknown:
-    /// then the family's own) in `family`.
+    /// then the family's own) in `family`, from the built-in model table.
     pub fn of(family: Family, model_id: &str) -> Limits {
-        let id = super::family::bare_model_id(model_id);
-        let mut limits = TABLE
-            .iter()
-            .filter(|r| r.family == family)
-            .find(|r| id.starts_with(r.model))
-            .map(|r| r.limits)
-            .expect("every family has a catch-all row");
-        // A Converse job's maxTokens is bounded by the model's own maximum, where the table
-        // knows the model.
-        if family == Family::Converse {
-            if let Some(native) = Family::for_model(model_id)
-                .ok()
-                .filter(|f| *f != Family::Converse)
-            {
-                limits.max_tokens = Limits::of(native, model_id).max_tokens;
-            }
+        ModelTable::builtin().limits(family, model_id)
+    }
+
+    /// The limits stated by a table's settings (temperature 0–1 where it states none).
+    pub fn from_settings(s: &Settings) -> Limits {
+        Limits {
+            max_tokens: s.max_tokens,
+            temperature: s.temperature.map_or((0.0, 1.0), |[lo, hi]| (lo, hi)),
+            top_k: s.top_k,
+            stop: s.stop,
+            dimensions: s.dimensions.clone().unwrap_or_default(),
+            media: s.media.clone().unwrap_or_default(),
+            reasoning: s.reasoning.unwrap_or(false),
         }
-        limits
+    }
+
+    /// Whether the model is documented to take `media` (true where its inputs are not stated).
+    pub fn takes(&self, media: Media) -> bool {
+        self.media.is_empty() || self.media.contains(&media)
     }
 
     /// The request's `max_completion_tokens` (or `max_tokens`), or `default`, within the limit.
@@ -389,10 +222,6 @@ mod tests {
         assert_eq!(max(Family::Nova, "amazon.nova-premier-v1:0"), Some(25_000));
         assert_eq!(max(Family::Nova, ""), Some(5000));
         assert_eq!(Limits::of(Family::GptOss, "").temperature, (0.0, 2.0));
-        for &f in Family::ALL {
-            let l = Limits::of(f, "");
-            assert!(l.source.starts_with("https://"), "{f}: {}", l.source);
-        }
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(crate) mod json;
 pub(crate) mod limits;
 pub(crate) mod llama;
 pub(crate) mod mistral;
+pub mod model_table;
+pub(crate) mod nova_embed;
 pub(crate) mod openai;
 mod reject;
 pub(crate) mod response_body;
@@ -45,10 +47,11 @@ use std::io::Write as _;
 
 pub use completion::{CompletionContext, Usage};
 pub use endpoint::Endpoint;
+pub use family::Family;
 pub(crate) use family::{bare_model_id, ParsedOutput};
-pub use family::{Family, UnknownModel, SUPPORTED};
 pub use json::Raw;
 pub use limits::Limits;
+pub use model_table::{ModelTable, UnknownModel};
 pub use reject::{Reject, RejectCode};
 
 use openai::{check_envelope, BatchLine, ChatLine, ChatRequest};

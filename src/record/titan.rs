@@ -1,13 +1,17 @@
-//! `/v1/embeddings` on Amazon Titan Text Embeddings V2 (formats.md A.5.5), both ways.
+//! `/v1/embeddings` on Amazon Titan Text Embeddings V2 and Titan Multimodal Embeddings G1
+//! (formats.md A.5.5), both ways; the one-input rule every embeddings family shares.
 //!
-//! Request: `input` → `inputText` (a string, or an array of exactly one string); `dimensions` →
-//! `dimensions` (256, 512 or 1024); `normalize: true` always (OpenAI's embeddings are unit
-//! length). Titan embeds one text per record, so a request with several inputs is rejected with
-//! that reason rather than split (splitting would turn one `custom_id` into several results);
-//! token-array inputs and `encoding_format: "base64"` are rejected too.
+//! Request: `input` → `inputText` (a string, or an array of exactly one string); for the
+//! multimodal model a `data:image/png;base64,…` string → `inputImage` (OpenAI's embeddings take
+//! text only; a data URL is how gateways pass an image). `dimensions` → V2's `dimensions` or G1's
+//! `embeddingConfig.outputEmbeddingLength`, one of the sizes the model table lists;
+//! `normalize: true` always for V2 (OpenAI's embeddings are unit length; G1 has no such
+//! setting). Titan embeds one input per record, so a request with several inputs is rejected
+//! with that reason rather than split (splitting would turn one `custom_id` into several
+//! results); token-array inputs and `encoding_format: "base64"` are rejected too.
 //!
-//! Response: `embedding` → `data[0].embedding` (copied as written), `inputTextTokenCount` →
-//! `usage.prompt_tokens` and `total_tokens`.
+//! Response (both models): `embedding` → `data[0].embedding` (copied as written),
+//! `inputTextTokenCount` → `usage.prompt_tokens` and `total_tokens`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -58,13 +62,29 @@ impl<'a> EmbeddingRequest<'a> {
     }
 }
 
-/// Writes the Titan body for `req` into `out`.
-pub fn write_body(
-    req: &EmbeddingRequest<'_>,
+/// One embeddings input: a text, or an image given as a `data:image/…;base64,` URL.
+pub(crate) enum Input<'a> {
+    /// The text, as the literal written.
+    Text(Raw<'a>),
+    /// An image: its format (`png`, `jpeg`, `gif`, `webp`) and its base64 bytes.
+    Image {
+        /// The format, as the models name it.
+        format: &'static str,
+        /// The base64 payload (its alphabet only, so it is a JSON string body as it is).
+        base64: String,
+    },
+}
+
+/// The one input of `req` (`model` names the model in messages): a string or an array of one
+/// string; with `images`, a `data:image/…;base64,` string is an image. The request's other
+/// members are checked here too: `encoding_format` float, the rest dropped or refused.
+pub(crate) fn one_input<'a>(
+    req: &EmbeddingRequest<'a>,
+    model: &str,
+    images: bool,
     opts: &MapOptions,
     notes: &mut Notes,
-    out: &mut Vec<u8>,
-) -> Result<(), Reject> {
+) -> Result<Input<'a>, Reject> {
     let text = match Kind::of(req.input) {
         Kind::String => req.input,
         Kind::Array => {
@@ -74,13 +94,13 @@ pub fn write_body(
                 [_] => {
                     return Err(Reject::new(
                         RejectCode::UnsupportedParameter,
-                        "body.input: Titan embeds text, not token arrays",
+                        format!("body.input: {model} embeds text, not token arrays"),
                     ))
                 }
                 many => {
                     return Err(Reject::new(
                         RejectCode::UnsupportedParameter,
-                        format!("body.input: {} inputs in one request; Titan embeds one text per record, so give each input its own line (and custom_id)", many.len()),
+                        format!("body.input: {} inputs in one request; {model} embeds one input per record, so give each input its own line (and custom_id)", many.len()),
                     ))
                 }
             }
@@ -112,33 +132,140 @@ pub fn write_body(
             }
         }
     }
-    let mut o = Obj::open(out);
-    o.raw("inputText", text.get());
-    if let Some(d) = req.dimensions {
-        expect(d, Kind::Number, "body.dimensions")?;
-        // By value: `256.0` and `2.56e2` are 256.
-        let n = super::json::whole_number(d.get()).filter(|n| matches!(n, 256 | 512 | 1024));
-        let Some(n) = n else {
-            return Err(Reject::invalid(format!(
-                "body.dimensions: Titan Text Embeddings V2 makes 256, 512 or 1024 dimensions, not {}",
-                d.get()
-            )));
-        };
-        o.raw("dimensions", &n.to_string());
-    }
-    o.raw("normalize", "true");
-    o.close();
     if let Some(field) = req.other.first() {
         if !opts.drop_unsupported {
             return Err(Reject::new(
                 RejectCode::UnsupportedParameter,
-                format!("body.{field}: not supported by Titan embeddings on Bedrock (use --drop-unsupported to drop it)"),
+                format!("body.{field}: not supported by {model} on Bedrock (use --drop-unsupported to drop it)"),
             ));
         }
         notes
             .dropped
             .extend(req.other.iter().map(|f| f.to_string()));
     }
+    if images {
+        let value = as_text(text).unwrap_or_default();
+        if let Some(url) = value.strip_prefix("data:") {
+            return data_image(url);
+        }
+    }
+    Ok(Input::Text(text))
+}
+
+/// An image from the part of a `data:` URL after `data:`.
+fn data_image(url: &str) -> Result<Input<'static>, Reject> {
+    let bad = |why: &str| Reject::invalid(format!("body.input: a data URL {why}"));
+    let (head, payload) = url.split_once(',').ok_or_else(|| bad("without a comma"))?;
+    let mime = head
+        .strip_suffix(";base64")
+        .ok_or_else(|| bad("that is not base64 (data:image/png;base64,…)"))?;
+    let format = match mime.to_ascii_lowercase().as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => {
+            return Err(Reject::new(
+                RejectCode::UnsupportedParameter,
+                format!("body.input: a data URL of {mime:?}; images are png, jpeg, gif or webp"),
+            ))
+        }
+    };
+    let base64 = payload.trim_end_matches('=');
+    let padding = payload.len() - base64.len();
+    if payload.is_empty()
+        || padding > 2
+        || !base64
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
+        return Err(bad("whose payload is not base64"));
+    }
+    Ok(Input::Image {
+        format,
+        base64: payload.to_owned(),
+    })
+}
+
+/// The request's `dimensions`, if one of the sizes the model makes (`limits.dimensions`).
+pub(crate) fn dimensions(
+    req: &EmbeddingRequest<'_>,
+    model: &str,
+    opts: &MapOptions,
+) -> Result<Option<u64>, Reject> {
+    let Some(d) = req.dimensions else {
+        return Ok(None);
+    };
+    expect(d, Kind::Number, "body.dimensions")?;
+    let sizes = &opts.limits.dimensions;
+    // By value: `256.0` and `2.56e2` are 256.
+    match super::json::whole_number(d.get()).filter(|n| sizes.is_empty() || sizes.contains(n)) {
+        Some(n) => Ok(Some(n)),
+        None => {
+            let list: Vec<String> = sizes.iter().map(u64::to_string).collect();
+            Err(Reject::invalid(format!(
+                "body.dimensions: {model} makes {} dimensions, not {}",
+                or_list(&list),
+                d.get()
+            )))
+        }
+    }
+}
+
+/// `a, b or c`.
+fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Writes the Titan Text Embeddings V2 body for `req` into `out`.
+pub fn write_body(
+    req: &EmbeddingRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    const MODEL: &str = "Titan Text Embeddings V2";
+    let Input::Text(text) = one_input(req, MODEL, false, opts, notes)? else {
+        unreachable!("no images asked for");
+    };
+    let dims = dimensions(req, MODEL, opts)?;
+    let mut o = Obj::open(out);
+    o.raw("inputText", text.get());
+    if let Some(n) = dims {
+        o.raw("dimensions", &n.to_string());
+    }
+    o.raw("normalize", "true");
+    o.close();
+    Ok(())
+}
+
+/// Writes the Titan Multimodal Embeddings G1 body for `req` into `out`: `inputText`, or
+/// `inputImage` for a `data:image/…;base64,` input; `dimensions` →
+/// `embeddingConfig.outputEmbeddingLength`.
+pub fn write_image_body(
+    req: &EmbeddingRequest<'_>,
+    opts: &MapOptions,
+    notes: &mut Notes,
+    out: &mut Vec<u8>,
+) -> Result<(), Reject> {
+    const MODEL: &str = "Titan Multimodal Embeddings G1";
+    let input = one_input(req, MODEL, true, opts, notes)?;
+    let dims = dimensions(req, MODEL, opts)?;
+    let mut o = Obj::open(out);
+    match &input {
+        Input::Text(text) => o.raw("inputText", text.get()),
+        Input::Image { base64, .. } => o.raw("inputImage", &format!("\"{base64}\"")),
+    }
+    if let Some(n) = dims {
+        let mut c = Obj::open(o.key("embeddingConfig"));
+        c.raw("outputEmbeddingLength", &n.to_string());
+        c.close();
+    }
+    o.close();
     Ok(())
 }
 
@@ -196,6 +323,17 @@ pub(crate) fn write_response(
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
     expect(r.embedding, Kind::Array, "modelOutput.embedding")?;
+    Ok(write_list(r.embedding, r.tokens, ctx, out))
+}
+
+/// Writes OpenAI's embeddings list for one embedding (an array literal, copied as written) and
+/// the input's token count; returns the usage.
+pub(crate) fn write_list(
+    embedding: Raw<'_>,
+    tokens: Count,
+    ctx: &CompletionContext<'_>,
+    out: &mut Vec<u8>,
+) -> Usage {
     let mut o = Obj::open(out);
     o.raw("object", "\"list\"");
     {
@@ -203,17 +341,12 @@ pub(crate) fn write_response(
         let mut e = Obj::open(a.next());
         e.raw("object", "\"embedding\"");
         e.raw("index", "0");
-        e.raw("embedding", r.embedding.get());
+        e.raw("embedding", embedding.get());
         e.close();
         a.close();
     }
     o.raw("model", ctx.model);
-    let usage = Usage::from_counts(
-        r.tokens,
-        Count::default(),
-        Count::default(),
-        Count::default(),
-    );
+    let usage = Usage::from_counts(tokens, Count::default(), Count::default(), Count::default());
     {
         let mut u = Obj::open(o.key("usage"));
         u.raw("prompt_tokens", &usage.prompt_tokens.to_string());
@@ -221,5 +354,5 @@ pub(crate) fn write_response(
         u.close();
     }
     o.close();
-    Ok(usage)
+    usage
 }

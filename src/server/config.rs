@@ -26,7 +26,9 @@ use sha2::{Digest, Sha256};
 
 use crate::driver::InvalidRequest;
 use crate::pricing::{Prices, PricesError};
-use crate::record::{Family, UnknownModel};
+use std::sync::Arc;
+
+use crate::record::{Family, ModelTable, UnknownModel};
 
 /// What is wrong with a configuration, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,14 @@ pub enum ConfigError {
     /// The shortest expiry is out of range.
     #[error("min_expires_after = {0}: seconds from 1 to 2592000 (30 days)")]
     MinExpiresAfter(u64),
+    /// The model table file cannot be read, or is not a model table.
+    #[error("model_table = {path:?}: {why}")]
+    ModelTable {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Why a model alias maps to no family.
@@ -88,8 +98,8 @@ pub struct ModelAlias {
 }
 
 impl ModelAlias {
-    /// The family the alias's records are written for.
-    pub fn family(&self) -> Result<Family, AliasError> {
+    /// The family the alias's records are written for, per `table`.
+    pub fn family(&self, table: &ModelTable) -> Result<Family, AliasError> {
         if self.invocation_type.as_deref() == Some("converse") {
             return Ok(Family::Converse);
         }
@@ -97,7 +107,7 @@ impl ModelAlias {
             Some(name) => {
                 Family::from_name(name).ok_or_else(|| AliasError::UnknownFamily(name.clone()))
             }
-            None => Ok(Family::for_model(&self.model_id)?),
+            None => Ok(table.resolve(&self.model_id)?.family),
         }
     }
 }
@@ -164,6 +174,13 @@ pub struct ServerConfig {
     /// [`crate::pricing`]); none built in.
     #[serde(default)]
     pub prices: Prices,
+    /// A model table file whose lines take precedence over the built-in table's (see
+    /// [`crate::record::model_table`]), read when the configuration is parsed.
+    #[serde(default)]
+    pub model_table: Option<String>,
+    /// The model table in force (the built-in one with `model_table`'s lines over it).
+    #[serde(skip)]
+    pub table: Option<Arc<ModelTable>>,
 }
 
 fn default_min_expires_after() -> u64 {
@@ -185,9 +202,25 @@ pub fn key_hash(key: &str) -> String {
 impl ServerConfig {
     /// Parses and checks a configuration file's text.
     pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig = toml::from_str(text)?;
+        let mut config: ServerConfig = toml::from_str(text)?;
+        if let Some(path) = &config.model_table {
+            let fault = |why: String| ConfigError::ModelTable {
+                path: path.clone(),
+                why,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| fault(e.to_string()))?;
+            let table = ModelTable::with_file(&text).map_err(|e| fault(e.to_string()))?;
+            config.table = Some(Arc::new(table));
+        }
         config.check()?;
         Ok(config)
+    }
+
+    /// The model table in force.
+    pub fn model_table(&self) -> &ModelTable {
+        self.table
+            .as_deref()
+            .unwrap_or_else(|| ModelTable::builtin())
     }
 
     /// Checks what parsing cannot: the staging prefix, the models, the keys.
@@ -197,10 +230,12 @@ impl ServerConfig {
         }
         crate::driver::check_role_arn(&self.role_arn)?;
         for (name, alias) in &self.models {
-            alias.family().map_err(|why| ConfigError::Model {
-                name: name.clone(),
-                why,
-            })?;
+            alias
+                .family(self.model_table())
+                .map_err(|why| ConfigError::Model {
+                    name: name.clone(),
+                    why,
+                })?;
         }
         if let Some(key) = self
             .keys
@@ -282,13 +317,48 @@ models = ["gpt-4o-mini"]
         let c = ServerConfig::parse(CONFIG).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.poll().unwrap(), Duration::from_millis(250));
-        assert_eq!(c.models["any"].family().unwrap(), Family::Converse);
-        assert_eq!(c.models["gpt-4o-mini"].family().unwrap(), Family::Anthropic);
+        let t = c.model_table();
+        assert_eq!(c.models["any"].family(t).unwrap(), Family::Converse);
+        assert_eq!(
+            c.models["gpt-4o-mini"].family(t).unwrap(),
+            Family::Anthropic
+        );
         // sha256("secret")
         let key = c.key("secret").unwrap();
         assert_eq!(key.name, "a");
         assert!(key.allows("gpt-4o-mini") && !key.allows("any"));
         assert!(c.key("Secret").is_none());
+    }
+
+    #[test]
+    fn a_model_table_file_adds_models_the_aliases_may_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models.toml");
+        std::fs::write(
+            &path,
+            "models = [ { id = \"acme.chat\", name = \"Acme\", family = \"openai-chat\", source = [\"acme\"] } ]\n[sources]\nacme = \"https://example.com\"\n",
+        )
+        .unwrap();
+        let acme = CONFIG.replace(
+            "meta.llama3-1-8b-instruct-v1:0\"\ninvocation_type = \"converse\"",
+            "acme.chat-v2\"",
+        );
+        assert!(ServerConfig::parse(&acme)
+            .unwrap_err()
+            .to_string()
+            .contains("models.any"));
+        let with_table = format!("model_table = {:?}\n{acme}", path.display().to_string());
+        let c = ServerConfig::parse(&with_table).unwrap();
+        assert_eq!(
+            c.models["any"].family(c.model_table()).unwrap(),
+            Family::OpenAiChat
+        );
+        let missing = with_table.replace("models.toml", "nowhere.toml");
+        let e = ServerConfig::parse(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with("model_table = ") && e.contains("nowhere.toml"),
+            "{e}"
+        );
     }
 
     #[test]

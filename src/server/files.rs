@@ -229,10 +229,12 @@ async fn convert_upload(
         .param("model")
     })?;
     caller.may_use(&head.model)?;
+    let table = server.config.model_table();
     let family = alias
-        .family()
+        .family(table)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut opts = ToBedrockOptions::with_family(&alias.model_id, family);
+    opts.map.limits = table.limits(family, &alias.model_id);
     opts.endpoint = Endpoint::from_url(&head.endpoint)
         .filter(|e| family.serves(*e))
         .ok_or_else(|| {

@@ -995,8 +995,18 @@ impl Server {
                 let prompt = (input.to_string().len() / 4) as u64 + 1;
                 let text = format!("Emulated answer to {record_id}.");
                 input_tokens += prompt;
-                output_tokens += 6;
-                line["modelOutput"] = if converse {
+                // Embeddings models answer by the shape of their body (Titan, Nova
+                // multimodal); they make no output tokens, and Nova reports no input tokens.
+                let titan = input.get("inputText").is_some() || input.get("inputImage").is_some();
+                let nova_embed = input.get("taskType").is_some();
+                if !(titan || nova_embed) {
+                    output_tokens += 6;
+                }
+                line["modelOutput"] = if titan {
+                    json!({"embedding": [0.25, -0.5, 0.125], "inputTextTokenCount": prompt})
+                } else if nova_embed {
+                    json!({"embeddings": [{"embeddingType": "TEXT", "embedding": [0.5, 0.25, -1.0]}]})
+                } else if converse {
                     json!({
                         "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
                         "stopReason": "end_turn",
