@@ -558,6 +558,38 @@ fn the_model_table_picks_warns_and_names_the_profile() {
         stderr(&o)
     );
 
+    // A model Bedrock cannot batch stays refused with a Converse job or a --family.
+    for extra in [["--invocation-type", "converse"], ["--family", "anthropic"]] {
+        let mut args = vec!["to-bedrock", "-", "-", "--model", "cohere.command-r-v1:0"];
+        args.extend(extra);
+        let o = run(&args, Some(line));
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(
+            stderr(&o).contains("cannot run in a batch job"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // `models` lists the table, as JSON too, and looks one id up.
+    let o = run(&["--json", "models"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["id"] == "amazon.nova-premier"));
+    let o = run(
+        &["models", "amazon.nova-lite-v1:0", "--region", "eu-west-3"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("refused here") && text.contains("eu.amazon.nova-lite-v1:0"),
+        "{text}"
+    );
+
     // A table file adds a model (and says which line is wrong when it is).
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("models.toml");

@@ -675,3 +675,103 @@ fn every_model_in_the_table_has_a_golden_pair() {
         );
     }
 }
+
+/// Records read as the wrong family are refused, never written as empty successes: an OpenAI
+/// chat answer read as a Converse one (records written with `--family openai-chat`, read back
+/// without it), and an answer with no member the family knows.
+#[test]
+fn an_answer_of_another_family_is_refused_not_emptied() {
+    use bedrock_batch::record::CompletionContext;
+    let ctx = CompletionContext {
+        fallback_id: "x",
+        model: "\"m\"",
+        created: 1,
+        endpoint: Endpoint::ChatCompletions,
+    };
+    let openai = r#"{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+    for (family, answer) in [
+        (Family::Converse, openai),
+        (Family::Nova, openai),
+        (Family::Nova, r#"{"foo":1}"#),
+        (
+            Family::OpenAiChat,
+            r#"{"output":{"message":{"content":[{"text":"Hi"}]}},"stopReason":"end_turn"}"#,
+        ),
+    ] {
+        let raw = serde_json::from_str(answer).unwrap();
+        let mut out = Vec::new();
+        let got = family.write_completion(raw, &ctx, &mut out);
+        assert!(
+            got.is_err(),
+            "{family}: {answer} -> {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    // A Converse answer with only a stop reason (a filtered answer) is still an answer.
+    let raw = serde_json::from_str(r#"{"stopReason":"content_filtered"}"#).unwrap();
+    assert!(Family::Nova
+        .write_completion(raw, &ctx, &mut Vec::new())
+        .is_ok());
+}
+
+/// `--family openai-chat` passes images as written, so only inline base64 images of a format
+/// the models read, and only for a model the table says takes images.
+#[test]
+fn openai_chat_images_are_base64_data_for_models_that_take_them() {
+    let body = |model: &str, url: &str| {
+        let line = format!(
+            r#"{{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":[{{"type":"text","text":"what is it?"}},{{"type":"image_url","image_url":{{"url":"{url}"}}}}]}}]}}}}"#
+        );
+        let mut opts = LineOptions::new(Family::OpenAiChat);
+        opts.map = bedrock_batch::record::MapOptions::new(Family::OpenAiChat, model);
+        let mut out = Vec::new();
+        convert_line(line.as_bytes(), 1, &opts, &mut out)
+            .map(|_| ())
+            .map_err(|r| r.reject.message)
+    };
+    let vl = "qwen.qwen3-vl-235b-a22b";
+    assert_eq!(body(vl, "data:image/png;base64,iVBORw0KGgo="), Ok(()));
+    for (url, says) in [
+        ("https://example.com/a.png", "base64 data: URLs only"),
+        (
+            "data:image/svg+xml;base64,PHN2Zz4=",
+            "png, jpeg, gif or webp",
+        ),
+        ("data:image/png;base64,A", "not base64"),
+    ] {
+        let e = body(vl, url).unwrap_err();
+        assert!(
+            e.contains(says) && e.contains("image_url.url"),
+            "{url}: {e}"
+        );
+    }
+    let e = body("qwen.qwen3-32b-v1:0", "data:image/png;base64,iVBORw0KGgo=").unwrap_err();
+    assert!(e.contains("takes text only"), "{e}");
+}
+
+/// At Nova 2's reasoning effort high, a request's own max tokens is dropped when asked — and
+/// only dropped: not also counted as clamped, and not read (so not refused) either.
+#[test]
+fn nova_2_at_effort_high_drops_sampling_settings_once() {
+    for max in ["99999", "-5", "\"lots\""] {
+        let line = format!(
+            r#"{{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"x"}}],"reasoning_effort":"high","max_completion_tokens":{max},"temperature":"hot"}}}}"#
+        );
+        let mut opts = LineOptions::new(Family::Nova);
+        opts.map =
+            bedrock_batch::record::MapOptions::new(Family::Nova, "global.amazon.nova-2-lite-v1:0");
+        opts.map.drop_unsupported = true;
+        let (mut out, mut notes) = (Vec::new(), bedrock_batch::record::Notes::default());
+        bedrock_batch::record::convert_line_noted(line.as_bytes(), 1, &opts, &mut notes, &mut out)
+            .unwrap_or_else(|r| panic!("{max}: {}", r.reject.message));
+        assert!(notes.clamped.is_empty(), "{max}: {notes:?}");
+        let mut dropped = notes.dropped.clone();
+        dropped.sort();
+        assert_eq!(dropped, ["max_completion_tokens", "temperature"], "{max}");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["modelInput"]["inferenceConfig"],
+            json!({"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "high"}})
+        );
+    }
+}

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::{Context, EXIT_OK};
-use bedrock_batch::record::Limits;
+use bedrock_batch::record::model_table::ModelEntry;
+use bedrock_batch::record::{Endpoint, Limits};
 
 /// Show the model table (every model this version knows, whether and where Bedrock batches it,
 /// with sources), or what it says about one model id: its family, job type, limits, and —
@@ -25,7 +26,12 @@ pub struct Args {
 pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     let table = super::to_bedrock::read_model_table(args.models.as_deref())?;
     let Some(model) = args.model else {
-        print!("{}", table.markdown());
+        if cx.json {
+            let lines: Vec<serde_json::Value> = table.entries().iter().map(line_json).collect();
+            println!("{}", serde_json::to_string_pretty(&lines)?);
+        } else {
+            print!("{}", table.markdown());
+        }
         return Ok(EXIT_OK);
     };
     let resolved = table.resolve(&model)?;
@@ -67,16 +73,17 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         println!("  note: {notice}");
     }
     let unstated = || "not stated".to_owned();
-    println!(
-        "  max tokens {}, temperature {}–{}, top_k {}, stop sequences {}",
-        limits.max_tokens.map_or_else(unstated, |n| n.to_string()),
-        limits.temperature.0,
-        limits.temperature.1,
-        limits.top_k.map_or_else(unstated, |n| n.to_string()),
-        limits.stop.map_or_else(unstated, |n| n.to_string()),
-    );
-    if !limits.dimensions.is_empty() {
+    if resolved.family.serves(Endpoint::Embeddings) {
         println!("  dimensions {:?}", limits.dimensions);
+    } else {
+        println!(
+            "  max tokens {}, temperature {}–{}, top_k {}, stop sequences {}",
+            limits.max_tokens.map_or_else(unstated, |n| n.to_string()),
+            limits.temperature.0,
+            limits.temperature.1,
+            limits.top_k.map_or_else(unstated, |n| n.to_string()),
+            limits.stop.map_or_else(unstated, |n| n.to_string()),
+        );
     }
     if limits.reasoning {
         println!("  takes a reasoning effort");
@@ -99,4 +106,28 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         println!("  unverified: {u}");
     }
     Ok(EXIT_OK)
+}
+
+/// One table line as JSON, for `models --json`.
+fn line_json(e: &ModelEntry) -> serde_json::Value {
+    let s = &e.settings;
+    serde_json::json!({
+        "id": e.id,
+        "name": e.name,
+        "family": e.family.map(|f| f.name()),
+        "native": e.native.map(|f| f.name()),
+        "batch": e.why_not.is_none(),
+        "why_not": e.why_not,
+        "regions": e.regions,
+        "profiles": e.profiles,
+        "max_tokens": s.max_tokens,
+        "temperature": s.temperature,
+        "top_k": s.top_k,
+        "stop": s.stop,
+        "dimensions": s.dimensions,
+        "reasoning": s.reasoning.unwrap_or(false),
+        "invocation": e.invocations().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "sources": e.sources,
+        "unverified": e.unverified,
+    })
 }

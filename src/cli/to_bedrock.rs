@@ -20,7 +20,7 @@ use bedrock_batch::pipeline::{
     prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
 };
 use bedrock_batch::record::endpoint::{first_line, named_by};
-use bedrock_batch::record::model_table::Invocation;
+use bedrock_batch::record::model_table::{check_model_id, Invocation};
 use bedrock_batch::record::{Endpoint, Family, ModelTable};
 
 /// Convert an OpenAI batch input file into Bedrock batch inference records.
@@ -228,6 +228,8 @@ impl ConvertArgs {
         region: Option<&str>,
     ) -> anyhow::Result<ToBedrockOptions> {
         let table = self.model_table()?;
+        check_model_id(&self.model)?;
+        table.check_batchable(&self.model)?;
         let family = match (&self.family, self.invocation_type.as_str()) {
             (Some(_), "converse") => {
                 bail!("--family and --invocation-type converse exclude each other: a Converse job has one body for every model")

@@ -1,6 +1,8 @@
 //! What every chat family reads its answer into — the one [`Choice`], its usage and context —
 //! for [`super::response_body`] to write as the endpoint's body.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::json::{as_text, expect, null_default, parse, Count, Kind, Obj};
@@ -235,6 +237,41 @@ impl<'a> OpenAiShaped<'a> {
         self.message()
             .and_then(|m| m.content)
             .filter(|c| Kind::of(*c) == Kind::String)
+    }
+
+    /// The texts of a `content` given as an array of parts (`[{"type": "text", "text": …}]`, as
+    /// OpenAI-compatible servers may write it); empty for any other `content`. A part that is
+    /// not text is refused rather than lost.
+    pub fn content_parts(&self) -> Result<Vec<Raw<'a>>, Reject> {
+        #[derive(Deserialize)]
+        struct Part<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow, default)]
+            text: Option<Raw<'a>>,
+        }
+        let Some(content) = self
+            .message()
+            .and_then(|m| m.content)
+            .filter(|c| Kind::of(*c) == Kind::Array)
+        else {
+            return Ok(Vec::new());
+        };
+        let at = "modelOutput.choices[0].message.content";
+        let parts: Vec<Raw<'a>> = parse(content, at)?;
+        let mut texts = Vec::with_capacity(parts.len());
+        for (i, raw) in parts.into_iter().enumerate() {
+            let part: Part<'a> = parse(raw, format_args!("{at}[{i}]"))?;
+            match (part.kind.as_ref(), part.text) {
+                ("text", Some(t)) if Kind::of(t) == Kind::String => texts.push(t),
+                (kind, _) => {
+                    return Err(Reject::invalid(format!(
+                        "{at}[{i}]: a {kind:?} part is not one this tool maps (text parts are)"
+                    )))
+                }
+            }
+        }
+        Ok(texts)
     }
 
     /// A `reasoning_content` (or `reasoning`) string, if the message has one.

@@ -157,7 +157,10 @@ pub fn write_body(
     };
     // At effort high, Nova 2 refuses the sampling settings (AWS's Nova 2 samples): none is written.
     let sampling = effort != Some("high");
-    let max_tokens = limits.max_tokens(req, opts.default_max_tokens, notes)?;
+    // (At high, a request's own max tokens was refused or dropped above: not read again.)
+    let max_tokens = sampling
+        .then(|| limits.max_tokens(req, opts.default_max_tokens, notes))
+        .transpose()?;
     let forced = match dialect {
         Dialect::Nova => response_tool(req)?,
         Dialect::Converse => None,
@@ -176,7 +179,7 @@ pub fn write_body(
     write_turns(o.key("messages"), &turns)?;
     {
         let mut c = Obj::open(o.key("inferenceConfig"));
-        if sampling {
+        if let Some(max_tokens) = max_tokens {
             c.raw("maxTokens", &max_tokens.to_string());
             if let Some(raw) = req.temperature {
                 c.raw("temperature", &limits.temperature(raw, notes)?);
@@ -652,6 +655,14 @@ pub(crate) fn write_response(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
+    // An answer with neither is another family's (records read with the wrong --family or
+    // --model): refused, never written as an empty success.
+    let stop = r.stop_reason.filter(|s| Kind::of(*s) != Kind::Null);
+    if r.output.is_none() && stop.is_none() {
+        return Err(Reject::invalid(
+            "modelOutput: neither output nor stopReason, so not a Converse or Nova answer (were the records written for another family?)",
+        ));
+    }
     let blocks = r
         .output
         .and_then(|o| o.message)

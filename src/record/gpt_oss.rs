@@ -20,7 +20,8 @@
 use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{check_unsupported, refuse_fields, MsgPath};
-use super::json::{expect, parse, Kind, Obj};
+use super::data_url;
+use super::json::{as_text, expect, parse, Kind, Obj};
 use super::model_table::Media;
 use super::openai::{ChatRequest, ContentPart};
 use super::response_body;
@@ -103,6 +104,24 @@ fn write_body_as(
                     ),
                 ));
             }
+            // An image goes as written, so it must be one the model can take: inline base64
+            // (a batch job fetches no URL) of a format the models read.
+            for (j, p) in parts.iter().enumerate() {
+                let Some(image) = &p.image_url else { continue };
+                let at = format!("body.messages[{i}].content[{j}].image_url.url");
+                let url = as_text(image.url)
+                    .ok_or_else(|| Reject::invalid(format!("{at}: expected a string")))?;
+                match data_url::image(&url) {
+                    Some(Ok(_)) => {}
+                    Some(Err(why)) => return Err(Reject::invalid(format!("{at}: {why}"))),
+                    None => {
+                        return Err(Reject::invalid(format!(
+                            "{at}: {} on Bedrock takes images as base64 data: URLs only (a batch job fetches no URL)",
+                            dialect.name()
+                        )))
+                    }
+                }
+            }
         }
     }
     let limits = &opts.limits;
@@ -165,11 +184,14 @@ fn message_array<'a>(req: &ChatRequest<'a>) -> Result<&'a str, Reject> {
 /// and the text after it; both halves are valid literals (the tags are plain ASCII, so they never
 /// cut an escape).
 fn split_reasoning(content: &str) -> Option<(String, String)> {
-    let inner = content.strip_prefix('"')?.strip_suffix('"')?.trim_start();
+    let inner = skip_blank(content.strip_prefix('"')?.strip_suffix('"')?);
     let (rest, close) = [("<reasoning>", "</reasoning>"), ("<think>", "</think>")]
         .iter()
         .find_map(|(open, close)| Some((inner.strip_prefix(open)?, *close)))?;
-    let end = rest.find(close)?;
+    // An answer cut off while reasoning has no closing tag: all of it is reasoning.
+    let Some(end) = rest.find(close) else {
+        return Some((format!("\"{rest}\""), "\"\"".to_owned()));
+    };
     let reasoning = &rest[..end];
     let mut text = &rest[end + close.len()..];
     loop {
@@ -183,6 +205,17 @@ fn split_reasoning(content: &str) -> Option<(String, String)> {
         }
     }
     Some((format!("\"{reasoning}\""), format!("\"{text}\"")))
+}
+
+/// The literal's text after leading blanks: spaces and tabs, and `\n`, `\r`, `\t` escapes.
+fn skip_blank(mut text: &str) -> &str {
+    loop {
+        let t = text.trim_start_matches([' ', '\t']);
+        match ["\\n", "\\r", "\\t"].iter().find_map(|e| t.strip_prefix(e)) {
+            Some(after) => text = after,
+            None => return t,
+        }
+    }
 }
 
 /// Writes the OpenAI `chat.completion` for a gpt-oss response, read by its scanner or by serde.
@@ -201,7 +234,10 @@ pub(crate) fn write_response(
                 texts.push(Raw::validated(t));
             }
         }
-        None => texts.extend(content),
+        None => match content {
+            Some(text) => texts.push(text),
+            None => texts.extend(r.content_parts()?),
+        },
     }
     reasoning.extend(r.reasoning());
     let usage = r.usage();
@@ -230,8 +266,19 @@ mod tests {
             split_reasoning(r#""<think>Step 1.</think>\nDone.""#),
             Some((r#""Step 1.""#.into(), r#""Done.""#.into()))
         );
-        assert_eq!(split_reasoning(r#""<think>a</reasoning>b""#), None);
+        assert_eq!(
+            split_reasoning(r#""\n <think>r</think>\n\nanswer""#),
+            Some((r#""r""#.into(), r#""answer""#.into()))
+        );
+        // Cut off while thinking: everything is reasoning.
+        assert_eq!(
+            split_reasoning(r#""<think>a</reasoning>b""#),
+            Some((r#""a</reasoning>b""#.into(), r#""""#.into()))
+        );
         assert_eq!(split_reasoning(r#""No tags.""#), None);
-        assert_eq!(split_reasoning(r#""<reasoning>unclosed""#), None);
+        assert_eq!(
+            split_reasoning(r#""<reasoning>unclosed""#),
+            Some((r#""unclosed""#.into(), r#""""#.into()))
+        );
     }
 }

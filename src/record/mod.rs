@@ -27,6 +27,7 @@ pub mod bedrock_output;
 pub(crate) mod completion;
 pub(crate) mod conversation;
 pub(crate) mod converse;
+pub(crate) mod data_url;
 pub mod endpoint;
 mod family;
 pub(crate) mod gpt_oss;

@@ -57,6 +57,7 @@ pub struct Settings {
     /// The largest number of output tokens.
     pub max_tokens: Option<u64>,
     /// The smallest and largest temperature.
+    #[serde(default, deserialize_with = "range")]
     pub temperature: Option<[f64; 2]>,
     /// The largest top_k.
     pub top_k: Option<u64>,
@@ -108,6 +109,7 @@ struct Line {
     unverified: Option<String>,
     golden: Option<String>,
     max_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "range")]
     temperature: Option<[f64; 2]>,
     top_k: Option<u64>,
     stop: Option<usize>,
@@ -310,9 +312,13 @@ impl ModelTable {
             id: id.clone(),
             fault,
         };
-        if line.id.is_empty() || line.id != bare_model_id(&line.id) {
+        if line.id.is_empty()
+            || line.id != bare_model_id(&line.id)
+            || line.id.starts_with("arn:")
+            || check_model_id(&line.id).is_err()
+        {
             return Err(fault(
-                "an id is the start of a bare model id (no ARN, no profile prefix)".to_owned(),
+                "an id is the start of a bare model id (lowercase letters, digits and . - : _; no ARN, no profile prefix)".to_owned(),
             ));
         }
         let family_named = |name: &Option<String>| -> Result<Option<Family>, TableError> {
@@ -326,6 +332,11 @@ impl ModelTable {
         };
         let family = family_named(&line.family)?;
         let native = family_named(&line.native)?;
+        if native == Some(Family::Converse) {
+            return Err(fault(
+                "`native` names an InvokeModel family (converse is `family`)".to_owned(),
+            ));
+        }
         let batch = line.batch.unwrap_or(true);
         let why_not = match (batch, family, line.why) {
             (true, Some(_), None) => None,
@@ -365,9 +376,15 @@ impl ModelTable {
             None => own.clone(),
         };
         for p in &line.profiles {
-            if profile_prefix(&format!("{p}.x")).is_none() {
-                return Err(fault(format!("{p:?} is not a cross-Region profile prefix")));
+            if !PROFILES.contains(&p.as_str()) {
+                return Err(fault(format!(
+                    "{p:?} is not a cross-Region profile prefix ({})",
+                    PROFILES.join(", ")
+                )));
             }
+        }
+        if let Some(r) = line.regions.iter().flatten().find(|r| !is_region(r)) {
+            return Err(fault(format!("{r:?} is not a Region (us-east-1)")));
         }
         let sources = settings
             .source
@@ -417,6 +434,7 @@ impl ModelTable {
 
     /// The family whose body `model_id`'s records take, and its line.
     pub fn resolve(&self, model_id: &str) -> Result<Resolved<'_>, UnknownModel> {
+        check_model_id(model_id)?;
         let not = |reason: String| UnknownModel {
             model: model_id.to_owned(),
             reason,
@@ -444,6 +462,22 @@ impl ModelTable {
         }
     }
 
+    /// Refuses a model id the table says Bedrock cannot batch, whatever family or job type is
+    /// asked for (a `--family` or a Converse job does not make it batch-capable).
+    pub fn check_batchable(&self, model_id: &str) -> Result<(), UnknownModel> {
+        match self.entry(model_id) {
+            Some(e) if e.family.is_none() => Err(UnknownModel {
+                model: model_id.to_owned(),
+                reason: format!(
+                    "{} cannot run in a batch job: {}",
+                    e.name,
+                    e.why_not.as_deref().unwrap_or("not batch-capable")
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The documented limits a request to `model_id` is held to when `family` writes it: the
     /// family's, with the model's own where its line states them (when `family` is the model's
     /// family or its `native` one). A Converse job is bounded by the model's output limit too,
@@ -467,6 +501,12 @@ impl ModelTable {
     /// through a cross-Region profile there is refused with the profile to use. Nothing is
     /// refused where the table does not know.
     pub fn check_region(&self, model_id: &str, region: Option<&str>) -> Result<(), UnknownModel> {
+        if let Some(r) = region.filter(|r| !is_region(r)) {
+            return Err(UnknownModel {
+                model: model_id.to_owned(),
+                reason: format!("{r:?} is not a Region name (us-east-1)"),
+            });
+        }
         let id = model_id.rsplit('/').next().unwrap_or(model_id);
         if model_id.starts_with("arn:") || profile_prefix(id).is_some() {
             return Ok(());
@@ -515,7 +555,11 @@ impl ModelTable {
 
     /// Up to three batch-capable ids like `model_id`: the same vendor's, or a few edits away.
     fn close_matches(&self, model_id: &str) -> Vec<String> {
-        let id = bare_model_id(model_id);
+        let lower = model_id.to_ascii_lowercase();
+        let mut id = bare_model_id(&lower);
+        while let Some(p) = profile_prefix(id) {
+            id = &id[p.len() + 1..];
+        }
         let vendor = id.split('.').next().unwrap_or(id);
         let mut scored: Vec<(usize, &str)> = self
             .entries
@@ -554,15 +598,16 @@ impl ModelTable {
                 Some(r) if r.is_empty() => "profile only".to_owned(),
                 Some(r) => r.join(" "),
             };
+            let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
             out += &format!(
                 "| `{}` | {} | {} | {} | {} | {} | {} |\n",
                 e.id,
-                e.name,
+                cell(&e.name),
                 family,
-                batch,
+                cell(&batch),
                 regions,
                 e.profiles.join(" "),
-                e.unverified.as_deref().unwrap_or("")
+                cell(e.unverified.as_deref().unwrap_or(""))
             );
         }
         out
@@ -594,10 +639,77 @@ fn profiles_for<'p>(region: Option<&str>, profiles: &'p [String]) -> Vec<&'p str
         r if r.starts_with("ca-") => &["ca", "us"],
         _ => &[],
     };
+    // Global profiles route to commercial Regions only.
+    let global: &[&str] = if region.starts_with("us-gov-") || region.starts_with("cn-") {
+        &[]
+    } else {
+        &["global"]
+    };
     geo.iter()
-        .chain(&["global"])
+        .chain(global)
         .filter_map(|g| profiles.iter().find(|p| p == g).map(String::as_str))
         .collect()
+}
+
+/// A `[lo, hi]` of exactly two numbers.
+fn range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[f64; 2]>, D::Error> {
+    let v: Vec<f64> = Deserialize::deserialize(d)?;
+    match v.as_slice() {
+        [lo, hi] => Ok(Some([*lo, *hi])),
+        _ => Err(serde::de::Error::custom(format!(
+            "a range is two numbers [lo, hi], not {} of them",
+            v.len()
+        ))),
+    }
+}
+
+/// The cross-Region profile prefixes the table may name.
+const PROFILES: &[&str] = &["us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"];
+
+/// Whether `r` is spelled as an AWS Region (`us-east-1`, `us-gov-west-1`).
+pub(crate) fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks a model id's spelling as Bedrock's `ModelId` pattern has it: an ARN, or an id of
+/// lowercase letters, digits and `.-:_` (no spaces, no path).
+pub fn check_model_id(model_id: &str) -> Result<(), UnknownModel> {
+    let bad = |why: &str| UnknownModel {
+        model: model_id.to_owned(),
+        reason: why.to_owned(),
+    };
+    if model_id.is_empty() || model_id.len() > 2048 {
+        return Err(bad("a model id is 1 to 2048 characters"));
+    }
+    if model_id
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad("a model id has no spaces or control characters"));
+    }
+    if model_id.starts_with("arn:") {
+        return Ok(());
+    }
+    if model_id.contains('/') {
+        return Err(bad("a model id with a / is an ARN (arn:aws:bedrock:…)"));
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-:_".contains(&b);
+    if !model_id.bytes().all(allowed) {
+        return Err(bad("a model id is letters, digits and . - : _"));
+    }
+    if model_id.contains('.') && model_id.bytes().any(|b| b.is_ascii_uppercase()) {
+        let lower = model_id.to_ascii_lowercase();
+        return Err(bad(&format!(
+            "Bedrock's model ids are lowercase ({lower}?)"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks one set of settings: its sources named, its figures figures.
@@ -620,8 +732,10 @@ fn check_settings(
             return Err(fault(format!("temperature [{lo}, {hi}] is not a range")));
         }
     }
-    if s.max_tokens == Some(0) || s.top_k == Some(0) {
-        return Err(fault("max_tokens and top_k are at least 1".to_owned()));
+    if s.max_tokens == Some(0) || s.top_k == Some(0) || s.stop == Some(0) {
+        return Err(fault(
+            "max_tokens, top_k and stop are at least 1".to_owned(),
+        ));
     }
     if s.dimensions
         .as_ref()
@@ -775,7 +889,7 @@ acme = "https://example.com/acme"
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(says), "{line}: {e}");
-            if !says.contains("colour") {
+            if !says.contains("colour") && !says.contains("two numbers") {
                 assert!(e.contains("\"x.y\"") || e.contains("\"us.x.y\""), "{e}");
             }
         }
@@ -824,6 +938,59 @@ acme = "https://example.com/acme"
         ] {
             assert!(t.check_region(m, r).is_ok(), "{m} in {r:?}");
         }
+    }
+
+    #[test]
+    fn ids_and_regions_are_spelled_as_aws_spells_them() {
+        for bad in [
+            "amazon.nova-lite-v1:0 ",
+            "amazon.nova-lite-v1:0\nX",
+            "foo/amazon.nova-lite-v1:0",
+            "AMAZON.NOVA-LITE-V1:0",
+            "",
+        ] {
+            assert!(check_model_id(bad).is_err(), "{bad:?}");
+            assert!(ModelTable::builtin().resolve(bad).is_err(), "{bad:?}");
+        }
+        let e = check_model_id("AMAZON.NOVA-LITE-V1:0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("amazon.nova-lite-v1:0?"), "{e}");
+        for good in [
+            "amazon.nova-lite-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1B2c3",
+            "us.anthropic.claude-3-haiku-20240307-v1:0",
+        ] {
+            assert!(check_model_id(good).is_ok(), "{good}");
+        }
+        let t = ModelTable::builtin();
+        for r in ["", "US-EAST-1", " us-east-1", "east"] {
+            assert!(
+                t.check_region("amazon.nova-lite-v1:0", Some(r)).is_err(),
+                "{r:?}"
+            );
+        }
+        // Global profiles do not reach GovCloud.
+        let e = t
+            .check_region("amazon.nova-2-lite-v1:0", Some("us-gov-west-1"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("global."), "{e}");
+    }
+
+    #[test]
+    fn a_model_that_cannot_batch_is_refused_whatever_is_asked() {
+        let t = ModelTable::builtin();
+        for m in [
+            "cohere.command-r-v1:0",
+            "google.gemma-4-31b",
+            "amazon.nova-canvas-v1:0",
+        ] {
+            let e = t.check_batchable(m).unwrap_err().to_string();
+            assert!(e.contains("cannot run in a batch job"), "{m}: {e}");
+        }
+        assert!(t.check_batchable("qwen.qwen3-32b-v1:0").is_ok());
+        assert!(t.check_batchable("acme.unknown").is_ok());
     }
 
     #[test]

@@ -14,12 +14,13 @@
 //! `inputTextTokenCount` → `usage.prompt_tokens` and `total_tokens`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::completion::{CompletionContext, Usage};
+use super::data_url;
 use super::json::{as_text, expect, parse, Arr, Count, Kind, Obj};
+use super::openai::members::Members;
 use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
@@ -39,25 +40,30 @@ pub struct EmbeddingRequest<'a> {
 }
 
 impl<'a> EmbeddingRequest<'a> {
-    /// Parses a body object.
+    /// Parses a body object; a member written twice (in any spelling) is refused, as on the
+    /// chat path.
     pub fn parse(body: Raw<'a>) -> Result<Self, Reject> {
-        let mut members: BTreeMap<Cow<'a, str>, Raw<'a>> = parse(body, "body")?;
-        let input = members
-            .remove("input")
-            .ok_or_else(|| Reject::invalid("body.input: missing"))?;
-        let model = members
-            .remove("model")
-            .filter(|m| Kind::of(*m) == Kind::String);
-        let dimensions = members.remove("dimensions");
-        let encoding_format = members.remove("encoding_format");
-        // Describe the call, not the embedding.
-        members.remove("user");
+        let Members(members) = Members::of(body, "body")?;
+        let (mut input, mut model, mut dimensions, mut encoding_format) = (None, None, None, None);
+        let mut other = Vec::new();
+        for (key, value) in members {
+            match key.as_ref() {
+                "input" => input = Some(value),
+                "model" => model = Some(value).filter(|m| Kind::of(*m) == Kind::String),
+                "dimensions" => dimensions = Some(value),
+                "encoding_format" => encoding_format = Some(value),
+                // Describes the call, not the embedding.
+                "user" => {}
+                _ => other.push(key),
+            }
+        }
+        let input = input.ok_or_else(|| Reject::invalid("body.input: missing"))?;
         Ok(EmbeddingRequest {
             input,
             model,
             dimensions,
             encoding_format,
-            other: members.into_keys().collect(),
+            other,
         })
     }
 }
@@ -90,7 +96,14 @@ pub(crate) fn one_input<'a>(
         Kind::Array => {
             let items: Vec<Raw<'_>> = parse(req.input, "body.input")?;
             match items.as_slice() {
+                [] => return Err(Reject::invalid("body.input: empty")),
                 [one] if Kind::of(*one) == Kind::String => *one,
+                tokens if tokens.iter().all(|t| Kind::of(*t) == Kind::Number) => {
+                    return Err(Reject::new(
+                        RejectCode::UnsupportedParameter,
+                        format!("body.input: {model} embeds text, not token arrays"),
+                    ))
+                }
                 [_] => {
                     return Err(Reject::new(
                         RejectCode::UnsupportedParameter,
@@ -144,47 +157,19 @@ pub(crate) fn one_input<'a>(
             .extend(req.other.iter().map(|f| f.to_string()));
     }
     if images {
+        // A data URL of an image (its scheme and `;base64` in any case, as RFC 2397 allows);
+        // any other text, `data:` or not, is text.
         let value = as_text(text).unwrap_or_default();
-        if let Some(url) = value.strip_prefix("data:") {
-            return data_image(url);
+        if let Some(image) = data_url::image(&value) {
+            let (format, base64) =
+                image.map_err(|why| Reject::invalid(format!("body.input: {why}")))?;
+            return Ok(Input::Image {
+                format,
+                base64: base64.to_owned(),
+            });
         }
     }
     Ok(Input::Text(text))
-}
-
-/// An image from the part of a `data:` URL after `data:`.
-fn data_image(url: &str) -> Result<Input<'static>, Reject> {
-    let bad = |why: &str| Reject::invalid(format!("body.input: a data URL {why}"));
-    let (head, payload) = url.split_once(',').ok_or_else(|| bad("without a comma"))?;
-    let mime = head
-        .strip_suffix(";base64")
-        .ok_or_else(|| bad("that is not base64 (data:image/png;base64,…)"))?;
-    let format = match mime.to_ascii_lowercase().as_str() {
-        "image/png" => "png",
-        "image/jpeg" | "image/jpg" => "jpeg",
-        "image/gif" => "gif",
-        "image/webp" => "webp",
-        _ => {
-            return Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!("body.input: a data URL of {mime:?}; images are png, jpeg, gif or webp"),
-            ))
-        }
-    };
-    let base64 = payload.trim_end_matches('=');
-    let padding = payload.len() - base64.len();
-    if payload.is_empty()
-        || padding > 2
-        || !base64
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-    {
-        return Err(bad("whose payload is not base64"));
-    }
-    Ok(Input::Image {
-        format,
-        base64: payload.to_owned(),
-    })
 }
 
 /// The request's `dimensions`, if one of the sizes the model makes (`limits.dimensions`).

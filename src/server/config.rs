@@ -100,6 +100,8 @@ pub struct ModelAlias {
 impl ModelAlias {
     /// The family the alias's records are written for, per `table`.
     pub fn family(&self, table: &ModelTable) -> Result<Family, AliasError> {
+        crate::record::model_table::check_model_id(&self.model_id)?;
+        table.check_batchable(&self.model_id)?;
         if self.invocation_type.as_deref() == Some("converse") {
             return Ok(Family::Converse);
         }

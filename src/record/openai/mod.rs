@@ -4,7 +4,7 @@
 //! [`RawValue`]: a slice of the input line with its escapes intact.
 
 mod completions;
-mod members;
+pub(crate) mod members;
 mod responses;
 mod scan;
 
