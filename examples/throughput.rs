@@ -21,6 +21,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use bedrock_batch::sample::Rng;
 use serde_json::{json, Value};
 
 /// A family as the benchmark runs it: its name, the model id, extra arguments.
@@ -114,21 +115,6 @@ const WORDS: &[&str] = &[
     "line\nbreak",
     "tab\there",
 ];
-
-/// xorshift64*: deterministic files without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn prose(rng: &mut Rng, bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 16);

@@ -45,18 +45,21 @@ const WORDS: &[&str] = &[
     "straße",
 ];
 
-/// A small deterministic generator (xorshift64*), so samples need no extra dependency.
-struct Rng(u64);
+/// A small deterministic generator (xorshift64*), so samples need no extra dependency; also
+/// the benchmark programs' (`examples/throughput.rs`). Seed it with any odd number.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 

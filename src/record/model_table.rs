@@ -164,11 +164,6 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
-    /// The documented limits its family applies to a request.
-    pub fn limits(&self) -> Limits {
-        Limits::from_settings(&self.settings)
-    }
-
     /// The job types that batch it.
     pub fn invocations(&self) -> &[Invocation] {
         self.settings.invocation.as_deref().unwrap_or(&[])
