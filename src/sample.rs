@@ -108,6 +108,7 @@ pub fn bedrock_output_line(rng_seed: u64, i: u64) -> String {
     let opts = crate::record::LineOptions {
         record_id: crate::record::RecordIdStyle::LineNumber {
             generation: crate::record::RecordTag::of("sample"),
+            input: None,
         },
         ..crate::record::LineOptions::new(crate::record::Family::Anthropic)
     };
@@ -164,7 +165,7 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             assert_eq!(
                 v["recordId"],
-                crate::record::line_record_id(i + 1, crate::record::RecordTag::of("sample"))
+                crate::record::line_record_id(None, i + 1, crate::record::RecordTag::of("sample"))
             );
             assert!(v.get("modelOutput").is_some() || v.get("error").is_some());
         }

@@ -75,6 +75,7 @@ fn collect_crashing(folder: &Path, k: u64, outside: Option<&Path>) {
                 err: writer.create("results/errors.jsonl").await.unwrap(),
                 output: "results/output.jsonl".into(),
                 errors: "results/errors.jsonl".into(),
+                by_input: false,
             },
             // Files of their own, as `from-bedrock DEST/ OUT --errors ERR` writes them; their
             // steps are counted (and crashed) with the folder's.
@@ -89,6 +90,7 @@ fn collect_crashing(folder: &Path, k: u64, outside: Option<&Path>) {
                     err: file(err.clone()).await,
                     output: out.display().to_string(),
                     errors: err.display().to_string(),
+                    by_input: false,
                 }
             }
         };

@@ -958,3 +958,50 @@ fn overwrite_waits_for_the_old_jobs_and_then_removes_all_of_them() {
         );
     }
 }
+
+/// A prefix of many small inputs runs as one batch: a few full jobs (not one per file), at most
+/// `--max-jobs` in flight, every custom_id once, and the results per input as well.
+#[test]
+fn a_prefix_of_small_inputs_runs_as_one_batch_of_full_jobs() {
+    let e = env("prefix");
+    e.emu.knobs.max_active.store(2, Ordering::SeqCst);
+    for k in 0..40 {
+        let body = String::from_utf8(sample(10))
+            .unwrap()
+            .replace("\"request-", &format!("\"request-{k}-"));
+        rt().block_on(e.s3.put(&e.bucket, &format!("in/part-{k:02}.jsonl"), body));
+    }
+    let input = format!("s3://{}/in/", e.bucket);
+    let staging = e.staging("prefix");
+    let mut args = run_args(&input, &staging);
+    args.extend([
+        "--records-per-job",
+        "100",
+        "--max-jobs",
+        "2",
+        "--results-per-input",
+    ]);
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = batch(&o);
+    assert_eq!(e.emu.job_ids().len(), 4, "400 records in 4 jobs, not 40");
+    assert_eq!(b["status"], "completed");
+    let (seen, _) = e.results(&b);
+    assert_eq!(seen.len(), 400);
+    assert!(seen.values().all(|&n| n == 1));
+    for k in 0..40 {
+        let out = e.object(&format!(
+            "{staging}results/by-input/{k:06}-part-{k:02}.output.jsonl"
+        ));
+        let ids: Vec<String> = json_lines(&out)
+            .iter()
+            .map(|l| l["custom_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 10, "part-{k:02}");
+        assert!(ids.iter().all(|c| c.starts_with(&format!("request-{k}-"))));
+    }
+    // Again: the folder holds this batch; it is only collected.
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.emu.job_ids().len(), 4, "nothing submitted twice");
+}

@@ -401,36 +401,43 @@ fn a_failure_at_any_step_of_a_collection_leaves_the_results_as_they_were() {
     // Bedrock's output changes (a late file), so a new collection writes other results.
     let g = generation(&dir);
     dir.put(&format!("{g}/output/j/late.jsonl.out"), "{\"recordId\":\"L0000000001\",\"modelOutput\":{\"content\":[],\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n");
-    let before = snapshot(&dir);
-    for k in 1.. {
-        let faulty = FaultyDir::new(dir.clone(), k);
-        let result = rt().block_on(async {
-            let dest: Arc<dyn Destination> = Arc::new(faulty.clone());
-            let folder = FolderWriter::open(dest, &LockOptions::default()).await?;
-            let opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
-            let results = async {
-                Ok::<_, PipelineError>(FolderResults {
-                    ok: folder.create("results/output.jsonl").await?,
-                    err: folder.create("results/errors.jsonl").await?,
-                    output: "o".into(),
-                    errors: "e".into(),
-                })
+    // Then again with the results per input as well: more files, committed with the others.
+    for by_input in [false, true] {
+        let before = snapshot(&dir);
+        for k in 1.. {
+            let faulty = FaultyDir::new(dir.clone(), k);
+            let result = rt().block_on(async {
+                let dest: Arc<dyn Destination> = Arc::new(faulty.clone());
+                let folder = FolderWriter::open(dest, &LockOptions::default()).await?;
+                let opts = FromBedrockOptions::for_folder(folder.current()?.manifest())?;
+                let results = async {
+                    Ok::<_, PipelineError>(FolderResults {
+                        ok: folder.create("results/output.jsonl").await?,
+                        err: folder.create("results/errors.jsonl").await?,
+                        output: "o".into(),
+                        errors: "e".into(),
+                        by_input,
+                    })
+                }
+                .await;
+                let r = match results {
+                    Ok(results) => collect_folder(&folder, results, &opts).await.map(drop),
+                    Err(e) => Err(e),
+                };
+                folder.release().await;
+                r
+            });
+            match result {
+                Ok(()) => {
+                    assert!(k > 6, "only {k} steps");
+                    let after = snapshot(&dir);
+                    assert_ne!(after, before);
+                    let per_input = after.keys().filter(|p| p.starts_with("results/by-input/"));
+                    assert_eq!(per_input.count(), if by_input { 2 } else { 0 });
+                    break;
+                }
+                Err(e) => assert_eq!(snapshot(&dir), before, "step {k} ({e})"),
             }
-            .await;
-            let r = match results {
-                Ok(results) => collect_folder(&folder, results, &opts).await.map(drop),
-                Err(e) => Err(e),
-            };
-            folder.release().await;
-            r
-        });
-        match result {
-            Ok(()) => {
-                assert!(k > 6, "only {k} steps");
-                assert_ne!(snapshot(&dir), before);
-                return;
-            }
-            Err(e) => assert_eq!(snapshot(&dir), before, "step {k} ({e})"),
         }
     }
 }

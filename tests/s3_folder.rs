@@ -568,3 +568,88 @@ fn a_refusal_at_any_commit_step_on_s3_leaves_the_folder_as_it_was() {
         k += 1;
     }
 }
+
+/// A prefix of many small objects is one batch folder on S3: only the `.jsonl` objects read,
+/// in key order, jobs filled across them, a re-run recognised; and the results come back per
+/// input as well as together.
+#[test]
+fn an_s3_prefix_of_inputs_becomes_one_batch_and_comes_back_per_input() {
+    let e = Env::new(server(), "many");
+    let mut expected = Vec::new();
+    for k in 0..24 {
+        let key = format!("exports/day1/part-{k:03}.jsonl");
+        let body = String::from_utf8(lines(9, &format!("p{k}-"))).unwrap();
+        e.put(&key, &body);
+        expected.push(format!("s3://{}/{key}", e.bucket));
+    }
+    e.put("exports/day1/_SUCCESS", "");
+    e.put("exports/day1/schema.json", "{}");
+    let input = format!("s3://{}/exports/day1/", e.bucket);
+    let f = e.folder("F");
+    let args = [
+        "to-bedrock",
+        &input,
+        &f,
+        "-m",
+        MODEL,
+        "--records-per-job",
+        "110",
+    ];
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let objects = e.objects();
+    let m: serde_json::Value = serde_json::from_slice(&objects["F/batch.json"]).unwrap();
+    let names: Vec<&str> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, expected);
+    let jobs: Vec<u64> = m["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["records"].as_u64().unwrap())
+        .collect();
+    assert_eq!(jobs, vec![110, 106], "216 records in two jobs, not 24");
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing to do"), "{}", stderr(&o));
+
+    // Bedrock answers every record.
+    let g = generation_of(&objects, "F");
+    for shard in m["shards"].as_array().unwrap() {
+        let path = shard["path"].as_str().unwrap();
+        let mut out = String::new();
+        for r in common::json_lines(&objects[&format!("F/{path}")]) {
+            let line = serde_json::json!({"recordId": r["recordId"], "modelInput": {}, "modelOutput": {
+                "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": 1, "output_tokens": 1}}});
+            out.push_str(&format!("{line}\n"));
+        }
+        let name = path.rsplit('/').next().unwrap();
+        e.put(&format!("F/{g}/output/job-x/{name}.out"), &out);
+    }
+    let o = e.run(&["from-bedrock", &f, "--results-per-input"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let objects = e.objects();
+    assert_eq!(
+        common::json_lines(&objects["F/results/output.jsonl"]).len(),
+        216
+    );
+    for k in 0..24 {
+        let ok = &objects[&format!("F/results/by-input/{k:06}-part-{k:03}.output.jsonl")];
+        let ids: Vec<String> = common::json_lines(ok)
+            .iter()
+            .map(|l| l["custom_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 9);
+        assert!(
+            ids.iter().all(|c| c.starts_with(&format!("p{k}-"))),
+            "{ids:?}"
+        );
+        assert!(objects[&format!("F/results/by-input/{k:06}-part-{k:03}.errors.jsonl")].is_empty());
+    }
+    assert_eq!(e.open_uploads(), 0);
+}

@@ -14,6 +14,33 @@ pub const RESULTS_ERRORS: &str = "results/errors.jsonl";
 pub const RESULTS_RECORD: &str = "results/report.json";
 /// The folder of results.
 pub const RESULTS: &str = "results/";
+/// The folder of the results written per input (`--results-per-input`).
+pub const RESULTS_BY_INPUT: &str = "results/by-input/";
+
+/// Where the output and error lines of input `index` (named `name`: a path or URI) go when the
+/// results are written per input: `results/by-input/NNNNNN-STEM.output.jsonl` and
+/// `….errors.jsonl`, the index first (unique, in input order), then the input's file name without
+/// `.jsonl`, kept to `[A-Za-z0-9._-]` and 100 bytes.
+pub fn input_results_paths(index: u32, name: &str) -> (String, String) {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let stem = file.strip_suffix(".jsonl").unwrap_or(file);
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let base = format!("{RESULTS_BY_INPUT}{index:06}-{stem}");
+    (
+        format!("{base}.output.jsonl"),
+        format!("{base}.errors.jsonl"),
+    )
+}
 /// What every generation's folder name starts with.
 const GENERATION_PREFIX: &str = "gen-";
 
@@ -172,6 +199,18 @@ pub fn is_job_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_per_input_are_named_after_the_input_and_stay_below_results() {
+        let (ok, err) = input_results_paths(7, "s3://b/exports/part-00007.jsonl");
+        assert_eq!(ok, "results/by-input/000007-part-00007.output.jsonl");
+        assert_eq!(err, "results/by-input/000007-part-00007.errors.jsonl");
+        let (ok, _) = input_results_paths(0, "../a b/..");
+        assert_eq!(ok, "results/by-input/000000-...output.jsonl");
+        let (ok, _) = input_results_paths(1, &format!("/x/{}", "é".repeat(300)));
+        assert!(ok.starts_with(RESULTS_BY_INPUT) && !ok[RESULTS_BY_INPUT.len()..].contains('/'));
+        assert!(ok.len() < 140);
+    }
 
     #[test]
     fn new_generations_parse_and_differ() {

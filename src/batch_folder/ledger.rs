@@ -11,10 +11,16 @@ use crate::record::RecordTag;
 
 use super::FolderError;
 
-/// Appends the ledger line of the record made from input line `line_no` of the generation
-/// tagged `generation`, with `custom_id` (a JSON string literal).
-pub fn push_line(out: &mut Vec<u8>, line_no: u64, generation: RecordTag, custom_id: &str) {
-    crate::record::write_line_record_id(out, line_no, generation);
+/// Appends the ledger line of the record made from line `line_no` of input `input` (of a batch of
+/// several) of the generation tagged `generation`, with `custom_id` (a JSON string literal).
+pub fn push_line(
+    out: &mut Vec<u8>,
+    input: Option<u32>,
+    line_no: u64,
+    generation: RecordTag,
+    custom_id: &str,
+) {
+    crate::record::write_line_record_id(out, input, line_no, generation);
     out.push(b'\t');
     out.extend_from_slice(custom_id.as_bytes());
     out.push(b'\n');

@@ -32,6 +32,41 @@ impl InputIdentity {
         }
     }
 
+    /// The identity of several inputs converted as one batch, named `name` (as the user gave
+    /// them): the same as another set only when every input is provably the same, in the same
+    /// order.
+    pub fn of_set(name: &str, inputs: &[InputIdentity]) -> Self {
+        let known = inputs
+            .iter()
+            .all(|i| i.location.is_some() && i.version.is_some() && i.bytes.is_some());
+        if !known {
+            return InputIdentity::named(name);
+        }
+        // FNV-1a over every input's place, size and version: a short, stable digest.
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for i in inputs {
+            let text = format!(
+                "{}\n{}\n{}\n",
+                i.location.as_deref().unwrap_or(""),
+                i.bytes.unwrap_or(0),
+                i.version.as_deref().unwrap_or("")
+            );
+            for b in text.bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        InputIdentity {
+            name: name.to_owned(),
+            location: Some(format!(
+                "{} inputs from {}",
+                inputs.len(),
+                inputs[0].location.as_deref().unwrap_or("")
+            )),
+            bytes: Some(inputs.iter().filter_map(|i| i.bytes).sum()),
+            version: Some(format!("set:{h:016x}")),
+        }
+    }
+
     /// Whether `self` and `other` are provably the same content: the same place, size and
     /// version. A stream is never the same as anything.
     pub fn same_as(&self, other: &InputIdentity) -> bool {
@@ -42,6 +77,16 @@ impl InputIdentity {
             && self.bytes == other.bytes
             && self.version == other.version
     }
+}
+
+/// One of the several inputs (files) a batch is made of, and what became of its lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInput {
+    /// Which input.
+    #[serde(flatten)]
+    pub identity: InputIdentity,
+    /// Its lines: `lines = records + rejected + blank`.
+    pub counts: ManifestCounts,
 }
 
 /// What a conversion makes of its input: the same input converted with the same conversion gives
@@ -143,8 +188,12 @@ pub struct BatchManifest {
     pub generation: String,
     /// Unix seconds when the conversion finished.
     pub created_at: u64,
-    /// What was converted.
+    /// What was converted (for several inputs, the set: see [`InputIdentity::of_set`]).
     pub input: InputIdentity,
+    /// For a batch of several inputs, each one in order: its records' ids carry its index
+    /// ([`record::line_record_id`](crate::record::line_record_id)). Empty for one input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ManifestInput>,
     /// How.
     pub conversion: Conversion,
     /// The `body.model` of the input lines, if they named one.
@@ -272,6 +321,33 @@ impl BatchManifest {
                 "the counts do not add up: lines {} = records {} + rejected {} + blank {}; the shards hold {records} records",
                 c.lines, c.records, c.rejected, c.blank
             )));
+        }
+        if !m.inputs.is_empty() {
+            let mut sum = ManifestCounts::default();
+            for i in &m.inputs {
+                let n = &i.counts;
+                if n.records
+                    .checked_add(n.rejected)
+                    .and_then(|r| r.checked_add(n.blank))
+                    != Some(n.lines)
+                {
+                    return Err(malformed(format!(
+                        "the counts of input {} do not add up",
+                        i.identity.name
+                    )));
+                }
+                sum.lines += n.lines;
+                sum.records += n.records;
+                sum.rejected += n.rejected;
+                sum.blank += n.blank;
+            }
+            if (sum.lines, sum.records, sum.rejected, sum.blank)
+                != (c.lines, c.records, c.rejected, c.blank)
+            {
+                return Err(malformed(
+                    "the inputs' counts do not add up to the batch's".to_owned(),
+                ));
+            }
         }
         Ok(m)
     }
@@ -410,4 +486,22 @@ pub struct ResultsRecord {
     /// The error file's size (absent in records of older versions).
     #[serde(default)]
     pub errors_bytes: Option<u64>,
+    /// With the results written per input as well (`--results-per-input`), each input's pair.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_input: Vec<InputResults>,
+}
+
+/// One input's results, when they are written per input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputResults {
+    /// The input, as `batch.json` names it.
+    pub name: String,
+    /// Its OpenAI output file, relative to the folder.
+    pub output: String,
+    /// Its OpenAI error file, relative to the folder.
+    pub errors: String,
+    /// Lines in its output file.
+    pub succeeded: u64,
+    /// Lines in its error file (failed and missing records).
+    pub errors_lines: u64,
 }

@@ -66,14 +66,14 @@ mod writer;
 
 pub use error::FolderError;
 pub use layout::{
-    is_job_id, is_own_object, owned_prefixes, Generation, LOCK, MANIFEST, RESULTS, RESULTS_ERRORS,
-    RESULTS_OUTPUT, RESULTS_RECORD,
+    input_results_paths, is_job_id, is_own_object, owned_prefixes, Generation, LOCK, MANIFEST,
+    RESULTS, RESULTS_BY_INPUT, RESULTS_ERRORS, RESULTS_OUTPUT, RESULTS_RECORD,
 };
 pub use ledger::{push_line, RecordLedger};
 pub use lock::LockOptions;
 pub use manifest::{
-    BatchManifest, Conversion, InputIdentity, Job, JobRecord, ManifestCounts, ManifestOptions,
-    ResultsRecord, Shard, FORMAT,
+    BatchManifest, Conversion, InputIdentity, InputResults, Job, JobRecord, ManifestCounts,
+    ManifestInput, ManifestOptions, ResultsRecord, Shard, FORMAT,
 };
 pub use reader::{BedrockOutputs, FolderReader};
 pub use writer::{

@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 use super::layout::{is_own_object, owned_prefixes, Generation, MANIFEST, RESULTS, RESULTS_RECORD};
 use super::lock::{FolderLock, LockOptions};
 use super::manifest::{
-    BatchManifest, Conversion, InputIdentity, Job, JobRecord, ManifestCounts, ResultsRecord, Shard,
-    FORMAT,
+    BatchManifest, Conversion, InputIdentity, Job, JobRecord, ManifestCounts, ManifestInput,
+    ResultsRecord, Shard, FORMAT,
 };
 use super::reader::FolderReader;
 use super::{FolderError, MIN_RECORDS_PER_JOB};
@@ -533,6 +533,8 @@ pub struct GenerationSummary {
     pub counts: ManifestCounts,
     /// The `body.model` of the input, if any.
     pub openai_model: Option<String>,
+    /// For a batch of several inputs, each one and its counts, in order.
+    pub inputs: Vec<ManifestInput>,
 }
 
 impl GenerationWriter {
@@ -755,6 +757,7 @@ impl GenerationWriter {
             generation: self.generation.to_string(),
             created_at: now(),
             input: self.input.clone(),
+            inputs: summary.inputs,
             conversion: self.conversion.clone(),
             openai_model: summary.openai_model,
             record_id: "line_number_generation".to_owned(),

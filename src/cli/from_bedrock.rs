@@ -92,6 +92,12 @@ pub struct Args {
     /// summary shows the estimated cost of what ran.
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
+
+    /// For a batch folder made of several inputs: also write one output and error file per
+    /// input, DEST/results/by-input/NNNNNN-NAME.output.jsonl and .errors.jsonl (listed in
+    /// results/report.json).
+    #[arg(long)]
+    results_per_input: bool,
 }
 
 /// `--prices FILE`, read before any work so that a bad table stops nothing half done.
@@ -270,6 +276,7 @@ async fn collect_from_folder(
             err: results_writer(&cx.storage, &folder, &errors_loc, StdWriter::stderr).await?,
             output: output.clone(),
             errors: errors.clone(),
+            by_input: args.results_per_input,
         };
         anyhow::Ok(collect_folder(&folder, results, &opts).await?)
     }

@@ -2,6 +2,7 @@
 //! module must not convert, build folder paths or talk to Bedrock by itself.
 
 mod from_bedrock;
+mod inputs;
 mod jobs;
 mod models;
 mod run;

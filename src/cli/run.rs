@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 use super::from_bedrock::{
     estimate, folder_results, print_cost, print_summary, read_prices, Summary,
 };
+use super::inputs::Inputs;
 use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
 use super::to_bedrock::{check_outside_folder, convert, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
@@ -38,8 +39,11 @@ use bedrock_batch::pipeline::BedrockOutput;
       --role-arn arn:aws:iam::123456789012:role/BedrockBatch \\
       --staging s3://my-bucket/batches/run1/ --output results.jsonl")]
 pub struct Args {
-    /// The OpenAI batch input file (JSONL): a path, an s3://bucket/key object, or - for stdin.
-    input: String,
+    /// The OpenAI batch input (JSONL): a path, an s3://bucket/key object, or - for stdin. Several
+    /// inputs, or a directory or s3://bucket/prefix/ of .jsonl files (see --input-glob), run as
+    /// one batch: their records packed into full jobs, at most --max-jobs in flight.
+    #[arg(required = true, num_args = 1.., value_name = "INPUT")]
+    inputs: Vec<String>,
 
     /// The S3 prefix the batch folder is staged under (s3://bucket/prefix/); the same prefix
     /// resumes a run.
@@ -69,6 +73,11 @@ pub struct Args {
     /// summary shows the estimated cost of what ran.
     #[arg(long, value_name = "FILE")]
     prices: Option<std::path::PathBuf>,
+
+    /// Also write one output and error file per input, STAGING/results/by-input/
+    /// NNNNNN-NAME.output.jsonl and .errors.jsonl (listed in results/report.json).
+    #[arg(long)]
+    results_per_input: bool,
 }
 
 fn now() -> i64 {
@@ -89,19 +98,21 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     }
     let prices = read_prices(args.prices.as_deref())?;
     let settings = args.submit.settings(cx.kms_key_id.clone())?;
-    let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
-    if input.is_folder() {
-        bail!(
-            "INPUT {} is a folder; give an OpenAI batch .jsonl file",
-            args.input
-        );
+    let inputs = Inputs::resolve(
+        &cx.storage,
+        &args.inputs,
+        args.convert.input_glob.as_deref(),
+        Some(&staging),
+    )
+    .await?;
+    for (_, input) in &inputs.list {
+        check_outside_folder("INPUT", input, &staging)?;
     }
-    check_outside_folder("INPUT", &input, &staging)?;
     let dest = cx.storage.folder(&staging).await?;
     let driver = cx.driver().await;
 
     // 1. Convert, unless the folder already holds this very conversion (a resumed run).
-    convert_unless_done(&args, &input, &staging_arg, &dest, &driver, cx).await?;
+    convert_unless_done(&args, &inputs, &staging_arg, &dest, &driver, cx).await?;
     let mut folder = BatchFolder::open(Arc::clone(&dest))
         .await?
         .with_lock_options(cx.lock("run"));
@@ -138,6 +149,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             &CollectOptions {
                 threads: args.convert.threads.map(usize::from),
                 progress: None,
+                by_input: args.results_per_input,
             },
         )
         .await
@@ -174,7 +186,7 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
 /// already (then the run resumes).
 async fn convert_unless_done(
     args: &Args,
-    input: &Location,
+    inputs: &Inputs,
     staging_arg: &str,
     dest: &Arc<dyn Destination>,
     driver: &Driver,
@@ -182,13 +194,7 @@ async fn convert_unless_done(
 ) -> anyhow::Result<()> {
     let (source, opts, writer) = args
         .convert
-        .open_into_folder(
-            &cx.storage,
-            &args.input,
-            input,
-            Arc::clone(dest),
-            &cx.lock("run"),
-        )
+        .open_into_folder(&cx.storage, inputs, Arc::clone(dest), &cx.lock("run"))
         .await?;
     let replace = if args.convert.overwrite {
         Replace::Overwrite(driver)
@@ -208,14 +214,12 @@ async fn convert_unless_done(
         Start::New(generation) => {
             let rejects_at = generation.uri(&generation.generation().rejected_path());
             convert(
-                &args.input,
+                inputs,
                 staging_arg,
                 source,
-                opts.source.bytes,
                 BedrockOutput::Folder(generation),
                 opts,
-                cx.quiet,
-                cx.json,
+                cx,
                 &rejects_at,
             )
             .await?;

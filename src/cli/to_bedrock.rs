@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use futures::StreamExt;
 
+use super::inputs::{InputStream, Inputs};
 use super::units::bytes_in;
 use super::{progress_bar, Context, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{
@@ -17,7 +19,7 @@ use bedrock_batch::io::{
     ChunkSource, Destination, Location, ObjectIdentity, Peeked, StdWriter, Storage, HOUSEKEEPING,
 };
 use bedrock_batch::pipeline::{
-    prepare_to_bedrock, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
+    prepare_to_bedrock_inputs, BedrockOutput, Error as PipelineError, Report, ToBedrockOptions,
 };
 use bedrock_batch::record::endpoint::{first_line, named_by};
 use bedrock_batch::record::model_table::{check_model_id, Invocation};
@@ -47,11 +49,18 @@ use bedrock_batch::record::{Endpoint, Family, ModelTable};
   bedrock-batch to-bedrock s3://my-bucket/requests.jsonl s3://my-bucket/batches/run1/ \
       --model us.anthropic.claude-sonnet-4-20250514-v1:0
 
+  # Every .jsonl file under a prefix, packed into full jobs of one batch folder
+  bedrock-batch to-bedrock s3://my-bucket/exports/2026-11-30/ s3://my-bucket/batches/run2/ \
+      --model us.anthropic.claude-sonnet-4-20250514-v1:0
+
   # From stdin to stdout, rejects on stderr
   cat requests.jsonl | bedrock-batch to-bedrock - - --model anthropic.claude-3-haiku-20240307-v1:0")]
 pub struct Args {
-    /// The OpenAI batch input file (JSONL): a path, an s3://bucket/key object, or - for stdin.
-    input: String,
+    /// The OpenAI batch input (JSONL): a path, an s3://bucket/key object, or - for stdin. Several
+    /// inputs, or a directory or s3://bucket/prefix/ of .jsonl files (see --input-glob), make one
+    /// batch: custom_ids unique across them, each reject naming its input and line.
+    #[arg(required = true, num_args = 1.., value_name = "INPUT")]
+    inputs: Vec<String>,
 
     /// Where to write: a file, an s3://bucket/key object or - (one Bedrock JSONL stream), or a
     /// directory or s3://bucket/prefix/ ending in / (a batch folder: batch.json and one
@@ -83,6 +92,11 @@ pub struct ConvertArgs {
     /// mistral-chat, gpt-oss, openai-chat, titan-embed, titan-embed-image, nova-embed.
     #[arg(long, value_name = "NAME")]
     family: Option<String>,
+
+    /// Which files of an INPUT directory or s3://…/ prefix are read: a glob matched against the
+    /// path below it (* matches across /; default *.jsonl).
+    #[arg(long, value_name = "GLOB")]
+    pub input_glob: Option<String>,
 
     /// A model table (TOML, the shape of the built-in one: see the README) whose lines take
     /// precedence over the built-in lines: a model this version does not know, or newer limits.
@@ -158,32 +172,43 @@ pub struct ConvertArgs {
 }
 
 impl ConvertArgs {
-    /// Opens INPUT (`name`, at `input`) and makes its conversion options; nothing is read yet.
-    pub async fn open(
+    /// Opens the inputs (one, or each of several in turn as the conversion reaches it) and makes
+    /// the conversion options; nothing is read yet.
+    pub async fn open<'a>(
         &self,
-        storage: &Storage,
-        name: &str,
-        input: &Location,
-    ) -> anyhow::Result<(Box<dyn ChunkSource>, ToBedrockOptions)> {
-        let opened = storage.open_identified(input).await?;
-        let opts = self.options(input_identity(name, opened.identity), storage.region())?;
-        Ok((opened.source, opts))
+        storage: &'a Storage,
+        inputs: &'a Inputs,
+    ) -> anyhow::Result<(InputStream<'a>, ToBedrockOptions)> {
+        if let [(name, location)] = inputs.list.as_slice() {
+            let opened = storage
+                .open_identified(location)
+                .await
+                .with_context(|| format!("opening {name}"))?;
+            let identity = input_identity(name, opened.identity);
+            let opts = self.options(identity.clone(), storage.region())?;
+            let one = futures::stream::once(async move { (identity, Ok(opened.source)) });
+            return Ok((one.boxed(), opts));
+        }
+        let identities = inputs.identify(storage).await?;
+        let set = InputIdentity::of_set(&inputs.name, &identities);
+        let opts = self.options(set, storage.region())?;
+        Ok((inputs.stream(storage, identities), opts))
     }
 
-    /// [`open`](Self::open) for a batch folder at `dest`: INPUT opened, the folder's lock
-    /// taken, then INPUT's endpoint read (reading a pipe can wait; the lock is held first).
-    pub async fn open_into_folder(
+    /// [`open`](Self::open) for a batch folder at `dest`: the inputs opened, the folder's lock
+    /// taken, then the first input's endpoint read (reading a pipe can wait; the lock is held
+    /// first).
+    pub async fn open_into_folder<'a>(
         &self,
-        storage: &Storage,
-        name: &str,
-        input: &Location,
+        storage: &'a Storage,
+        inputs: &'a Inputs,
         dest: Arc<dyn Destination>,
         lock: &LockOptions,
-    ) -> anyhow::Result<(Box<dyn ChunkSource>, ToBedrockOptions, FolderWriter)> {
-        let (source, mut opts) = self.open(storage, name, input).await?;
+    ) -> anyhow::Result<(InputStream<'a>, ToBedrockOptions, FolderWriter)> {
+        let (stream, mut opts) = self.open(storage, inputs).await?;
         let folder = FolderWriter::open(dest, lock).await?;
-        match self.endpoint_from_input(source, &mut opts, name).await {
-            Ok(source) => Ok((source, opts, folder)),
+        match self.endpoint_from_input(stream, &mut opts).await {
+            Ok(stream) => Ok((stream, opts, folder)),
             Err(e) => {
                 folder.release().await;
                 Err(e)
@@ -191,28 +216,41 @@ impl ConvertArgs {
         }
     }
 
-    /// Without `--endpoint`, reads INPUT up to its first request line, whose `url` names the
-    /// endpoint when the family serves it (else the family's usual one stays); returns the input
-    /// to read from its start. A batch folder's lock is taken first: reading a pipe can wait.
-    pub async fn endpoint_from_input(
+    /// Without `--endpoint`, reads the first input up to its first request line, whose `url`
+    /// names the endpoint when the family serves it (else the family's usual one stays); returns
+    /// the inputs to read from their start. A batch folder's lock is taken first: reading a pipe
+    /// can wait.
+    pub async fn endpoint_from_input<'a>(
         &self,
-        source: Box<dyn ChunkSource>,
+        mut inputs: InputStream<'a>,
         opts: &mut ToBedrockOptions,
-        name: &str,
-    ) -> anyhow::Result<Box<dyn ChunkSource>> {
+    ) -> anyhow::Result<InputStream<'a>> {
         if self.endpoint.is_some() || opts.family.endpoints().len() < 2 {
-            return Ok(source);
+            return Ok(inputs);
         }
-        let (source, head) = Peeked::read(source, opts.max_line_bytes, |h| first_line(h).is_some())
-            .await
-            .with_context(|| format!("reading {name}"))?;
-        if let Some(endpoint) = first_line(&head)
-            .and_then(named_by)
-            .filter(|e| opts.family.serves(*e))
-        {
-            opts.endpoint = endpoint;
-        }
-        Ok(Box::new(source))
+        let Some((identity, first)) = inputs.next().await else {
+            return Ok(inputs);
+        };
+        let first = match first {
+            Ok(source) => {
+                let (source, head) =
+                    Peeked::read(source, opts.max_line_bytes, |h| first_line(h).is_some())
+                        .await
+                        .with_context(|| format!("reading {}", identity.name))?;
+                if let Some(endpoint) = first_line(&head)
+                    .and_then(named_by)
+                    .filter(|e| opts.family.serves(*e))
+                {
+                    opts.endpoint = endpoint;
+                }
+                Ok(Box::new(source) as Box<dyn ChunkSource>)
+            }
+            // The conversion says why it could not be opened.
+            Err(e) => Err(e),
+        };
+        Ok(futures::stream::once(async move { (identity, first) })
+            .chain(inputs)
+            .boxed())
     }
 
     /// The model table: the built-in one, with `--models FILE`'s lines over it.
@@ -359,33 +397,34 @@ pub fn check_distinct(named: &[(&str, &Location)]) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
-    let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
-    if input.is_folder() {
-        bail!("INPUT {} is a folder; give an OpenAI batch .jsonl file, an s3://bucket/key object, or -", args.input);
-    }
     let output = Location::parse(&args.output).map_err(anyhow::Error::msg)?;
+    let inputs = Inputs::resolve(
+        &cx.storage,
+        &args.inputs,
+        args.convert.input_glob.as_deref(),
+        output.is_folder().then_some(&output),
+    )
+    .await?;
     let summary = args.summary.clone().map(Location::File);
     if let Some(s) = &summary {
-        check_distinct(&[("INPUT", &input), ("--summary", s)])?;
+        for (_, input) in &inputs.list {
+            check_distinct(&[("INPUT", input), ("--summary", s)])?;
+        }
     }
     let report = if output.is_folder() {
         if args.rejects.is_some() {
             bail!("--rejects applies to file and - outputs; a batch folder keeps its rejects in its generation's rejected.jsonl");
         }
-        check_outside_folder("INPUT", &input, &output)?;
+        for (_, input) in &inputs.list {
+            check_outside_folder("INPUT", input, &output)?;
+        }
         if let Some(s) = &summary {
             check_outside_folder("--summary", s, &output)?;
         }
         let dest = cx.storage.folder(&output).await?;
         let (source, opts, folder) = args
             .convert
-            .open_into_folder(
-                &cx.storage,
-                &args.input,
-                &input,
-                dest,
-                &cx.lock("to-bedrock"),
-            )
+            .open_into_folder(&cx.storage, &inputs, dest, &cx.lock("to-bedrock"))
             .await?;
         let driver;
         let replace = if args.convert.overwrite {
@@ -410,14 +449,12 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             Start::New(writer) => {
                 let rejects_at = writer.uri(&writer.generation().rejected_path());
                 convert(
-                    &args.input,
+                    &inputs,
                     &args.output,
                     source,
-                    opts.source.bytes,
                     BedrockOutput::Folder(writer),
                     opts,
-                    cx.quiet,
-                    cx.json,
+                    cx,
                     &rejects_at,
                 )
                 .await?
@@ -429,18 +466,17 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             other => format!("{other}.rejected.jsonl"),
         });
         let rejects_loc = Location::parse(&rejects_arg).map_err(anyhow::Error::msg)?;
-        let mut named = vec![
-            ("INPUT", &input),
-            ("OUTPUT", &output),
-            ("--rejects", &rejects_loc),
-        ];
-        named.extend(summary.as_ref().map(|s| ("--summary", s)));
-        check_distinct(&named)?;
-        let (source, mut opts) = args.convert.open(&cx.storage, &args.input, &input).await?;
-        let source = args
-            .convert
-            .endpoint_from_input(source, &mut opts, &args.input)
-            .await?;
+        for (_, input) in &inputs.list {
+            let mut named = vec![
+                ("INPUT", input),
+                ("OUTPUT", &output),
+                ("--rejects", &rejects_loc),
+            ];
+            named.extend(summary.as_ref().map(|s| ("--summary", s)));
+            check_distinct(&named)?;
+        }
+        let (source, mut opts) = args.convert.open(&cx.storage, &inputs).await?;
+        let source = args.convert.endpoint_from_input(source, &mut opts).await?;
         let records = cx.storage.writer(&output, StdWriter::stdout).await?;
         let rejects = match cx.storage.writer(&rejects_loc, StdWriter::stderr).await {
             Ok(w) => w,
@@ -455,14 +491,12 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             rejects_arg
         };
         convert(
-            &args.input,
+            &inputs,
             &args.output,
             source,
-            opts.source.bytes,
             BedrockOutput::Stream { records, rejects },
             opts,
-            cx.quiet,
-            cx.json,
+            cx,
             &shown,
         )
         .await?
@@ -499,25 +533,24 @@ pub fn already_converted(folder: &str, m: &BatchManifest, cx: &Context) {
     }
 }
 
-/// Converts `source` into `sink` with a progress bar, and prints the summary on stderr (as JSON
-/// with `json`).
-#[allow(clippy::too_many_arguments)]
+/// Converts `inputs` (opened as `source`) into `sink` with a progress bar, and prints the
+/// summary on stderr (as JSON with `--json`).
 pub async fn convert(
-    input: &str,
+    inputs: &Inputs,
     output: &str,
-    source: Box<dyn ChunkSource>,
-    total: Option<u64>,
+    source: InputStream<'_>,
     sink: BedrockOutput,
     mut opts: ToBedrockOptions,
-    quiet: bool,
-    json: bool,
+    cx: &Context,
     rejects_at: &str,
 ) -> anyhow::Result<Report> {
-    let bar = progress_bar(total, quiet);
+    let (quiet, json) = (cx.quiet, cx.json);
+    let input = inputs.name.as_str();
+    let bar = progress_bar(opts.source.bytes, quiet);
     let pb = bar.clone();
     opts.progress = Some(Arc::new(move |n| pb.set_position(n)));
     let started = Instant::now();
-    let prepared = prepare_to_bedrock(source, sink, &opts).await;
+    let prepared = prepare_to_bedrock_inputs(source, inputs.several(), sink, &opts).await;
     bar.finish_and_clear();
     let summary = |report: &Report, rejects_at: Option<&str>| {
         if json {
@@ -554,6 +587,13 @@ fn print_summary(
 ) {
     let secs = started.elapsed().as_secs_f64();
     eprintln!("{input} → {output} ({}, {})", opts.family, opts.model_id);
+    if !r.inputs.is_empty() {
+        let rejecting = r.inputs.iter().filter(|i| i.counts.rejected > 0).count();
+        eprintln!(
+            "  inputs {}: {rejecting} with rejected lines",
+            r.inputs.len()
+        );
+    }
     eprintln!(
         "  lines {}: records {} + rejected {} + blank {}",
         r.lines, r.records, r.rejected, r.blank

@@ -498,6 +498,7 @@ mod tests {
             cache_write_tokens: 5,
             output_bytes: Some(700),
             errors_bytes: Some(80),
+            by_input: Vec::new(),
         };
         let ctx = BatchContext {
             id: "batch_x".into(),

@@ -72,6 +72,8 @@ pub struct CollectOptions {
     pub threads: Option<usize>,
     /// Called with the bytes of Bedrock output read so far.
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Also write the results per input (see [`FolderResults::by_input`]).
+    pub by_input: bool,
 }
 
 /// A batch folder and the Bedrock jobs it was submitted as.
@@ -451,6 +453,7 @@ impl BatchFolder {
                 err: results_writer(storage, &writer, errors, StdWriter::stderr).await?,
                 output: output.to_string(),
                 errors: errors.to_string(),
+                by_input: opts.by_input,
             };
             Ok::<_, DriverError>(collect_folder(&writer, results, &fb).await?)
         }

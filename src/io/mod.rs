@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use tokio::io::AsyncRead;
 
-pub use counted::Counted;
+pub use counted::{Counted, WrittenCopy};
 pub use journal::JournalEntry;
 pub(crate) use local::{host_name, pid_alive};
 pub use local::{FileSource, LocalDir, LocalFile, StdWriter};
@@ -584,6 +584,26 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// A local file's identity: its canonical path, size and modification time (ns). A FIFO or a
+/// device is a stream: nothing tells one read of it from another.
+fn file_identity(
+    path: &std::path::Path,
+    len: u64,
+    modified_ns: Option<u128>,
+    regular: bool,
+) -> ObjectIdentity {
+    match modified_ns.filter(|_| regular) {
+        Some(ns) => ObjectIdentity {
+            location: std::fs::canonicalize(path)
+                .ok()
+                .map(|p| p.display().to_string()),
+            size: Some(len),
+            version: Some(format!("mtime:{ns}")),
+        },
+        None => ObjectIdentity::default(),
+    }
+}
+
 /// An object opened for reading.
 pub struct Opened {
     /// Its bytes.
@@ -657,17 +677,7 @@ impl Storage {
             }),
             Location::File(path) => {
                 let file = FileSource::open(path).await?;
-                // A FIFO or a device is a stream: nothing tells one read of it from another.
-                let identity = match file.modified().filter(|_| file.is_regular()) {
-                    Some(ns) => ObjectIdentity {
-                        location: std::fs::canonicalize(path)
-                            .ok()
-                            .map(|p| p.display().to_string()),
-                        size: Some(file.len()),
-                        version: Some(format!("mtime:{ns}")),
-                    },
-                    None => ObjectIdentity::default(),
-                };
+                let identity = file_identity(path, file.len(), file.modified(), file.is_regular());
                 Ok(Opened {
                     source: Box::new(file),
                     identity,
@@ -690,6 +700,37 @@ impl Storage {
                 io::ErrorKind::InvalidInput,
                 format!("{folder} is a folder; give one object"),
             )),
+        }
+    }
+
+    /// What identifies an object's content, without reading any of it: for a local file one
+    /// `stat` (the same identity [`open_identified`](Self::open_identified) gives), for an S3
+    /// object its HEAD.
+    pub async fn identify(&self, location: &Location) -> io::Result<ObjectIdentity> {
+        match location {
+            Location::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let meta = std::fs::metadata(&path).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+                    })?;
+                    if meta.is_dir() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::IsADirectory,
+                            format!("cannot open {}: a directory, not a file", path.display()),
+                        ));
+                    }
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos());
+                    Ok(file_identity(&path, meta.len(), modified, meta.is_file()))
+                })
+                .await
+                .map_err(io::Error::other)?
+            }
+            other => Ok(self.open_identified(other).await?.identity),
         }
     }
 

@@ -14,6 +14,8 @@ use super::ChunkSource;
 pub struct Peeked {
     ahead: VecDeque<Bytes>,
     rest: Box<dyn ChunkSource>,
+    /// The source has ended: it is not asked again.
+    ended: bool,
 }
 
 impl Peeked {
@@ -26,20 +28,49 @@ impl Peeked {
         enough: impl Fn(&[u8]) -> bool,
     ) -> io::Result<(Peeked, Vec<u8>)> {
         let (mut ahead, mut head) = (VecDeque::new(), Vec::new());
+        let mut ended = false;
         while head.len() < limit && !enough(&head) {
             match source.next_chunk().await? {
                 Some(chunk) => {
                     head.extend_from_slice(&chunk);
                     ahead.push_back(chunk);
                 }
-                None => break,
+                None => {
+                    ended = true;
+                    break;
+                }
             }
         }
         let peeked = Peeked {
             ahead,
             rest: source,
+            ended,
         };
         Ok((peeked, head))
+    }
+
+    /// Reads `source` ahead until at least `limit` bytes are read or it ends, keeping the chunks
+    /// as they came (no copy): an input opened while another one converts is ready when its
+    /// turn comes, and a small one has been read whole.
+    pub async fn ahead(mut source: Box<dyn ChunkSource>, limit: usize) -> io::Result<Peeked> {
+        let (mut ahead, mut read, mut ended) = (VecDeque::new(), 0, false);
+        while read < limit {
+            match source.next_chunk().await? {
+                Some(chunk) => {
+                    read += chunk.len();
+                    ahead.push_back(chunk);
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        Ok(Peeked {
+            ahead,
+            rest: source,
+            ended,
+        })
     }
 }
 
@@ -47,6 +78,7 @@ impl ChunkSource for Peeked {
     fn next_chunk(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>> {
         match self.ahead.pop_front() {
             Some(chunk) => Box::pin(async move { Ok(Some(chunk)) }),
+            None if self.ended => Box::pin(async { Ok(None) }),
             None => self.rest.next_chunk(),
         }
     }
@@ -73,6 +105,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head, b"abc\nd");
+        let mut all = Vec::new();
+        while let Some(c) = p.next_chunk().await.unwrap() {
+            all.extend_from_slice(&c);
+        }
+        assert_eq!(all, b"abc\ndef\ng");
+
+        // Read ahead whole: the source is not asked again after its end.
+        let source = Box::new(Chunks(chunks.iter().cloned().collect()));
+        let mut p = Peeked::ahead(source, 1 << 20).await.unwrap();
+        assert_eq!(p.ahead.len(), 4);
+        assert!(p.ended);
+        let mut all = Vec::new();
+        while let Some(c) = p.next_chunk().await.unwrap() {
+            all.extend_from_slice(&c);
+        }
+        assert_eq!(all, b"abc\ndef\ng");
+        // Read ahead in part: the rest comes from the source.
+        let source = Box::new(Chunks(chunks.iter().cloned().collect()));
+        let mut p = Peeked::ahead(source, 3).await.unwrap();
+        assert_eq!((p.ahead.len(), p.ended), (2, false));
         let mut all = Vec::new();
         while let Some(c) = p.next_chunk().await.unwrap() {
             all.extend_from_slice(&c);

@@ -32,6 +32,6 @@ pub use from_bedrock::{
     OutputFile,
 };
 pub use to_bedrock::{
-    convert_to_bedrock, prepare_to_bedrock, BedrockOutput, PreparedConversion, Report,
-    ToBedrockOptions, MIN_RECORDS_PER_JOB,
+    convert_to_bedrock, prepare_to_bedrock, prepare_to_bedrock_inputs, BedrockOutput,
+    PreparedConversion, Report, ToBedrockOptions, MIN_RECORDS_PER_JOB,
 };

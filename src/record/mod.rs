@@ -107,8 +107,15 @@ pub enum RecordIdStyle {
     LineNumber {
         /// The generation's tag.
         generation: RecordTag,
+        /// The input's index when the batch is made of several inputs (files): `I` and the
+        /// index in six digits come first (`I000003L0000000042G3f9a2c1d`), so that the record
+        /// names its file as well as its line.
+        input: Option<u32>,
     },
 }
+
+/// Most inputs one batch folder is made of: an input's index is six digits of its records' ids.
+pub const MAX_INPUTS: usize = 1_000_000;
 
 /// Eight lowercase hex digits that name a batch folder's generation inside its recordIds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -221,27 +228,62 @@ impl From<Reject> for Rejected<'_> {
 }
 
 /// The `recordId` of the record made from input line `line_no` of the batch folder generation
-/// tagged `generation` (see [`RecordIdStyle::LineNumber`]): `L`, the line number in ten digits
-/// (more for line numbers of eleven digits), `G` and the tag. The one definition of the format.
+/// tagged `generation` (see [`RecordIdStyle::LineNumber`]): for a batch of several inputs `I` and
+/// the input's index in six digits, then `L`, the line number in ten digits (more for line
+/// numbers of eleven digits), `G` and the tag. The one definition of the format;
+/// [`parse_line_record_id`] reads it back.
 ///
 /// ```
-/// use bedrock_batch::record::{line_record_id, RecordTag};
+/// use bedrock_batch::record::{line_record_id, parse_line_record_id, RecordTag};
 /// let tag = RecordTag::of("gen-20261129T181256Z-3f9a2c");
-/// let id = line_record_id(42, tag);
+/// let id = line_record_id(None, 42, tag);
 /// assert_eq!(&id[..12], "L0000000042G");
 /// assert_eq!(id.len(), 20);
 /// assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+/// let id = line_record_id(Some(3), 42, tag);
+/// assert_eq!(&id[..19], "I000003L0000000042G");
+/// assert_eq!(parse_line_record_id(&id), Some((Some(3), 42)));
 /// ```
-pub fn line_record_id(line_no: u64, generation: RecordTag) -> String {
-    let mut out = Vec::with_capacity(20);
-    write_line_record_id(&mut out, line_no, generation);
+pub fn line_record_id(input: Option<u32>, line_no: u64, generation: RecordTag) -> String {
+    let mut out = Vec::with_capacity(27);
+    write_line_record_id(&mut out, input, line_no, generation);
     String::from_utf8(out).expect("ASCII")
 }
 
 /// Appends [`line_record_id`] to `out`.
-pub fn write_line_record_id(out: &mut Vec<u8>, line_no: u64, generation: RecordTag) {
+pub fn write_line_record_id(
+    out: &mut Vec<u8>,
+    input: Option<u32>,
+    line_no: u64,
+    generation: RecordTag,
+) {
+    if let Some(input) = input {
+        let _ = write!(out, "I{input:06}");
+    }
     let _ = write!(out, "L{line_no:010}G");
     out.extend_from_slice(&generation.0);
+}
+
+/// The input index (for a batch of several inputs) and line number a [`line_record_id`] names;
+/// `None` for any other text.
+pub fn parse_line_record_id(id: &str) -> Option<(Option<u32>, u64)> {
+    fn digits(s: &str) -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    }
+    let (input, rest) = match id.strip_prefix('I') {
+        Some(rest) => {
+            let (index, rest) = rest.split_at_checked(6)?;
+            (Some(u32::try_from(digits(index)?).ok()?), rest)
+        }
+        None => (None, id),
+    };
+    let (line, tag) = rest.strip_prefix('L')?.split_once('G')?;
+    if line.len() < 10 || tag.len() != 8 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((input, digits(line)?))
 }
 
 /// Converts one OpenAI batch input line (without its newline) into one Bedrock record line
@@ -402,9 +444,9 @@ fn record_head(custom_id: Raw<'_>, line_no: u64, opts: &LineOptions, out: &mut V
     out.extend_from_slice(b"{\"recordId\":");
     match opts.record_id {
         RecordIdStyle::CustomId => out.extend_from_slice(custom_id.get().as_bytes()),
-        RecordIdStyle::LineNumber { generation } => {
+        RecordIdStyle::LineNumber { generation, input } => {
             out.push(b'"');
-            write_line_record_id(out, line_no, generation);
+            write_line_record_id(out, input, line_no, generation);
             out.push(b'"');
         }
     }

@@ -90,6 +90,7 @@ pub fn collect(dir: &MemoryDir, missing: MissingReason) -> (Vec<u8>, Vec<u8>, Fr
             err: folder.create("results/errors.jsonl").await.unwrap(),
             output: "memory:results/output.jsonl".into(),
             errors: "memory:results/errors.jsonl".into(),
+            by_input: false,
         };
         let collected = collect_folder(&folder, results, &opts).await.unwrap();
         folder.release().await;

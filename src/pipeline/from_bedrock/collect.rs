@@ -8,9 +8,26 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::super::Error;
+use super::by_input::split_by_input;
 use super::{prepare_from_bedrock, FromBedrockOptions, FromBedrockReport, OutputFile};
-use crate::batch_folder::{FolderError, FolderWriter, ResultsRecord};
-use crate::io::{Counted, ObjectWriter};
+use crate::batch_folder::{FolderError, FolderWriter, ResultsRecord, RESULTS_BY_INPUT};
+use crate::io::{Counted, ObjectWriter, WrittenCopy};
+
+/// The two result writers, counting what they write, with local copies of it when the
+/// results are also split per input.
+#[allow(clippy::type_complexity)]
+fn counted(
+    ok: Box<dyn ObjectWriter>,
+    err: Box<dyn ObjectWriter>,
+    by_input: bool,
+) -> std::io::Result<(Counted, Counted, Option<(WrittenCopy, WrittenCopy)>)> {
+    if !by_input {
+        return Ok((Counted::new(ok), Counted::new(err), None));
+    }
+    let (ok, err) = (Counted::with_copy(ok)?, Counted::with_copy(err)?);
+    let copies = ok.copy().zip(err.copy());
+    Ok((ok, err, copies))
+}
 
 /// Totals from Bedrock's `manifest.json.out` files, summed over jobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -150,6 +167,10 @@ pub struct FolderResults {
     pub output: String,
     /// The error file's location, as the record names it.
     pub errors: String,
+    /// Also write one output/error pair per input of the batch, below `results/by-input/`
+    /// (see [`input_results_paths`](crate::batch_folder::input_results_paths)), committed with
+    /// the others.
+    pub by_input: bool,
 }
 
 /// What a collection of a batch folder's results produced.
@@ -182,8 +203,17 @@ pub async fn collect_folder(
         err,
         output,
         errors,
+        by_input,
     } = results;
-    let (ok, err) = (Counted::new(ok), Counted::new(err));
+    let (ok, err, copies) = match counted(ok, err, by_input) {
+        Ok(kept) => kept,
+        Err(e) => {
+            return Err(Error::Write {
+                what: "the results per input (a local temporary file)".to_owned(),
+                source: e,
+            })
+        }
+    };
     let (ok_bytes, err_bytes) = (ok.counter(), err.counter());
     let (ok, err): (Box<dyn ObjectWriter>, Box<dyn ObjectWriter>) = (Box::new(ok), Box::new(err));
     let gathered = async {
@@ -221,11 +251,46 @@ pub async fn collect_folder(
             return Err(e.into());
         }
     };
-    let (mut report, writers) =
-        prepare_from_bedrock(files, Some(Arc::new(ledger)), ok, err, opts).await?;
+    let ledger = Arc::new(ledger);
+    let (mut report, mut writers) =
+        prepare_from_bedrock(files, Some(Arc::clone(&ledger)), ok, err, opts).await?;
     report.warnings.extend(warnings);
     if let Some(totals) = totals {
         compare_with_manifest(&mut report, totals, reader.manifest().jobs.len());
+    }
+    let mut per_input = Vec::new();
+    if let Some((ok_copy, err_copy)) = copies {
+        let m = reader.manifest();
+        let names: Vec<String> = if m.inputs.is_empty() {
+            vec![m.input.name.clone()]
+        } else {
+            m.inputs.iter().map(|i| i.identity.name.clone()).collect()
+        };
+        let split = async {
+            let (ok, err) = (ok_copy.into_file(), err_copy.into_file());
+            let spool = |e| Error::Write {
+                what: "the results per input (a local temporary file)".to_owned(),
+                source: e,
+            };
+            let (ok, err) = (ok.map_err(spool)?, err.map_err(spool)?);
+            split_by_input(&ledger, &names, ok, err, |rel| async move {
+                Ok(folder.create(&rel).await?)
+            })
+            .await
+        }
+        .await;
+        match split {
+            Ok((mut made, results)) => {
+                // The combined files last, as they were.
+                made.append(&mut writers);
+                writers = made;
+                per_input = results;
+            }
+            Err(e) => {
+                crate::io::abort_all(writers).await;
+                return Err(e);
+            }
+        }
     }
     let record = ResultsRecord {
         generation: reader.manifest().generation.clone(),
@@ -244,7 +309,15 @@ pub async fn collect_folder(
         cache_write_tokens: report.cache_write_tokens,
         output_bytes: Some(ok_bytes.load(Ordering::Relaxed)),
         errors_bytes: Some(err_bytes.load(Ordering::Relaxed)),
+        by_input: per_input,
     };
     folder.commit_results(writers, &record).await?;
+    if record.by_input.is_empty() {
+        // Results per input of an earlier collection no longer match the combined files: the
+        // record now lists none, and they go.
+        if let Err(e) = reader.dest().delete_prefix(RESULTS_BY_INPUT).await {
+            tracing::warn!("removing the earlier results per input: {e}");
+        }
+    }
     Ok(Collected { report, record })
 }

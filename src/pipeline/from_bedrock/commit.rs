@@ -378,6 +378,15 @@ async fn write_missing(
 }
 
 impl ordered::Commit<Mapped<Answers>> for Committer {
+    /// The file's name, for messages.
+    type Input = String;
+
+    fn begin_input(&mut self, file: String) {
+        self.file = file;
+    }
+
+    fn end_input(&mut self, _bytes: u64) {}
+
     fn commit(
         &mut self,
         block: Mapped<Answers>,

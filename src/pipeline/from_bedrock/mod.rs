@@ -11,6 +11,7 @@
 //! transform (run in parallel), [`commit`] the ordered stage, [`collect`] a batch folder's
 //! collection.
 
+mod by_input;
 mod collect;
 mod commit;
 mod lines;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::lines::LineLoop;
-use super::ordered::{self, worker_pool, EngineConfig};
+use super::ordered::{self, worker_pool, EngineConfig, EngineInput};
 use super::Error;
 use crate::batch_folder::{BatchManifest, FolderError, RecordLedger};
 use crate::io::{ChunkSource, ObjectWriter};
@@ -282,28 +283,25 @@ pub async fn prepare_from_bedrock(
         opts.max_line_bytes,
         "",
     );
-    let mut bytes_before = 0;
-    for file in files {
-        committer.file = file.name.clone();
-        let progress = opts.progress.clone().map(|p| {
-            let base = bytes_before;
-            Arc::new(move |n: u64| p(base + n)) as Arc<dyn Fn(u64) + Send + Sync>
-        });
-        let cfg = EngineConfig {
-            input: file.name,
-            block_size: opts.block_size,
-            max_line: opts.max_line_bytes,
-            pool: pool.clone(),
-            progress,
-        };
-        match ordered::run(file.source, Arc::clone(&job), &cfg, &mut committer).await {
-            Ok(n) => bytes_before += n,
-            Err(e) => {
-                committer.abort().await;
-                return Err(e);
-            }
+    let inputs = futures::stream::iter(files.into_iter().map(|file| EngineInput {
+        name: file.name.clone(),
+        job: Arc::clone(&job),
+        source: Ok(file.source),
+        meta: file.name,
+    }));
+    let cfg = EngineConfig {
+        block_size: opts.block_size,
+        max_line: opts.max_line_bytes,
+        pool,
+        progress: opts.progress.clone(),
+    };
+    let bytes_before = match ordered::run(inputs, &cfg, &mut committer).await {
+        Ok(n) => n,
+        Err(e) => {
+            committer.abort().await;
+            return Err(e);
         }
-    }
+    };
     committer.report.bytes_in = bytes_before;
     committer.finish(ledger.as_deref(), opts).await
 }

@@ -13,7 +13,9 @@ use super::super::ordered;
 use super::super::Error;
 use super::lines::{Converted, Item};
 use super::{BedrockOutput, Prepared, PreparedConversion, Report};
-use crate::batch_folder::{FolderError, GenerationSummary, GenerationWriter, ManifestCounts};
+use crate::batch_folder::{
+    FolderError, GenerationSummary, GenerationWriter, InputIdentity, ManifestCounts, ManifestInput,
+};
 use crate::io::{ObjectWriter, PendingRun};
 use crate::record::{Reject, RejectCode};
 
@@ -24,8 +26,9 @@ struct Admission {
     /// bytes a record (about 16 MB per million records). The line of the first use is not kept:
     /// it would double that.
     seen: KeySet,
-    /// The model literal's key, the literal, and the line that set it.
-    model: Option<(u64, Box<str>, u64)>,
+    /// The model literal's key, the literal, and where it was set (`line 3`, or `line 3 of
+    /// NAME` in a batch of several inputs).
+    model: Option<(u64, Box<str>, String)>,
 }
 
 impl Admission {
@@ -33,7 +36,7 @@ impl Admission {
     /// are read only for a message or the first model.
     fn admit(
         &mut self,
-        line: u64,
+        place: impl FnOnce() -> String,
         key: u64,
         input: &[u8],
         custom_id: &Range<usize>,
@@ -46,13 +49,13 @@ impl Admission {
                     return Err(Reject::new(
                         RejectCode::ModelMismatch,
                         format!(
-                            "body.model {} differs from {first} used since line {since} (a batch file holds requests for one model)",
+                            "body.model {} differs from {first} used since {since} (a batch file holds requests for one model)",
                             text(range)
                         ),
                     ))
                 }
                 Some(_) => {}
-                None => self.model = Some((*model_key, text(range).into(), line)),
+                None => self.model = Some((*model_key, text(range).into(), place())),
             }
         }
         if !self.seen.insert(key) {
@@ -138,6 +141,8 @@ pub(super) struct Committer {
     admission: Admission,
     pub(super) report: Report,
     sink: Sink,
+    /// In a batch of several inputs, the one being read and the report's counts before it.
+    input: Option<(InputIdentity, ManifestCounts)>,
 }
 
 impl Committer {
@@ -154,7 +159,50 @@ impl Committer {
             admission: Admission::default(),
             report: Report::default(),
             sink,
+            input: None,
         }
+    }
+
+    /// The counts so far.
+    fn counts(&self) -> ManifestCounts {
+        let r = &self.report;
+        ManifestCounts {
+            lines: r.lines,
+            records: r.records,
+            rejected: r.rejected,
+            blank: r.blank,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+        }
+    }
+
+    /// The next input starts: `Some` (what it is) in a batch of several inputs.
+    fn begin(&mut self, input: Option<InputIdentity>) {
+        self.input = input.map(|i| (i, self.counts()));
+    }
+
+    /// The input begun last ended after `bytes` bytes.
+    fn end(&mut self, bytes: u64) {
+        self.report.bytes_in += bytes;
+        if let Some((identity, before)) = self.input.take() {
+            let now = self.counts();
+            self.report.inputs.push(ManifestInput {
+                identity,
+                counts: ManifestCounts {
+                    lines: now.lines - before.lines,
+                    records: now.records - before.records,
+                    rejected: now.rejected - before.rejected,
+                    blank: now.blank - before.blank,
+                    bytes_in: now.bytes_in - before.bytes_in,
+                    bytes_out: now.bytes_out - before.bytes_out,
+                },
+            });
+        }
+    }
+
+    /// The name of the input being read, in a batch of several.
+    fn input_name(&self) -> Option<&str> {
+        self.input.as_ref().map(|(i, _)| i.name.as_str())
     }
 
     async fn commit_block(&mut self, block: Mapped<Converted>) -> Result<(), Error> {
@@ -200,10 +248,16 @@ impl Committer {
                     custom_id,
                     key,
                     model,
-                } => match self
-                    .admission
-                    .admit(line, key, &input, &custom_id, model.as_ref())
-                {
+                } => match self.admission.admit(
+                    || match self.input.as_ref() {
+                        Some((i, _)) => format!("line {line} of {}", i.name),
+                        None => format!("line {line}"),
+                    },
+                    key,
+                    &input,
+                    &custom_id,
+                    model.as_ref(),
+                ) {
                     Ok(()) => {
                         if self.report.openai_model.is_none() {
                             self.report.openai_model = model
@@ -226,7 +280,13 @@ impl Committer {
                 .rejects_by_code
                 .entry(reject.code.as_str().to_owned())
                 .or_default() += 1;
-            reject_line(&mut rejects, line, &reject, custom_id.as_ref().map(text));
+            reject_line(
+                &mut rejects,
+                self.input_name(),
+                line,
+                &reject,
+                custom_id.as_ref().map(text),
+            );
         }
         self.sink.flush(&records, &ids).await?;
         if !rejects.is_empty() {
@@ -263,6 +323,7 @@ impl Committer {
                         bytes_out: self.report.bytes_out,
                     },
                     openai_model: self.report.openai_model.clone(),
+                    inputs: self.report.inputs.clone(),
                 };
                 let target = match f.prepare(summary).await {
                     Ok(prepared) => {
@@ -291,8 +352,14 @@ impl Committer {
     }
 }
 
-/// Appends one line of the rejects file.
-fn reject_line(out: &mut Vec<u8>, line: u64, reject: &Reject, custom_id: Option<&str>) {
+/// Appends one line of the rejects file: `input` names the line's input in a batch of several.
+fn reject_line(
+    out: &mut Vec<u8>,
+    input: Option<&str>,
+    line: u64,
+    reject: &Reject,
+    custom_id: Option<&str>,
+) {
     use crate::record::json::Obj;
     let mut o = Obj::open(out);
     o.raw("id", "null");
@@ -306,12 +373,25 @@ fn reject_line(out: &mut Vec<u8>, line: u64, reject: &Reject, custom_id: Option<
         e.string("message", &reject.message);
         e.close();
     }
+    if let Some(input) = input {
+        o.string("input", input);
+    }
     o.raw("line", &line.to_string());
     o.close();
     out.push(b'\n');
 }
 
 impl ordered::Commit<Mapped<Converted>> for Committer {
+    type Input = Option<InputIdentity>;
+
+    fn begin_input(&mut self, input: Option<InputIdentity>) {
+        self.begin(input);
+    }
+
+    fn end_input(&mut self, bytes: u64) {
+        self.end(bytes);
+    }
+
     fn commit(
         &mut self,
         block: Mapped<Converted>,

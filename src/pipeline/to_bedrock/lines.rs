@@ -142,9 +142,10 @@ impl RequestLines {
         match convert_line_noted(line, line_no, &self.opts, &mut notes, &mut out.records) {
             Ok(c) => {
                 let ids_start = out.ids.len();
-                if let RecordIdStyle::LineNumber { generation } = self.opts.record_id {
+                if let RecordIdStyle::LineNumber { generation, input } = self.opts.record_id {
                     crate::batch_folder::push_line(
                         &mut out.ids,
+                        input,
                         line_no,
                         generation,
                         c.custom_id.get(),

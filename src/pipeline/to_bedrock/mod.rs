@@ -13,11 +13,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::lines::LineLoop;
-use super::ordered::{self, worker_pool, EngineConfig};
+use super::ordered::{self, worker_pool, EngineConfig, EngineInput};
 use super::Error;
 use crate::batch_folder::{
     BatchManifest, Conversion, FolderError, FolderWriter, GenerationWriter, InputIdentity,
-    LockOptions, ManifestOptions, PreparedGeneration, Replace, Start,
+    LockOptions, ManifestInput, ManifestOptions, PreparedGeneration, Replace, Start,
 };
 use crate::io::{ChunkSource, Destination, ObjectWriter};
 use crate::record::{Endpoint, Family, LineOptions, MapOptions, RecordIdStyle, UnknownModel};
@@ -200,6 +200,9 @@ pub struct Report {
     pub bom: bool,
     /// The `body.model` of the input, if any.
     pub openai_model: Option<String>,
+    /// For a batch of several inputs, each one and its counts, in order (empty for one input).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ManifestInput>,
 }
 
 /// Converts an OpenAI batch input stream to Bedrock records, in parallel, in input order, in
@@ -298,24 +301,33 @@ pub async fn prepare_to_bedrock(
     output: BedrockOutput,
     opts: &ToBedrockOptions,
 ) -> Result<PreparedConversion, Error> {
-    let record_id = match &output {
-        BedrockOutput::Folder(w) => RecordIdStyle::LineNumber {
-            generation: w.generation().record_tag(),
-        },
-        BedrockOutput::Stream { .. } => RecordIdStyle::CustomId,
+    let one = futures::stream::iter([(opts.source.clone(), Ok(source))]);
+    prepare_to_bedrock_inputs(one, false, output, opts).await
+}
+
+/// [`prepare_to_bedrock`] for a batch made of several inputs, converted one after the other in
+/// the order `inputs` yields them (each `(what it is, the opened input or why it could not be
+/// opened)`; a caller opens the next ones while one converts), packed into one batch: shards
+/// and jobs filled across input boundaries, each `custom_id` once across all of them.
+///
+/// With `several`, every record's id carries its input's index
+/// ([`line_record_id`](crate::record::line_record_id)), each reject names its input, and the
+/// report (and `batch.json`) lists each input with its counts.
+pub async fn prepare_to_bedrock_inputs<S, C>(
+    mut inputs: S,
+    several: bool,
+    output: BedrockOutput,
+    opts: &ToBedrockOptions,
+) -> Result<PreparedConversion, Error>
+where
+    S: futures::Stream<Item = (InputIdentity, std::io::Result<C>)> + Send + Unpin,
+    C: ChunkSource,
+{
+    use futures::StreamExt;
+    let generation = match &output {
+        BedrockOutput::Folder(w) => Some(w.generation().record_tag()),
+        BedrockOutput::Stream { .. } => None,
     };
-    let job = LineLoop::new(
-        RequestLines {
-            opts: LineOptions {
-                family: opts.family,
-                map: opts.map.clone(),
-                record_id,
-                endpoint: Some(opts.endpoint),
-            },
-        },
-        opts.max_line_bytes,
-        " (see --max-line-bytes)",
-    );
     let pool = match worker_pool(opts.threads) {
         Ok(pool) => pool,
         Err(e) => {
@@ -323,24 +335,74 @@ pub async fn prepare_to_bedrock(
             return Err(e);
         }
     };
+    let mut committer = Committer::new(output);
+    // The inputs are opened (and read ahead) by `feed` while the engine converts: polled
+    // together, so S3 round trips for the next inputs overlap this one's conversion.
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let feed = async move {
+        while let Some(input) = inputs.next().await {
+            if tx.send(input).await.is_err() {
+                break; // The conversion ended early.
+            }
+        }
+    };
+    let received = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|input| (input, rx))
+    });
+    let mut index = 0u32;
+    let engine_inputs = received
+        .map(|(identity, source)| {
+            let input = several.then_some(index);
+            index += 1;
+            let record_id = match generation {
+                Some(generation) => RecordIdStyle::LineNumber { generation, input },
+                None => RecordIdStyle::CustomId,
+            };
+            let job = LineLoop::new(
+                RequestLines {
+                    opts: LineOptions {
+                        family: opts.family,
+                        map: opts.map.clone(),
+                        record_id,
+                        endpoint: Some(opts.endpoint),
+                    },
+                },
+                opts.max_line_bytes,
+                " (see --max-line-bytes)",
+            );
+            EngineInput {
+                name: if several {
+                    identity.name.clone()
+                } else {
+                    "the input".to_owned()
+                },
+                job,
+                source,
+                meta: several.then_some(identity),
+            }
+        })
+        .boxed();
     let cfg = EngineConfig {
-        input: "the input".to_owned(),
         block_size: opts.block_size,
         max_line: opts.max_line_bytes,
         pool,
         progress: opts.progress.clone(),
     };
-    let mut committer = Committer::new(output);
-    match ordered::run(source, job, &cfg, &mut committer).await {
-        Ok(bytes_in) => {
-            committer.report.bytes_in = bytes_in;
+    // (The engine owns the receiving end: when it stops, a feed still opening inputs stops at
+    // its next send.)
+    let work = ordered::run(engine_inputs, &cfg, &mut committer);
+    let ((), read) = futures::future::join(feed, work).await;
+    let read = read.map(drop);
+    match read {
+        Ok(()) => {
             let r = &committer.report;
             tracing::debug!(
                 lines = r.lines,
                 records = r.records,
                 rejected = r.rejected,
                 blank = r.blank,
-                bytes_in,
+                bytes_in = r.bytes_in,
+                inputs = r.inputs.len(),
                 "input read"
             );
             committer.finish().await
