@@ -1173,6 +1173,36 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn files_small_and_large_read_back_whole() {
+        use crate::io::ChunkSource;
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0,
+            1,
+            4095,
+            crate::io::CHUNK_SIZE - 1,
+            crate::io::CHUNK_SIZE,
+            crate::io::CHUNK_SIZE * 2 + 7,
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            fs::write(&path, &bytes).unwrap();
+            let mut source = FileSource::open(&path).await.unwrap();
+            assert_eq!(source.len(), len as u64);
+            let mut read = Vec::new();
+            while let Some(chunk) = source.next_chunk().await.unwrap() {
+                assert!(!chunk.is_empty(), "no empty chunks");
+                read.extend_from_slice(&chunk);
+            }
+            assert_eq!(read, bytes, "{len} bytes");
+            assert!(
+                source.next_chunk().await.unwrap().is_none(),
+                "and nothing after the end"
+            );
+        }
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
             .unwrap()
