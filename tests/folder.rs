@@ -657,3 +657,24 @@ fn paths_in_the_folders_files_must_be_where_the_layout_puts_them() {
     let e = record(&|r| r["index"] = 5.into()).unwrap_err();
     assert!(e.to_string().contains("not a job of this folder"), "{e}");
 }
+
+/// Conditional writes as a compare-and-swap, on a local folder (any process) and in memory.
+#[test]
+fn conditional_writes_make_a_compare_and_swap_locally() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        check_compare_and_swap(Arc::new(bedrock_batch::io::LocalDir::new(dir.path()))).await;
+        check_compare_and_swap(Arc::new(MemoryDir::default())).await;
+    });
+    // The housekeeping (the lock, temporary files) is not among the folder's objects.
+    let listed = rt
+        .block_on(bedrock_batch::io::LocalDir::new(dir.path()).list(""))
+        .unwrap();
+    let names: Vec<&str> = listed.iter().map(|l| l.path.as_str()).collect();
+    assert_eq!(names, ["r/a.json", "r/n"]);
+}

@@ -815,3 +815,24 @@ fn ctrl_c_aborts_the_uploads_in_flight() {
     );
     assert!(!rt.block_on(exists(&s3, &bucket, "out.jsonl")));
 }
+
+/// Records of several servers on one prefix: conditional writes as a compare-and-swap.
+#[test]
+fn conditional_writes_make_a_compare_and_swap() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s3 = server();
+        let bucket = s3.bucket("cas").await;
+        let opts = s3.options();
+        let uri = S3Uri {
+            bucket,
+            key: "staging/".into(),
+        };
+        let dir = S3Dir::new(opts.client().await, uri, &opts);
+        common::check_compare_and_swap(std::sync::Arc::new(dir)).await;
+    });
+}

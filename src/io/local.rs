@@ -197,6 +197,64 @@ impl Destination for LocalDir {
         .boxed()
     }
 
+    fn read_versioned(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<super::Versioned>>> {
+        let read = self.read_small(rel);
+        async move {
+            Ok(read.await?.map(|bytes| super::Versioned {
+                version: super::content_version(&bytes),
+                bytes,
+            }))
+        }
+        .boxed()
+    }
+
+    fn put_if(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        expect: super::Expect,
+    ) -> BoxFuture<'_, io::Result<super::Swap>> {
+        let (path, root) = (self.path(rel), self.root.clone());
+        let (cas_lock, tmp) = (
+            self.housekeeping().join("cas.lock"),
+            self.tmp_dir().join(format!("{}.cas", super::unique_name())),
+        );
+        blocking(move || {
+            let path = path?;
+            // Every conditional write to this folder, from any process, takes turns on one
+            // advisory lock: read, compare and replace are one step to the others.
+            real_dirs(&root, tmp.parent().expect("in the housekeeping folder"))?;
+            let lock = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&cas_lock)?;
+            // SAFETY: flock on a descriptor this function owns; released when `lock` closes.
+            if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let current = match fs::read(&path) {
+                Ok(b) => Some(super::content_version(&b)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if !super::as_expected(&expect, current.as_deref()) {
+                return Ok(super::Swap::Conflict);
+            }
+            fs::write(&tmp, &bytes)?;
+            fs::File::open(&tmp)?.sync_all()?;
+            if let Some(dir) = path.parent() {
+                real_dirs(&root, dir)?;
+            }
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            drop(lock);
+            Ok(super::Swap::Done(super::content_version(&bytes)))
+        })
+    }
+
     fn uri(&self, rel: &str) -> String {
         let mut uri = rel
             .split('/')

@@ -71,6 +71,34 @@ impl Destination for MemoryDir {
         format!("memory:{rel}")
     }
 
+    fn read_versioned(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<super::Versioned>>> {
+        let found = self.get(rel).map(|b| super::Versioned {
+            version: super::content_version(&b),
+            bytes: b.to_vec(),
+        });
+        async move { Ok(found) }.boxed()
+    }
+
+    fn put_if(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        expect: super::Expect,
+    ) -> BoxFuture<'_, io::Result<super::Swap>> {
+        let swap = {
+            let mut objects = self.lock();
+            let current = objects.get(rel).map(|b| super::content_version(b));
+            if super::as_expected(&expect, current.as_deref()) {
+                let version = super::content_version(&bytes);
+                objects.insert(rel.to_owned(), bytes);
+                super::Swap::Done(version)
+            } else {
+                super::Swap::Conflict
+            }
+        };
+        async move { Ok(swap) }.boxed()
+    }
+
     fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<Listed>>> {
         let found: Vec<Listed> = self
             .lock()

@@ -308,6 +308,51 @@ pub struct Listed {
     pub size: u64,
 }
 
+/// A small object and its version (see [`Destination::read_versioned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its version: opaque, compared whole.
+    pub version: String,
+}
+
+/// The version of a small object kept where nothing versions it (a local file, memory): a
+/// digest of its content, so a compare-and-swap succeeds exactly when the content is still what
+/// was read.
+pub(crate) fn content_version(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether an object whose version is `current` (`None`: absent) is as `expect` says.
+pub(crate) fn as_expected(expect: &Expect, current: Option<&str>) -> bool {
+    match (expect, current) {
+        (Expect::Absent, None) => true,
+        (Expect::Version(v), Some(c)) => v == c,
+        _ => false,
+    }
+}
+
+/// What a [`Destination::put_if`] expects to replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Nothing: the object is created.
+    Absent,
+    /// The object at this version (as read).
+    Version(String),
+}
+
+/// What a [`Destination::put_if`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// Written; the object's new version.
+    Done(String),
+    /// Not written: the object was not as expected (another writer came first).
+    Conflict,
+}
+
 /// What [`Destination::lock`] found.
 pub enum LockAttempt {
     /// The lock is ours until released.
@@ -376,6 +421,21 @@ pub trait Destination: Send + Sync {
         holder: Bytes,
         take_over: Option<String>,
     ) -> BoxFuture<'_, io::Result<LockAttempt>>;
+    /// Reads a whole small object (a record) with its version — what
+    /// [`put_if`](Destination::put_if) compares: an S3 ETag, a local file's content digest;
+    /// `Ok(None)` when it does not exist.
+    fn read_versioned(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<Versioned>>> {
+        let _ = rel;
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::Unsupported)) })
+    }
+    /// Writes the small object at `rel` only if it is as `expect` says — absent, or at the
+    /// version read — in one atomic step (S3: `If-None-Match: *` / `If-Match`): a
+    /// compare-and-swap, so that of two writers that read the same version, one wins and the
+    /// other learns of it ([`Swap::Conflict`]) instead of overwriting it.
+    fn put_if(&self, rel: &str, bytes: Bytes, expect: Expect) -> BoxFuture<'_, io::Result<Swap>> {
+        let _ = (rel, bytes, expect);
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::Unsupported)) })
+    }
     /// Removes what writers that died left behind below the folder: temporary files, the
     /// backups of a commit they did not finish (put back when the object they replaced is
     /// missing), and incomplete S3 multipart uploads of the objects `owned` says are the

@@ -1101,6 +1101,24 @@ impl S3Dir {
 
     /// Reads the lock object at `uri`: its bytes and ETag, or `None` when it is gone.
     async fn read_lock(&self, uri: &S3Uri) -> io::Result<Option<(Vec<u8>, String)>> {
+        // A body cut off mid-way (a connection reset; an object replaced while it streams, on
+        // some servers) is read again whole, a few times: the bytes and ETag must be one version.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.read_small_once(uri).await {
+                Err(e) if attempt < 4 && e.kind() == io::ErrorKind::Interrupted => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return Err(io::Error::other(e.to_string()))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_small_once(&self, uri: &S3Uri) -> io::Result<Option<(Vec<u8>, String)>> {
         match self
             .client
             .get_object()
@@ -1112,11 +1130,9 @@ impl S3Dir {
         {
             Ok(out) => {
                 let etag = out.e_tag().unwrap_or_default().to_owned();
-                let bytes = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| io::Error::other(format!("reading {uri}: {e}")))?;
+                let bytes = out.body.collect().await.map_err(|e| {
+                    io::Error::new(io::ErrorKind::Interrupted, format!("reading {uri}: {e}"))
+                })?;
                 Ok(Some((bytes.to_vec(), etag)))
             }
             Err(e) => {
@@ -1175,6 +1191,41 @@ impl Destination for S3Dir {
 
     fn uri(&self, rel: &str) -> String {
         self.root.join(rel).to_string()
+    }
+
+    fn read_versioned(&self, rel: &str) -> BoxFuture<'_, io::Result<Option<super::Versioned>>> {
+        let uri = self.root.join(rel);
+        async move {
+            Ok(self
+                .read_lock(&uri)
+                .await?
+                .map(|(bytes, version)| super::Versioned { bytes, version }))
+        }
+        .boxed()
+    }
+
+    fn put_if(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        expect: super::Expect,
+    ) -> BoxFuture<'_, io::Result<super::Swap>> {
+        let uri = self.root.join(rel);
+        async move {
+            let put = put_request(&self.client, &uri, bytes, &self.opts);
+            let put = match &expect {
+                super::Expect::Absent => put.if_none_match("*"),
+                super::Expect::Version(etag) => put.if_match(etag),
+            };
+            match put.send().await {
+                Ok(out) => Ok(super::Swap::Done(
+                    out.e_tag().unwrap_or_default().to_owned(),
+                )),
+                Err(e) if precondition_failed(&e) => Ok(super::Swap::Conflict),
+                Err(e) => Err(s3_error(&format!("writing {uri}"), e)),
+            }
+        }
+        .boxed()
     }
 
     fn list(&self, prefix: &str) -> BoxFuture<'_, io::Result<Vec<Listed>>> {

@@ -266,3 +266,67 @@ pub fn answer_local_folder(folder: &std::path::Path, job: &str, answered: impl F
         std::fs::write(out_dir.join(format!("{name}.out")), out).unwrap();
     }
 }
+
+/// Compare-and-swap as the records of several processes need it, on any destination: create
+/// only if absent, replace only the version read, and sixteen writers incrementing one counter
+/// (each re-reading on a conflict) lose no increment.
+pub async fn check_compare_and_swap(dest: std::sync::Arc<dyn Destination>) {
+    use bedrock_batch::io::{Expect, Swap};
+    use bytes::Bytes;
+    assert_eq!(dest.read_versioned("r/a.json").await.unwrap(), None);
+    let put = |body: &'static str, expect: Expect| {
+        let dest = dest.clone();
+        async move {
+            dest.put_if("r/a.json", Bytes::from_static(body.as_bytes()), expect)
+                .await
+                .unwrap()
+        }
+    };
+    let Swap::Done(v1) = put("1", Expect::Absent).await else {
+        panic!("created when absent")
+    };
+    assert_eq!(put("x", Expect::Absent).await, Swap::Conflict, "present");
+    let read = dest.read_versioned("r/a.json").await.unwrap().unwrap();
+    assert_eq!((read.bytes.as_slice(), &read.version), (&b"1"[..], &v1));
+    let Swap::Done(v2) = put("2", Expect::Version(v1.clone())).await else {
+        panic!("replaced at the version read")
+    };
+    assert_ne!(v1, v2);
+    assert_eq!(
+        put("3", Expect::Version(v1)).await,
+        Swap::Conflict,
+        "stale version"
+    );
+    assert_eq!(
+        put("3", Expect::Version("\"nope\"".into())).await,
+        Swap::Conflict
+    );
+    assert_eq!(dest.read_small("r/a.json").await.unwrap().unwrap(), b"2");
+
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let dest = dest.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0;
+                loop {
+                    let (n, expect) = match dest.read_versioned("r/n").await.unwrap() {
+                        None => (0u64, Expect::Absent),
+                        Some(v) => (
+                            String::from_utf8(v.bytes).unwrap().parse().unwrap(),
+                            Expect::Version(v.version),
+                        ),
+                    };
+                    let body = Bytes::from((n + 1).to_string());
+                    match dest.put_if("r/n", body, expect).await.unwrap() {
+                        Swap::Done(_) => return conflicts,
+                        Swap::Conflict => conflicts += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(dest.read_small("r/n").await.unwrap().unwrap(), b"16");
+}
