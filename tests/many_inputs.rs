@@ -351,12 +351,17 @@ fn several_inputs_make_one_stream() {
     assert_eq!(rejects[0]["line"], 3);
 }
 
-/// An input that cannot be opened midway fails the whole conversion, naming it: nothing is
-/// committed, and the inputs opened ahead are let go (the conversion does not hang on them).
-#[test]
-fn an_input_that_fails_midway_commits_nothing() {
-    use bedrock_batch::batch_folder::InputIdentity;
-    use bedrock_batch::io::{BytesSource, MemoryDir};
+/// Converts `items` (what each input is, and its source or why it cannot be opened) into a
+/// batch folder in memory, expecting the conversion to fail with an error containing every one
+/// of `said`; checks that nothing was committed.
+fn fails_committing_nothing<S: bedrock_batch::io::ChunkSource>(
+    items: Vec<(
+        bedrock_batch::batch_folder::InputIdentity,
+        std::io::Result<S>,
+    )>,
+    said: &[&str],
+) {
+    use bedrock_batch::io::MemoryDir;
     use bedrock_batch::pipeline::{prepare_to_bedrock_inputs, BedrockOutput};
     use std::sync::Arc;
 
@@ -366,23 +371,11 @@ fn an_input_that_fails_midway_commits_nothing() {
         let out = BedrockOutput::new_folder(Arc::new(dir.clone()), &opts)
             .await
             .unwrap();
-        let items = (0..40).map(|k| {
-            let identity = InputIdentity::named(&format!("in-{k}.jsonl"));
-            let source = if k == 3 {
-                Err(std::io::Error::other("it is gone"))
-            } else {
-                Ok(BytesSource::new(lines(50, &format!("k{k}-"))))
-            };
-            (identity, source)
-        });
         match prepare_to_bedrock_inputs(futures::stream::iter(items), true, out, &opts).await {
-            Ok(_) => panic!("an input failed: the conversion must fail"),
+            Ok(_) => panic!("the conversion must fail"),
             Err(e) => {
                 let text = e.to_string();
-                assert!(
-                    text.contains("in-3.jsonl") && text.contains("it is gone"),
-                    "{text}"
-                );
+                assert!(said.iter().all(|s| text.contains(s)), "{text}");
             }
         }
     });
@@ -392,4 +385,174 @@ fn an_input_that_fails_midway_commits_nothing() {
         .filter(|n| n == "batch.json" || n.starts_with("gen-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// An input that cannot be opened midway fails the whole conversion, naming it: nothing is
+/// committed, and the inputs opened ahead are let go (the conversion does not hang on them).
+#[test]
+fn an_input_that_fails_midway_commits_nothing() {
+    use bedrock_batch::batch_folder::InputIdentity;
+    use bedrock_batch::io::BytesSource;
+    let items = (0..40)
+        .map(|k| {
+            let identity = InputIdentity::named(&format!("in-{k}.jsonl"));
+            let source = if k == 3 {
+                Err(std::io::Error::other("it is gone"))
+            } else {
+                Ok(BytesSource::new(lines(50, &format!("k{k}-"))))
+            };
+            (identity, source)
+        })
+        .collect();
+    fails_committing_nothing(items, &["in-3.jsonl", "it is gone"]);
+}
+
+/// An input whose size at its end is not its size when it was listed (appended to, or cut short,
+/// while it was read) fails the conversion: nothing is committed.
+#[test]
+fn an_input_that_changes_while_it_is_read_commits_nothing() {
+    use bedrock_batch::batch_folder::InputIdentity;
+    use bedrock_batch::io::{BytesSource, SizedSource};
+    let items = (0..3)
+        .map(|k| {
+            let bytes = lines(50, &format!("k{k}-"));
+            // Input 1 was listed shorter than it turns out to be.
+            let size = bytes.len() as u64 - if k == 1 { 10 } else { 0 };
+            let source = SizedSource::new(BytesSource::new(bytes), size);
+            (InputIdentity::named(&format!("in-{k}.jsonl")), Ok(source))
+        })
+        .collect();
+    fails_committing_nothing(items, &["in-1.jsonl", "changed while it was read"]);
+}
+
+/// Runs the binary, failing (not hanging) after `secs` seconds.
+fn run_within(secs: u64, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-batch"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > secs {
+            child.kill().unwrap();
+            panic!("{args:?} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// What an input folder holds besides files to read: a FIFO and a socket-like special file are
+/// left out (a FIFO would wait for a writer forever), a link to a directory is not followed, a
+/// link to a file is; a name that is not UTF-8 is refused, naming it.
+#[test]
+fn only_regular_files_of_a_folder_are_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().join("in");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(at.join("a.jsonl"), lines(2, "a-")).unwrap();
+    let fifo = at.join("b.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("o.jsonl"), lines(2, "o-")).unwrap();
+    std::os::unix::fs::symlink(&other, at.join("linked")).unwrap();
+    std::fs::write(dir.path().join("target.jsonl"), lines(2, "t-")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("target.jsonl"), at.join("c.jsonl")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = run_within(60, &["to-bedrock", s(&at), s(&out), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ids: Vec<String> = json_lines(&std::fs::read(&out).unwrap())
+        .iter()
+        .map(|r| r["recordId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["a-0", "a-1", "t-0", "t-1"]);
+    let err = stderr(&o);
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(err.contains("a link to a directory, not followed"), "{err}");
+
+    let bad = at.join(std::ffi::OsStr::from_bytes(b"d\xff.jsonl"));
+    std::fs::write(&bad, lines(1, "d-")).unwrap();
+    let o = run_within(60, &["to-bedrock", s(&at), s(&out), "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("its name is not UTF-8"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The batch's first request line names the endpoint, past an empty first input (an export's
+/// empty first part).
+#[test]
+fn an_empty_first_input_does_not_decide_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("part-0.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let blank = dir.path().join("part-1.jsonl");
+    std::fs::write(&blank, "\n \n").unwrap();
+    let responses = dir.path().join("part-2.jsonl");
+    std::fs::write(
+        &responses,
+        "{\"custom_id\":\"r1\",\"method\":\"POST\",\"url\":\"/v1/responses\",\"body\":{\"model\":\"gpt-4o\",\"input\":\"hi\"}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = run(&[
+        "to-bedrock",
+        s(&empty),
+        s(&blank),
+        s(&responses),
+        s(&out),
+        "-m",
+        MODEL,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_lines(&std::fs::read(&out).unwrap()).len(), 1);
+}
+
+/// The batch folder's own files are left out of an input folder around it — and only those: an
+/// input folder inside the output folder is read.
+#[test]
+fn an_input_folder_inside_the_output_folder_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = inputs(dir.path(), 2, 60);
+    let dest = format!("{}/", dir.path().display());
+    let o = run(&["to-bedrock", s(&input), &dest, "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(manifest(dir.path())["counts"]["records"], 120);
+}
+
+/// Results per input for 1,500 inputs under a soft limit of 128 open files: the command raises
+/// its own limit.
+#[test]
+fn results_per_input_work_under_a_low_open_files_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = inputs(dir.path(), 1500, 1);
+    let folder = dir.path().join("batch");
+    let dest = format!("{}/", folder.display());
+    let o = run(&["to-bedrock", s(&input), &dest, "-m", MODEL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    answer_local_folder(&folder, "job1", |_| true);
+    let script = format!(
+        "ulimit -Sn 128 && exec {} -q from-bedrock {dest} --results-per-input",
+        env!("CARGO_BIN_EXE_bedrock-batch")
+    );
+    let o = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("results/report.json")).unwrap())
+            .unwrap();
+    let pairs = report["by_input"].as_array().unwrap();
+    assert_eq!(pairs.len(), 1500);
+    assert!(pairs
+        .iter()
+        .all(|p| p["succeeded"] == 1 && p["errors_lines"] == 0));
 }

@@ -9,8 +9,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use super::to_bedrock::input_identity;
-use bedrock_batch::batch_folder::InputIdentity;
-use bedrock_batch::io::{ChunkSource, Location, Peeked, Storage};
+use bedrock_batch::batch_folder::{owned_prefixes, InputIdentity};
+use bedrock_batch::io::{ChunkSource, Location, Peeked, SizedSource, Storage, HOUSEKEEPING};
 use bedrock_batch::record::MAX_INPUTS;
 
 /// The files of an input folder or prefix that are read, unless `--input-glob` says otherwise.
@@ -22,6 +22,47 @@ const INPUTS_AHEAD: usize = 4;
 /// Bytes of each input opened ahead that are read before its turn (a small input whole); with
 /// [`INPUTS_AHEAD`] this bounds the memory read ahead to 16 MiB.
 const BYTES_AHEAD: usize = 4 << 20;
+
+/// Whether `at` is one of the batch folder `folder`'s own files (its generations, results,
+/// `batch.json`, housekeeping), which a listing of an input folder around it leaves out.
+fn owned_by(at: &Location, folder: &Location) -> bool {
+    at.relative_to(folder).is_some_and(|rel| {
+        owned_prefixes().iter().any(|p| rel.starts_with(p.as_str()))
+            || rel.starts_with(HOUSEKEEPING)
+    })
+}
+
+/// Whether a listed local file is one to read: a regular file (or a link to one). A FIFO, a
+/// socket or a device in an input folder is left out with a warning (opening a FIFO waits for a
+/// writer), and so is a link to a directory (not followed: a link can loop). A name that is not
+/// UTF-8 cannot be named again, and is refused.
+fn regular_file(path: &std::path::Path) -> anyhow::Result<bool> {
+    let shown = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) if m.is_dir() => {
+            tracing::warn!("{shown}: a link to a directory, not followed; give it as an INPUT of its own to read it");
+            Ok(false)
+        }
+        Ok(_) => {
+            tracing::warn!("{shown}: not a regular file (a FIFO, socket or device), left out");
+            Ok(false)
+        }
+        Err(_) if shown.contains('\u{fffd}') => {
+            bail!("{shown}: its name is not UTF-8; rename it, or give the files one by one")
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {shown}")),
+    }
+}
+
+/// `source`, read to the end only if it is `size` bytes long (when known): an input appended to
+/// or cut short while it is read fails the conversion.
+pub fn sized(source: Box<dyn ChunkSource>, size: Option<u64>) -> Box<dyn ChunkSource> {
+    match size {
+        Some(size) => Box::new(SizedSource::new(source, size)),
+        None => source,
+    }
+}
 
 /// Each input: what it is and where (the conversion opens it again when its turn comes).
 pub type InputStream<'a> = BoxStream<'a, (InputIdentity, io::Result<Box<dyn ChunkSource>>)>;
@@ -38,9 +79,10 @@ pub struct Inputs {
 impl Inputs {
     /// Expands INPUT... : a file or `s3://` object is itself; a local directory (with or without
     /// a trailing `/`) or an `s3://…/` prefix is every file below it whose path below it matches
-    /// `glob` (`*` matches across `/`), in path order; `-` (stdin) only alone. Files inside
-    /// `skip` (the batch folder being written) are left out, so a folder inside an input
-    /// directory does not read itself.
+    /// `glob` (`*` matches across `/`), in path order; `-` (stdin) only alone. The own files of
+    /// `skip` (the batch folder being written: its generations, results, `batch.json`) are left
+    /// out, so a folder inside an input directory does not read itself; so are local entries
+    /// that are not regular files.
     pub async fn resolve(
         storage: &Storage,
         args: &[String],
@@ -77,10 +119,24 @@ impl Inputs {
             let before = list.len();
             for entry in listed {
                 let at = folder.join(&entry.path);
-                let inside_skip = skip.is_some_and(|s| at.relative_to(s).is_some());
-                if pattern.matches(&entry.path) && !inside_skip {
-                    list.push((at.to_string(), at));
+                if skip.is_some_and(|s| owned_by(&at, s)) {
+                    continue;
                 }
+                if let Location::File(path) = &at {
+                    if !pattern.matches(&entry.path) {
+                        // A linked directory is said whatever its name: its files are not read.
+                        if path.is_dir() {
+                            regular_file(path)?;
+                        }
+                        continue;
+                    }
+                    if !regular_file(path)? {
+                        continue;
+                    }
+                } else if !pattern.matches(&entry.path) {
+                    continue;
+                }
+                list.push((at.to_string(), at));
             }
             if list.len() == before {
                 bail!(
@@ -147,13 +203,11 @@ impl Inputs {
                             format!("{name} changed since the conversion began: every input is read as it was then"),
                         ));
                     }
-                    Peeked::ahead(opened.source, BYTES_AHEAD).await
+                    let ahead = Peeked::ahead(opened.source, BYTES_AHEAD).await?;
+                    Ok(sized(Box::new(ahead), listed.bytes))
                 }
                 .await;
-                (
-                    listed,
-                    opened.map(|p| Box::new(p) as Box<dyn ChunkSource>),
-                )
+                (listed, opened)
             })
             .buffered(INPUTS_AHEAD)
             .boxed()

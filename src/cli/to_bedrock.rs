@@ -186,7 +186,8 @@ impl ConvertArgs {
                 .with_context(|| format!("opening {name}"))?;
             let identity = input_identity(name, opened.identity);
             let opts = self.options(identity.clone(), storage.region())?;
-            let one = futures::stream::once(async move { (identity, Ok(opened.source)) });
+            let source = super::inputs::sized(opened.source, identity.bytes);
+            let one = futures::stream::once(async move { (identity, Ok(source)) });
             return Ok((one.boxed(), opts));
         }
         let identities = inputs.identify(storage).await?;
@@ -228,29 +229,34 @@ impl ConvertArgs {
         if self.endpoint.is_some() || opts.family.endpoints().len() < 2 {
             return Ok(inputs);
         }
-        let Some((identity, first)) = inputs.next().await else {
-            return Ok(inputs);
-        };
-        let first = match first {
-            Ok(source) => {
-                let (source, head) =
-                    Peeked::read(source, opts.max_line_bytes, |h| first_line(h).is_some())
-                        .await
-                        .with_context(|| format!("reading {}", identity.name))?;
-                if let Some(endpoint) = first_line(&head)
-                    .and_then(named_by)
-                    .filter(|e| opts.family.serves(*e))
-                {
+        // The first request line of the batch: past empty and blank-only inputs (an export's
+        // empty first part), a few inputs at most.
+        let mut peeked = Vec::new();
+        while peeked.len() < 64 {
+            let Some((identity, source)) = inputs.next().await else {
+                break;
+            };
+            let source = match source {
+                Ok(source) => source,
+                // The conversion says why it could not be opened.
+                Err(e) => {
+                    peeked.push((identity, Err(e)));
+                    break;
+                }
+            };
+            let (source, head) =
+                Peeked::read(source, opts.max_line_bytes, |h| first_line(h).is_some())
+                    .await
+                    .with_context(|| format!("reading {}", identity.name))?;
+            peeked.push((identity, Ok(Box::new(source) as Box<dyn ChunkSource>)));
+            if let Some(line) = first_line(&head) {
+                if let Some(endpoint) = named_by(line).filter(|e| opts.family.serves(*e)) {
                     opts.endpoint = endpoint;
                 }
-                Ok(Box::new(source) as Box<dyn ChunkSource>)
+                break;
             }
-            // The conversion says why it could not be opened.
-            Err(e) => Err(e),
-        };
-        Ok(futures::stream::once(async move { (identity, first) })
-            .chain(inputs)
-            .boxed())
+        }
+        Ok(futures::stream::iter(peeked).chain(inputs).boxed())
     }
 
     /// The model table: the built-in one, with `--models FILE`'s lines over it.

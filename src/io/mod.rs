@@ -17,6 +17,7 @@ mod memory;
 mod peeked;
 mod run;
 mod s3;
+mod sized;
 
 use std::io;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub use memory::{Discard, MemoryDir, MemoryWriter};
 pub use peeked::Peeked;
 pub use run::PendingRun;
 pub use s3::{NoBucket, S3Dir, S3Options, S3Source, S3Uri, S3Writer, UploadRegistry};
+pub use sized::SizedSource;
 
 /// One output object being written.
 ///

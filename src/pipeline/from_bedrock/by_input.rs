@@ -22,11 +22,13 @@ use crate::record::parse_line_record_id;
 use crate::record::scan::Scanner;
 
 /// Partition files at most (descriptors open at once in the first pass).
-const MAX_PARTS: usize = 512;
+const MAX_PARTS: usize = 256;
 /// Inputs per partition at least: the writers open at once in the second pass.
 const INPUTS_PER_PART: usize = 16;
 /// Bytes an input's writer is given at a time.
 const WRITE_SIZE: usize = 1 << 20;
+/// Bytes held for a partition's writers at most: beyond, every writer is given what it holds.
+const HELD_AT_MOST: usize = 32 << 20;
 
 /// The input each `custom_id` literal of the ledger came from.
 struct Owners<'a>(HashMap<&'a str, u32>);
@@ -187,6 +189,7 @@ where
     let mut pending: Vec<Vec<u8>> = vec![Vec::new(); 2 * count];
     let mut reader = BufReader::with_capacity(1 << 20, part);
     let mut head = [0u8; 9];
+    let mut held = 0usize;
     loop {
         match reader.read_exact(&mut head) {
             Ok(()) => {}
@@ -218,10 +221,23 @@ where
         } else {
             results[input].errors_lines += 1;
         }
+        held += len;
         if buf.len() >= WRITE_SIZE {
+            held -= buf.len();
             let w = &mut sealed[start + slot];
             let bytes = Bytes::from(std::mem::take(buf));
             w.write(bytes).await.map_err(Error::write(w.name()))?;
+        }
+        if held > HELD_AT_MOST {
+            // Many inputs, each holding a little: all of it goes out.
+            for (slot, buf) in pending.iter_mut().enumerate() {
+                if !buf.is_empty() {
+                    let w = &mut sealed[start + slot];
+                    let bytes = Bytes::from(std::mem::take(buf));
+                    w.write(bytes).await.map_err(Error::write(w.name()))?;
+                }
+            }
+            held = 0;
         }
     }
     for (slot, buf) in pending.into_iter().enumerate() {
