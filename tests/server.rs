@@ -124,33 +124,8 @@ impl Env {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, Bytes) {
-        let addr = self.addr;
-        let (method, path) = (method.to_owned(), path.to_owned());
-        let (key, content_type) = (key.map(str::to_owned), content_type.map(str::to_owned));
-        self.rt.block_on(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            let mut req = http::Request::builder()
-                .method(method.as_str())
-                .uri(path.as_str())
-                .header("host", addr.to_string());
-            if let Some(k) = key {
-                req = req.header("authorization", format!("Bearer {k}"));
-            }
-            if let Some(ct) = content_type {
-                req = req.header("content-type", ct);
-            }
-            let resp = send
-                .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.into_body().collect().await.unwrap().to_bytes())
-        })
+        self.rt
+            .block_on(send(self.addr, method, path, key, content_type, body))
     }
 
     /// The status and headers of an empty request.
@@ -320,6 +295,39 @@ impl Env {
             drop(stream);
         });
     }
+}
+
+/// One request to the server at `addr`: its status and body.
+async fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Bytes) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = send
+        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
 /// A multipart body with the given fields (`(name, filename, content)`).
@@ -1203,5 +1211,107 @@ fn embeddings_batches_run_on_the_multimodal_models() {
             usage,
             "{done}"
         );
+    }
+}
+
+/// Two servers on one staging prefix behave as one: a batch of one file asked of both at the
+/// same moment is made once (the other is told the file already runs as that batch), each
+/// batch's job is submitted once, and every batch ends with every custom_id once, while both
+/// servers' background tasks move the batches along.
+#[test]
+fn two_servers_on_one_prefix_make_each_batch_once() {
+    let mut e = Env::new("replicas");
+    let first = e.addr;
+    // The first server keeps running; a second one starts on the same prefix.
+    let (first_stop, first_done) = (e.stop.take(), e.done.take());
+    e.start();
+    let second = e.addr;
+    let mut files = Vec::new();
+    for k in 0..6u64 {
+        e.addr = if k % 2 == 0 { first } else { second };
+        let lines = String::from_utf8(common::sample(110))
+            .unwrap()
+            .replace("\"request-", &format!("\"f{k}-"));
+        let (status, f) = e.upload(ALICE, lines.as_bytes());
+        assert_eq!(status, 200, "{f}");
+        files.push(f["id"].as_str().unwrap().to_owned());
+    }
+    let asked: Vec<(u16, Value)> = e.rt.block_on(async {
+        let mut racing = Vec::new();
+        for id in &files {
+            for addr in [first, second] {
+                let body = json!({"input_file_id": id, "endpoint": "/v1/chat/completions",
+                    "completion_window": "24h"});
+                racing.push(tokio::spawn(async move {
+                    let (status, bytes) = send(
+                        addr,
+                        "POST",
+                        "/v1/batches",
+                        Some(ALICE),
+                        Some("application/json"),
+                        body.to_string().into_bytes(),
+                    )
+                    .await;
+                    (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+                }));
+            }
+        }
+        let mut out = Vec::new();
+        for r in racing {
+            out.push(r.await.unwrap());
+        }
+        out
+    });
+    let mut batches = Vec::new();
+    for (pair, id) in asked.chunks(2).zip(&files) {
+        let won: Vec<&Value> = pair
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(won.len(), 1, "exactly one batch of {id}: {pair:?}");
+        let lost = pair.iter().find(|(s, _)| *s != 200).unwrap();
+        assert_eq!(lost.0, 400, "{lost:?}");
+        let message = lost.1["error"]["message"].as_str().unwrap();
+        assert!(message.contains("already runs as batch"), "{message}");
+        assert!(
+            message.contains(won[0]["id"].as_str().unwrap()),
+            "{message}"
+        );
+        batches.push(won[0]["id"].as_str().unwrap().to_owned());
+    }
+    // Listed once each, through either server.
+    for addr in [first, second] {
+        e.addr = addr;
+        let (status, list) = e.json("GET", "/v1/batches?limit=100", ALICE, None);
+        assert_eq!(status, 200, "{list}");
+        let mut listed: Vec<String> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect();
+        listed.sort();
+        let mut expected = batches.clone();
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+    for (k, id) in batches.iter().enumerate() {
+        e.addr = if k % 2 == 0 { second } else { first };
+        let b = e.wait(ALICE, id);
+        assert_eq!(b["status"], "completed", "{b}");
+        let output = e.content(ALICE, b["output_file_id"].as_str().unwrap());
+        let ids: std::collections::BTreeSet<String> = output
+            .iter()
+            .map(|l| l["custom_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!((output.len(), ids.len()), (110, 110), "{id}");
+    }
+    assert_eq!(e.emu.job_ids().len(), 6, "one Bedrock job per batch");
+    if let Some(stop) = first_stop {
+        stop.cancel();
+    }
+    if let Some(done) = first_done {
+        e.rt.block_on(done).unwrap();
     }
 }

@@ -14,8 +14,10 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::expiry::Asked;
 use super::extract::{cause, Id, RawPairs};
-use super::state::{new_id, now, output_ids, BatchRecord, FileRecord};
+use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, StateError};
 use super::{ok, Server};
+use crate::batch_folder::FolderError;
+use crate::driver::DriverError;
 use crate::driver::{
     timeout_hours, BatchError, BatchErrors, BatchFolder, BatchObject, BatchStatus, RequestCounts,
 };
@@ -98,7 +100,7 @@ pub(crate) async fn create_batch(
     }
     .seconds(server.config.min_expires_after)?;
     let _held = server.lock(&asked.input_file_id).lock_owned().await;
-    let mut file = caller.file(&server, &asked.input_file_id).await?;
+    let file = caller.file(&server, &asked.input_file_id).await?;
     check_file(&file, &asked, &caller)?;
     let mut folder = server.folder_of_file(&asked.input_file_id).await?;
     let mut record = BatchRecord {
@@ -115,19 +117,77 @@ pub(crate) async fn create_batch(
         outputs_expired: false,
     };
     let records = folder.manifest().counts.records;
-    match refusal(&folder).await? {
-        Some(errors) => record.failure = Some(failed_batch(&record, &file, records, errors)),
-        None => {
-            folder
-                .submit(&server.driver, &server.settings(asked.hours), 20)
-                .await
-                .map_err(|e| ApiError::bedrock(&e))?;
+    let refused = refusal(&folder).await?;
+    if let Some(errors) = refused {
+        record.failure = Some(failed_batch(&record, &file, records, errors));
+    }
+    // The batch is recorded and the file made its own before anything is submitted: in one
+    // compare-and-swap, so that of two servers making a batch of one file at once, exactly one
+    // wins; the other's record goes and its client is told.
+    server.staging.create_batch(&record).await?;
+    if let Err(e) = attach(&server, &file.id, &record.id).await {
+        if let Err(removing) = server.staging.remove_batch(&record.id).await {
+            tracing::warn!(batch = record.id, "{removing}");
+        }
+        return Err(e);
+    }
+    if record.failure.is_none() {
+        let submitted = folder
+            .submit(&server.driver, &server.settings(asked.hours), 20)
+            .await;
+        let busy = matches!(
+            &submitted,
+            Err(DriverError::Folder(FolderError::Locked { .. }))
+        );
+        if busy {
+            // Another server's background task is submitting this very batch (it saw the
+            // record): the jobs are the folder's, submitted once, whoever submits them.
+            tracing::debug!(batch = record.id, "submitted by another server");
+        } else if let Err(e) = submitted {
+            // Nothing runs: the file is free again, and the batch is gone.
+            let detached = server
+                .staging
+                .update_file(&file.id, |f| {
+                    let ours = f.batch.as_deref() == Some(record.id.as_str());
+                    if ours {
+                        f.batch = None;
+                    }
+                    Ok::<_, StateError>(ours)
+                })
+                .await;
+            if let Err(undo) = detached {
+                tracing::warn!(batch = record.id, "{undo}");
+            } else if let Err(undo) = server.staging.remove_batch(&record.id).await {
+                tracing::warn!(batch = record.id, "{undo}");
+            }
+            return Err(ApiError::bedrock(&e));
         }
     }
-    server.staging.save_batch(&record).await?;
-    file.batch = Some(record.id.clone());
-    server.staging.save_file(&file).await?;
     batch_response(&batch_view(&server, &record).await?)
+}
+
+/// Makes file `file_id` batch `batch_id`'s, in one compare-and-swap of its record: refused when
+/// it is deleted, expired, or already another batch's.
+async fn attach(server: &Server, file_id: &str, batch_id: &str) -> ApiResult<()> {
+    let attached = server
+        .staging
+        .update_file(file_id, |f| {
+            if f.deleted || f.expired {
+                return Err(ApiError::not_found("file", &f.id));
+            }
+            match &f.batch {
+                Some(existing) if existing != batch_id => Err(already_a_batch(&f.id, existing)),
+                Some(_) => Ok(false),
+                None => {
+                    f.batch = Some(batch_id.to_owned());
+                    Ok(true)
+                }
+            }
+        })
+        .await?;
+    attached
+        .map(drop)
+        .ok_or_else(|| ApiError::not_found("file", file_id))
 }
 
 /// Whether `file` can run as the batch `asked` for.
@@ -140,13 +200,17 @@ fn check_file(file: &FileRecord, asked: &NewBatch, caller: &Caller) -> ApiResult
         .param("endpoint"));
     }
     if let Some(existing) = &file.batch {
-        return Err(ApiError::bad(format!(
-            "file {} already runs as batch {existing}; upload it again for another batch",
-            file.id
-        ))
-        .param("input_file_id"));
+        return Err(already_a_batch(&file.id, existing));
     }
     caller.may_use(&file.model)
+}
+
+/// The refusal of a second batch of file `id`, which runs as batch `existing`.
+fn already_a_batch(id: &str, existing: &str) -> ApiError {
+    ApiError::bad(format!(
+        "file {id} already runs as batch {existing}; upload it again for another batch"
+    ))
+    .param("input_file_id")
 }
 
 /// Why a file's batch fails before any job runs, as batch errors: its rejected lines, or too
@@ -317,9 +381,18 @@ pub(crate) async fn cancel_batch(
                 .await
                 .map_err(|e| ApiError::bedrock(&e))?;
         }
-        if b.cancel_requested_at.is_none() {
-            b.cancel_requested_at = Some(now());
-            server.staging.save_batch(&b).await?;
+        if let Some(now) = server
+            .staging
+            .update_batch(&b.id, |b| {
+                let first = b.cancel_requested_at.is_none();
+                if first {
+                    b.cancel_requested_at = Some(now());
+                }
+                Ok::<_, StateError>(first)
+            })
+            .await?
+        {
+            b = now;
         }
     }
     batch_response(&batch_view(&server, &b).await?)

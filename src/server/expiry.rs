@@ -85,7 +85,7 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
         }
         let _held = server.lock(&f.id).lock_owned().await;
         // Read again under the lock: a batch may have been made from it meanwhile.
-        let Some(mut f) = server.staging.file_record(&f.id).await?.filter(due) else {
+        let Some(f) = server.staging.file_record(&f.id).await?.filter(due) else {
             continue;
         };
         match &f.batch {
@@ -95,8 +95,13 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
             }
             Some(batch) => {
                 server.staging.remove_upload(&f.id).await?;
-                f.expired = true;
-                server.staging.save_file(&f).await?;
+                server
+                    .staging
+                    .update_file(&f.id, |f| {
+                        f.expired = true;
+                        Ok::<_, StateError>(true)
+                    })
+                    .await?;
                 tracing::info!(
                     file = f.id,
                     batch,
@@ -123,7 +128,7 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
         if !b.outputs_gone(results.finished_at, now) {
             continue;
         }
-        let Some(mut b) = server.staging.batch(&b.id).await? else {
+        let Some(b) = server.staging.batch(&b.id).await? else {
             continue;
         };
         // Every request and answer the folder holds, then the results: the record stays.
@@ -132,8 +137,13 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
             continue;
         }
         server.staging.remove_results(&b.input_file_id).await?;
-        b.outputs_expired = true;
-        server.staging.save_batch(&b).await?;
+        server
+            .staging
+            .update_batch(&b.id, |b| {
+                b.outputs_expired = true;
+                Ok::<_, StateError>(true)
+            })
+            .await?;
         tracing::info!(
             batch = b.id,
             "expired: its output and error files and its requests removed"

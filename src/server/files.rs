@@ -15,7 +15,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::expiry::Asked;
 use super::extract::{multipart_words, Id};
-use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging};
+use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging, StateError};
 use super::{ok, Server};
 use crate::batch_folder::{
     FolderWriter, GenerationWriter, InputIdentity, LockOptions, Replace, Start,
@@ -160,7 +160,7 @@ async fn store(
         return Err(ApiError::internal(format!("storing the upload: {e}")));
     }
     file.purpose = "batch".into();
-    if let Err(e) = server.staging.save_file(&file).await {
+    if let Err(e) = server.staging.create_file(&file).await {
         server.staging.remove_folder(&file.id).await;
         return Err(e.into());
     }
@@ -447,9 +447,17 @@ pub(crate) async fn delete_file(
     Id(id): Id,
 ) -> ApiResult<Response> {
     let _held = server.lock(&id).lock_owned().await;
-    let mut f = caller.file(&server, &id).await?;
-    f.deleted = true;
-    server.staging.save_file(&f).await?;
+    caller.file(&server, &id).await?;
+    // Marked in one compare-and-swap: a batch made from it by another server at the same
+    // moment is seen here (its folder then stays), or sees the file deleted.
+    let f = server
+        .staging
+        .update_file(&id, |f| {
+            f.deleted = true;
+            Ok::<_, StateError>(true)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("file", &id))?;
     if f.batch.is_none() {
         // Nothing else needs its folder: it goes whole, record last (a removal cut short is
         // finished by the background task).

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::BatchObject;
-use crate::io::{Destination, Location, ObjectWriter, Storage};
+use crate::io::{Destination, Expect, Location, ObjectWriter, Storage, Swap};
 
 /// A record of the server's state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,20 @@ pub enum StateError {
     /// A file's batch folder could not be read.
     #[error(transparent)]
     Folder(#[from] crate::driver::DriverError),
+    /// Other servers kept changing a record while this one tried to change it.
+    #[error("{uri}: changed by other servers at every one of {tries} attempts; try again")]
+    Contended {
+        /// Where.
+        uri: String,
+        /// How many times this server read it again.
+        tries: u32,
+    },
+    /// A record that must be new exists already.
+    #[error("{uri} exists already")]
+    Exists {
+        /// Where.
+        uri: String,
+    },
     /// A record is not what the server wrote.
     #[error("{uri}: {source}")]
     Malformed {
@@ -267,15 +281,81 @@ impl Staging {
             })
     }
 
-    async fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
-        let json = serde_json::to_vec_pretty(value).map_err(|source| StateError::Malformed {
+    fn json<T: Serialize>(&self, rel: &str, value: &T) -> Result<Bytes, StateError> {
+        serde_json::to_vec_pretty(value)
+            .map(Bytes::from)
+            .map_err(|source| StateError::Malformed {
+                uri: self.uri(rel),
+                source,
+            })
+    }
+
+    /// Writes a record that must not exist yet: of two servers creating it, one wins.
+    async fn create_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
+        let json = self.json(rel, value)?;
+        match self
+            .dest
+            .put_if(rel, json, Expect::Absent)
+            .await
+            .map_err(self.io("writing", rel))?
+        {
+            Swap::Done(_) => Ok(()),
+            Swap::Conflict => Err(StateError::Exists { uri: self.uri(rel) }),
+        }
+    }
+
+    /// Changes the record at `rel` in one compare-and-swap: `change` is applied to the record
+    /// as read — again to the newer one when another server changed it first — until the write
+    /// holds. `change` says whether anything is to change (`Ok(false)`: nothing is written) or
+    /// why it must not (its error). Returns the record as it is now; `None` when there is none.
+    async fn update_json<T, E>(
+        &self,
+        rel: &str,
+        mut change: impl FnMut(&mut T) -> Result<bool, E>,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + for<'de> Deserialize<'de>,
+        E: From<StateError>,
+    {
+        const TRIES: u32 = 32;
+        for attempt in 0..TRIES {
+            let Some(read) = self
+                .dest
+                .read_versioned(rel)
+                .await
+                .map_err(self.io("reading", rel))?
+            else {
+                return Ok(None);
+            };
+            let mut record: T =
+                serde_json::from_slice(&read.bytes).map_err(|source| StateError::Malformed {
+                    uri: self.uri(rel),
+                    source,
+                })?;
+            if !change(&mut record)? {
+                return Ok(Some(record));
+            }
+            let json = self.json(rel, &record)?;
+            match self
+                .dest
+                .put_if(rel, json, Expect::Version(read.version))
+                .await
+                .map_err(self.io("writing", rel))?
+            {
+                Swap::Done(_) => return Ok(Some(record)),
+                Swap::Conflict => {
+                    // Another server wrote it in between: read its version and apply the
+                    // change to that, after a short, growing pause.
+                    let pause = 5 * u64::from(attempt + 1).min(20);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+            }
+        }
+        Err(StateError::Contended {
             uri: self.uri(rel),
-            source,
-        })?;
-        let io = self.io("writing", rel);
-        let mut w = self.dest.create(rel).await.map_err(&io)?;
-        w.write(Bytes::from(json)).await.map_err(&io)?;
-        w.finish().await.map_err(&io)
+            tries: TRIES,
+        }
+        .into())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
@@ -301,9 +381,22 @@ impl Staging {
         self.read_json::<FileRecord>(&file_record_path(id)).await
     }
 
-    /// Writes a file record.
-    pub async fn save_file(&self, f: &FileRecord) -> Result<(), StateError> {
-        self.write_json(&file_record_path(&f.id), f).await
+    /// Writes the record of a new upload (its id must be new).
+    pub async fn create_file(&self, f: &FileRecord) -> Result<(), StateError> {
+        self.create_json(&file_record_path(&f.id), f).await
+    }
+
+    /// Changes file `id`'s record in one compare-and-swap (see [`Staging::update_json`]):
+    /// another server's change in between is never lost.
+    pub async fn update_file<E: From<StateError>>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut FileRecord) -> Result<bool, E>,
+    ) -> Result<Option<FileRecord>, E> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
+        self.update_json(&file_record_path(id), change).await
     }
 
     /// A batch record, if it exists.
@@ -314,9 +407,26 @@ impl Staging {
         self.read_json(&batch_record_path(id)).await
     }
 
-    /// Writes a batch record.
-    pub async fn save_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
-        self.write_json(&batch_record_path(&b.id), b).await
+    /// Writes the record of a new batch (its id must be new).
+    pub async fn create_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
+        self.create_json(&batch_record_path(&b.id), b).await
+    }
+
+    /// Changes batch `id`'s record in one compare-and-swap (see [`Staging::update_json`]).
+    pub async fn update_batch<E: From<StateError>>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut BatchRecord) -> Result<bool, E>,
+    ) -> Result<Option<BatchRecord>, E> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
+        self.update_json(&batch_record_path(id), change).await
+    }
+
+    /// Removes batch `id`'s record (one that lost a race to be the file's batch).
+    pub async fn remove_batch(&self, id: &str) -> Result<(), StateError> {
+        self.delete(&batch_record_path(id)).await
     }
 
     /// Every batch record.
