@@ -1218,12 +1218,25 @@ impl Destination for S3Dir {
                 super::Expect::Version(etag) => put.if_match(etag),
             };
             match put.send().await {
-                Ok(out) => Ok(super::Swap::Done(
-                    out.e_tag().unwrap_or_default().to_owned(),
-                )),
-                Err(e) if precondition_failed(&e) => Ok(super::Swap::Conflict),
-                Err(e) => Err(s3_error(&format!("writing {uri}"), e)),
+                Ok(out) => {
+                    return Ok(super::Swap::Done(
+                        out.e_tag().unwrap_or_default().to_owned(),
+                    ))
+                }
+                Err(e) if precondition_failed(&e) => {}
+                Err(e) => {
+                    let e = s3_error(&format!("writing {uri}"), e);
+                    // `If-Match` on an object deleted meanwhile: it is not as expected (as a
+                    // local folder says it), not a failure.
+                    let gone = e.kind() == io::ErrorKind::NotFound
+                        && !e.to_string().contains("NoSuchBucket")
+                        && matches!(expect, super::Expect::Version(_));
+                    if !gone {
+                        return Err(e);
+                    }
+                }
             }
+            Ok(super::Swap::Conflict)
         }
         .boxed()
     }

@@ -126,9 +126,9 @@ pub(crate) async fn create_batch(
     // wins; the other's record goes and its client is told.
     server.staging.create_batch(&record).await?;
     if let Err(e) = attach(&server, &file.id, &record.id).await {
-        if let Err(removing) = server.staging.remove_batch(&record.id).await {
-            tracing::warn!(batch = record.id, "{removing}");
-        }
+        // (An attach whose write went through but whose answer was lost leaves the file ours:
+        // it is let go first.)
+        undo(&server, &file.id, &record.id).await;
         return Err(e);
     }
     if record.failure.is_none() {
@@ -144,26 +144,46 @@ pub(crate) async fn create_batch(
             // record): the jobs are the folder's, submitted once, whoever submits them.
             tracing::debug!(batch = record.id, "submitted by another server");
         } else if let Err(e) = submitted {
-            // Nothing runs: the file is free again, and the batch is gone.
-            let detached = server
-                .staging
-                .update_file(&file.id, |f| {
-                    let ours = f.batch.as_deref() == Some(record.id.as_str());
-                    if ours {
-                        f.batch = None;
-                    }
-                    Ok::<_, StateError>(ours)
-                })
-                .await;
-            if let Err(undo) = detached {
-                tracing::warn!(batch = record.id, "{undo}");
-            } else if let Err(undo) = server.staging.remove_batch(&record.id).await {
-                tracing::warn!(batch = record.id, "{undo}");
+            // Jobs the folder records (this call's before it failed, or another server's)
+            // run: the batch stays, and the background task goes on with it.
+            let running = server
+                .folder_of_file(&file.id)
+                .await
+                .map(|f| f.job_records().iter().any(Option::is_some))
+                .unwrap_or(true);
+            if !running {
+                // Nothing runs: the file is free again, and the batch is gone.
+                undo(&server, &file.id, &record.id).await;
+                return Err(ApiError::bedrock(&e));
             }
-            return Err(ApiError::bedrock(&e));
+            tracing::warn!(
+                batch = record.id,
+                "submitting: {e}; the background task goes on"
+            );
         }
     }
     batch_response(&batch_view(&server, &record).await?)
+}
+
+/// Takes back a batch that could not start: file `file_id` no longer names batch `batch_id`
+/// (if it does), then the batch's record goes. What cannot be undone is logged.
+async fn undo(server: &Server, file_id: &str, batch_id: &str) {
+    let detached = server
+        .staging
+        .update_file(file_id, |f| {
+            let ours = f.batch.as_deref() == Some(batch_id);
+            if ours {
+                f.batch = None;
+            }
+            Ok::<_, StateError>(ours)
+        })
+        .await;
+    if let Err(e) = detached {
+        // The record stays: a batch the file may still name.
+        tracing::warn!(batch = batch_id, "{e}");
+    } else if let Err(e) = server.staging.remove_batch(batch_id).await {
+        tracing::warn!(batch = batch_id, "{e}");
+    }
 }
 
 /// Makes file `file_id` batch `batch_id`'s, in one compare-and-swap of its record: refused when
@@ -172,7 +192,7 @@ async fn attach(server: &Server, file_id: &str, batch_id: &str) -> ApiResult<()>
     let attached = server
         .staging
         .update_file(file_id, |f| {
-            if f.deleted || f.expired {
+            if !f.visible(now()) {
                 return Err(ApiError::not_found("file", &f.id));
             }
             match &f.batch {

@@ -91,7 +91,14 @@ impl IntoResponse for ApiError {
 
 impl From<StateError> for ApiError {
     fn from(e: StateError) -> Self {
-        ApiError::internal(e.to_string())
+        match e {
+            // Other servers on the prefix kept changing the record: worth trying again.
+            StateError::Contended { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).code("contended")
+            }
+            StateError::Exists { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            e => ApiError::internal(e.to_string()),
+        }
     }
 }
 

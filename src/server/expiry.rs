@@ -77,15 +77,27 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
     // whole (a removal cut short).
     let due = |f: &FileRecord| {
         (!f.deleted && !f.expired && f.expires_at.is_some_and(|at| at <= now))
-            || (f.deleted && f.batch.is_none())
+            || ((f.deleted || f.expired) && f.batch.is_none())
     };
     for f in server.staging.file_records().await? {
         if !due(&f) {
             continue;
         }
         let _held = server.lock(&f.id).lock_owned().await;
-        // Read again under the lock: a batch may have been made from it meanwhile.
-        let Some(f) = server.staging.file_record(&f.id).await?.filter(due) else {
+        // Marked expired in one compare-and-swap, which says whether a batch uses it: a batch
+        // another server makes of it at the same moment either came first (its folder stays)
+        // or finds it expired.
+        let mut act = false;
+        let marked = server
+            .staging
+            .update_file(&f.id, |f| {
+                act = due(f);
+                let mark = act && !f.deleted && !f.expired;
+                f.expired |= mark;
+                Ok::<_, StateError>(mark)
+            })
+            .await?;
+        let Some(f) = marked.filter(|_| act) else {
             continue;
         };
         match &f.batch {
@@ -95,13 +107,6 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
             }
             Some(batch) => {
                 server.staging.remove_upload(&f.id).await?;
-                server
-                    .staging
-                    .update_file(&f.id, |f| {
-                        f.expired = true;
-                        Ok::<_, StateError>(true)
-                    })
-                    .await?;
                 tracing::info!(
                     file = f.id,
                     batch,

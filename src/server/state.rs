@@ -295,12 +295,26 @@ impl Staging {
         let json = self.json(rel, value)?;
         match self
             .dest
-            .put_if(rel, json, Expect::Absent)
+            .put_if(rel, json.clone(), Expect::Absent)
             .await
             .map_err(self.io("writing", rel))?
         {
             Swap::Done(_) => Ok(()),
-            Swap::Conflict => Err(StateError::Exists { uri: self.uri(rel) }),
+            Swap::Conflict => {
+                // A create retried (by the SDK, after a lost answer) once it had succeeded is
+                // refused: the record then holds exactly these bytes — which, as they hold a
+                // fresh id, no other server writes.
+                let now = self
+                    .dest
+                    .read_small(rel)
+                    .await
+                    .map_err(self.io("reading", rel))?;
+                if now.as_deref() == Some(&json[..]) {
+                    Ok(())
+                } else {
+                    Err(StateError::Exists { uri: self.uri(rel) })
+                }
+            }
         }
     }
 
@@ -345,8 +359,12 @@ impl Staging {
                 Swap::Done(_) => return Ok(Some(record)),
                 Swap::Conflict => {
                     // Another server wrote it in between: read its version and apply the
-                    // change to that, after a short, growing pause.
-                    let pause = 5 * u64::from(attempt + 1).min(20);
+                    // change to that, after a pause growing exponentially to 200 ms, with
+                    // jitter so that servers in step fall out of it.
+                    let cap = (5u64 << attempt.min(6)).min(200);
+                    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                    h.write_u32(attempt);
+                    let pause = cap / 2 + h.finish() % (cap / 2 + 1);
                     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 }
             }

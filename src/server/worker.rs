@@ -62,8 +62,23 @@ pub(crate) async fn advance_all(server: &Server) -> Result<(), StateError> {
     Ok(())
 }
 
-async fn advance(server: &Server, b: &BatchRecord) -> Result<(), AdvanceError> {
-    let _held = server.lock(&b.id).lock_owned().await;
+async fn advance(server: &Server, listed: &BatchRecord) -> Result<(), AdvanceError> {
+    let _held = server.lock(&listed.id).lock_owned().await;
+    // Read again (the listing can be old: another server may have cancelled it), and only a
+    // batch its file names is moved along: a record whose making did not finish (its file went
+    // to another server's batch, or its submission was taken back) runs nothing.
+    let Some(b) = server.staging.batch(&listed.id).await? else {
+        return Ok(());
+    };
+    let attached = server
+        .staging
+        .file_record(&b.input_file_id)
+        .await?
+        .is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()));
+    if !attached || b.failure.is_some() {
+        return Ok(());
+    }
+    let b = &b;
     let mut folder = server.folder_of_file(&b.input_file_id).await?;
     if folder.results().is_some() {
         return Ok(());

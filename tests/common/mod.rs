@@ -302,6 +302,13 @@ pub async fn check_compare_and_swap(dest: std::sync::Arc<dyn Destination>) {
         Swap::Conflict
     );
     assert_eq!(dest.read_small("r/a.json").await.unwrap().unwrap(), b"2");
+    // Deleted meanwhile: not as expected (S3 answers If-Match on a missing key with a 404).
+    dest.delete("r/a.json").await.unwrap();
+    assert_eq!(put("4", Expect::Version(v2)).await, Swap::Conflict, "gone");
+    assert_eq!(dest.read_small("r/a.json").await.unwrap(), None);
+    let Swap::Done(_) = put("2", Expect::Absent).await else {
+        panic!("created again")
+    };
 
     let writers: Vec<_> = (0..16)
         .map(|_| {
