@@ -556,3 +556,37 @@ fn results_per_input_work_under_a_low_open_files_limit() {
         .iter()
         .all(|p| p["succeeded"] == 1 && p["errors_lines"] == 0));
 }
+
+/// An error is reported at once: not after the inputs being opened ahead have been opened (here
+/// the next one never opens).
+#[test]
+fn an_error_does_not_wait_for_the_inputs_opened_ahead() {
+    use bedrock_batch::batch_folder::InputIdentity;
+    use bedrock_batch::io::{BytesSource, MemoryDir};
+    use bedrock_batch::pipeline::{prepare_to_bedrock_inputs, BedrockOutput};
+    use futures::StreamExt;
+    use std::sync::Arc;
+
+    let dir = MemoryDir::default();
+    rt().block_on(async {
+        let opts = opts();
+        let out = BedrockOutput::new_folder(Arc::new(dir.clone()), &opts)
+            .await
+            .unwrap();
+        let first = (
+            InputIdentity::named("a.jsonl"),
+            Ok(BytesSource::new(lines(3, "a-"))),
+        );
+        let broken = (
+            InputIdentity::named("b.jsonl"),
+            Err(std::io::Error::other("it is gone")),
+        );
+        let inputs = futures::stream::iter([first, broken]).chain(futures::stream::pending());
+        let converting = prepare_to_bedrock_inputs(inputs.boxed(), true, out, &opts);
+        match tokio::time::timeout(std::time::Duration::from_secs(30), converting).await {
+            Ok(Err(e)) => assert!(e.to_string().contains("b.jsonl"), "{e}"),
+            Ok(Ok(_)) => panic!("b.jsonl failed: the conversion must fail"),
+            Err(_) => panic!("the error waited for an input that never opens"),
+        }
+    });
+}

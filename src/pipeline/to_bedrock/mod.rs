@@ -388,10 +388,16 @@ where
         pool,
         progress: opts.progress.clone(),
     };
-    // (The engine owns the receiving end: when it stops, a feed still opening inputs stops at
-    // its next send.)
-    let work = ordered::run(engine_inputs, &cfg, &mut committer);
-    let ((), read) = futures::future::join(feed, work).await;
+    // Both are polled until the engine ends; then the feed is dropped, opens in flight and
+    // all (an error is reported at once, not after the inputs opened ahead have been read).
+    let read = {
+        let work = std::pin::pin!(ordered::run(engine_inputs, &cfg, &mut committer));
+        let feed = std::pin::pin!(feed);
+        match futures::future::select(feed, work).await {
+            futures::future::Either::Left(((), work)) => work.await,
+            futures::future::Either::Right((read, _feed)) => read,
+        }
+    };
     let read = read.map(drop);
     match read {
         Ok(()) => {
