@@ -19,8 +19,9 @@ pub const DEFAULT_GLOB: &str = "*.jsonl";
 /// Inputs opened while the one before them converts: S3 round trips overlap the conversion.
 const INPUTS_AHEAD: usize = 4;
 
-/// Bytes of each input opened ahead that are read before its turn (a small input whole); with
-/// [`INPUTS_AHEAD`] this bounds the memory read ahead to 16 MiB.
+/// Bytes of each input opened ahead that are read before its turn (a small input whole: at
+/// least this, at most one chunk more). With the [`INPUTS_AHEAD`] being opened and the two
+/// opened inputs waiting in the conversion's queue, at most six inputs are read ahead.
 const BYTES_AHEAD: usize = 4 << 20;
 
 /// Whether `at` is one of the batch folder `folder`'s own files (its generations, results,
