@@ -13,7 +13,8 @@ use bedrock_batch::driver::{BedrockOptions, Driver};
 use bedrock_batch::io::Storage;
 use bedrock_batch::server::{key_hash, Server, ServerConfig};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use common::http::send;
+use http_body_util::Full;
 use serde_json::{json, Value};
 
 const ALICE: &str = "sk-alice";
@@ -176,22 +177,8 @@ impl Env {
     /// [`upload`](Self::upload) with more form fields, sent after the file (as the OpenAI SDK
     /// sends `expires_after`).
     fn upload_with(&self, key: &str, content: &[u8], fields: &[(&str, &str)]) -> (u16, Value) {
-        let boundary = "----bedrock-batch-test";
-        let mut body = Vec::new();
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"requests.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n").as_bytes());
-        body.extend_from_slice(content);
-        for (name, value) in fields {
-            body.extend_from_slice(
-                format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}").as_bytes(),
-            );
-        }
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let body = common::http::upload_form(content, fields);
+        let boundary = common::http::BOUNDARY;
         let (status, bytes) = self.request(
             "POST",
             "/v1/files",
@@ -217,18 +204,9 @@ impl Env {
 
     /// Polls a batch until it reaches a final status.
     fn wait(&self, key: &str, id: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let (status, b) = self.json("GET", &format!("/v1/batches/{id}"), key, None);
-            assert_eq!(status, 200, "{b}");
-            if ["completed", "failed", "expired", "cancelled"]
-                .contains(&b["status"].as_str().unwrap())
-            {
-                return b;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "still {b}");
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        common::http::poll_until_ended(Duration::from_secs(60), || {
+            self.json("GET", &format!("/v1/batches/{id}"), key, None)
+        })
     }
 
     fn content(&self, key: &str, id: &str) -> Vec<Value> {
@@ -295,39 +273,6 @@ impl Env {
             drop(stream);
         });
     }
-}
-
-/// One request to the server at `addr`: its status and body.
-async fn send(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Bytes) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if let Some(k) = key {
-        req = req.header("authorization", format!("Bearer {k}"));
-    }
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let resp = send
-        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
 /// A multipart body with the given fields (`(name, filename, content)`).
@@ -655,8 +600,22 @@ fn cancel_and_restart_mid_batch() {
         ["cancelling", "cancelled"].contains(&c["status"].as_str().unwrap()),
         "{c}"
     );
-    // Restart the server while the second runs; it carries on from the staging prefix.
+    // Restart the server while the second runs; it carries on from the staging prefix. Its
+    // leases are given up as it shuts down: another server would take the batch over at once.
+    let leases = |e: &Env| -> Vec<Value> {
+        let (keys, _) = e.stored();
+        keys.iter()
+            .filter(|k| k.starts_with("serve/leases/"))
+            .map(|k| serde_json::from_slice(&e.s3_get(k)).unwrap())
+            .collect()
+    };
+    assert!(
+        leases(&e).iter().any(|l| l["until_ms"].as_u64() > Some(0)),
+        "a lease held while the batch runs"
+    );
     e.shut_down();
+    let after = leases(&e);
+    assert!(after.iter().all(|l| l["until_ms"] == 0), "{after:?}");
     e.emu.knobs.stall_after_records.store(0, Ordering::SeqCst);
     e.start();
     let done = e.wait(ALICE, &id2);
@@ -689,7 +648,9 @@ fn refused_and_broken_uploads_leave_nothing_in_the_staging_prefix() {
     let nothing_left = |what: &str| {
         let start = Instant::now();
         loop {
-            let (keys, uploads) = e.stored();
+            let (mut keys, uploads) = e.stored();
+            // The background task's lease on its sweep is the server's, not an upload's.
+            keys.retain(|k| !k.starts_with("serve/leases/"));
             if keys.is_empty() && uploads == 0 {
                 return;
             }
@@ -1236,50 +1197,13 @@ fn two_servers_on_one_prefix_make_each_batch_once() {
         assert_eq!(status, 200, "{f}");
         files.push(f["id"].as_str().unwrap().to_owned());
     }
-    let asked: Vec<(u16, Value)> = e.rt.block_on(async {
-        let mut racing = Vec::new();
-        for id in &files {
-            for addr in [first, second] {
-                let body = json!({"input_file_id": id, "endpoint": "/v1/chat/completions",
-                    "completion_window": "24h"});
-                racing.push(tokio::spawn(async move {
-                    let (status, bytes) = send(
-                        addr,
-                        "POST",
-                        "/v1/batches",
-                        Some(ALICE),
-                        Some("application/json"),
-                        body.to_string().into_bytes(),
-                    )
-                    .await;
-                    (status, serde_json::from_slice::<Value>(&bytes).unwrap())
-                }));
-            }
-        }
-        let mut out = Vec::new();
-        for r in racing {
-            out.push(r.await.unwrap());
-        }
-        out
-    });
-    let mut batches = Vec::new();
-    for (pair, id) in asked.chunks(2).zip(&files) {
-        let won: Vec<&Value> = pair
-            .iter()
-            .filter(|(s, _)| *s == 200)
-            .map(|(_, b)| b)
-            .collect();
-        assert_eq!(won.len(), 1, "exactly one batch of {id}: {pair:?}");
-        let lost = pair.iter().find(|(s, _)| *s != 200).unwrap();
-        assert_eq!(lost.0, 400, "{lost:?}");
-        let message = lost.1["error"]["message"].as_str().unwrap();
-        assert!(message.contains("already runs as batch"), "{message}");
-        assert!(
-            message.contains(won[0]["id"].as_str().unwrap()),
-            "{message}"
-        );
-        batches.push(won[0]["id"].as_str().unwrap().to_owned());
-    }
+    let asks = files
+        .iter()
+        .flat_map(|id| [first, second].map(|addr| (addr, id.clone())))
+        .collect();
+    let asked =
+        e.rt.block_on(common::http::create_batches_at_once(ALICE, asks));
+    let batches: Vec<String> = asked.chunks(2).map(common::http::the_one_made).collect();
     // Listed once each, through either server.
     for addr in [first, second] {
         e.addr = addr;
@@ -1314,4 +1238,111 @@ fn two_servers_on_one_prefix_make_each_batch_once() {
     if let Some(done) = first_done {
         e.rt.block_on(done).unwrap();
     }
+}
+
+/// A server that stalls between committing an upload and writing its record (here: S3 takes
+/// 2.5 s to store the record, while the sweep runs every 0.5 s) keeps its upload: the sweep
+/// does not take the committed folder for one a kill cut off before its record.
+#[test]
+fn an_upload_whose_record_is_slow_to_write_is_kept() {
+    let e = Env::new("late-record");
+    assert!(
+        e.s3.in_process,
+        "fault injection needs the in-process S3 server"
+    );
+    *e.s3.faults.put_delay.lock().unwrap() = Some(("/file.json".to_owned(), 2500));
+    let (status, f) = e.upload(ALICE, &common::sample(150));
+    *e.s3.faults.put_delay.lock().unwrap() = None;
+    assert_eq!(status, 200, "{f}");
+    let id = f["id"].as_str().unwrap();
+    // Two sweeps more, for a removal to happen if it were to.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, list) = e.json("GET", "/v1/files", ALICE, None);
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id),
+        "{list}"
+    );
+    let (status, b) = e.json(
+        "POST",
+        "/v1/batches",
+        ALICE,
+        Some(
+            json!({"input_file_id": id, "endpoint": "/v1/chat/completions",
+            "completion_window": "24h"}),
+        ),
+    );
+    assert_eq!(status, 200, "{b}");
+    let done = e.wait(ALICE, b["id"].as_str().unwrap());
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        e.content(ALICE, done["output_file_id"].as_str().unwrap())
+            .len(),
+        150
+    );
+}
+
+/// A cancel recorded whose job was not stopped — the job another server's background task
+/// submitted after the cancel read the folder's jobs, or a server killed between recording the
+/// cancel and stopping the jobs — is stopped by the background task, which stops every job of
+/// a cancelled batch that still runs.
+#[test]
+fn a_cancelled_batch_whose_job_still_runs_is_stopped_by_the_background_task() {
+    let e = Env::new("cancel-late");
+    e.emu.knobs.records_per_tick.store(20, Ordering::SeqCst);
+    e.emu.knobs.stall_after_records.store(60, Ordering::SeqCst);
+    let (_, f) = e.upload(ALICE, &common::sample(150));
+    let (status, b) = e.create_batch(ALICE, f["id"].as_str().unwrap());
+    assert_eq!(status, 200, "{b}");
+    let id = b["id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    while !e.emu.job_ids().iter().any(|j| e.emu.processed(j) >= 60) {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The cancel as recorded, and no job stopped.
+    let key = format!("serve/batches/{id}.json");
+    let mut record: Value = serde_json::from_slice(&e.s3_get(&key)).unwrap();
+    record["cancel_requested_at"] = json!(1);
+    e.s3_put(&key, serde_json::to_vec(&record).unwrap());
+    let done = e.wait(ALICE, &id);
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let job = e.emu.job_ids().pop().unwrap();
+    assert_eq!(e.emu.status(&job).as_deref(), Some("Stopped"));
+    every_id_once(
+        &e.content(ALICE, done["output_file_id"].as_str().unwrap()),
+        &e.content(ALICE, done["error_file_id"].as_str().unwrap()),
+        150,
+    );
+}
+
+/// A batch record whose making a kill cut off before its file was attached (the file names no
+/// batch) is removed by the sweep once it is old, index entry too; the file can still become a
+/// batch.
+#[test]
+fn a_batch_whose_making_was_cut_off_is_removed() {
+    let e = Env::new("unmade");
+    let (_, f) = e.upload(ALICE, &common::sample(150));
+    let file_id = f["id"].as_str().unwrap();
+    let id = "batch_0123456789abcdef01234567";
+    let record = json!({"id": id, "input_file_id": file_id, "owner": "alice",
+        "endpoint": "/v1/chat/completions", "completion_window": "24h", "created_at": 1});
+    let index = format!("serve/index/batches/{}/{id}", "616c696365");
+    e.s3_put(&index, Vec::new());
+    e.s3_put(
+        &format!("serve/batches/{id}.json"),
+        serde_json::to_vec(&record).unwrap(),
+    );
+    eventually("the unmade batch removed", || {
+        let (keys, _) = e.stored();
+        !keys.iter().any(|k| k.contains(id))
+    });
+    let (status, list) = e.json("GET", "/v1/batches", ALICE, None);
+    assert_eq!((status, list["data"].as_array().unwrap().len()), (200, 0));
+    let (status, b) = e.create_batch(ALICE, file_id);
+    assert_eq!(status, 200, "{b}");
 }

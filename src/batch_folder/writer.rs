@@ -808,21 +808,38 @@ impl PreparedGeneration {
     /// point. A failure before `batch.json` undoes what was committed, so the folder holds what
     /// it held before; after it, what the generation replaces is removed (what cannot be is left
     /// for the next run's clean-up, and is never read meanwhile).
-    pub async fn commit(mut self) -> Result<BatchManifest, FolderError> {
+    pub async fn commit(self) -> Result<BatchManifest, FolderError> {
+        self.commit_then(async {})
+            .await
+            .map(|(manifest, ())| manifest)
+    }
+
+    /// [`commit`](Self::commit), then `then` — only if the commit held — before the folder's
+    /// lock is let go: what must be done before another writer may take the folder (a server
+    /// writes its record of an upload, so that no sweep takes the committed folder for one a
+    /// kill cut off before its record). Returns the manifest and what `then` returned.
+    pub async fn commit_then<T>(
+        mut self,
+        then: impl std::future::Future<Output = T>,
+    ) -> Result<(BatchManifest, T), FolderError> {
         let folder = self.folder.take().expect("committed once");
         let writers = std::mem::take(&mut self.writers);
         let result = commit_generation(&folder, &self.manifest, writers).await;
-        if result.is_ok() {
-            let new = self.manifest.generation();
-            if let Err(e) = remove_replaced(&folder, &self.replacing, &new).await {
-                tracing::warn!(
-                    "{}: removing what the new conversion replaced: {e} (the next run on the folder removes it)",
-                    folder.dest.uri("")
-                );
+        let after = match result {
+            Ok(()) => {
+                let new = self.manifest.generation();
+                if let Err(e) = remove_replaced(&folder, &self.replacing, &new).await {
+                    tracing::warn!(
+                        "{}: removing what the new conversion replaced: {e} (the next run on the folder removes it)",
+                        folder.dest.uri("")
+                    );
+                }
+                Ok(then.await)
             }
-        }
+            Err(e) => Err(e),
+        };
         folder.release().await;
-        result.map(|()| self.manifest.clone())
+        after.map(|t| (self.manifest.clone(), t))
     }
 }
 

@@ -115,6 +115,7 @@ pub(crate) async fn create_batch(
         cancel_requested_at: None,
         output_expires_after: Some(output_expires_after),
         outputs_expired: false,
+        collected: false,
     };
     let records = folder.manifest().counts.records;
     let refused = refusal(&folder).await?;
@@ -128,8 +129,16 @@ pub(crate) async fn create_batch(
     if let Err(e) = attach(&server, &file.id, &record.id).await {
         // (An attach whose write went through but whose answer was lost leaves the file ours:
         // it is let go first.)
-        undo(&server, &file.id, &record.id).await;
+        undo(&server, &file.id, &record).await;
         return Err(e);
+    }
+    if server.staging.batch(&record.id).await?.is_none() {
+        // This request stalled so long that the sweep took the record for one whose making a
+        // kill cut off, and removed it: the file is let go again.
+        undo(&server, &file.id, &record).await;
+        return Err(ApiError::internal(
+            "making the batch took too long; try again",
+        ));
     }
     if record.failure.is_none() {
         let submitted = folder
@@ -153,7 +162,7 @@ pub(crate) async fn create_batch(
                 .unwrap_or(true);
             if !running {
                 // Nothing runs: the file is free again, and the batch is gone.
-                undo(&server, &file.id, &record.id).await;
+                undo(&server, &file.id, &record).await;
                 return Err(ApiError::bedrock(&e));
             }
             tracing::warn!(
@@ -165,9 +174,10 @@ pub(crate) async fn create_batch(
     batch_response(&batch_view(&server, &record).await?)
 }
 
-/// Takes back a batch that could not start: file `file_id` no longer names batch `batch_id`
-/// (if it does), then the batch's record goes. What cannot be undone is logged.
-async fn undo(server: &Server, file_id: &str, batch_id: &str) {
+/// Takes back a batch that could not start: file `file_id` no longer names `batch` (if it
+/// does), then the batch's record goes. What cannot be undone is logged.
+async fn undo(server: &Server, file_id: &str, batch: &BatchRecord) {
+    let batch_id = batch.id.as_str();
     let detached = server
         .staging
         .update_file(file_id, |f| {
@@ -181,7 +191,7 @@ async fn undo(server: &Server, file_id: &str, batch_id: &str) {
     if let Err(e) = detached {
         // The record stays: a batch the file may still name.
         tracing::warn!(batch = batch_id, "{e}");
-    } else if let Err(e) = server.staging.remove_batch(batch_id).await {
+    } else if let Err(e) = server.staging.remove_batch(batch).await {
         tracing::warn!(batch = batch_id, "{e}");
     }
 }
@@ -359,8 +369,7 @@ pub(crate) async fn list_batches(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| ApiError::bad("limit: 1 to 100").param("limit"))?,
     };
-    let mut all = server.staging.batches().await?;
-    all.retain(|b| b.owner == caller.name());
+    let mut all = server.staging.batches_of(caller.name()).await?;
     all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     let start = match query.get("after") {
         Some(after) => all
@@ -393,14 +402,9 @@ pub(crate) async fn cancel_batch(
     let _held = server.lock(&id).lock_owned().await;
     let mut b = caller.batch(&server, &id).await?;
     if b.failure.is_none() {
-        let folder = server.folder_of_file(&b.input_file_id).await?;
-        for rec in folder.job_records().iter().flatten() {
-            server
-                .driver
-                .stop(&rec.job_arn)
-                .await
-                .map_err(|e| ApiError::bedrock(&e))?;
-        }
+        // The cancel is recorded first, then the jobs the folder records stop: a job another
+        // server's background task submits meanwhile is stopped by that task, which reads the
+        // cancel again after submitting.
         if let Some(now) = server
             .staging
             .update_batch(&b.id, |b| {
@@ -413,6 +417,14 @@ pub(crate) async fn cancel_batch(
             .await?
         {
             b = now;
+        }
+        let folder = server.folder_of_file(&b.input_file_id).await?;
+        for rec in folder.job_records().iter().flatten() {
+            server
+                .driver
+                .stop(&rec.job_arn)
+                .await
+                .map_err(|e| ApiError::bedrock(&e))?;
         }
     }
     batch_response(&batch_view(&server, &b).await?)

@@ -12,7 +12,8 @@
 //! with its counts, as on OpenAI.
 //!
 //! The same sweep removes what a server killed in the middle of an upload left: a folder with
-//! no record, once its lock is free ([`remove_orphans`]).
+//! no record, once its lock is free ([`remove_orphans`]); and the records of batches whose
+//! making a kill cut off ([`remove_unmade_batches`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -69,9 +70,9 @@ impl Asked<'_> {
     }
 }
 
-/// Deletes what has expired: uploads, and batches' output and error files. One item in trouble
-/// is logged and does not stop the others.
-pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
+/// Deletes what has expired: uploads (of `files`, every file record), and batches' output and
+/// error files. One item in trouble is logged and does not stop the others.
+pub(crate) async fn expire_all(server: &Server, files: &[FileRecord]) -> Result<(), StateError> {
     let now = now();
     // Expired and not yet dealt with; or deleted with nothing using it, and not yet removed
     // whole (a removal cut short).
@@ -79,8 +80,8 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
         (!f.deleted && !f.expired && f.expires_at.is_some_and(|at| at <= now))
             || ((f.deleted || f.expired) && f.batch.is_none())
     };
-    for f in server.staging.file_records().await? {
-        if !due(&f) {
+    for f in files {
+        if !due(f) {
             continue;
         }
         let _held = server.lock(&f.id).lock_owned().await;
@@ -102,7 +103,7 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
         };
         match &f.batch {
             None => {
-                server.staging.remove_folder(&f.id).await;
+                server.staging.remove_folder(&f.owner, &f.id).await;
                 tracing::info!(file = f.id, "expired: removed");
             }
             Some(batch) => {
@@ -157,20 +158,19 @@ pub(crate) async fn expire_all(server: &Server) -> Result<(), StateError> {
     Ok(())
 }
 
-/// Removes the folders of uploads a kill cut off (objects, incomplete uploads, lock), which no
-/// record names: one seen without a record on two sweeps in a row — an upload's commit and its
-/// record are moments apart — whose lock is free or whose holder is gone. An upload still
-/// streaming in holds its folder's lock and is left alone.
+/// Removes the folders of uploads a kill cut off (objects, incomplete uploads, lock, index
+/// entry), which no record names (`without_record`, from [`Census`]): one seen without a record
+/// on two sweeps in a row — an upload's commit and its record are moments apart — whose lock
+/// is free or whose holder is gone. An upload still streaming in holds its folder's lock and
+/// is left alone.
 pub(crate) async fn remove_orphans(
     server: &Server,
+    without_record: Vec<(String, Option<String>)>,
     suspects: &mut HashSet<String>,
 ) -> Result<(), StateError> {
-    let now_without: HashSet<String> = server
-        .staging
-        .folders_without_record()
-        .await?
-        .into_iter()
-        .collect();
+    let entries: std::collections::HashMap<String, Option<String>> =
+        without_record.into_iter().collect();
+    let now_without: HashSet<String> = entries.keys().cloned().collect();
     for id in now_without.intersection(suspects) {
         let dest = match server.storage.folder(&server.staging.file_folder(id)).await {
             Ok(dest) => dest,
@@ -198,6 +198,9 @@ pub(crate) async fn remove_orphans(
             }
         }
         writer.release().await;
+        if let Some(Some(entry)) = entries.get(id) {
+            server.staging.remove_index_entry(entry).await?;
+        }
         tracing::info!(
             file = id,
             removed,
@@ -205,6 +208,37 @@ pub(crate) async fn remove_orphans(
         );
     }
     *suspects = now_without;
+    Ok(())
+}
+
+/// How long a batch record may go without its file naming it before it counts as one whose
+/// making was cut off: far longer than making a batch takes.
+const UNMADE_AFTER: i64 = 600;
+
+/// Removes the records of batches whose making a kill cut off between the record and its
+/// file's attach (the file does not name them), once they are [`UNMADE_AFTER`] old. A batch
+/// that is attached later finds its record gone and takes itself back.
+pub(crate) async fn remove_unmade_batches(server: &Server) -> Result<(), StateError> {
+    let now = now();
+    for b in server.staging.batches().await? {
+        if b.collected || b.created_at.saturating_add(UNMADE_AFTER) > now {
+            continue;
+        }
+        let _held = server.lock(&b.input_file_id).lock_owned().await;
+        let attached = server
+            .staging
+            .file_record(&b.input_file_id)
+            .await?
+            .is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()));
+        if !attached {
+            server.staging.remove_batch(&b).await?;
+            server
+                .staging
+                .remove_lease(&super::worker::batch_lease(&b.id))
+                .await?;
+            tracing::info!(batch = b.id, "removed a batch whose making was cut off");
+        }
+    }
     Ok(())
 }
 

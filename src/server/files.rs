@@ -155,16 +155,23 @@ async fn store(
         }
         file.kept = true;
     }
-    if let Err(e) = prepared.commit().await {
-        server.staging.remove_folder(&file.id).await;
-        return Err(ApiError::internal(format!("storing the upload: {e}")));
-    }
     file.purpose = "batch".into();
-    if let Err(e) = server.staging.create_file(&file).await {
-        server.staging.remove_folder(&file.id).await;
-        return Err(e.into());
+    // The record is written before the folder's lock is let go: a sweep never finds the
+    // committed folder without its record and takes it for an upload a kill cut off.
+    let stored = prepared
+        .commit_then(server.staging.create_file(&file))
+        .await;
+    match stored {
+        Ok((_, Ok(()))) => Ok(file),
+        Ok((_, Err(e))) => {
+            server.staging.remove_folder(&file.owner, &file.id).await;
+            Err(e.into())
+        }
+        Err(e) => {
+            server.staging.remove_folder(&file.owner, &file.id).await;
+            Err(ApiError::internal(format!("storing the upload: {e}")))
+        }
     }
-    Ok(file)
 }
 
 /// What the first line of an upload says: the model (which decides the body format of every
@@ -403,16 +410,13 @@ pub(crate) async fn list_files(
     State(server): State<Arc<Server>>,
     caller: Caller,
 ) -> ApiResult<Response> {
-    let mut files = server.staging.files().await?;
-    files.retain(|f| f.owner == caller.name());
+    let mut files = server.staging.files_of(caller.name()).await?;
     files.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     let mut data: Vec<Value> = files.iter().map(file_object).collect();
-    for b in server.staging.batches().await? {
-        if b.owner == caller.name() {
-            if let Some((out, err)) = result_files(&server, &b).await? {
-                data.push(out);
-                data.push(err);
-            }
+    for b in server.staging.batches_of(caller.name()).await? {
+        if let Some((out, err)) = result_files(&server, &b).await? {
+            data.push(out);
+            data.push(err);
         }
     }
     Ok(ok(
@@ -461,7 +465,7 @@ pub(crate) async fn delete_file(
     if f.batch.is_none() {
         // Nothing else needs its folder: it goes whole, record last (a removal cut short is
         // finished by the background task).
-        server.staging.remove_folder(&id).await;
+        server.staging.remove_folder(&f.owner, &id).await;
     } else {
         // What was uploaded goes with it; the batch made from it keeps its converted folder.
         server.staging.remove_upload(&id).await?;

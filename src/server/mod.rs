@@ -14,7 +14,9 @@
 //! - `Authorization: Bearer KEY`, checked against SHA-256 hashes in the configuration; a key sees
 //!   only its own files and batches and may use only its models.
 //! - All state is in the staging prefix (`files/<id>/file.json` beside the batch folder,
-//!   `batches/<id>.json`), so a restarted server carries on where it was.
+//!   `batches/<id>.json`, an index per key, leases), so a restarted server carries on where it
+//!   was, and any number of servers on one prefix behave as one: records change by
+//!   compare-and-swap, and background work is done under leases by one server at a time.
 //!
 //! The rooms: this module builds the router (axum; tower layers for body limits, timeouts and
 //! request logs) and runs it; [`auth`] says who calls, [`files`] and [`batches`] answer the
@@ -91,6 +93,10 @@ pub struct Server {
     started_at: i64,
     /// One lock per file or batch id: two requests racing on one batch take turns.
     locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This server's name in the leases it takes (unique to this run of it).
+    holder: String,
+    /// The leases it took, given up when it shuts down.
+    leases: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// JSON requests (a batch to create) are small; more is refused.
@@ -126,7 +132,41 @@ impl Server {
             staging,
             started_at: state::now(),
             locks: Default::default(),
+            holder: format!("{}-{}", state::new_id("server-"), std::process::id()),
+            leases: Default::default(),
         }))
+    }
+
+    /// Notes that this server took the lease `name`.
+    fn held(&self, name: &str) {
+        self.leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned());
+    }
+
+    /// Notes that this server gave up the lease `name`.
+    fn not_held(&self, name: &str) {
+        self.leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name);
+    }
+
+    /// Gives up every lease this server took, so that other servers take its work over at
+    /// once instead of when the leases run out.
+    async fn release_leases(&self) {
+        let names = std::mem::take(
+            &mut *self
+                .leases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for name in names {
+            if let Err(e) = self.staging.release_lease(&name, &self.holder).await {
+                tracing::warn!(lease = name, "{e}");
+            }
+        }
     }
 
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -235,7 +275,11 @@ impl Server {
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             } => Ok(()),
         };
+        // Work cut off here is taken up again (every step can be), by this server's next run
+        // or, as its leases are given up, by another server at once.
         worker.abort();
+        let _ = worker.await;
+        self.release_leases().await;
         result
     }
 }

@@ -1,7 +1,11 @@
 //! What the server keeps, all in the staging prefix — `files/<id>/file.json` beside each file's
-//! batch folder, and `batches/<id>.json` — and the places in it ([`Staging`]). Nothing that
-//! matters is kept in memory, so a restarted server carries on. This module reads and writes
-//! records; it does not answer requests or decide anything about batches.
+//! batch folder, `batches/<id>.json`, the tenants' index (`index/files/<owner>/<id>`,
+//! `index/batches/<owner>/<id>`: empty objects, so that a listing reads one tenant's records
+//! and never every object of every folder), and the background work's leases
+//! (`leases/<name>.json`) — and the places in it ([`Staging`]). Nothing that matters is kept in
+//! memory, so a restarted server carries on, and any number of servers can share one prefix:
+//! every change of a record is a compare-and-swap. This module reads and writes records; it
+//! does not answer requests or decide anything about batches.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -131,6 +135,9 @@ pub struct BatchRecord {
     /// The output and error files expired and were removed.
     #[serde(default)]
     pub outputs_expired: bool,
+    /// Its results are collected: the background task has nothing left to do for it.
+    #[serde(default)]
+    pub collected: bool,
 }
 
 impl BatchRecord {
@@ -142,6 +149,16 @@ impl BatchRecord {
                 .output_expires_after
                 .is_some_and(|s| (written_at as i64).saturating_add(s) <= now)
     }
+}
+
+/// Every upload in the staging prefix, as [`Staging::census`] finds it.
+#[derive(Debug, Default)]
+pub(crate) struct Census {
+    /// Every file record, deleted and expired ones too.
+    pub records: Vec<FileRecord>,
+    /// The uploads with no record — still streaming in, or cut off by a kill — with their
+    /// index entry, if any.
+    pub without_record: Vec<(String, Option<String>)>,
 }
 
 /// A fresh id: `prefix` and 24 hex digits (randomly keyed hashes of the time and a counter).
@@ -185,6 +202,34 @@ fn file_record_path(id: &str) -> String {
 
 fn batch_record_path(id: &str) -> String {
     format!("batches/{id}.json")
+}
+
+/// The index folder of `owner`'s files or batches (`kind`): the owner's name in hex, so any
+/// key name is a safe path segment.
+fn index_folder(kind: &str, owner: &str) -> String {
+    let hex: String = owner.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("index/{kind}/{hex}/")
+}
+
+fn lease_path(name: &str) -> String {
+    format!("leases/{name}.json")
+}
+
+/// How many records a listing reads at once.
+const READS_AT_ONCE: usize = 32;
+
+/// Who holds a lease, and until when.
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaseRecord {
+    holder: String,
+    /// Unix milliseconds.
+    until_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Ids are ours: letters, digits, `-` and `_` only, so they are safe in keys.
@@ -399,8 +444,11 @@ impl Staging {
         self.read_json::<FileRecord>(&file_record_path(id)).await
     }
 
-    /// Writes the record of a new upload (its id must be new).
+    /// Writes the record of a new upload (its id must be new), indexed under its owner first:
+    /// a kill between the two leaves an index entry with no record, which listings skip and
+    /// the background task removes.
     pub async fn create_file(&self, f: &FileRecord) -> Result<(), StateError> {
+        self.index_file(f).await?;
         self.create_json(&file_record_path(&f.id), f).await
     }
 
@@ -425,8 +473,11 @@ impl Staging {
         self.read_json(&batch_record_path(id)).await
     }
 
-    /// Writes the record of a new batch (its id must be new).
+    /// Writes the record of a new batch (its id must be new), indexed under its owner first:
+    /// a kill between the two leaves an index entry with no record, which listings skip.
     pub async fn create_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
+        self.put_marker(&format!("{}{}", index_folder("batches", &b.owner), b.id))
+            .await?;
         self.create_json(&batch_record_path(&b.id), b).await
     }
 
@@ -442,58 +493,259 @@ impl Staging {
         self.update_json(&batch_record_path(id), change).await
     }
 
-    /// Removes batch `id`'s record (one that lost a race to be the file's batch).
-    pub async fn remove_batch(&self, id: &str) -> Result<(), StateError> {
-        self.delete(&batch_record_path(id)).await
+    /// Removes batch `id`'s record (one that lost a race to be the file's batch), then its
+    /// index entry.
+    pub async fn remove_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
+        self.delete(&batch_record_path(&b.id)).await?;
+        self.delete(&format!("{}{}", index_folder("batches", &b.owner), b.id))
+            .await
     }
 
-    /// Every batch record.
+    /// Every batch record (one object per batch: no folder's objects are listed).
     pub async fn batches(&self) -> Result<Vec<BatchRecord>, StateError> {
-        let mut out = Vec::new();
-        for rel in self.list("batches/").await? {
-            if rel.ends_with(".json") {
-                if let Some(b) = self.read_json::<BatchRecord>(&rel).await? {
-                    out.push(b);
-                }
-            }
-        }
-        Ok(out)
+        let paths: Vec<String> = self
+            .list("batches/")
+            .await?
+            .into_iter()
+            .filter(|rel| rel.ends_with(".json"))
+            .collect();
+        self.read_all(paths).await
     }
 
-    /// Every [visible](FileRecord::visible) file record.
-    pub async fn files(&self) -> Result<Vec<FileRecord>, StateError> {
-        let now = now();
-        let mut all = self.file_records().await?;
-        all.retain(|f| f.visible(now));
+    /// `owner`'s batch records, found through the index.
+    pub async fn batches_of(&self, owner: &str) -> Result<Vec<BatchRecord>, StateError> {
+        let ids = self.indexed(&index_folder("batches", owner)).await?;
+        let mut all: Vec<BatchRecord> = self
+            .read_all(ids.iter().map(|id| batch_record_path(id)).collect())
+            .await?;
+        all.retain(|b| b.owner == owner);
         Ok(all)
     }
 
-    /// Every file record as stored, deleted and expired ones too.
-    pub async fn file_records(&self) -> Result<Vec<FileRecord>, StateError> {
-        let mut out = Vec::new();
-        for rel in self.list("files/").await? {
-            if rel.ends_with("/file.json") {
-                if let Some(f) = self.read_json::<FileRecord>(&rel).await? {
-                    out.push(f);
+    /// `owner`'s [visible](FileRecord::visible) file records, found through the index.
+    pub async fn files_of(&self, owner: &str) -> Result<Vec<FileRecord>, StateError> {
+        let ids = self.indexed(&index_folder("files", owner)).await?;
+        let now = now();
+        let mut all: Vec<FileRecord> = self
+            .read_all(ids.iter().map(|id| file_record_path(id)).collect())
+            .await?;
+        all.retain(|f| f.owner == owner && f.visible(now));
+        Ok(all)
+    }
+
+    /// Every file record as stored, deleted and expired ones too, found through the index;
+    /// and the uploads without a record (see [`Census`]).
+    pub async fn census(&self) -> Result<Census, StateError> {
+        let mut entries = Vec::new();
+        for owner in self.children("index/files/").await? {
+            let folder = format!("index/files/{owner}");
+            for id in self.indexed(&folder).await? {
+                entries.push((format!("{folder}{id}"), id));
+            }
+        }
+        let raw = self
+            .read_many(entries.iter().map(|(_, id)| file_record_path(id)).collect())
+            .await?;
+        let mut census = Census::default();
+        let mut indexed = std::collections::HashSet::new();
+        for ((entry, id), raw) in entries.into_iter().zip(raw) {
+            indexed.insert(id.clone());
+            match raw {
+                Some(raw) => {
+                    census
+                        .records
+                        .push(serde_json::from_slice(&raw).map_err(|source| {
+                            StateError::Malformed {
+                                uri: self.uri(&file_record_path(&id)),
+                                source,
+                            }
+                        })?)
                 }
+                None => census.without_record.push((id, Some(entry))),
+            }
+        }
+        let unindexed: Vec<String> = self
+            .children("files/")
+            .await?
+            .iter()
+            .filter_map(|name| name.strip_suffix('/'))
+            .filter(|id| plausible_id(id) && !indexed.contains(*id))
+            .map(str::to_owned)
+            .collect();
+        let raw = self
+            .read_many(unindexed.iter().map(|id| file_record_path(id)).collect())
+            .await?;
+        for (id, raw) in unindexed.into_iter().zip(raw) {
+            match raw {
+                // Recorded by a version without the index (or its entry went astray): indexed
+                // now, so listings find it.
+                Some(raw) => {
+                    let f: FileRecord =
+                        serde_json::from_slice(&raw).map_err(|source| StateError::Malformed {
+                            uri: self.uri(&file_record_path(&id)),
+                            source,
+                        })?;
+                    self.index_file(&f).await?;
+                    census.records.push(f);
+                }
+                None => census.without_record.push((id, None)),
+            }
+        }
+        Ok(census)
+    }
+
+    /// Indexes file `id`'s record, as it is, under its owner (a record written by a version
+    /// without the index, or whose index entry a kill cut off).
+    pub async fn index_file(&self, f: &FileRecord) -> Result<(), StateError> {
+        self.put_marker(&format!("{}{}", index_folder("files", &f.owner), f.id))
+            .await
+    }
+
+    /// Removes `owner`'s index entry of file `id` (its folder went).
+    pub async fn unindex_file(&self, owner: &str, id: &str) -> Result<(), StateError> {
+        self.delete(&format!("{}{id}", index_folder("files", owner)))
+            .await
+    }
+
+    /// The ids below the index folder `folder`.
+    async fn indexed(&self, folder: &str) -> Result<Vec<String>, StateError> {
+        Ok(self
+            .children(folder)
+            .await?
+            .into_iter()
+            .filter(|id| plausible_id(id))
+            .collect())
+    }
+
+    async fn children(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.dest
+            .children(prefix)
+            .await
+            .map_err(self.io("listing", prefix))
+    }
+
+    /// Writes an empty index entry.
+    async fn put_marker(&self, rel: &str) -> Result<(), StateError> {
+        let w = self
+            .dest
+            .create(rel)
+            .await
+            .map_err(self.io("writing", rel))?;
+        w.finish().await.map_err(self.io("writing", rel))
+    }
+
+    /// The objects at `paths`, read [`READS_AT_ONCE`] at a time, in order (`None`: absent).
+    async fn read_many(&self, paths: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, StateError> {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(paths)
+            .map(|rel| async move {
+                self.dest
+                    .read_small(&rel)
+                    .await
+                    .map_err(self.io("reading", &rel))
+            })
+            .buffered(READS_AT_ONCE)
+            .try_collect()
+            .await
+    }
+
+    /// The records at `paths` that exist, read [`READS_AT_ONCE`] at a time.
+    async fn read_all<T: for<'de> Deserialize<'de>>(
+        &self,
+        paths: Vec<String>,
+    ) -> Result<Vec<T>, StateError> {
+        let raw = self.read_many(paths.clone()).await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (rel, bytes) in paths.iter().zip(raw) {
+            if let Some(bytes) = bytes {
+                out.push(serde_json::from_slice(&bytes).map_err(|source| {
+                    StateError::Malformed {
+                        uri: self.uri(rel),
+                        source,
+                    }
+                })?);
             }
         }
         Ok(out)
     }
 
-    /// The ids of folders under `files/` that hold objects but no record: uploads still
-    /// streaming in, or cut off by a kill.
-    pub async fn folders_without_record(&self) -> Result<Vec<String>, StateError> {
-        let listed = self.list("files/").await?;
-        let mut ids: Vec<String> = listed
-            .iter()
-            .filter_map(|p| p.strip_prefix("files/")?.split_once('/').map(|(id, _)| id))
-            .filter(|id| plausible_id(id))
-            .map(str::to_owned)
-            .collect();
-        ids.dedup();
-        ids.retain(|id| !listed.contains(&file_record_path(id)));
-        Ok(ids)
+    /// Takes, or keeps, the lease `name` for `holder` for `ttl` from now: `true` when `holder`
+    /// holds it now. A lease held by another holder and not yet run out is refused; one that
+    /// ran out (its holder died or stalled) is taken over, by one of those who try, through a
+    /// compare-and-swap. A lease of `holder`'s with more than half its time left is not
+    /// written again.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StateError> {
+        let rel = lease_path(name);
+        let now = now_ms();
+        let ttl = ttl.as_millis() as u64;
+        let read = self
+            .dest
+            .read_versioned(&rel)
+            .await
+            .map_err(self.io("reading", &rel))?;
+        let expect = match read {
+            None => Expect::Absent,
+            Some(read) => {
+                // A lease that does not parse is taken over, as one that ran out.
+                match serde_json::from_slice::<LeaseRecord>(&read.bytes) {
+                    Ok(l) if l.holder == holder && l.until_ms > now + ttl / 2 => return Ok(true),
+                    Ok(l) if l.holder != holder && l.until_ms > now => return Ok(false),
+                    _ => Expect::Version(read.version),
+                }
+            }
+        };
+        let lease = LeaseRecord {
+            holder: holder.to_owned(),
+            until_ms: now + ttl,
+        };
+        let json = self.json(&rel, &lease)?;
+        Ok(matches!(
+            self.dest
+                .put_if(&rel, json, expect)
+                .await
+                .map_err(self.io("writing", &rel))?,
+            Swap::Done(_)
+        ))
+    }
+
+    /// Removes the lease `name`, whoever holds it: for work that is over for good (a batch
+    /// collected or removed), which no server takes up again.
+    pub async fn remove_lease(&self, name: &str) -> Result<(), StateError> {
+        self.delete(&lease_path(name)).await
+    }
+
+    /// Gives up the lease `name` if `holder` holds it (marked run out, in one
+    /// compare-and-swap, so that a holder that took it over meanwhile keeps it).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StateError> {
+        let rel = lease_path(name);
+        let read = self
+            .dest
+            .read_versioned(&rel)
+            .await
+            .map_err(self.io("reading", &rel))?;
+        let Some(read) = read else {
+            return Ok(());
+        };
+        if serde_json::from_slice::<LeaseRecord>(&read.bytes).is_ok_and(|l| l.holder == holder) {
+            let json = self.json(
+                &rel,
+                &LeaseRecord {
+                    holder: holder.to_owned(),
+                    until_ms: 0,
+                },
+            )?;
+            // A conflict means another holder has it now: theirs to keep.
+            self.dest
+                .put_if(&rel, json, Expect::Version(read.version))
+                .await
+                .map_err(self.io("writing", &rel))?;
+        }
+        Ok(())
     }
 
     /// Removes the kept upload `id`, if any.
@@ -516,8 +768,14 @@ impl Staging {
             .map_err(self.io("removing", rel))
     }
 
-    /// Removes everything of an upload's folder (best effort: what is left is logged).
-    pub async fn remove_folder(&self, id: &str) {
+    /// Removes an index entry (see [`Census::without_record`]).
+    pub async fn remove_index_entry(&self, entry: &str) -> Result<(), StateError> {
+        self.delete(entry).await
+    }
+
+    /// Removes everything of `owner`'s upload `id` — its folder, its record last, then its
+    /// index entry (best effort: what is left is logged, and a record left is found again).
+    pub async fn remove_folder(&self, owner: &str, id: &str) {
         let prefix = file_folder(id);
         match self.list(&prefix).await {
             Ok(mut listing) => {
@@ -527,10 +785,153 @@ impl Staging {
                 for path in listing {
                     if let Err(e) = self.dest.delete(&path).await {
                         tracing::warn!("removing {}: {e}", self.uri(&path));
+                        return;
                     }
+                }
+                if let Err(e) = self.unindex_file(owner, id).await {
+                    tracing::warn!("{e}");
                 }
             }
             Err(e) => tracing::warn!("{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn staging(dir: &tempfile::TempDir) -> Staging {
+        let storage = Storage::new(Default::default());
+        let location = Location::parse(&format!("{}/", dir.path().display())).unwrap();
+        Staging::open(&storage, location).await.unwrap()
+    }
+
+    fn file(id: &str, owner: &str) -> FileRecord {
+        FileRecord {
+            id: id.into(),
+            bytes: 1,
+            created_at: 1,
+            filename: "f.jsonl".into(),
+            purpose: "batch".into(),
+            owner: owner.into(),
+            model: "m".into(),
+            endpoint: "/v1/chat/completions".into(),
+            batch: None,
+            deleted: false,
+            kept: false,
+            expires_at: None,
+            expired: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = staging(&dir).await;
+        let ttl = std::time::Duration::from_millis(300);
+        assert!(s.take_lease("batch-x", "a", ttl).await.unwrap());
+        assert!(!s.take_lease("batch-x", "b", ttl).await.unwrap());
+        // Kept by its holder without a write while more than half its time is left.
+        let before = s.dest.read_versioned("leases/batch-x.json").await.unwrap();
+        assert!(s.take_lease("batch-x", "a", ttl).await.unwrap());
+        let after = s.dest.read_versioned("leases/batch-x.json").await.unwrap();
+        assert_eq!(before.map(|v| v.version), after.map(|v| v.version));
+        // Run out: taken over by one of two.
+        tokio::time::sleep(ttl + std::time::Duration::from_millis(50)).await;
+        let (b, c) = tokio::join!(
+            s.take_lease("batch-x", "b", ttl),
+            s.take_lease("batch-x", "c", ttl)
+        );
+        assert!(b.unwrap() ^ c.unwrap(), "exactly one takes it over");
+        let winner = if s.take_lease("batch-x", "b", ttl).await.unwrap() {
+            "b"
+        } else {
+            "c"
+        };
+        assert!(!s.take_lease("batch-x", "a", ttl).await.unwrap());
+        // Given up by someone else: nothing happens; by its holder: free at once.
+        s.release_lease("batch-x", "a").await.unwrap();
+        assert!(!s.take_lease("batch-x", "a", ttl).await.unwrap());
+        s.release_lease("batch-x", winner).await.unwrap();
+        assert!(s.take_lease("batch-x", "a", ttl).await.unwrap());
+        // A lease that does not parse is taken over.
+        std::fs::write(dir.path().join("leases/sweep.json"), b"{oops").unwrap();
+        assert!(s.take_lease("sweep", "a", ttl).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn listings_read_one_tenants_index_and_the_census_finds_what_it_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = staging(&dir).await;
+        // Owner names are any key name: hex keeps them one path segment.
+        for (id, owner) in [
+            ("file-a1", "alice"),
+            ("file-a2", "alice"),
+            ("file-b1", "b/../ob"),
+        ] {
+            s.create_file(&file(id, owner)).await.unwrap();
+        }
+        let ids = |v: Vec<FileRecord>| {
+            let mut ids: Vec<String> = v.into_iter().map(|f| f.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            ids(s.files_of("alice").await.unwrap()),
+            ["file-a1", "file-a2"]
+        );
+        assert_eq!(ids(s.files_of("b/../ob").await.unwrap()), ["file-b1"]);
+        assert!(s.files_of("b").await.unwrap().is_empty());
+        // Deleted: not listed (its entry goes with its folder).
+        s.update_file("file-a2", |f| {
+            f.deleted = true;
+            Ok::<_, StateError>(true)
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids(s.files_of("alice").await.unwrap()), ["file-a1"]);
+        s.remove_folder("alice", "file-a2").await;
+        assert!(!dir
+            .path()
+            .join(index_folder("files", "alice"))
+            .join("file-a2")
+            .exists());
+
+        // A record an older version wrote (no index entry), a folder with no record, and an
+        // entry whose record a kill cut off.
+        let legacy = file("file-old", "alice");
+        s.create_json(&file_record_path(&legacy.id), &legacy)
+            .await
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("files/file-cut")).unwrap();
+        std::fs::write(dir.path().join("files/file-cut/part"), b"x").unwrap();
+        s.put_marker(&format!("{}file-gone", index_folder("files", "alice")))
+            .await
+            .unwrap();
+        assert_eq!(ids(s.files_of("alice").await.unwrap()), ["file-a1"]);
+        let census = s.census().await.unwrap();
+        assert_eq!(
+            ids(census.records),
+            ["file-a1", "file-b1", "file-old"],
+            "every record, the unindexed one too"
+        );
+        let mut without = census.without_record;
+        without.sort();
+        assert_eq!(
+            without,
+            [
+                ("file-cut".to_owned(), None),
+                (
+                    "file-gone".to_owned(),
+                    Some(format!("{}file-gone", index_folder("files", "alice")))
+                )
+            ]
+        );
+        // The census indexed the old record: listed from now on.
+        assert_eq!(
+            ids(s.files_of("alice").await.unwrap()),
+            ["file-a1", "file-old"]
+        );
     }
 }

@@ -268,19 +268,30 @@ impl PreparedConversion {
     /// generation (see [`FolderError::TooFewRecords`]) is an error here; the report still says
     /// what was read.
     pub async fn commit(self) -> Result<Report, Error> {
-        match self.target {
+        self.commit_then(async {}).await.map(|(report, ())| report)
+    }
+
+    /// [`commit`](Self::commit), then `then` — only if the commit held —, into a batch folder
+    /// before its lock is let go (see [`PreparedGeneration::commit_then`]). Returns the report
+    /// and what `then` returned.
+    ///
+    /// [`PreparedGeneration::commit_then`]: crate::batch_folder::PreparedGeneration::commit_then
+    pub async fn commit_then<T>(
+        self,
+        then: impl std::future::Future<Output = T>,
+    ) -> Result<(Report, T), Error> {
+        let after = match self.target {
             Prepared::Stream(writers) => {
                 let names: Vec<String> = writers.iter().map(|w| w.name()).collect();
                 crate::io::commit_all(writers)
                     .await
                     .map_err(Error::write(names.join(" and ")))?;
+                then.await
             }
-            Prepared::Folder(p) => {
-                p.commit().await?;
-            }
+            Prepared::Folder(p) => p.commit_then(then).await?.1,
             Prepared::Refused(e) => return Err(e.into()),
-        }
-        Ok(self.report)
+        };
+        Ok((self.report, after))
     }
 
     /// Discards the outputs; nothing is left.
