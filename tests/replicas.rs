@@ -182,6 +182,27 @@ models = ["gpt-4o-mini"]
         common::json_lines(&bytes)
     }
 
+    /// The keys below `prefix` in the bucket.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let listed = self
+                .s3
+                .client()
+                .await
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .unwrap();
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect()
+        })
+    }
+
     /// The holder named in the lease of batch `id`, if one was written.
     fn lease_holder(&self, id: &str) -> Option<String> {
         let key = format!("serve/leases/batch-{id}.json");
@@ -226,7 +247,7 @@ fn three_replicas_one_killed_mid_batch_every_batch_once() {
     const LINES: usize = 150;
     let mut c = Cluster::new(3);
     // Slow progress: the batches are still running when a server dies.
-    c.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
+    c.emu.knobs.records_per_tick.store(5, Ordering::SeqCst);
     c.emu.knobs.tick_ms.store(100, Ordering::SeqCst);
     let mut files = Vec::new();
     for k in 0..FILES {
@@ -249,38 +270,39 @@ fn three_replicas_one_killed_mid_batch_every_batch_once() {
     let asked = c.rt.block_on(create_batches_at_once(KEY, asks));
     let batches: Vec<String> = asked.chunks(2).map(the_one_made).collect();
 
-    // Wait until the first server holds the lease of a running batch, then kill it.
-    let victim = format!("-{}", c.replicas[0].child.id());
+    // Wait until a server holds the lease of a batch whose job still runs, then kill it: another
+    // server must take the batch over and finish it.
     let started = Instant::now();
-    let orphaned: Vec<String> = loop {
-        let held: Vec<String> = batches
+    let (victim, running) = loop {
+        let holder_of = |id: &String| {
+            let holder = c.lease_holder(id)?;
+            c.replicas
+                .iter()
+                .position(|r| holder.ends_with(&format!("-{}", r.child.id())))
+        };
+        let held: Vec<(usize, String)> = batches
             .iter()
-            .filter(|id| c.lease_holder(id).is_some_and(|h| h.ends_with(&victim)))
-            .cloned()
+            .filter_map(|id| Some((holder_of(id)?, id.clone())))
+            .filter(|(_, id)| {
+                let (_, b) = c.json(0, "GET", &format!("/v1/batches/{id}"), None);
+                b["status"] == "in_progress" || b["status"] == "validating"
+            })
             .collect();
-        if !held.is_empty() {
-            break held;
+        if let Some((victim, _)) = held.first() {
+            let running: Vec<String> = held
+                .iter()
+                .filter(|(r, _)| r == victim)
+                .map(|(_, id)| id.clone())
+                .collect();
+            break (*victim, running);
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the first server took no lease"
+            "no server held a lease on a running batch"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let dead = c.replicas.remove(0);
-    drop(dead);
-    // At least one of its batches was still running when it died: another server finishes it.
-    let running: Vec<&String> = orphaned
-        .iter()
-        .filter(|id| {
-            let status = c.json(0, "GET", &format!("/v1/batches/{id}"), None).1["status"].clone();
-            status == "in_progress" || status == "validating"
-        })
-        .collect();
-    assert!(
-        !running.is_empty(),
-        "the killed server's batches had all ended: {orphaned:?}"
-    );
+    drop(c.replicas.remove(victim));
 
     for (k, id) in batches.iter().enumerate() {
         let b = c.wait(k % 2, id);
@@ -312,4 +334,17 @@ fn three_replicas_one_killed_mid_batch_every_batch_once() {
         assert_eq!(listed, batches.iter().cloned().collect::<BTreeSet<_>>());
         assert_eq!(list["data"].as_array().unwrap().len(), FILES);
     }
+    // Nothing of the batches' background work is left behind: no batch lease, and one index
+    // entry per batch.
+    let started = Instant::now();
+    while !c.keys("serve/leases/batch-").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            c.keys("serve/leases/")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.keys("serve/index/batches/").len(), FILES);
+    assert_eq!(c.keys("serve/batches/").len(), FILES);
 }

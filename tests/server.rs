@@ -1250,9 +1250,9 @@ fn an_upload_whose_record_is_slow_to_write_is_kept() {
         e.s3.in_process,
         "fault injection needs the in-process S3 server"
     );
-    *e.s3.faults.put_delay.lock().unwrap() = Some(("/file.json".to_owned(), 2500));
+    *e.s3.faults.delay.lock().unwrap() = Some((http::Method::PUT, "/file.json".to_owned(), 2500));
     let (status, f) = e.upload(ALICE, &common::sample(150));
-    *e.s3.faults.put_delay.lock().unwrap() = None;
+    *e.s3.faults.delay.lock().unwrap() = None;
     assert_eq!(status, 200, "{f}");
     let id = f["id"].as_str().unwrap();
     // Two sweeps more, for a removal to happen if it were to.
@@ -1345,4 +1345,43 @@ fn a_batch_whose_making_was_cut_off_is_removed() {
     assert_eq!((status, list["data"].as_array().unwrap().len()), (200, 0));
     let (status, b) = e.create_batch(ALICE, file_id);
     assert_eq!(status, 200, "{b}");
+}
+
+/// A file deleted through one server while another makes a batch of it: the batch is refused
+/// as of a file that is not there (404), not with the error of its folder gone (500).
+#[test]
+fn a_file_deleted_while_another_server_makes_its_batch_is_not_found() {
+    let mut e = Env::new("delete-race");
+    let first = e.addr;
+    let (first_stop, first_done) = (e.stop.take(), e.done.take());
+    e.start();
+    let second = e.addr;
+    assert!(
+        e.s3.in_process,
+        "fault injection needs the in-process S3 server"
+    );
+    let (_, f) = e.upload(ALICE, &common::sample(150));
+    let id = f["id"].as_str().unwrap().to_owned();
+    // The first server stalls reading the file's folder; the second deletes the file meanwhile.
+    *e.s3.faults.delay.lock().unwrap() = Some((http::Method::GET, "/batch.json".to_owned(), 1500));
+    let create = e.rt.spawn(common::http::create_batches_at_once(
+        ALICE,
+        vec![(first, id.clone())],
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    e.addr = second;
+    let (status, deleted) = e.json("DELETE", &format!("/v1/files/{id}"), ALICE, None);
+    assert_eq!(status, 200, "{deleted}");
+    let answers = e.rt.block_on(create).unwrap();
+    *e.s3.faults.delay.lock().unwrap() = None;
+    let (status, body) = &answers[0];
+    assert_eq!(*status, 404, "{body}");
+    let (_, list) = e.json("GET", "/v1/batches", ALICE, None);
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+    if let Some(stop) = first_stop {
+        stop.cancel();
+    }
+    if let Some(done) = first_done {
+        e.rt.block_on(done).unwrap();
+    }
 }

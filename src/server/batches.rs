@@ -102,7 +102,10 @@ pub(crate) async fn create_batch(
     let _held = server.lock(&asked.input_file_id).lock_owned().await;
     let file = caller.file(&server, &asked.input_file_id).await?;
     check_file(&file, &asked, &caller)?;
-    let mut folder = server.folder_of_file(&asked.input_file_id).await?;
+    let mut folder = match server.folder_of_file(&asked.input_file_id).await {
+        Ok(folder) => folder,
+        Err(e) => return Err(gone_or(&server, &file.id, e.into()).await),
+    };
     let mut record = BatchRecord {
         id: new_id("batch_"),
         input_file_id: asked.input_file_id.clone(),
@@ -118,7 +121,10 @@ pub(crate) async fn create_batch(
         collected: false,
     };
     let records = folder.manifest().counts.records;
-    let refused = refusal(&folder).await?;
+    let refused = match refusal(&folder).await {
+        Ok(refused) => refused,
+        Err(e) => return Err(gone_or(&server, &file.id, e).await),
+    };
     if let Some(errors) = refused {
         record.failure = Some(failed_batch(&record, &file, records, errors));
     }
@@ -174,6 +180,15 @@ pub(crate) async fn create_batch(
     batch_response(&batch_view(&server, &record).await?)
 }
 
+/// `error`, met reading file `id`'s folder — or, when the file was deleted meanwhile (by
+/// another server: its folder goes with it), the 404 of a file that is not there.
+async fn gone_or(server: &Server, id: &str, error: ApiError) -> ApiError {
+    match server.staging.file(id).await {
+        Ok(None) => ApiError::not_found("file", id),
+        _ => error,
+    }
+}
+
 /// Takes back a batch that could not start: file `file_id` no longer names `batch` (if it
 /// does), then the batch's record goes. What cannot be undone is logged.
 async fn undo(server: &Server, file_id: &str, batch: &BatchRecord) {
@@ -191,7 +206,11 @@ async fn undo(server: &Server, file_id: &str, batch: &BatchRecord) {
     if let Err(e) = detached {
         // The record stays: a batch the file may still name.
         tracing::warn!(batch = batch_id, "{e}");
-    } else if let Err(e) = server.staging.remove_batch(batch).await {
+    } else if let Err(e) = server
+        .staging
+        .remove_batch(batch, &super::worker::batch_lease(batch_id))
+        .await
+    {
         tracing::warn!(batch = batch_id, "{e}");
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! The same sweep removes what a server killed in the middle of an upload left: a folder with
 //! no record, once its lock is free ([`remove_orphans`]); and the records of batches whose
-//! making a kill cut off ([`remove_unmade_batches`]).
+//! making a kill cut off, with the batches' index and leases mended ([`tidy_batches`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -215,12 +215,19 @@ pub(crate) async fn remove_orphans(
 /// making was cut off: far longer than making a batch takes.
 const UNMADE_AFTER: i64 = 600;
 
-/// Removes the records of batches whose making a kill cut off between the record and its
-/// file's attach (the file does not name them), once they are [`UNMADE_AFTER`] old. A batch
-/// that is attached later finds its record gone and takes itself back.
-pub(crate) async fn remove_unmade_batches(server: &Server) -> Result<(), StateError> {
+/// Mends the batches' index and leases ([`Staging::tidy_batches`]), and removes the records
+/// of batches whose making a kill cut off between the record and its file's attach (the file
+/// does not name them), once they are [`UNMADE_AFTER`] old. A batch that is attached later
+/// finds its record gone and takes itself back.
+///
+/// [`Staging::tidy_batches`]: super::state::Staging::tidy_batches
+pub(crate) async fn tidy_batches(server: &Server) -> Result<(), StateError> {
     let now = now();
-    for b in server.staging.batches().await? {
+    for b in server
+        .staging
+        .tidy_batches(super::worker::batch_lease)
+        .await?
+    {
         if b.collected || b.created_at.saturating_add(UNMADE_AFTER) > now {
             continue;
         }
@@ -231,10 +238,9 @@ pub(crate) async fn remove_unmade_batches(server: &Server) -> Result<(), StateEr
             .await?
             .is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()));
         if !attached {
-            server.staging.remove_batch(&b).await?;
             server
                 .staging
-                .remove_lease(&super::worker::batch_lease(&b.id))
+                .remove_batch(&b, &super::worker::batch_lease(&b.id))
                 .await?;
             tracing::info!(batch = b.id, "removed a batch whose making was cut off");
         }

@@ -473,12 +473,14 @@ impl Staging {
         self.read_json(&batch_record_path(id)).await
     }
 
-    /// Writes the record of a new batch (its id must be new), indexed under its owner first:
-    /// a kill between the two leaves an index entry with no record, which listings skip.
+    /// Writes the record of a new batch (its id must be new), then indexes it under its owner:
+    /// a kill between the two leaves a record with no index entry, which
+    /// [`tidy_batches`](Staging::tidy_batches) indexes. (So an entry is only ever without a
+    /// record once the record was removed.)
     pub async fn create_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
+        self.create_json(&batch_record_path(&b.id), b).await?;
         self.put_marker(&format!("{}{}", index_folder("batches", &b.owner), b.id))
-            .await?;
-        self.create_json(&batch_record_path(&b.id), b).await
+            .await
     }
 
     /// Changes batch `id`'s record in one compare-and-swap (see [`Staging::update_json`]).
@@ -494,11 +496,60 @@ impl Staging {
     }
 
     /// Removes batch `id`'s record (one that lost a race to be the file's batch), then its
-    /// index entry.
-    pub async fn remove_batch(&self, b: &BatchRecord) -> Result<(), StateError> {
+    /// index entry and the lease on its background work (`lease`).
+    pub async fn remove_batch(&self, b: &BatchRecord, lease: &str) -> Result<(), StateError> {
         self.delete(&batch_record_path(&b.id)).await?;
         self.delete(&format!("{}{}", index_folder("batches", &b.owner), b.id))
-            .await
+            .await?;
+        self.remove_lease(lease).await
+    }
+
+    /// Mends the batches' index and leases after kills and races: a record with no index entry
+    /// (written by a version without the index, or a kill between record and entry) is
+    /// indexed; an entry whose record is gone is removed; and so is a lease on a batch whose
+    /// record is gone or collected (`lease_of` names a batch's lease). Entries and leases are
+    /// listed before the records, so that one seen without its record is one whose record was
+    /// removed, not one about to be written. Returns the records.
+    pub async fn tidy_batches(
+        &self,
+        lease_of: impl Fn(&str) -> String,
+    ) -> Result<Vec<BatchRecord>, StateError> {
+        let mut entries = Vec::new();
+        for owner in self.children("index/batches/").await? {
+            let folder = format!("index/batches/{owner}");
+            for id in self.indexed(&folder).await? {
+                entries.push((format!("{folder}{id}"), id));
+            }
+        }
+        let leases = self.children("leases/").await?;
+        let records = self.batches().await?;
+        let by_id: std::collections::HashMap<&str, &BatchRecord> =
+            records.iter().map(|b| (b.id.as_str(), b)).collect();
+        let mut indexed = std::collections::HashSet::new();
+        for (entry, id) in &entries {
+            if by_id.contains_key(id.as_str()) {
+                indexed.insert(entry.clone());
+            } else {
+                self.delete(entry).await?;
+            }
+        }
+        for b in &records {
+            let entry = format!("{}{}", index_folder("batches", &b.owner), b.id);
+            if !indexed.contains(&entry) {
+                self.put_marker(&entry).await?;
+            }
+        }
+        let live: std::collections::HashSet<String> = records
+            .iter()
+            .filter(|b| !b.collected)
+            .map(|b| format!("{}.json", lease_of(&b.id)))
+            .collect();
+        for name in leases {
+            if name.starts_with(&lease_of("")) && !live.contains(&name) {
+                self.delete(&format!("leases/{name}")).await?;
+            }
+        }
+        Ok(records)
     }
 
     /// Every batch record (one object per batch: no folder's objects are listed).
@@ -933,5 +984,72 @@ mod tests {
             ids(s.files_of("alice").await.unwrap()),
             ["file-a1", "file-old"]
         );
+    }
+
+    fn batch(id: &str, owner: &str, collected: bool) -> BatchRecord {
+        BatchRecord {
+            id: id.into(),
+            input_file_id: "file-x".into(),
+            owner: owner.into(),
+            endpoint: "/v1/chat/completions".into(),
+            completion_window: "24h".into(),
+            metadata: None,
+            created_at: 1,
+            failure: None,
+            cancel_requested_at: None,
+            output_expires_after: None,
+            outputs_expired: false,
+            collected,
+        }
+    }
+
+    #[tokio::test]
+    async fn tidying_indexes_batches_and_removes_what_names_a_gone_or_finished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = staging(&dir).await;
+        let lease = |id: &str| format!("batch-{id}");
+        let ttl = std::time::Duration::from_secs(60);
+        s.create_batch(&batch("batch_run", "alice", false))
+            .await
+            .unwrap();
+        s.create_batch(&batch("batch_done", "alice", true))
+            .await
+            .unwrap();
+        // Written by a version without the index.
+        let old = batch("batch_old", "alice", false);
+        s.create_json(&batch_record_path(&old.id), &old)
+            .await
+            .unwrap();
+        // Removed, its entry and lease left by a kill; a lease on a collected batch.
+        s.put_marker(&format!("{}batch_gone", index_folder("batches", "alice")))
+            .await
+            .unwrap();
+        for id in ["batch_run", "batch_done", "batch_gone"] {
+            assert!(s.take_lease(&lease(id), "a", ttl).await.unwrap());
+        }
+        assert!(s.take_lease("sweep", "a", ttl).await.unwrap());
+        let ids = |v: Vec<BatchRecord>| {
+            let mut ids: Vec<String> = v.into_iter().map(|b| b.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            ids(s.batches_of("alice").await.unwrap()),
+            ["batch_done", "batch_run"]
+        );
+        let records = s.tidy_batches(lease).await.unwrap();
+        assert_eq!(ids(records), ["batch_done", "batch_old", "batch_run"]);
+        assert_eq!(
+            ids(s.batches_of("alice").await.unwrap()),
+            ["batch_done", "batch_old", "batch_run"]
+        );
+        assert!(!dir
+            .path()
+            .join(index_folder("batches", "alice"))
+            .join("batch_gone")
+            .exists());
+        let mut leases = s.children("leases/").await.unwrap();
+        leases.sort();
+        assert_eq!(leases, ["batch-batch_run.json", "sweep.json"]);
     }
 }

@@ -63,8 +63,8 @@ pub(crate) async fn advance_forever(server: Arc<Server>, stop: CancellationToken
                 {
                     tracing::warn!("removing uploads cut off: {e}");
                 }
-                if let Err(e) = super::expiry::remove_unmade_batches(&server).await {
-                    tracing::warn!("removing batches whose making was cut off: {e}");
+                if let Err(e) = super::expiry::tidy_batches(&server).await {
+                    tracing::warn!("mending the batches' index and leases: {e}");
                 }
             };
             if let Err(e) = leased(&server, "sweep", sweep).await {
@@ -118,8 +118,9 @@ pub(crate) async fn advance_all(server: &Server) -> Result<(), StateError> {
         // One batch in trouble (Bedrock or S3 refusing it) must not hold up the others.
         let lease = batch_lease(&b.id);
         match leased(server, &lease, advance(server, &b)).await {
-            Ok(Some(Ok(Progress::Collected))) => {
-                // Over for good: a server that looks at the batch again finds it collected.
+            Ok(Some(Ok(Progress::Collected | Progress::Gone))) => {
+                // Over for good: a server that looks at the batch again finds it collected
+                // or gone.
                 if let Err(e) = server.staging.remove_lease(&lease).await {
                     tracing::warn!(batch = b.id, "{e}");
                 }
@@ -144,6 +145,8 @@ enum Progress {
     Running,
     /// Its results are collected (by this step or an earlier one): nothing more to do.
     Collected,
+    /// Its record is gone (a batch whose making was taken back).
+    Gone,
 }
 
 async fn advance(server: &Server, listed: &BatchRecord) -> Result<Progress, AdvanceError> {
@@ -152,14 +155,17 @@ async fn advance(server: &Server, listed: &BatchRecord) -> Result<Progress, Adva
     // batch its file names is moved along: a record whose making did not finish (its file went
     // to another server's batch, or its submission was taken back) runs nothing.
     let Some(b) = server.staging.batch(&listed.id).await? else {
-        return Ok(Progress::Running);
+        return Ok(Progress::Gone);
     };
+    if b.collected {
+        return Ok(Progress::Collected);
+    }
     let attached = server
         .staging
         .file_record(&b.input_file_id)
         .await?
         .is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()));
-    if !attached || b.failure.is_some() || b.collected {
+    if !attached || b.failure.is_some() {
         return Ok(Progress::Running);
     }
     let b = &b;

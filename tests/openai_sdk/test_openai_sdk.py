@@ -6,9 +6,10 @@ Usage: test_openai_sdk.py BEDROCK_BATCH_BINARY EMULATOR_BINARY
 Starts the emulator example (an S3 server and the Bedrock batch emulator on 127.0.0.1) and the
 server, then runs what a user of the SDK does: upload, create, poll, download; list with paging;
 cancel; a file with bad lines; wrong key, someone else's batch, a model the key may not use; a
-server restart in the middle of a batch; a Responses batch, parsed with the SDK's own Response
-model, with its estimated cost; the models a key may use; an upload downloaded as sent; a file
-that expires and disappears. Prints "N passed, M failed".
+server restart in the middle of a batch; three replicas on one prefix, requests spread across
+them, one killed mid-batch; a Responses batch, parsed with the SDK's own Response model, with
+its estimated cost; the models a key may use; an upload downloaded as sent; a file that expires
+and disappears. Prints "N passed, M failed".
 """
 
 import hashlib
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 
 import openai
 from openai import OpenAI
@@ -105,6 +107,55 @@ models = ["other"]
 
     def client(self, key):
         return OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=60)
+
+
+class Replicas:
+    """More servers, sharing one staging prefix of their own, as replicas behind a balancer."""
+
+    def __init__(self, s, workdir, n):
+        with open(s.config) as f:
+            text = f.read().replace('staging = "s3://demo/serve/"', 'staging = "s3://demo/replicas/"')
+        config = os.path.join(workdir, "replicas.toml")
+        with open(config, "w") as f:
+            f.write(text)
+        self.procs, self.urls = [], []
+        for _ in range(n):
+            proc = subprocess.Popen(
+                [s.binary, "--endpoint-url", s.s3, "--bedrock-endpoint-url", s.bedrock,
+                 "serve", "--config", config, "--listen", "127.0.0.1:0"],
+                stdout=subprocess.PIPE, text=True, env=ENV)
+            self.procs.append(proc)
+            self.urls.append(read_line(proc, "listening on ") + "/v1")
+
+    def client(self, i, key):
+        return OpenAI(base_url=self.urls[i], api_key=key, max_retries=0, timeout=60)
+
+    def kill(self, i):
+        """SIGKILL: no shutdown, no lease given back."""
+        self.procs[i].kill()
+        self.procs[i].wait()
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def bedrock_jobs(s, fragment):
+    """The emulator's jobs whose input is under a key containing `fragment`."""
+    jobs, token = [], None
+    while True:
+        url = s.bedrock + "/model-invocation-jobs?maxResults=1000" + (f"&nextToken={token}" if token else "")
+        # The emulator wants a request signed for bedrock; it does not check the signature.
+        auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=0"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": auth})) as r:
+            page = json.load(r)
+        jobs += [j for j in page["invocationJobSummaries"]
+                 if fragment in j["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]]
+        token = page.get("nextToken")
+        if not token:
+            return jobs
 
 
 def requests_file(workdir, name, n, extra=b""):
@@ -314,6 +365,37 @@ def test_restart(s, workdir):
     every_id_once(c, done, 600)
 
 
+def test_replicas(s, workdir):
+    """Three servers on one prefix, the SDK's requests spread across them, one killed
+    (SIGKILL) while the batches run: each batch ends once, through the others, as one Bedrock job,
+    with every custom_id once."""
+    r = Replicas(s, workdir, 3)
+    try:
+        clients = [r.client(i, ALICE) for i in range(3)]
+        files = []
+        for k in range(6):
+            with open(requests_file(workdir, f"replica{k}.jsonl", 600), "rb") as f:
+                files.append(clients[k % 3].files.create(file=f, purpose="batch").id)
+            assert clients[(k + 2) % 3].files.retrieve(files[-1]).id == files[-1]
+        made = [clients[(k + 1) % 3].batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h").id
+            for k, file_id in enumerate(files)]
+        assert any(clients[0].batches.retrieve(b).status in ("validating", "in_progress") for b in made)
+        r.kill(0)
+        for c in clients[1:]:
+            assert sorted(b.id for b in c.batches.list(limit=100)) == sorted(made)
+        for k, batch_id in enumerate(made):
+            c = clients[1 + k % 2]
+            done = wait(c, batch_id)
+            assert done.status == "completed", done.status
+            assert done.request_counts.total == 600, done.request_counts
+            every_id_once(c, done, 600)
+        jobs = bedrock_jobs(s, "/replicas/")
+        assert len(jobs) == len(made), [j["jobName"] for j in jobs]
+    finally:
+        r.close()
+
+
 def main():
     binary, emulator = sys.argv[1], sys.argv[2]
     passed = failed = 0
@@ -322,7 +404,7 @@ def main():
         try:
             for test in (test_round_trip, test_responses_models_and_original,
                          test_expired_file_disappears, test_list_paging, test_cancel, test_bad_lines,
-                         test_access, test_restart):
+                         test_access, test_restart, test_replicas):
                 try:
                     test(s, workdir)
                     passed += 1

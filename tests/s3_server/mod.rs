@@ -30,9 +30,9 @@ pub struct Faults {
     pub upload_parts: AtomicU32,
     /// Delay every UploadPart by this many milliseconds (a slow network).
     pub part_delay_ms: AtomicU64,
-    /// Delay every PutObject of a key ending so, by this many milliseconds (a writer that
-    /// stalls just there).
-    pub put_delay: std::sync::Mutex<Option<(String, u64)>>,
+    /// Delay every request of this method (`GET`, `PUT` …) for a key ending so, by this many
+    /// milliseconds (a server that stalls just there).
+    pub delay: std::sync::Mutex<Option<(http::Method, String, u64)>>,
     /// Ranged GETs seen.
     pub gets: AtomicU64,
     /// Refuse everything (the server "goes away").
@@ -324,18 +324,14 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             }
             cut = take(&f.get_cut);
         }
-        let put_delay = match &*f.put_delay.lock().unwrap() {
-            Some((suffix, ms))
-                if req.method() == http::Method::PUT && key.ends_with(suffix.as_str()) =>
-            {
-                *ms
-            }
+        let delay = match &*f.delay.lock().unwrap() {
+            Some((m, suffix, ms)) if req.method() == m && key.ends_with(suffix.as_str()) => *ms,
             _ => 0,
         };
         let delay = if upload_part {
             f.part_delay_ms.load(Ordering::SeqCst)
         } else {
-            put_delay
+            delay
         };
         let fut = hyper::service::Service::call(&self.inner, req);
         Box::pin(async move {
