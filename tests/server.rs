@@ -1385,3 +1385,46 @@ fn a_file_deleted_while_another_server_makes_its_batch_is_not_found() {
         e.rt.block_on(done).unwrap();
     }
 }
+
+/// A batch record whose making a kill cut off, beside the batch a retry then made of the same
+/// file: it is no batch — not listed, not found, and a cancel of it does not reach the real
+/// batch through the folder they share.
+#[test]
+fn a_record_left_by_a_cut_off_create_is_no_batch() {
+    let e = Env::new("leftover");
+    e.emu.knobs.records_per_tick.store(20, Ordering::SeqCst);
+    let (_, f) = e.upload(ALICE, &common::sample(150));
+    let file_id = f["id"].as_str().unwrap();
+    let leftover = "batch_0123456789abcdef0badc0de";
+    let record = json!({"id": leftover, "input_file_id": file_id, "owner": "alice",
+        "endpoint": "/v1/chat/completions", "completion_window": "24h",
+        "created_at": common::now_secs()});
+    e.s3_put(
+        &format!("serve/batches/{leftover}.json"),
+        serde_json::to_vec(&record).unwrap(),
+    );
+    e.s3_put(
+        &format!("serve/index/batches/616c696365/{leftover}"),
+        Vec::new(),
+    );
+    let (status, real) = e.create_batch(ALICE, file_id);
+    assert_eq!(status, 200, "{real}");
+    let real = real["id"].as_str().unwrap().to_owned();
+    for (method, path) in [
+        ("GET", format!("/v1/batches/{leftover}")),
+        ("POST", format!("/v1/batches/{leftover}/cancel")),
+    ] {
+        let (status, body) = e.json(method, &path, ALICE, None);
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+    let (_, list) = e.json("GET", "/v1/batches", ALICE, None);
+    let listed: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [real.as_str()]);
+    let done = e.wait(ALICE, &real);
+    assert_eq!(done["status"], "completed", "{done}");
+}

@@ -30,10 +30,12 @@ impl Caller {
         }
     }
 
-    /// The batch record `id`, when the caller owns it (404 otherwise).
+    /// The batch record `id`, when the caller owns it and it was [made] (404 otherwise).
+    ///
+    /// [made]: super::state::Staging::made
     pub async fn batch(&self, server: &Server, id: &str) -> Result<BatchRecord, ApiError> {
         match server.staging.batch(id).await? {
-            Some(b) if b.owner == self.name() => Ok(b),
+            Some(b) if b.owner == self.name() && server.staging.made(&b).await? => Ok(b),
             _ => Err(ApiError::not_found("batch", id)),
         }
     }

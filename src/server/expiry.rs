@@ -232,12 +232,7 @@ pub(crate) async fn tidy_batches(server: &Server) -> Result<(), StateError> {
             continue;
         }
         let _held = server.lock(&b.input_file_id).lock_owned().await;
-        let attached = server
-            .staging
-            .file_record(&b.input_file_id)
-            .await?
-            .is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()));
-        if !attached {
+        if !server.staging.made(&b).await? {
             server
                 .staging
                 .remove_batch(&b, &super::worker::batch_lease(&b.id))

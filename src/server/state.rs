@@ -151,6 +151,11 @@ impl BatchRecord {
     }
 }
 
+/// Whether file `f` names batch `b` as its batch.
+fn names(f: Option<&FileRecord>, b: &BatchRecord) -> bool {
+    f.is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()))
+}
+
 /// Every upload in the staging prefix, as [`Staging::census`] finds it.
 #[derive(Debug, Default)]
 pub(crate) struct Census {
@@ -563,14 +568,38 @@ impl Staging {
         self.read_all(paths).await
     }
 
-    /// `owner`'s batch records, found through the index.
+    /// `owner`'s batches, found through the index: the records of batches that were
+    /// [made](Staging::made).
     pub async fn batches_of(&self, owner: &str) -> Result<Vec<BatchRecord>, StateError> {
         let ids = self.indexed(&index_folder("batches", owner)).await?;
         let mut all: Vec<BatchRecord> = self
             .read_all(ids.iter().map(|id| batch_record_path(id)).collect())
             .await?;
         all.retain(|b| b.owner == owner);
-        Ok(all)
+        // Their files' records, to leave out records whose making did not finish.
+        let files = self
+            .read_many(
+                all.iter()
+                    .map(|b| file_record_path(&b.input_file_id))
+                    .collect(),
+            )
+            .await?;
+        let mut made = Vec::with_capacity(all.len());
+        for (b, raw) in all.into_iter().zip(files) {
+            let file: Option<FileRecord> = raw.and_then(|raw| serde_json::from_slice(&raw).ok());
+            if names(file.as_ref(), &b) {
+                made.push(b);
+            }
+        }
+        Ok(made)
+    }
+
+    /// Whether batch `b` was made: its file names it. A record whose making did not finish —
+    /// cut off by a kill before its file was attached, or one that lost the race for its file —
+    /// is no batch: not listed, not found, not cancelled (it would reach the file's real batch
+    /// through the folder they share).
+    pub async fn made(&self, b: &BatchRecord) -> Result<bool, StateError> {
+        Ok(names(self.file_record(&b.input_file_id).await?.as_ref(), b))
     }
 
     /// `owner`'s [visible](FileRecord::visible) file records, found through the index.
@@ -989,7 +1018,7 @@ mod tests {
     fn batch(id: &str, owner: &str, collected: bool) -> BatchRecord {
         BatchRecord {
             id: id.into(),
-            input_file_id: "file-x".into(),
+            input_file_id: format!("file-of-{id}"),
             owner: owner.into(),
             endpoint: "/v1/chat/completions".into(),
             completion_window: "24h".into(),
@@ -1026,6 +1055,12 @@ mod tests {
             .unwrap();
         for id in ["batch_run", "batch_done", "batch_gone"] {
             assert!(s.take_lease(&lease(id), "a", ttl).await.unwrap());
+        }
+        // Each made: its file names it.
+        for id in ["batch_run", "batch_done", "batch_old"] {
+            let mut f = file(&format!("file-of-{id}"), "alice");
+            f.batch = Some(id.to_owned());
+            s.create_file(&f).await.unwrap();
         }
         assert!(s.take_lease("sweep", "a", ttl).await.unwrap());
         let ids = |v: Vec<BatchRecord>| {

@@ -90,9 +90,15 @@ async fn leased<F: Future>(
         return Ok(None);
     }
     server.held(name);
+    let done = tokio::sync::Notify::new();
     let renew = async {
         loop {
-            tokio::time::sleep(ttl / 4).await;
+            tokio::select! {
+                _ = tokio::time::sleep(ttl / 4) => {}
+                _ = done.notified() => return,
+            }
+            // A renewal under way is let finish, never dropped half-way: a write cut off in
+            // the middle leaves some S3 implementations' object torn.
             match server.staging.take_lease(name, &server.holder, ttl).await {
                 Ok(true) => {}
                 // The work goes on: the folder's lock keeps it correct; this only says that
@@ -102,11 +108,14 @@ async fn leased<F: Future>(
             }
         }
     };
-    tokio::pin!(work);
-    tokio::select! {
-        out = &mut work => Ok(Some(out)),
-        never = renew => never,
-    }
+    let work = async {
+        let out = work.await;
+        // Stored if the renewal is writing: it ends once the write has.
+        done.notify_one();
+        out
+    };
+    let (out, ()) = tokio::join!(work, renew);
+    Ok(Some(out))
 }
 
 /// One round: every batch still running takes a step, each by the server holding its lease.
@@ -160,12 +169,7 @@ async fn advance(server: &Server, listed: &BatchRecord) -> Result<Progress, Adva
     if b.collected {
         return Ok(Progress::Collected);
     }
-    let attached = server
-        .staging
-        .file_record(&b.input_file_id)
-        .await?
-        .is_some_and(|f| f.batch.as_deref() == Some(b.id.as_str()));
-    if !attached || b.failure.is_some() {
+    if !server.staging.made(&b).await? || b.failure.is_some() {
         return Ok(Progress::Running);
     }
     let b = &b;

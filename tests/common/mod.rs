@@ -338,3 +338,11 @@ pub async fn check_compare_and_swap(dest: std::sync::Arc<dyn Destination>) {
     }
     assert_eq!(dest.read_small("r/n").await.unwrap().unwrap(), b"16");
 }
+
+/// Unix seconds now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
