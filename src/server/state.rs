@@ -323,12 +323,15 @@ impl Staging {
         else {
             return Ok(None);
         };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|source| StateError::Malformed {
-                uri: self.uri(rel),
-                source,
-            })
+        self.parse(rel, &raw).map(Some)
+    }
+
+    /// The record `raw` read at `rel`; a [`StateError::Malformed`] naming `rel` if it is not one.
+    fn parse<T: for<'de> Deserialize<'de>>(&self, rel: &str, raw: &[u8]) -> Result<T, StateError> {
+        serde_json::from_slice(raw).map_err(|source| StateError::Malformed {
+            uri: self.uri(rel),
+            source,
+        })
     }
 
     fn json<T: Serialize>(&self, rel: &str, value: &T) -> Result<Bytes, StateError> {
@@ -391,11 +394,7 @@ impl Staging {
             else {
                 return Ok(None);
             };
-            let mut record: T =
-                serde_json::from_slice(&read.bytes).map_err(|source| StateError::Malformed {
-                    uri: self.uri(rel),
-                    source,
-                })?;
+            let mut record: T = self.parse(rel, &read.bytes)?;
             if !change(&mut record)? {
                 return Ok(Some(record));
             }
@@ -631,16 +630,9 @@ impl Staging {
         for ((entry, id), raw) in entries.into_iter().zip(raw) {
             indexed.insert(id.clone());
             match raw {
-                Some(raw) => {
-                    census
-                        .records
-                        .push(serde_json::from_slice(&raw).map_err(|source| {
-                            StateError::Malformed {
-                                uri: self.uri(&file_record_path(&id)),
-                                source,
-                            }
-                        })?)
-                }
+                Some(raw) => census
+                    .records
+                    .push(self.parse(&file_record_path(&id), &raw)?),
                 None => census.without_record.push((id, Some(entry))),
             }
         }
@@ -660,11 +652,7 @@ impl Staging {
                 // Recorded by a version without the index (or its entry went astray): indexed
                 // now, so listings find it.
                 Some(raw) => {
-                    let f: FileRecord =
-                        serde_json::from_slice(&raw).map_err(|source| StateError::Malformed {
-                            uri: self.uri(&file_record_path(&id)),
-                            source,
-                        })?;
+                    let f: FileRecord = self.parse(&file_record_path(&id), &raw)?;
                     self.index_file(&f).await?;
                     census.records.push(f);
                 }
@@ -738,12 +726,7 @@ impl Staging {
         let mut out = Vec::with_capacity(raw.len());
         for (rel, bytes) in paths.iter().zip(raw) {
             if let Some(bytes) = bytes {
-                out.push(serde_json::from_slice(&bytes).map_err(|source| {
-                    StateError::Malformed {
-                        uri: self.uri(rel),
-                        source,
-                    }
-                })?);
+                out.push(self.parse(rel, &bytes)?);
             }
         }
         Ok(out)
