@@ -21,44 +21,85 @@ pub(crate) struct Fallback;
 
 pub(crate) type Scan<T> = Result<T, Fallback>;
 
-/// The index of the first byte that ends a run of plain string content: `"`, `\\`, or a control
-/// character (below 0x20).
+/// Where plain string content stops in the 64 bytes from `at`: bit `i` is set when
+/// `bytes[at + i]` is `"`, `\\` or a control character (below 0x20). Bytes past the end count as
+/// plain.
 ///
-/// Strings in requests are short runs between escapes, so this is a tight 16-byte SSE2 loop (part
-/// of every x86-64 CPU) rather than a general search with per-call setup.
+/// Python's `json.dumps` writes non-ASCII prose as runs of `\uXXXX` escapes, a stop every few
+/// bytes: one mask serves every stop in 64 bytes, where a search per stop would load and compare
+/// the same bytes again for each.
 #[inline]
-fn special(bytes: &[u8]) -> Option<usize> {
-    let mut i = 0;
+fn stops(bytes: &[u8], at: usize) -> u64 {
+    let rest = &bytes[at..];
+    match rest.first_chunk::<64>() {
+        Some(chunk) => stops_64(chunk),
+        None => {
+            let mut padded = [b' '; 64];
+            padded[..rest.len()].copy_from_slice(rest);
+            stops_64(&padded)
+        }
+    }
+}
+
+#[inline]
+fn stops_64(chunk: &[u8; 64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86-64 baseline, and every load reads 16 bytes at `i` with
-        // `i + 16 <= bytes.len()`.
+        // SAFETY: SSE2 is part of the x86-64 baseline, and the four 16-byte loads are within the
+        // 64-byte array.
         unsafe {
             let quote = _mm_set1_epi8(b'"' as i8);
             let backslash = _mm_set1_epi8(b'\\' as i8);
             let control_max = _mm_set1_epi8(0x1f);
-            while i + 16 <= bytes.len() {
-                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
+            let mut mask = 0u64;
+            for k in 0..4 {
+                let v = _mm_loadu_si128(chunk.as_ptr().add(16 * k).cast());
                 // b <= 0x1f (unsigned) exactly when max(b, 0x1f) == 0x1f.
                 let control = _mm_cmpeq_epi8(_mm_max_epu8(v, control_max), control_max);
                 let hits = _mm_or_si128(
                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
                     control,
                 );
-                let mask = _mm_movemask_epi8(hits);
-                if mask != 0 {
-                    return Some(i + mask.trailing_zeros() as usize);
-                }
-                i += 16;
+                mask |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k);
             }
+            mask
         }
     }
-    bytes[i..]
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|p| i + p)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'"' || b == b'\\' || b < 0x20)
+            .fold(0u64, |mask, (i, _)| mask | 1 << i)
+    }
 }
+
+/// The length of an escape after its backslash, by the byte that follows it: 1 for the
+/// one-letter escapes, 5 for `uXXXX`, 0 for what is no escape.
+static ESCAPE_LENGTH: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let ones = *b"\"\\/bfnrt";
+    let mut i = 0;
+    while i < ones.len() {
+        t[ones[i] as usize] = 1;
+        i += 1;
+    }
+    t[b'u' as usize] = 5;
+    t
+};
+
+/// 1 for the ASCII hex digits, 0 for every other byte.
+static HEX: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_hexdigit() as u8;
+        b += 1;
+    }
+    t
+};
 
 /// A position in one line of JSON text.
 pub(crate) struct Scanner<'a> {
@@ -133,24 +174,46 @@ impl<'a> Scanner<'a> {
     pub(crate) fn string(&mut self) -> Scan<Raw<'a>> {
         self.eat(b'"')?;
         let start = self.at - 1;
+        // The stops in the 64 bytes from `base`; those before `at` are behind us.
+        let mut base = self.at;
+        let mut mask = stops(self.bytes, base);
         loop {
-            let n = special(&self.bytes[self.at..]).ok_or(Fallback)?;
-            self.at += n + 1;
+            let passed = self.at - base;
+            let ahead = if passed < 64 { mask >> passed } else { 0 };
+            if ahead == 0 {
+                base = (base + 64).max(self.at);
+                if base >= self.bytes.len() {
+                    return Err(Fallback); // no closing quote
+                }
+                // Everything up to `base` is plain content.
+                self.at = base;
+                mask = stops(self.bytes, base);
+                continue;
+            }
+            self.at += ahead.trailing_zeros() as usize + 1;
             match self.bytes[self.at - 1] {
                 b'"' => return Ok(self.raw(start)),
                 b'\\' => {}
                 _ => return Err(Fallback), // a raw control character
             }
-            match self.bytes.get(self.at) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
-                Some(b'u') => {
+            // Table lookups rather than a match and per-digit tests: in escape-dense prose these
+            // branches are taken in no predictable order.
+            let escape = self.bytes.get(self.at).ok_or(Fallback)?;
+            match ESCAPE_LENGTH[usize::from(*escape)] {
+                0 => return Err(Fallback),
+                1 => self.at += 1,
+                _ => {
                     let hex = self.bytes.get(self.at + 1..self.at + 5).ok_or(Fallback)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    if HEX[usize::from(hex[0])]
+                        & HEX[usize::from(hex[1])]
+                        & HEX[usize::from(hex[2])]
+                        & HEX[usize::from(hex[3])]
+                        == 0
+                    {
                         return Err(Fallback);
                     }
                     self.at += 5;
                 }
-                _ => return Err(Fallback),
             }
         }
     }
@@ -495,8 +558,8 @@ mod tests {
     }
 
     #[test]
-    fn special_finds_the_first_stop_byte_at_any_offset() {
-        for len in 0..70 {
+    fn stops_mark_every_stop_byte_at_any_offset() {
+        for len in 0..140 {
             for at in 0..len {
                 for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
                     let mut v = vec![b'a'; len];
@@ -504,15 +567,69 @@ mod tests {
                     if at + 1 < len {
                         v[at + 1] = b'"';
                     }
-                    assert_eq!(special(&v), Some(at), "len {len} at {at} stop {stop}");
+                    for from in [0, at.saturating_sub(63), at] {
+                        let mask = stops(&v, from);
+                        let first = mask.trailing_zeros() as usize;
+                        if at - from < 64 {
+                            assert_eq!(first, at - from, "len {len} at {at} from {from}");
+                            let next = (mask >> first >> 1).trailing_zeros() as usize;
+                            if at + 1 < len && at + 1 - from < 64 {
+                                assert_eq!(next, 0, "the quote after it too");
+                            }
+                        }
+                    }
                 }
             }
-            assert_eq!(special(&vec![0x20; len]), None);
+            assert_eq!(stops(&vec![0x20; len], 0), 0);
             assert_eq!(
-                special(&vec![0xff; len]),
-                None,
+                stops(&vec![0xff; len], 0),
+                0,
                 "bytes above 0x7f are not controls"
             );
+        }
+    }
+
+    #[test]
+    fn escapes_are_what_serde_json_takes_byte_for_byte() {
+        let serde_takes = |text: &str| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        for c in (0x20u8..0x7f).map(char::from) {
+            let text = format!("\"a\\{c}00af\"");
+            assert_eq!(valid(&text), serde_takes(&text), "{text}");
+            for at in 0..4 {
+                let mut hex: Vec<char> = "00af".chars().collect();
+                hex[at] = c;
+                let hex: String = hex.into_iter().collect();
+                let text = format!("\"\\u{hex}\"");
+                assert_eq!(valid(&text), serde_takes(&text), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_are_read_across_mask_boundaries_whatever_their_escapes() {
+        // Every escape, at every offset around the 64-byte masks, and strings ending at each.
+        let pieces = [r"\u00e9", r"\ud83d\ude00", r#"\""#, r"\\", r"\n", "a", "é"];
+        for lead in 0..70 {
+            for piece in pieces {
+                for count in [1, 2, 11] {
+                    let body = format!("{}{}", "x".repeat(lead), piece.repeat(count));
+                    let text = format!("\"{body}\" ");
+                    let mut s = Scanner::new(&text);
+                    assert_eq!(
+                        s.string().map(|r| r.get().len()),
+                        Ok(body.len() + 2),
+                        "{text}"
+                    );
+                    let open = format!("\"{body}");
+                    assert_eq!(
+                        Scanner::new(&open).string().map(drop),
+                        Err(Fallback),
+                        "{open}"
+                    );
+                    let broken = format!("\"{body}\\x\"");
+                    assert!(Scanner::new(&broken).string().is_err(), "{broken}");
+                }
+            }
         }
     }
 }
