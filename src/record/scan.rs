@@ -76,6 +76,30 @@ fn stops_64(chunk: &[u8; 64]) -> u64 {
     }
 }
 
+/// How many of the 16 bytes, from the first, are ASCII digits.
+#[inline]
+fn digit_run(chunk: &[u8; 16]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads exactly the 16 bytes.
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            // Signed compares: bytes from 0x80 up are negative, so never between '0' and '9'.
+            let digits = _mm_and_si128(
+                _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
+            );
+            let others = !(_mm_movemask_epi8(digits) as u32) & 0xffff;
+            others.trailing_zeros().min(16) as usize
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        chunk.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+}
+
 /// The length of an escape after its backslash, by the byte that follows it: 1 for the
 /// one-letter escapes, 5 for `uXXXX`, 0 for what is no escape.
 static ESCAPE_LENGTH: [u8; 256] = {
@@ -220,6 +244,14 @@ impl<'a> Scanner<'a> {
 
     fn digits(&mut self) -> usize {
         let start = self.at;
+        // Embeddings are arrays of thousands of ten-digit fractions: sixteen bytes at a time.
+        while let Some(chunk) = self.bytes[self.at..].first_chunk::<16>() {
+            let run = digit_run(chunk);
+            self.at += run;
+            if run < 16 {
+                return self.at - start;
+            }
+        }
         while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
             self.at += 1;
         }
@@ -586,6 +618,29 @@ mod tests {
                 0,
                 "bytes above 0x7f are not controls"
             );
+        }
+    }
+
+    #[test]
+    fn digit_runs_end_at_the_first_other_byte() {
+        for len in 0..=16 {
+            for other in [b'/', b':', b'.', b'e', b'-', 0x00, 0x80, 0xb0, 0xff] {
+                let mut chunk = [b'7'; 16];
+                if len < 16 {
+                    chunk[len] = other;
+                }
+                assert_eq!(digit_run(&chunk), len, "{len} then {other:#x}");
+            }
+        }
+        for (text, ok) in [
+            ("-0.01234567890123456789012345", true),
+            ("12345678901234567890123456789e+12345678901234567", true),
+            ("0.12345678901234567890x", false),
+            ("01234567890123456789", false),
+            ("1.e5", false),
+            ("1.5e", false),
+        ] {
+            assert_eq!(valid(text), ok, "{text}");
         }
     }
 
