@@ -15,7 +15,8 @@
 //! the same directory) and prints, per family and direction, the median GB/s (input bytes /
 //! wall time; 1 GB = 10^9 bytes) with the slowest and fastest run, and the median peak RSS.
 //! One warm-up run per file comes first and is not counted (the first read after writing a
-//! file is often slower; the table is about the converter, not the page cache).
+//! file is often slower; the table is about the converter, not the page cache). The previous
+//! run's output is removed before each run, untimed: every run writes new files.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -419,9 +420,17 @@ fn main() -> std::io::Result<()> {
             ("from-bedrock", &outputs, &from),
         ] {
             let bytes = std::fs::metadata(input)?.len() as f64;
+            // Each run writes new files, as a batch's conversion does: renaming over the last
+            // run's output would add the freeing of its pages to the run's time.
+            let clear = || {
+                let _ = std::fs::remove_file(&converted);
+                let _ = std::fs::remove_file(dir.join("errors.jsonl"));
+            };
+            clear();
             time(&bin, args);
             let (mut speeds, mut rss) = (Vec::new(), Vec::new());
             for _ in 0..runs {
+                clear();
                 let (wall, peak) = time(&bin, args);
                 speeds.push(bytes / wall / 1e9);
                 rss.push(peak);

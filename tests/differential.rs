@@ -200,6 +200,60 @@ fn request_line(rng: &mut Rng, i: u64) -> (String, String, bool) {
     (line, id_value, benign)
 }
 
+/// One generated embeddings line: (line, the custom_id's value, the input's literal, whether it
+/// must convert). Its oddities are the chat line's: escaped keys, deep nesting (in `user`, which
+/// the converter skips), duplicate members, whitespace.
+fn embedding_line(rng: &mut Rng, i: u64) -> (String, String, String, bool) {
+    let mut benign = true;
+    let (id_literal, id_value) = match rng.next() % 4 {
+        0 => (format!("\"r\\u00e9q-{i}\""), format!("réq-{i}")),
+        1 => {
+            benign = false;
+            (format!("\"req-\\ud800-{i}\""), String::new())
+        }
+        _ => (format!("\"req-{i}\""), format!("req-{i}")),
+    };
+    let text = rng.pick(&[
+        "\"Hello \\\"world\\\"\\n\"",
+        "\"caf\\u00e9 \\ud83d\\ude00\"",
+        "\"tab\\there\"",
+    ]);
+    let input = if rng.chance(3) {
+        format!("[{text}]")
+    } else {
+        text.to_owned()
+    };
+    let depth = [0, 3, 130, 3000][(rng.next() % 4) as usize];
+    let escape_keys = rng.chance(2);
+    let spaces = rng.chance(3);
+    let dup = rng.chance(6);
+    benign &= !dup;
+    let mut w = Writer {
+        rng,
+        escape_keys,
+        spaces,
+    };
+    let mut body = vec![
+        ("input", input),
+        ("model", "\"titan\"".to_owned()),
+        ("dimensions", "512".to_owned()),
+    ];
+    if depth > 0 {
+        body.push(("user", deep(depth)));
+    }
+    if dup {
+        body.push(("input", "\"another\"".to_owned()));
+    }
+    let body = w.object(&body);
+    let line = w.object(&[
+        ("custom_id", id_literal),
+        ("method", "\"POST\"".into()),
+        ("url", "\"/v1/embeddings\"".into()),
+        ("body", body),
+    ]);
+    (line, id_value, text.to_owned(), benign)
+}
+
 /// Applies random byte edits (which may or may not leave valid JSON).
 fn mutate(line: &str, edits: &[(usize, u8, u8)]) -> Vec<u8> {
     const NOISE: &[u8] = b"{}[]\",:\\ 0-.eE\x01\x7fu\xc3";
@@ -217,6 +271,41 @@ fn mutate(line: &str, edits: &[(usize, u8, u8)]) -> Vec<u8> {
         }
     }
     bytes
+}
+
+/// Holds a request line's fate to what a conforming parser says of it: not JSON, a syntax
+/// reject; JSON (an object), never one, and a line that `must_convert` converts. Whether it
+/// converted, for the caller to check the record.
+fn agrees_on_syntax(
+    bytes: &[u8],
+    result: &Result<bedrock_batch::record::Converted<'_>, bedrock_batch::record::Rejected<'_>>,
+    must_convert: bool,
+) -> Result<bool, TestCaseError> {
+    let json = is_json(bytes);
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let line = String::from_utf8_lossy(bytes);
+    match (json, result) {
+        (false, Ok(_)) => prop_assert!(false, "not JSON, yet converted: {line}"),
+        (false, Err(r)) => prop_assert!(
+            is_syntax(r.reject.code),
+            "{:?} for invalid JSON: {line}",
+            r.reject
+        ),
+        (true, Err(r)) => {
+            prop_assert!(
+                !(is_syntax(r.reject.code) && object),
+                "valid JSON refused as {:?}: {line}",
+                r.reject
+            );
+            prop_assert!(
+                !must_convert,
+                "a mere spelling refused: {:?}: {line}",
+                r.reject
+            );
+        }
+        (true, Ok(_)) => return Ok(true),
+    }
+    Ok(false)
 }
 
 fn is_syntax(code: RejectCode) -> bool {
@@ -334,18 +423,9 @@ proptest! {
         let mut rng = Rng(seed | 1);
         let (line, id, benign) = request_line(&mut rng, seed % 1000);
         let bytes = mutate(&line, &edits);
-        let json = is_json(&bytes);
-        let object = bytes.first() == Some(&b'{') || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         let mut out = Vec::new();
         let result = convert_line(&bytes, 1, &LineOptions::new(Family::Anthropic), &mut out);
-        match (json, &result) {
-            (false, Ok(_)) => prop_assert!(false, "not JSON, yet converted: {}", String::from_utf8_lossy(&bytes)),
-            (false, Err(r)) => prop_assert!(is_syntax(r.reject.code), "{:?} for invalid JSON: {}", r.reject, String::from_utf8_lossy(&bytes)),
-            (true, Err(r)) => {
-                prop_assert!(!(is_syntax(r.reject.code) && object), "valid JSON refused as {:?}: {}", r.reject, String::from_utf8_lossy(&bytes));
-                prop_assert!(!(benign && edits.is_empty()), "a mere spelling refused: {:?}: {line}", r.reject);
-            }
-            (true, Ok(_)) => {
+        if agrees_on_syntax(&bytes, &result, benign && edits.is_empty())? {
                 prop_assert!(is_json(&out), "the record is JSON");
                 if edits.is_empty() && benign {
                     let record = oracle(&out).expect("a record of Unicode text");
@@ -358,7 +438,29 @@ proptest! {
                     forget_deep(want);
                     forget_deep(record);
                 }
-            }
+        }
+    }
+
+    #[test]
+    fn embedding_requests_agree_with_a_conforming_parser(
+        seed in any::<u64>(),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..3),
+    ) {
+        let mut rng = Rng(seed | 1);
+        let (line, id, text, benign) = embedding_line(&mut rng, seed % 1000);
+        let bytes = mutate(&line, &edits);
+        let mut out = Vec::new();
+        let result = convert_line(&bytes, 1, &LineOptions::new(Family::TitanEmbed), &mut out);
+        if agrees_on_syntax(&bytes, &result, benign && edits.is_empty())? {
+                prop_assert!(is_json(&out), "the record is JSON");
+                if edits.is_empty() {
+                    prop_assert!(benign, "a duplicate member or a lone surrogate id taken: {line}");
+                    let record = oracle(&out).expect("a record of Unicode text");
+                    prop_assert_eq!(record["recordId"].as_str(), Some(id.as_str()));
+                    let want: Value = serde_json::from_str(&text).unwrap();
+                    prop_assert_eq!(&record["modelInput"]["inputText"], &want);
+                    forget_deep(record);
+                }
         }
     }
 

@@ -453,8 +453,8 @@ fn record_head(custom_id: Raw<'_>, line_no: u64, opts: &LineOptions, out: &mut V
     out.extend_from_slice(b",\"modelInput\":");
 }
 
-/// [`convert_line_noted`] for an `/v1/embeddings` line (read the careful way: embedding lines
-/// are small).
+/// [`convert_line_noted`] for an `/v1/embeddings` line: read in one pass by the scanner, or, for
+/// what it gives up on, by serde in two steps, for a precise message with the custom_id.
 fn convert_embedding_line<'a>(
     text: &'a str,
     line_no: u64,
@@ -463,7 +463,10 @@ fn convert_embedding_line<'a>(
     out: &mut Vec<u8>,
     accepts: &[Endpoint],
 ) -> Result<Converted<'a>, Rejected<'a>> {
-    let line = BatchLine::parse(text)?;
+    let (line, members) = match openai::members_line(text) {
+        Ok(scanned) => scanned,
+        Err(_) => (BatchLine::parse(text)?, None),
+    };
     let envelope = line
         .check(accepts, opts.family.endpoints())
         .map_err(|reject| with_id(reject, line.custom_id))?;
@@ -474,7 +477,10 @@ fn convert_embedding_line<'a>(
         notes,
         out,
         |o, n, out| {
-            let request = titan::EmbeddingRequest::parse(envelope.body)?;
+            let request = match members {
+                Some(members) => titan::EmbeddingRequest::from_members(members)?,
+                None => titan::EmbeddingRequest::parse(envelope.body)?,
+            };
             opts.family.write_embedding_input(&request, o, n, out)?;
             Ok((request.model, Endpoint::Embeddings))
         },

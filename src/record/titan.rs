@@ -43,7 +43,11 @@ impl<'a> EmbeddingRequest<'a> {
     /// Parses a body object; a member written twice (in any spelling) is refused, as on the
     /// chat path.
     pub fn parse(body: Raw<'a>) -> Result<Self, Reject> {
-        let Members(members) = Members::of(body, "body")?;
+        Self::from_members(Members::of(body, "body")?)
+    }
+
+    /// The request with these body members.
+    pub(crate) fn from_members(Members(members): Members<'a>) -> Result<Self, Reject> {
         let (mut input, mut model, mut dimensions, mut encoding_format) = (None, None, None, None);
         let mut other = Vec::new();
         for (key, value) in members {

@@ -2,7 +2,8 @@
 //! the request and its messages into the same types serde fills, and gives up ([`Fallback`]) on
 //! anything serde would read differently (a duplicate member, an unexpected shape).
 
-use super::{ChatLine, ChatRequest, Message, ToolCall};
+use super::members::Members;
+use super::{BatchLine, ChatLine, ChatRequest, Message, ToolCall};
 use crate::record::json;
 use crate::record::scan::{non_null, Fallback, Scan, Scanner};
 
@@ -41,6 +42,51 @@ pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
         url,
         body,
     })
+}
+
+/// Scans a whole batch line whose body is read member by member (an embeddings line): the
+/// envelope as [`BatchLine::parse`] reads it and, when the body is an object, its members as
+/// [`Members::of`] reads them.
+pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_>>)> {
+    let mut s = Scanner::new(text);
+    let (mut custom_id, mut method, mut url, mut body) = (None, None, None, None);
+    let mut members = None;
+    let mut seen = [false; 4];
+    s.object(|s, key| {
+        let (slot, i) = match &*key {
+            "custom_id" => (&mut custom_id, 0),
+            "method" => (&mut method, 1),
+            "url" => (&mut url, 2),
+            "body" => (&mut body, 3),
+            _ => return s.value().map(drop),
+        };
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(Fallback);
+        }
+        if i == 3 && s.peek_is(b'{') {
+            let mut list: Vec<(std::borrow::Cow<'_, str>, _)> = Vec::new();
+            let raw = s.object(|s, key| {
+                if list.iter().any(|(k, _)| *k == key) {
+                    return Err(Fallback);
+                }
+                list.push((key, s.value()?));
+                Ok(())
+            })?;
+            *slot = Some(raw);
+            members = Some(Members(list));
+            return Ok(());
+        }
+        *slot = non_null(s.value()?);
+        Ok(())
+    })?;
+    s.end()?;
+    let line = BatchLine {
+        custom_id,
+        method,
+        url,
+        body,
+    };
+    Ok((line, members))
 }
 
 fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
