@@ -65,12 +65,31 @@ impl<'a> BatchLine<'a> {
             ));
         }
         json::from_str(line).map_err(|e| {
-            let code = if e.is_data() {
-                RejectCode::InvalidRequest
-            } else {
-                RejectCode::InvalidJson
-            };
-            Reject::new(code, format!("invalid JSON: {}", column_only(&e)))
+            if e.is_data() {
+                return Reject::new(
+                    RejectCode::InvalidRequest,
+                    format!("invalid JSON: {}", column_only(&e)),
+                );
+            }
+            // serde_json refuses, as a syntax error, a name or text it must hold as a string when
+            // a `\u` escape in it is half a surrogate pair, which JSON's grammar allows: such a
+            // line is JSON, and is refused for what it asks, not as invalid JSON.
+            if is_json(line) {
+                let why = if names_a_surrogate(line) {
+                    "a name or text that must be read holds half a surrogate pair (a \\u escape in \
+                     D800–DFFF without its other half)"
+                } else {
+                    "valid JSON that cannot be read"
+                };
+                return Reject::new(
+                    RejectCode::InvalidRequest,
+                    format!("{why}: {}", column_only(&e)),
+                );
+            }
+            Reject::new(
+                RejectCode::InvalidJson,
+                format!("invalid JSON: {}", column_only(&e)),
+            )
         })
     }
 
@@ -199,6 +218,23 @@ pub fn check_envelope<'a>(
 
 /// serde_json's message with "at line 1 column N" shortened to "at column N": a batch line is
 /// one line, and the file line number is reported beside the message anyway.
+/// Whether `text` has a `\u` escape in D800–DFFF (for a message: an escaped backslash followed
+/// by such letters counts too).
+fn names_a_surrogate(text: &str) -> bool {
+    text.as_bytes().windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && w[2].eq_ignore_ascii_case(&b'd')
+            && matches!(w[3].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
+    })
+}
+
+/// Whether `text` is one JSON value, by the grammar alone (the scanner, which takes any depth).
+fn is_json(text: &str) -> bool {
+    let mut s = crate::record::scan::Scanner::new(text);
+    s.value().and_then(|_| s.end()).is_ok()
+}
+
 fn column_only(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.rfind(" at line 1 column ") {
