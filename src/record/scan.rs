@@ -502,8 +502,14 @@ pub(crate) fn non_null(raw: Raw<'_>) -> Option<Raw<'_>> {
 /// Whether `text` is exactly one JSON string literal (any escapes, lone surrogates included: the
 /// grammar allows them).
 pub(crate) fn is_string_literal(text: &str) -> bool {
+    text.starts_with('"') && is_json(text)
+}
+
+/// Whether `text` is one JSON value, by the grammar alone (at any depth; a `\u` escape may be
+/// half a surrogate pair).
+pub(crate) fn is_json(text: &str) -> bool {
     let mut s = Scanner::new(text);
-    text.starts_with('"') && s.value().is_ok() && s.end().is_ok()
+    s.value().and_then(|_| s.end()).is_ok()
 }
 
 #[cfg(test)]
@@ -511,8 +517,7 @@ mod tests {
     use super::*;
 
     fn valid(text: &str) -> bool {
-        let mut s = Scanner::new(text);
-        s.value().and_then(|_| s.end()).is_ok()
+        is_json(text)
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl<'a> BatchLine<'a> {
             // serde_json refuses, as a syntax error, a name or text it must hold as a string when
             // a `\u` escape in it is half a surrogate pair, which JSON's grammar allows: such a
             // line is JSON, and is refused for what it asks, not as invalid JSON.
-            if is_json(line) {
+            if crate::record::scan::is_json(line) {
                 let why = if names_a_surrogate(line) {
                     "a name or text that must be read holds half a surrogate pair (a \\u escape in \
                      D800–DFFF without its other half)"
@@ -227,12 +227,6 @@ fn names_a_surrogate(text: &str) -> bool {
             && w[2].eq_ignore_ascii_case(&b'd')
             && matches!(w[3].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
     })
-}
-
-/// Whether `text` is one JSON value, by the grammar alone (the scanner, which takes any depth).
-fn is_json(text: &str) -> bool {
-    let mut s = crate::record::scan::Scanner::new(text);
-    s.value().and_then(|_| s.end()).is_ok()
 }
 
 fn column_only(e: &serde_json::Error) -> String {
