@@ -177,7 +177,19 @@ fn request_line(rng: &mut Rng, i: u64) -> (String, String, bool) {
         escape_keys,
         spaces,
     };
-    let message = w.object(&[("role", "\"user\"".into()), ("content", text.into())]);
+    // The content as a string, or as an array of one text part (escaped keys, whitespace and
+    // all), now and then with a duplicate member.
+    let content = if w.rng.chance(3) {
+        let mut part = vec![("type", "\"text\"".to_owned()), ("text", text.to_owned())];
+        if w.rng.chance(8) {
+            part.push(("type", "\"text\"".to_owned()));
+            benign = false;
+        }
+        format!("[{}]", w.object(&part))
+    } else {
+        text.to_owned()
+    };
+    let message = w.object(&[("role", "\"user\"".into()), ("content", content)]);
     let mut body = vec![
         ("model", model.to_owned()),
         ("messages", format!("[{message}]")),
@@ -210,19 +222,22 @@ fn odd_name(rng: &mut Rng, line: String) -> String {
     }
 }
 
+/// A custom_id for line `i`: (its literal, its value), the value empty for a lone surrogate (which
+/// is refused: Bedrock cannot carry it).
+fn custom_id(rng: &mut Rng, i: u64) -> (String, String) {
+    match rng.next() % 4 {
+        0 => (format!("\"r\\u00e9q-{i}\""), format!("réq-{i}")),
+        1 => (format!("\"req-\\ud800-{i}\""), String::new()),
+        _ => (format!("\"req-{i}\""), format!("req-{i}")),
+    }
+}
+
 /// One generated embeddings line: (line, the custom_id's value, the input's literal, whether it
 /// must convert). Its oddities are the chat line's: escaped keys, deep nesting (in `user`, which
 /// the converter skips), duplicate members, whitespace.
 fn embedding_line(rng: &mut Rng, i: u64) -> (String, String, String, bool) {
-    let mut benign = true;
-    let (id_literal, id_value) = match rng.next() % 4 {
-        0 => (format!("\"r\\u00e9q-{i}\""), format!("réq-{i}")),
-        1 => {
-            benign = false;
-            (format!("\"req-\\ud800-{i}\""), String::new())
-        }
-        _ => (format!("\"req-{i}\""), format!("req-{i}")),
-    };
+    let (id_literal, id_value) = custom_id(rng, i);
+    let mut benign = !id_value.is_empty();
     let text = rng.pick(&[
         "\"Hello \\\"world\\\"\\n\"",
         "\"caf\\u00e9 \\ud83d\\ude00\"",
@@ -262,6 +277,106 @@ fn embedding_line(rng: &mut Rng, i: u64) -> (String, String, String, bool) {
         ("body", body),
     ]);
     (odd_name(rng, line), id_value, text.to_owned(), benign)
+}
+
+/// One generated `/v1/responses` or `/v1/completions` line, which the converter rewrites as a
+/// chat body: (line, whether it is a Responses line, the custom_id's value, the user text's
+/// literal, the instructions' literal, whether it must convert). The chat line's oddities, in the
+/// body's own members and in the input items: escaped keys, deep nesting where nothing is read,
+/// duplicate members (at either level), whitespace, numbers in other spellings.
+fn rewritten_line(rng: &mut Rng, i: u64) -> (String, bool, String, String, String, bool) {
+    let (id_literal, id_value) = custom_id(rng, i);
+    let benign = !id_value.is_empty();
+    let texts = [
+        "\"Hello \\\"world\\\"\\n\"",
+        "\"caf\\u00e9 \\ud83d\\ude00\"",
+        "\"tab\\there\"",
+    ];
+    let text = rng.pick(&texts).to_owned();
+    let instructions = rng.pick(&texts).to_owned();
+    let responses = rng.chance(2);
+    let max = rng.pick(&["100", "1e2", "100.0"]);
+    let temperature = rng.pick(&["0", "-0", "0.70", "7e-1"]);
+    let depth = [0, 3, 130, 3000][(rng.next() % 4) as usize];
+    let escape_keys = rng.chance(2);
+    let spaces = rng.chance(3);
+    // 0: a duplicate in the input part, 1: in the body.
+    let dup = rng.next() % 8;
+    let mut duplicate = dup <= 1;
+    let mut w = Writer {
+        rng,
+        escape_keys,
+        spaces,
+    };
+    let mut body = vec![("model", "\"gpt-4o\"".to_owned())];
+    if responses {
+        body.push(("instructions", instructions.clone()));
+        let mut part = vec![
+            ("type", "\"input_text\"".to_owned()),
+            ("text", text.clone()),
+        ];
+        if dup == 0 {
+            part.push(("text", "\"another\"".to_owned()));
+        }
+        let part = w.object(&part);
+        let input = match w.rng.next() % 3 {
+            0 => text.clone(),
+            1 => format!(
+                "[{}]",
+                w.object(&[("role", "\"user\"".into()), ("content", text.clone())])
+            ),
+            _ => format!(
+                "[{}]",
+                w.object(&[
+                    ("type", "\"message\"".into()),
+                    ("role", "\"user\"".into()),
+                    ("content", format!("[{part}]")),
+                ])
+            ),
+        };
+        // (A duplicate in a part that is not in the line is none.)
+        duplicate &= dup != 0 || input.contains("input_text");
+        body.push(("input", input));
+        body.push(("max_output_tokens", max.to_owned()));
+    } else {
+        let prompt = if w.rng.chance(2) {
+            format!("[{text}]")
+        } else {
+            text.clone()
+        };
+        body.push(("prompt", prompt));
+        body.push(("max_tokens", max.to_owned()));
+        duplicate &= dup != 0;
+    }
+    body.push(("temperature", temperature.to_owned()));
+    if depth > 0 {
+        let ignored = if responses { "metadata" } else { "user" };
+        body.push((ignored, deep(depth)));
+    }
+    if dup == 1 {
+        body.push(("model", "\"gpt-4o\"".to_owned()));
+    }
+    let body = w.object(&body);
+    let url = if responses {
+        "\"/v1/responses\""
+    } else {
+        "\"\\/v1\\/completions\""
+    };
+    let line = w.object(&[
+        ("custom_id", id_literal),
+        ("method", "\"POST\"".into()),
+        ("url", url.into()),
+        ("body", body),
+    ]);
+    let benign = benign && !duplicate;
+    (
+        odd_name(rng, line),
+        responses,
+        id_value,
+        text,
+        instructions,
+        benign,
+    )
 }
 
 /// Applies random byte edits (which may or may not leave valid JSON).
@@ -316,6 +431,35 @@ fn agrees_on_syntax(
         (true, Ok(_)) => return Ok(true),
     }
     Ok(false)
+}
+
+/// Converts `line` after `edits` for `family` and holds its fate to a conforming parser (see
+/// [`agrees_on_syntax`]); the unedited line converts exactly when it is `benign`. The record of
+/// an unedited line, read back, its recordId checked against `id`, for the caller's checks.
+fn record_of(
+    line: &str,
+    edits: &[(usize, u8, u8)],
+    family: Family,
+    id: &str,
+    benign: bool,
+) -> Result<Option<Value>, TestCaseError> {
+    let bytes = mutate(line, edits);
+    let mut out = Vec::new();
+    let result = convert_line(&bytes, 1, &LineOptions::new(family), &mut out);
+    if !agrees_on_syntax(&bytes, &result, benign && edits.is_empty())? {
+        return Ok(None);
+    }
+    prop_assert!(is_json(&out), "the record is JSON");
+    if !edits.is_empty() {
+        return Ok(None);
+    }
+    prop_assert!(
+        benign,
+        "a duplicate member or a lone surrogate id taken: {line}"
+    );
+    let record = oracle(&out).expect("a record of Unicode text");
+    prop_assert_eq!(record["recordId"].as_str(), Some(id));
+    Ok(Some(record))
 }
 
 fn is_syntax(code: RejectCode) -> bool {
@@ -442,13 +586,34 @@ proptest! {
                     prop_assert_eq!(record["recordId"].as_str(), Some(id.as_str()));
                     // (Without the member named by half a surrogate pair, which a Value cannot hold.)
                     let want = oracle(line.replacen(r#""\ud800":1,"#, "", 1).as_bytes()).unwrap();
+                    let content = &want["body"]["messages"][0]["content"];
+                    let text = if content.is_array() { &content[0]["text"] } else { content };
                     prop_assert_eq!(
                         &record["modelInput"]["messages"][0]["content"][0]["text"],
-                        &want["body"]["messages"][0]["content"]
+                        text
                     );
                     forget_deep(want);
                     forget_deep(record);
                 }
+        }
+    }
+
+    #[test]
+    fn responses_and_completions_requests_agree_with_a_conforming_parser(
+        seed in any::<u64>(),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..3),
+    ) {
+        let mut rng = Rng(seed | 1);
+        let (line, responses, id, text, instructions, benign) = rewritten_line(&mut rng, seed % 1000);
+        if let Some(record) = record_of(&line, &edits, Family::Anthropic, &id, benign)? {
+            let input = &record["modelInput"];
+            let want: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(&input["messages"][0]["content"][0]["text"], &want);
+            if responses {
+                let want: Value = serde_json::from_str(&instructions).unwrap();
+                prop_assert_eq!(&input["system"][0]["text"], &want);
+            }
+            forget_deep(record);
         }
     }
 
@@ -459,19 +624,10 @@ proptest! {
     ) {
         let mut rng = Rng(seed | 1);
         let (line, id, text, benign) = embedding_line(&mut rng, seed % 1000);
-        let bytes = mutate(&line, &edits);
-        let mut out = Vec::new();
-        let result = convert_line(&bytes, 1, &LineOptions::new(Family::TitanEmbed), &mut out);
-        if agrees_on_syntax(&bytes, &result, benign && edits.is_empty())? {
-                prop_assert!(is_json(&out), "the record is JSON");
-                if edits.is_empty() {
-                    prop_assert!(benign, "a duplicate member or a lone surrogate id taken: {line}");
-                    let record = oracle(&out).expect("a record of Unicode text");
-                    prop_assert_eq!(record["recordId"].as_str(), Some(id.as_str()));
-                    let want: Value = serde_json::from_str(&text).unwrap();
-                    prop_assert_eq!(&record["modelInput"]["inputText"], &want);
-                    forget_deep(record);
-                }
+        if let Some(record) = record_of(&line, &edits, Family::TitanEmbed, &id, benign)? {
+            let want: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(&record["modelInput"]["inputText"], &want);
+            forget_deep(record);
         }
     }
 

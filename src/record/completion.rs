@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::json::{as_text, expect, null_default, parse, Count, Kind, Obj};
+use super::json::{as_text, elements, expect, null_default, parse, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
 use super::{Endpoint, Raw, Reject};
 
@@ -258,7 +258,7 @@ impl<'a> OpenAiShaped<'a> {
             return Ok(Vec::new());
         };
         let at = "modelOutput.choices[0].message.content";
-        let parts: Vec<Raw<'a>> = parse(content, at)?;
+        let parts = elements(content, at)?;
         let mut texts = Vec::with_capacity(parts.len());
         for (i, raw) in parts.into_iter().enumerate() {
             let part: Part<'a> = parse(raw, format_args!("{at}[{i}]"))?;

@@ -103,6 +103,18 @@ pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
     from_str(raw.get()).map_err(|e| Reject::invalid(format!("{path}: {}", strip_position(&e))))
 }
 
+/// The elements of the array `raw` (at `path`, for messages), each raw: read by the scanner,
+/// or by serde when the scanner gives up (`raw` is no array), for its words.
+pub(crate) fn elements<'a>(
+    raw: Raw<'a>,
+    path: impl std::fmt::Display + Copy,
+) -> Result<Vec<Raw<'a>>, Reject> {
+    match super::scan::elements(raw.get()) {
+        Ok(list) => Ok(list),
+        Err(_) => parse(raw, path),
+    }
+}
+
 /// `serde_json::from_str`, strictly: a struct is read from an object only, never from an array
 /// by position (see [`super::strict`]).
 pub(crate) fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {

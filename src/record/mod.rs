@@ -55,6 +55,7 @@ pub use limits::Limits;
 pub use model_table::{ModelTable, UnknownModel};
 pub use reject::{Reject, RejectCode};
 
+use openai::members::Members;
 use openai::{check_envelope, BatchLine, ChatLine, ChatRequest};
 
 /// The UTF-8 byte-order mark.
@@ -356,13 +357,11 @@ pub fn convert_line_noted<'a>(
             Err(reject) => return Err(with_id(reject, custom_id)),
         }
     }
-    // Something is wrong, or the line is not a chat line: parse in two steps, for a precise
+    // Something is wrong, or the line is not a chat line: the envelope first, for a precise
     // message with the custom_id.
-    let line = BatchLine::parse(text)?;
-    let envelope = line
-        .check(accepts, opts.family.endpoints())
-        .map_err(|reject| with_id(reject, line.custom_id))?;
+    let (envelope, members) = read_envelope(text, opts, accepts)?;
     let (custom_id, body) = (envelope.custom_id, envelope.body);
+    let members = || members.map_or_else(|| Members::of(body, "body"), Ok);
     write_record(custom_id, line_no, opts, notes, out, |o, n, out| {
         let family = opts.family;
         let chat = |request: ChatRequest<'_>, out: &mut Vec<u8>, n: &mut Notes| {
@@ -376,7 +375,7 @@ pub fn convert_line_noted<'a>(
                 Ok((model, Endpoint::ChatCompletions))
             }
             Endpoint::Responses => {
-                let t = openai::responses_to_chat(body, o, n)?;
+                let t = openai::responses_to_chat(members()?, o, n)?;
                 let request =
                     ChatRequest::parse(Raw::validated(&t.body)).map_err(|r| t.rephrase(r))?;
                 let from = n.dropped.len();
@@ -385,7 +384,7 @@ pub fn convert_line_noted<'a>(
                 Ok((t.model, Endpoint::Responses))
             }
             Endpoint::Completions => {
-                let t = openai::completions_to_chat(body, o, n)?;
+                let t = openai::completions_to_chat(members()?, o, n)?;
                 let mut request =
                     ChatRequest::parse(Raw::validated(&t.body)).map_err(|r| t.rephrase(r))?;
                 request.prompt = request.messages.first().and_then(|m| m.content);
@@ -463,13 +462,7 @@ fn convert_embedding_line<'a>(
     out: &mut Vec<u8>,
     accepts: &[Endpoint],
 ) -> Result<Converted<'a>, Rejected<'a>> {
-    let (line, members) = match openai::members_line(text) {
-        Ok(scanned) => scanned,
-        Err(_) => (BatchLine::parse(text)?, None),
-    };
-    let envelope = line
-        .check(accepts, opts.family.endpoints())
-        .map_err(|reject| with_id(reject, line.custom_id))?;
+    let (envelope, members) = read_envelope(text, opts, accepts)?;
     write_record(
         envelope.custom_id,
         line_no,
@@ -485,6 +478,23 @@ fn convert_embedding_line<'a>(
             Ok((request.model, Endpoint::Embeddings))
         },
     )
+}
+
+/// A line's envelope, checked, and its body's members when the body is an object: read in one
+/// pass by the scanner or, for what it gives up on, by serde, which words the reject.
+fn read_envelope<'a>(
+    text: &'a str,
+    opts: &LineOptions,
+    accepts: &[Endpoint],
+) -> Result<(openai::Envelope<'a>, Option<Members<'a>>), Rejected<'a>> {
+    let (line, members) = match openai::members_line(text) {
+        Ok(scanned) => scanned,
+        Err(_) => (BatchLine::parse(text)?, None),
+    };
+    let envelope = line
+        .check(accepts, opts.family.endpoints())
+        .map_err(|reject| with_id(reject, line.custom_id))?;
+    Ok((envelope, members))
 }
 
 /// A reject that names the line's `custom_id` when it is a usable string.

@@ -17,7 +17,7 @@
 use serde::Deserialize;
 
 use super::completion::{CompletionContext, Usage};
-use super::json::{expect, parse, Count, Kind, Obj};
+use super::json::{elements, expect, parse, Count, Kind, Obj};
 use super::scan::{Fallback, Scan, Scanner};
 use super::titan::{self, EmbeddingRequest, Input};
 use super::{MapOptions, Notes, Raw, Reject};
@@ -107,7 +107,7 @@ pub(crate) fn write_response(
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
     expect(r.embeddings, Kind::Array, "modelOutput.embeddings")?;
-    let items: Vec<Raw<'_>> = parse(r.embeddings, "modelOutput.embeddings")?;
+    let items = elements(r.embeddings, "modelOutput.embeddings")?;
     let first = items
         .first()
         .ok_or_else(|| Reject::invalid("modelOutput.embeddings: empty"))?;
@@ -121,7 +121,7 @@ pub(crate) fn write_response(
         Kind::Array,
         "modelOutput.embeddings[0].embedding",
     )?;
-    let values: Vec<Raw<'_>> = parse(embedding, "modelOutput.embeddings[0].embedding")?;
+    let values = elements(embedding, "modelOutput.embeddings[0].embedding")?;
     if let Some(i) = values.iter().position(|v| Kind::of(*v) != Kind::Number) {
         return Err(Reject::invalid(format!(
             "modelOutput.embeddings[0].embedding[{i}]: expected a number, found {}",

@@ -494,6 +494,18 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// The elements of the array `text`, each raw, as serde reads a `Vec<Raw>`.
+pub(crate) fn elements(text: &str) -> Scan<Vec<Raw<'_>>> {
+    let mut s = Scanner::new(text);
+    let mut list = Vec::new();
+    s.array(|s| {
+        list.push(s.value()?);
+        Ok(())
+    })?;
+    s.end()?;
+    Ok(list)
+}
+
 /// `Some` unless the value is `null` (serde's reading of `Option`).
 pub(crate) fn non_null(raw: Raw<'_>) -> Option<Raw<'_>> {
     (raw.get() != "null").then_some(raw)

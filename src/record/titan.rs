@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::completion::{CompletionContext, Usage};
 use super::data_url;
-use super::json::{as_text, expect, parse, Arr, Count, Kind, Obj};
+use super::json::{as_text, elements, expect, parse, Arr, Count, Kind, Obj};
 use super::openai::members::Members;
 use super::scan::{Fallback, Scan, Scanner};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
@@ -98,7 +98,7 @@ pub(crate) fn one_input<'a>(
     let text = match Kind::of(req.input) {
         Kind::String => req.input,
         Kind::Array => {
-            let items: Vec<Raw<'_>> = parse(req.input, "body.input")?;
+            let items = elements(req.input, "body.input")?;
             match items.as_slice() {
                 [] => return Err(Reject::invalid("body.input: empty")),
                 [one] if Kind::of(*one) == Kind::String => *one,
@@ -295,7 +295,7 @@ pub fn write_embeddings(
 ) -> Result<Usage, Reject> {
     let r: Response<'_> = parse(model_output, "modelOutput")?;
     expect(r.embedding, Kind::Array, "modelOutput.embedding")?;
-    let values: Vec<Raw<'_>> = parse(r.embedding, "modelOutput.embedding")?;
+    let values = elements(r.embedding, "modelOutput.embedding")?;
     if let Some(i) = values.iter().position(|v| Kind::of(*v) != Kind::Number) {
         return Err(Reject::invalid(format!(
             "modelOutput.embedding[{i}]: expected a number, found {}",

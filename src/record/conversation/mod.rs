@@ -136,7 +136,7 @@ pub(crate) fn texts<'a>(
             }
         }
         Kind::Array => {
-            let parts: Vec<ContentPart<'a>> = parse(raw, path)?;
+            let parts = ContentPart::list(raw, path)?;
             for (j, p) in parts.iter().enumerate() {
                 match (p.kind.as_ref(), p.text) {
                     ("text", Some(t)) => {
@@ -178,7 +178,7 @@ fn user_blocks<'a>(
             vec![Block::Text(raw)]
         }),
         Kind::Array => {
-            let parts: Vec<ContentPart<'a>> = parse(raw, path)?;
+            let parts = ContentPart::list(raw, path)?;
             let mut blocks = Vec::with_capacity(parts.len());
             for (j, p) in parts.into_iter().enumerate() {
                 let at = format!("{path}[{j}]");
@@ -341,7 +341,7 @@ fn assistant_blocks<'a>(
                 }
             }
             Kind::Array => {
-                let parts: Vec<ContentPart<'a>> = parse(raw, format_args!("{path}.content"))?;
+                let parts = ContentPart::list(raw, format_args!("{path}.content"))?;
                 for (j, p) in parts.iter().enumerate() {
                     let text = match p.kind.as_ref() {
                         "text" => p.text,

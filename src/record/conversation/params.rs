@@ -1,7 +1,7 @@
 //! Sampling parameters read by value: numbers, positive integers and whole numbers however they
 //! are spelled, and the stop list. What each model accepts is [`crate::record::limits`]'s.
 
-use crate::record::json::{self, expect, parse, whole_number, Kind};
+use crate::record::json::{self, elements, expect, whole_number, Kind};
 use crate::record::{Raw, Reject};
 
 /// A JSON number's value, or a reject naming `path`.
@@ -42,7 +42,7 @@ pub(crate) fn write_stop_list(raw: Raw<'_>, max: usize, out: &mut Vec<u8>) -> Re
             Ok(false)
         }
         Kind::Array => {
-            let items: Vec<Raw<'_>> = parse(raw, "body.stop")?;
+            let items = elements(raw, "body.stop")?;
             for (i, item) in items.iter().enumerate() {
                 expect(*item, Kind::String, format_args!("body.stop[{i}]"))?;
                 if json::is_empty_string(*item) {

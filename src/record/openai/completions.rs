@@ -7,7 +7,7 @@
 //! `custom_id`, so they are refused with that reason, as are `suffix`, `echo` and `best_of` above
 //! one, which no Bedrock model does.
 
-use crate::record::json::{as_text, expect, parse, whole_number, Arr, Kind, Obj};
+use crate::record::json::{self, elements, expect, whole_number, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 use super::members::{Members, Sorting, Translated};
@@ -50,11 +50,10 @@ const IGNORED: &[&str] = &["model", "prompt", "stream", "stream_options", "user"
 
 /// Rewrites a `/v1/completions` body as a chat body with the prompt as its one user message.
 pub(crate) fn to_chat<'a>(
-    body: Raw<'a>,
+    members: Members<'a>,
     opts: &MapOptions,
     notes: &mut Notes,
 ) -> Result<Translated<'a>, Reject> {
-    let members = Members::of(body, "body")?;
     let mut t = Translated::new(&members);
     let prompt = prompt(members.get("prompt"))?;
     let refuse = |why: String| Err(Reject::new(RejectCode::UnsupportedParameter, why));
@@ -80,7 +79,7 @@ pub(crate) fn to_chat<'a>(
             ));
         }
     }
-    let mut out = Vec::with_capacity(body.get().len() + 64);
+    let mut out = Vec::with_capacity(members.values_len() + 64);
     let mut o = Obj::open(&mut out);
     if let Some(model) = members.get("model") {
         o.raw("model", model.get());
@@ -101,7 +100,7 @@ pub(crate) fn to_chat<'a>(
         }
     }
     o.close();
-    t.body = String::from_utf8(out).expect("JSON text is UTF-8");
+    t.set_body(out);
     t.renames.extend([
         ("body.messages[0].content".into(), "body.prompt".into()),
         ("body.messages[0]".into(), "body.prompt".into()),
@@ -117,7 +116,7 @@ fn prompt(raw: Option<Raw<'_>>) -> Result<Raw<'_>, Reject> {
     };
     let one = match Kind::of(raw) {
         Kind::String => raw,
-        Kind::Array => match parse::<Vec<Raw<'_>>>(raw, "body.prompt")?.as_slice() {
+        Kind::Array => match elements(raw, "body.prompt")?.as_slice() {
             [one] if Kind::of(*one) == Kind::String => *one,
             [] => return Err(Reject::invalid("body.prompt: an empty array")),
             list if list.iter().all(|p| Kind::of(*p) == Kind::String) => {
@@ -140,7 +139,8 @@ fn prompt(raw: Option<Raw<'_>>) -> Result<Raw<'_>, Reject> {
             )))
         }
     };
-    if as_text(one).is_some_and(|t| t.is_empty()) {
+    // (By its literal: decoding a long prompt only to see whether it is empty showed in profiles.)
+    if json::is_empty_string(one) {
         return Err(Reject::invalid("body.prompt: empty"));
     }
     Ok(one)
@@ -153,7 +153,7 @@ mod tests {
     fn chat(body: &str) -> Result<serde_json::Value, Reject> {
         let raw: Raw<'_> = serde_json::from_str(body).unwrap();
         let opts = MapOptions::new(crate::record::Family::Anthropic, "");
-        let t = to_chat(raw, &opts, &mut Notes::default())?;
+        let t = to_chat(Members::of(raw, "body")?, &opts, &mut Notes::default())?;
         Ok(serde_json::from_str(&t.body).unwrap())
     }
 

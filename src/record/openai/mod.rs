@@ -299,6 +299,17 @@ pub struct ContentPart<'a> {
     pub file: Option<FilePart<'a>>,
 }
 
+impl<'a> ContentPart<'a> {
+    /// The parts of the array `raw` (at `path`, for messages): read by the scanner, or by serde
+    /// for what the scanner leaves to it (image and file parts) or gives up on, for its words.
+    pub fn list(raw: Raw<'a>, path: impl fmt::Display + Copy) -> Result<Vec<Self>, Reject> {
+        match scan::content_parts(raw.get()) {
+            Ok(parts) => Ok(parts),
+            Err(_) => json::parse(raw, path),
+        }
+    }
+}
+
 /// `image_url` of a content part.
 #[derive(Debug, Deserialize)]
 pub struct ImageUrl<'a> {
@@ -449,6 +460,11 @@ pub struct ChatRequest<'a> {
 impl<'a> ChatRequest<'a> {
     /// Parses a body object.
     pub fn parse(body: Raw<'a>) -> Result<Self, Reject> {
+        // The fast path's scanner first: it reads a body as serde does, or gives up, and then
+        // serde words the refusal.
+        if let Ok(request) = scan::chat_body(body.get()) {
+            return Ok(request);
+        }
         json::from_str(body.get())
             .map_err(|e| Reject::invalid(format!("body: {}", json::strip_position(&e))))
     }

@@ -16,7 +16,7 @@
 //! path; members this crate does not know go through by name, so the chat path's rule (refuse,
 //! or drop with `--drop-unsupported`) applies to them alike.
 
-use crate::record::json::{as_text, expect, parse, Arr, Kind, Obj};
+use crate::record::json::{as_text, elements, expect, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 use super::members::{unknown, Members, Sorting, Translated};
@@ -65,11 +65,10 @@ const SORTING: Sorting<'static> = Sorting {
 
 /// Rewrites a `/v1/responses` body as a chat completions body (see the module doc).
 pub(crate) fn to_chat<'a>(
-    body: Raw<'a>,
+    members: Members<'a>,
     opts: &MapOptions,
     notes: &mut Notes,
 ) -> Result<Translated<'a>, Reject> {
-    let members = Members::of(body, "body")?;
     let mut t = Translated::new(&members);
     let mut messages: Vec<Vec<u8>> = Vec::new();
     if let Some(instructions) = members.get("instructions") {
@@ -102,7 +101,7 @@ pub(crate) fn to_chat<'a>(
             messages.push(m);
         }
         Kind::Array => {
-            let items: Vec<Raw<'a>> = parse(input, "body.input")?;
+            let items = elements(input, "body.input")?;
             // Function calls in a row are one assistant turn (as a chat model made them).
             let mut calls: Vec<(Vec<u8>, String)> = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
@@ -130,7 +129,7 @@ pub(crate) fn to_chat<'a>(
     t.renames
         .push(("body.messages".into(), "body.input".into()));
 
-    let mut out = Vec::with_capacity(body.get().len() + 64);
+    let mut out = Vec::with_capacity(members.values_len() + 64);
     let mut o = Obj::open(&mut out);
     if let Some(model) = members.get("model") {
         o.raw("model", model.get());
@@ -176,7 +175,7 @@ pub(crate) fn to_chat<'a>(
         }
     }
     o.close();
-    t.body = String::from_utf8(out).expect("JSON text is UTF-8");
+    t.set_body(out);
     // What the rewrite named otherwise, wherever a message or a dropped field's name says it.
     t.renames.extend(
         [
@@ -359,7 +358,7 @@ fn content_parts(raw: Raw<'_>, at: &str, out: &mut Vec<u8>) -> Result<(), Reject
             )))
         }
     }
-    let parts: Vec<Raw<'_>> = parse(raw, at)?;
+    let parts = elements(raw, at)?;
     let mut a = Arr::open(out);
     for (j, part) in parts.into_iter().enumerate() {
         let at = format!("{at}[{j}]");
@@ -423,7 +422,7 @@ fn content_parts(raw: Raw<'_>, at: &str, out: &mut Vec<u8>) -> Result<(), Reject
 
 /// `tools`: function tools in the chat shape (`{"type":"function","function":{…}}`).
 fn tools(raw: Raw<'_>, o: &mut Obj<'_>, renames: &mut Vec<(String, String)>) -> Result<(), Reject> {
-    let list: Vec<Raw<'_>> = parse(expect(raw, Kind::Array, "body.tools")?, "body.tools")?;
+    let list = elements(expect(raw, Kind::Array, "body.tools")?, "body.tools")?;
     let mut a = Arr::open(o.key("tools"));
     for (i, tool) in list.into_iter().enumerate() {
         let at = format!("body.tools[{i}]");
@@ -553,7 +552,7 @@ mod tests {
     fn chat(body: &str) -> Result<serde_json::Value, Reject> {
         let raw: Raw<'_> = serde_json::from_str(body).unwrap();
         let opts = MapOptions::new(Family::Anthropic, "");
-        let t = to_chat(raw, &opts, &mut Notes::default())?;
+        let t = to_chat(Members::of(raw, "body")?, &opts, &mut Notes::default())?;
         Ok(serde_json::from_str(&t.body).unwrap())
     }
 
@@ -657,7 +656,7 @@ mod tests {
         let mut opts = MapOptions::new(Family::Anthropic, "");
         opts.drop_unsupported = true;
         let mut notes = Notes::default();
-        let t = to_chat(raw, &opts, &mut notes).unwrap();
+        let t = to_chat(Members::of(raw, "body").unwrap(), &opts, &mut notes).unwrap();
         assert_eq!(notes.dropped, vec!["input[0]:reasoning".to_owned()]);
         let c: serde_json::Value = serde_json::from_str(&t.body).unwrap();
         assert_eq!(c["messages"].as_array().unwrap().len(), 1);
@@ -670,7 +669,7 @@ mod tests {
         )
         .unwrap();
         let t = to_chat(
-            raw,
+            Members::of(raw, "body").unwrap(),
             &MapOptions::new(Family::Anthropic, ""),
             &mut Notes::default(),
         )
@@ -723,7 +722,7 @@ mod tests {
         )
         .unwrap();
         let t = to_chat(
-            raw,
+            Members::of(raw, "body").unwrap(),
             &MapOptions::new(Family::Anthropic, ""),
             &mut Notes::default(),
         )

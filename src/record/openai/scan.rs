@@ -3,9 +3,10 @@
 //! anything serde would read differently (a duplicate member, an unexpected shape).
 
 use super::members::Members;
-use super::{BatchLine, ChatLine, ChatRequest, Message, ToolCall};
-use crate::record::json;
+use super::{BatchLine, ChatLine, ChatRequest, ContentPart, Message, ToolCall};
+use crate::record::endpoint::Endpoint;
 use crate::record::scan::{non_null, Fallback, Scan, Scanner};
+use crate::record::{json, Raw};
 
 /// Sets `slot` once; a second value falls back (serde_json rejects duplicate fields).
 fn once<T>(slot: &mut Option<T>, value: T) -> Scan<()> {
@@ -26,6 +27,9 @@ pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
             "custom_id" => (&mut custom_id, &mut seen_id),
             "method" => (&mut method, &mut seen_method),
             "url" => (&mut url, &mut seen_url),
+            // A url already read that names another endpoint: the body is no chat request, and
+            // reading it as one would be a wasted pass over most of the line.
+            "body" if url.is_some_and(|u| !names_chat(u)) => return Err(Fallback),
             "body" => return once(&mut body, chat_request(s)?),
             _ => return s.value().map(drop),
         };
@@ -64,16 +68,9 @@ pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_
             return Err(Fallback);
         }
         if i == 3 && s.peek_is(b'{') {
-            let mut list: Vec<(std::borrow::Cow<'_, str>, _)> = Vec::new();
-            let raw = s.object(|s, key| {
-                if list.iter().any(|(k, _)| *k == key) {
-                    return Err(Fallback);
-                }
-                list.push((key, s.value()?));
-                Ok(())
-            })?;
+            let (raw, list) = object_members(s)?;
             *slot = Some(raw);
-            members = Some(Members(list));
+            members = Some(list);
             return Ok(());
         }
         *slot = non_null(s.value()?);
@@ -87,6 +84,74 @@ pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_
         body,
     };
     Ok((line, members))
+}
+
+/// Whether a `url` literal names the chat completions endpoint.
+fn names_chat(url: Raw<'_>) -> bool {
+    json::as_text(url).and_then(|u| Endpoint::from_url(&u)) == Some(Endpoint::ChatCompletions)
+}
+
+/// The object at the scanner, with its members as [`Members::of`] reads them: a key written
+/// twice, in any spelling, falls back (serde words the refusal).
+fn object_members<'a>(s: &mut Scanner<'a>) -> Scan<(Raw<'a>, Members<'a>)> {
+    let mut list: Vec<(std::borrow::Cow<'a, str>, Raw<'a>)> = Vec::new();
+    let raw = s.object(|s, key| {
+        if list.iter().any(|(k, _)| *k == key) {
+            return Err(Fallback);
+        }
+        list.push((key, s.value()?));
+        Ok(())
+    })?;
+    Ok((raw, Members(list)))
+}
+
+/// The members of the object `text`, as [`Members::of`] reads them.
+pub(crate) fn members(text: &str) -> Scan<Members<'_>> {
+    let mut s = Scanner::new(text);
+    let (_, members) = object_members(&mut s)?;
+    s.end()?;
+    Ok(members)
+}
+
+/// The chat request `text`, as [`ChatRequest::parse`] reads it.
+pub(crate) fn chat_body(text: &str) -> Scan<ChatRequest<'_>> {
+    let mut s = Scanner::new(text);
+    let request = chat_request(&mut s)?;
+    s.end()?;
+    Ok(request)
+}
+
+/// The parts of an array `content`, as serde reads them; a part with an image or a file falls
+/// back (serde reads those, which are rare and mostly one long literal).
+pub(crate) fn content_parts(text: &str) -> Scan<Vec<ContentPart<'_>>> {
+    let mut s = Scanner::new(text);
+    let mut parts = Vec::new();
+    s.array(|s| {
+        let (mut kind, mut text, mut refusal) = (None, None, None);
+        s.fields(&["type", "text", "refusal", "image_url", "file"], |s, i| {
+            match i {
+                0 => kind = Some(json::text_value(s.string()?.get())),
+                1 => text = s.optional()?,
+                2 => refusal = s.optional()?,
+                _ => {
+                    if s.optional()?.is_some() {
+                        return Err(Fallback);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        parts.push(ContentPart {
+            kind: kind.ok_or(Fallback)?,
+            text,
+            refusal,
+            image_url: None,
+            file: None,
+        });
+        Ok(())
+    })?;
+    s.end()?;
+    Ok(parts)
 }
 
 fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
