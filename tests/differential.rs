@@ -300,9 +300,9 @@ fn rewritten_line(rng: &mut Rng, i: u64) -> (String, bool, String, String, Strin
     let depth = [0, 3, 130, 3000][(rng.next() % 4) as usize];
     let escape_keys = rng.chance(2);
     let spaces = rng.chance(3);
-    // 0: a duplicate in the input part, 1: in the body.
-    let dup = rng.next() % 8;
-    let mut duplicate = dup <= 1;
+    // 0: a duplicate in the input part, 1: in the body, 2: in the message item.
+    let dup = rng.next() % 10;
+    let mut duplicate = dup <= 2;
     let mut w = Writer {
         rng,
         escape_keys,
@@ -319,23 +319,54 @@ fn rewritten_line(rng: &mut Rng, i: u64) -> (String, bool, String, String, Strin
             part.push(("text", "\"another\"".to_owned()));
         }
         let part = w.object(&part);
-        let input = match w.rng.next() % 3 {
-            0 => text.clone(),
-            1 => format!(
-                "[{}]",
-                w.object(&[("role", "\"user\"".into()), ("content", text.clone())])
-            ),
-            _ => format!(
-                "[{}]",
-                w.object(&[
-                    ("type", "\"message\"".into()),
-                    ("role", "\"user\"".into()),
-                    ("content", format!("[{part}]")),
-                ])
-            ),
+        let role = if dup == 2 {
+            vec![
+                ("role", "\"user\"".to_owned()),
+                ("role", "\"user\"".to_owned()),
+            ]
+        } else {
+            vec![("role", "\"user\"".to_owned())]
         };
-        // (A duplicate in a part that is not in the line is none.)
-        duplicate &= dup != 0 || input.contains("input_text");
+        let (string, message) = match w.rng.next() % 3 {
+            0 => (true, String::new()),
+            1 => (
+                false,
+                w.object(&[role, vec![("content", text.clone())]].concat()),
+            ),
+            _ => {
+                let members = [
+                    vec![("type", "\"message\"".to_owned())],
+                    role,
+                    vec![("content", format!("[{part}]"))],
+                ];
+                (false, w.object(&members.concat()))
+            }
+        };
+        let input = if string {
+            text.clone()
+        } else if w.rng.chance(3) {
+            // A tool call and its result after the message: other item kinds, read alike.
+            let call = w.object(&[
+                ("type", "\"function_call\"".into()),
+                ("call_id", "\"c1\"".into()),
+                ("name", "\"f\"".into()),
+                ("arguments", "\"{}\"".into()),
+            ]);
+            let output = w.object(&[
+                ("type", "\"function_call_output\"".into()),
+                ("call_id", "\"c1\"".into()),
+                ("output", text.clone()),
+            ]);
+            format!("[{message},{call},{output}]")
+        } else {
+            format!("[{message}]")
+        };
+        // (A duplicate in an item or part that is not in the line is none.)
+        duplicate &= match dup {
+            0 => input.contains("input_text"),
+            2 => !string,
+            _ => true,
+        };
         body.push(("input", input));
         body.push(("max_output_tokens", max.to_owned()));
     } else {
@@ -346,7 +377,7 @@ fn rewritten_line(rng: &mut Rng, i: u64) -> (String, bool, String, String, Strin
         };
         body.push(("prompt", prompt));
         body.push(("max_tokens", max.to_owned()));
-        duplicate &= dup != 0;
+        duplicate &= dup == 1;
     }
     body.push(("temperature", temperature.to_owned()));
     if depth > 0 {

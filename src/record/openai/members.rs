@@ -28,6 +28,33 @@ impl<'a> Members<'a> {
         Ok(m)
     }
 
+    /// The elements of the array `raw` (at `path`), each with its members when the scanner read
+    /// them in the same pass; where it did not (not an object, a duplicate member anywhere),
+    /// [`Members::of`] on the element says what is wrong, in the element's turn.
+    pub(crate) fn of_elements(
+        raw: Raw<'a>,
+        path: impl fmt::Display + Copy,
+    ) -> Result<Vec<(Raw<'a>, Option<Self>)>, Reject> {
+        match super::scan::elements_with_members(raw.get()) {
+            Ok(list) => Ok(list),
+            Err(_) => Ok(json::elements(raw, path)?
+                .into_iter()
+                .map(|element| (element, None))
+                .collect()),
+        }
+    }
+
+    /// The members of an element from [`Members::of_elements`], at `path`.
+    pub(crate) fn of_element(
+        (raw, members): (Raw<'a>, Option<Self>),
+        path: impl fmt::Display + Copy,
+    ) -> Result<Self, Reject> {
+        match members {
+            Some(members) => Ok(members),
+            None => Self::of(raw, path),
+        }
+    }
+
     /// The bytes of the values: about what a rewrite of the object takes.
     pub(crate) fn values_len(&self) -> usize {
         self.0.iter().map(|(_, v)| v.get().len()).sum()

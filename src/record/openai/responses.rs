@@ -16,7 +16,7 @@
 //! path; members this crate does not know go through by name, so the chat path's rule (refuse,
 //! or drop with `--drop-unsupported`) applies to them alike.
 
-use crate::record::json::{as_text, elements, expect, Arr, Kind, Obj};
+use crate::record::json::{as_text, expect, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 use super::members::{unknown, Members, Sorting, Translated};
@@ -101,7 +101,7 @@ pub(crate) fn to_chat<'a>(
             messages.push(m);
         }
         Kind::Array => {
-            let items = elements(input, "body.input")?;
+            let items = Members::of_elements(input, "body.input")?;
             // Function calls in a row are one assistant turn (as a chat model made them).
             let mut calls: Vec<(Vec<u8>, String)> = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
@@ -238,14 +238,14 @@ fn flush_calls(
 /// One `input` item as a chat message or tool call (`None` for a dropped one); `index` is the
 /// position a message takes in the chat body.
 fn input_item(
-    item: Raw<'_>,
+    item: (Raw<'_>, Option<Members<'_>>),
     at: &str,
     index: usize,
     opts: &MapOptions,
     notes: &mut Notes,
     renames: &mut Vec<(String, String)>,
 ) -> Result<Option<Item>, Reject> {
-    let m = Members::of(item, at)?;
+    let m = Members::of_element(item, at)?;
     let chat = format!("body.messages[{index}]");
     let kind = match m.get("type") {
         Some(raw) => as_text(expect(raw, Kind::String, format_args!("{at}.type"))?)
@@ -358,11 +358,11 @@ fn content_parts(raw: Raw<'_>, at: &str, out: &mut Vec<u8>) -> Result<(), Reject
             )))
         }
     }
-    let parts = elements(raw, at)?;
+    let parts = Members::of_elements(raw, at)?;
     let mut a = Arr::open(out);
     for (j, part) in parts.into_iter().enumerate() {
         let at = format!("{at}[{j}]");
-        let p = Members::of(part, &at)?;
+        let p = Members::of_element(part, &at)?;
         let kind = match p.get("type") {
             Some(t) => as_text(expect(t, Kind::String, format_args!("{at}.type"))?)
                 .unwrap_or_default()
@@ -422,11 +422,11 @@ fn content_parts(raw: Raw<'_>, at: &str, out: &mut Vec<u8>) -> Result<(), Reject
 
 /// `tools`: function tools in the chat shape (`{"type":"function","function":{…}}`).
 fn tools(raw: Raw<'_>, o: &mut Obj<'_>, renames: &mut Vec<(String, String)>) -> Result<(), Reject> {
-    let list = elements(expect(raw, Kind::Array, "body.tools")?, "body.tools")?;
+    let list = Members::of_elements(expect(raw, Kind::Array, "body.tools")?, "body.tools")?;
     let mut a = Arr::open(o.key("tools"));
     for (i, tool) in list.into_iter().enumerate() {
         let at = format!("body.tools[{i}]");
-        let t = Members::of(tool, &at)?;
+        let t = Members::of_element(tool, &at)?;
         let kind = as_text(required(&t, "type", &at, Kind::String)?).unwrap_or_default();
         if kind != "function" {
             return Err(Reject::new(
@@ -640,6 +640,28 @@ mod tests {
             (
                 r#"{"input":[{"type":"function_call","name":"f","arguments":"{}"}]}"#,
                 "body.input[0].call_id: missing",
+            ),
+            // Items are judged in turn: a duplicate member in a later item (which the one-pass
+            // reading gives up on) does not hide an earlier item's fault, and is named itself.
+            (
+                r#"{"input":[{"type":"item_reference","id":"x"},{"role":"user","r\u006fle":"user"}]}"#,
+                "body.input[0]: an item reference",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":"x"},7,{"role":"user","role":"user"}]}"#,
+                "body.input[1]: expected an object",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":"x"},{"role":"user","role":"user"}]}"#,
+                "duplicate member `role`",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_audio"},{"type":"input_text","type":"x"}]}]}"#,
+                "body.input[0].content[1]: content parts of type \"input_audio\"",
+            ),
+            (
+                r#"{"input":"x","tools":[{"type":"function","name":"f"},{"type":"function","type":"function"}]}"#,
+                "duplicate member `type`",
             ),
         ] {
             let e = chat(body).unwrap_err();
