@@ -76,6 +76,40 @@ fn claude_outputs_match_their_golden_lines() {
 }
 
 #[test]
+fn a_record_id_s_spelling_keeps_its_ids_and_a_lone_surrogate_is_told_apart() {
+    let good = std::fs::read_to_string(fixture("bedrock-output/claude.jsonl.out")).unwrap();
+    let first = good.lines().next().unwrap();
+    // The same value in three spellings, and two values that differ only in a lone surrogate
+    // (which a lossy decoding would make one), and the same text as an escaped backslash.
+    let ids = [
+        r#""ab""#,
+        r#""a\u0062""#,
+        r#""\u0061\u0062""#,
+        r#""a\ud800""#,
+        r#""a\udc00""#,
+        r#""a\\ud800""#,
+    ];
+    // One run per line: the three spellings are one record, kept once in a run.
+    let line_ids: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let line = first.replacen(r#""plain-text""#, id, 1) + "\n";
+            let (ok, _, report) = from_file(line.into_bytes(), &fixed_opts());
+            assert_eq!(report.succeeded, 1, "{id}");
+            // An output line begins `{"id":"batch_req_` and 32 hex digits.
+            String::from_utf8(ok).unwrap()[7..7 + "batch_req_".len() + 32].to_owned()
+        })
+        .collect();
+    assert_eq!(line_ids[0], line_ids[1]);
+    assert_eq!(line_ids[0], line_ids[2]);
+    for (i, a) in line_ids.iter().enumerate().skip(2) {
+        for b in &line_ids[i + 1..] {
+            assert_ne!(a, b, "{line_ids:?}");
+        }
+    }
+}
+
+#[test]
 fn the_echoed_model_input_is_not_copied() {
     let input = std::fs::read(fixture("bedrock-output/claude.jsonl.out")).unwrap();
     let (ok, err, _) = from_file(input, &fixed_opts());

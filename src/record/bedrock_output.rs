@@ -128,9 +128,9 @@ pub(crate) fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
 }
 
 impl LineIds {
-    /// The ids for `record_id` (its literal) of job `job`.
-    pub fn new(job: &str, record_id: &str) -> Self {
-        let parts: [&[u8]; 2] = [job.as_bytes(), record_id.as_bytes()];
+    /// The ids for `record_id` (its literal, or the bytes standing for it) of job `job`.
+    pub fn new(job: &str, record_id: impl AsRef<[u8]>) -> Self {
+        let parts: [&[u8]; 2] = [job.as_bytes(), record_id.as_ref()];
         let (a, b) = (
             fnv(0xcbf2_9ce4_8422_2325, &parts),
             fnv(0x6c62_272e_07bb_0142, &parts),

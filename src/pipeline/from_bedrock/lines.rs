@@ -98,11 +98,13 @@ impl OutputLines {
             },
             None => (literal, value_key(literal)),
         };
-        // Ids follow the recordId's value, so its spelling does not change them.
+        // Ids follow the recordId's value, so its spelling does not change them. A lone
+        // surrogate counts as itself (its generalized UTF-8 bytes, which no text has): decoded
+        // lossily, two recordIds that differ only there would share their ids.
         let canonical = if literal.contains('\\') {
-            Cow::Owned(format!("\"{value}\""))
+            Cow::Owned([&b"\""[..], &decode_literal(literal), b"\""].concat())
         } else {
-            Cow::Borrowed(literal)
+            Cow::Borrowed(literal.as_bytes())
         };
         let ids = LineIds::new(&self.salt, &canonical);
         let (ok_start, err_start) = (ok.len(), err.len());
