@@ -775,11 +775,94 @@ fn a_name_of_half_a_surrogate_pair_is_no_syntax_error() {
             .expect_err("a duplicate member is refused")
             .reject;
         assert_eq!(reject.code, RejectCode::InvalidRequest, "{reject:?}");
-        assert!(reject.message.contains("surrogate"), "{reject:?}");
+        // The duplicate is named; or, where serde had to read the odd name, why it could not.
+        assert!(
+            reject.message.contains("duplicate") || reject.message.contains("surrogate"),
+            "{reject:?}"
+        );
         let broken = &line[..line.len() - 1];
         let reject = convert_line(broken.as_bytes(), 1, &LineOptions::new(family), &mut out)
             .expect_err("not JSON")
             .reject;
         assert_eq!(reject.code, RejectCode::InvalidJson, "{reject:?}");
+    }
+}
+
+/// A lone surrogate in text that serde reads as text (a part's `type`, a message's `role`) is
+/// refused as serde refuses it, on every path and family, never read as other text.
+#[test]
+fn a_lone_surrogate_where_text_is_read_is_refused_as_serde_refuses_it() {
+    for body in [
+        r#"{"messages":[{"role":"user","content":[{"type":"te\ud800xt","text":"hi"}]}]}"#,
+        r#"{"messages":[{"role":"us\udc00er","content":"hi"}]}"#,
+        r#"{"messages":[{"role":"system","content":[{"type":"te\ud800xt","text":"s"}]},{"role":"user","content":"hi"}]}"#,
+    ] {
+        let line = format!(
+            r#"{{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{body}}}"#
+        );
+        for family in [
+            Family::Anthropic,
+            Family::MistralChat,
+            Family::Nova,
+            Family::Llama,
+        ] {
+            let mut out = Vec::new();
+            let reject = convert_line(line.as_bytes(), 1, &LineOptions::new(family), &mut out)
+                .expect_err("refused")
+                .reject;
+            assert_eq!(
+                reject.code,
+                RejectCode::InvalidRequest,
+                "{family}: {reject:?}"
+            );
+            assert!(reject.message.contains("escape"), "{family}: {reject:?}");
+        }
+    }
+}
+
+/// The envelope is checked first, whatever the body holds: a line for another endpoint is refused
+/// for its url, with its custom_id, though its body has a duplicate member and the line a member
+/// named by half a surrogate pair.
+#[test]
+fn the_envelope_is_judged_before_the_body() {
+    let line = r#"{"custom_id":"a","method":"POST","url":"/v1/responses","\ud800":0,"body":{"messages":[{"role":"user","content":"x"}],"foo":1,"foo":2}}"#;
+    let mut opts = LineOptions::new(Family::Anthropic);
+    opts.endpoint = Some(bedrock_batch::record::Endpoint::ChatCompletions);
+    let rejected = convert_line(line.as_bytes(), 1, &opts, &mut Vec::new()).expect_err("refused");
+    assert_eq!(rejected.reject.code, RejectCode::InvalidUrl, "{rejected:?}");
+    assert_eq!(rejected.custom_id.map(|c| c.get()), Some(r#""a""#));
+}
+
+/// An object of 100,000 members is read in linear time (a duplicate check against every member
+/// before would take minutes here), and a duplicate at its end is still found.
+#[test]
+fn an_object_of_many_members_is_read_and_its_duplicates_found() {
+    let members: String = (0..100_000).map(|i| format!(r#","k{i}":1"#)).collect();
+    for (url, body, refused_for) in [
+        (
+            "/v1/chat/completions",
+            format!(r#"{{"model":"m"{members}}}"#),
+            Some("messages"),
+        ),
+        (
+            "/v1/responses",
+            format!(r#"{{"input":"x"{members}}}"#),
+            None,
+        ),
+        (
+            "/v1/responses",
+            format!(r#"{{"input":"x"{members},"k7":2}}"#),
+            Some("duplicate member `k7`"),
+        ),
+    ] {
+        let line = format!(r#"{{"custom_id":"a","method":"POST","url":"{url}","body":{body}}}"#);
+        let mut opts = LineOptions::new(Family::Anthropic);
+        opts.map.drop_unsupported = true;
+        let result = convert_line(line.as_bytes(), 1, &opts, &mut Vec::new());
+        match (refused_for, result) {
+            (Some(why), Err(r)) => assert!(r.reject.message.contains(why), "{url}: {r:?}"),
+            (None, Ok(_)) => {}
+            (_, result) => panic!("{url}: {:?}", result.map(drop)),
+        }
     }
 }

@@ -487,9 +487,14 @@ fn read_envelope<'a>(
     opts: &LineOptions,
     accepts: &[Endpoint],
 ) -> Result<(openai::Envelope<'a>, Option<Members<'a>>), Rejected<'a>> {
+    // The envelope alone when the body's members are what the scanner gave up on, so that the
+    // envelope's checks come first as on every other path; serde for the rest, for its words.
     let (line, members) = match openai::members_line(text) {
         Ok(scanned) => scanned,
-        Err(_) => (BatchLine::parse(text)?, None),
+        Err(_) => match openai::envelope_line(text) {
+            Ok(line) => (line, None),
+            Err(_) => (BatchLine::parse(text)?, None),
+        },
     };
     let envelope = line
         .check(accepts, opts.family.endpoints())

@@ -2,6 +2,7 @@
 //! are translated into: for bodies read as chat requests (Responses and legacy completions).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -70,6 +71,34 @@ impl<'a> Members<'a> {
     }
 }
 
+/// The names of an object's members so far, for telling a duplicate: the list itself while it is
+/// short, a hash set past that (an object of 80,000 members must not take quadratic time).
+#[derive(Default)]
+pub(crate) struct Names<'a>(Option<HashSet<Cow<'a, str>>>);
+
+impl<'a> Names<'a> {
+    /// Beyond this many members, names are hashed.
+    const LINEAR: usize = 32;
+
+    /// Whether `key` is new to `list` (the members so far, in order); it counts as seen after.
+    // (A `Cow` by reference: the set keeps a copy of it, borrowed where the key is.)
+    #[allow(clippy::ptr_arg)]
+    pub(crate) fn insert<V>(&mut self, list: &[(Cow<'a, str>, V)], key: &Cow<'a, str>) -> bool {
+        if let Some(set) = &mut self.0 {
+            return set.insert(key.clone());
+        }
+        if list.iter().any(|(k, _)| k == key) {
+            return false;
+        }
+        if list.len() >= Self::LINEAR {
+            let mut set: HashSet<Cow<'a, str>> = list.iter().map(|(k, _)| k.clone()).collect();
+            set.insert(key.clone());
+            self.0 = Some(set);
+        }
+        true
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -80,9 +109,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut out: Vec<(Cow<'de, str>, Raw<'de>)> = Vec::new();
+                let mut names = Names::default();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     let value: Raw<'de> = map.next_value()?;
-                    if out.iter().any(|(k, _)| k == &key) {
+                    if !names.insert(&out, &key) {
                         return Err(de::Error::custom(format_args!("duplicate member `{key}`")));
                     }
                     out.push((key, value));

@@ -52,6 +52,16 @@ pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
 /// envelope as [`BatchLine::parse`] reads it and, when the body is an object, its members as
 /// [`Members::of`] reads them.
 pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_>>)> {
+    envelope(text, true)
+}
+
+/// Scans a whole batch line for its envelope alone, the body as one value: for a body
+/// [`members_line`] gives up on (a duplicate member in it is the body's reader's to word).
+pub(crate) fn envelope_line(text: &str) -> Scan<BatchLine<'_>> {
+    envelope(text, false).map(|(line, _)| line)
+}
+
+fn envelope(text: &str, body_members: bool) -> Scan<(BatchLine<'_>, Option<Members<'_>>)> {
     let mut s = Scanner::new(text);
     let (mut custom_id, mut method, mut url, mut body) = (None, None, None, None);
     let mut members = None;
@@ -67,7 +77,7 @@ pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_
         if std::mem::replace(&mut seen[i], true) {
             return Err(Fallback);
         }
-        if i == 3 && s.peek_is(b'{') {
+        if i == 3 && body_members && s.peek_is(b'{') {
             let (raw, list) = object_members(s)?;
             *slot = Some(raw);
             members = Some(list);
@@ -86,6 +96,15 @@ pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_
     Ok((line, members))
 }
 
+/// A string literal's text as serde reads it into a `Cow<str>`; a lone surrogate, which serde
+/// refuses (in words), falls back.
+fn text_of(raw: Raw<'_>) -> Scan<std::borrow::Cow<'_, str>> {
+    if json::lone_surrogate(raw.get()).is_some() {
+        return Err(Fallback);
+    }
+    Ok(json::text_value(raw.get()))
+}
+
 /// Whether a `url` literal names the chat completions endpoint.
 fn names_chat(url: Raw<'_>) -> bool {
     json::as_text(url).and_then(|u| Endpoint::from_url(&u)) == Some(Endpoint::ChatCompletions)
@@ -95,8 +114,9 @@ fn names_chat(url: Raw<'_>) -> bool {
 /// twice, in any spelling, falls back (serde words the refusal).
 fn object_members<'a>(s: &mut Scanner<'a>) -> Scan<(Raw<'a>, Members<'a>)> {
     let mut list: Vec<(std::borrow::Cow<'a, str>, Raw<'a>)> = Vec::new();
+    let mut names = super::members::Names::default();
     let raw = s.object(|s, key| {
-        if list.iter().any(|(k, _)| *k == key) {
+        if !names.insert(&list, &key) {
             return Err(Fallback);
         }
         list.push((key, s.value()?));
@@ -148,7 +168,7 @@ pub(crate) fn content_parts(text: &str) -> Scan<Vec<ContentPart<'_>>> {
         let (mut kind, mut text, mut refusal) = (None, None, None);
         s.fields(&["type", "text", "refusal", "image_url", "file"], |s, i| {
             match i {
-                0 => kind = Some(json::text_value(s.string()?.get())),
+                0 => kind = Some(text_of(s.string()?)?),
                 1 => text = s.optional()?,
                 2 => refusal = s.optional()?,
                 _ => {
@@ -202,8 +222,8 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
     s.object(|s, key| {
         let (slot, seen) = match &*key {
             "role" => {
-                let raw = s.string()?.get();
-                return once(&mut role, json::text_value(raw));
+                let role_text = text_of(s.string()?)?;
+                return once(&mut role, role_text);
             }
             "content" => (&mut content, &mut seen_content),
             "tool_calls" => (&mut tool_calls, &mut seen_calls),
