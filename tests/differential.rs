@@ -788,34 +788,90 @@ fn a_name_of_half_a_surrogate_pair_is_no_syntax_error() {
     }
 }
 
-/// A lone surrogate in text that serde reads as text (a part's `type`, a message's `role`) is
-/// refused as serde refuses it, on every path and family, never read as other text.
+/// A lone surrogate in text that serde reads as text (a part's `type`) is refused as serde
+/// refuses it, on every path and family, never read as other text.
 #[test]
 fn a_lone_surrogate_where_text_is_read_is_refused_as_serde_refuses_it() {
     for body in [
         r#"{"messages":[{"role":"user","content":[{"type":"te\ud800xt","text":"hi"}]}]}"#,
-        r#"{"messages":[{"role":"us\udc00er","content":"hi"}]}"#,
         r#"{"messages":[{"role":"system","content":[{"type":"te\ud800xt","text":"s"}]},{"role":"user","content":"hi"}]}"#,
     ] {
-        let line = format!(
-            r#"{{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{body}}}"#
-        );
+        let line = chat_line_with(body);
         for family in [
             Family::Anthropic,
             Family::MistralChat,
             Family::Nova,
             Family::Llama,
         ] {
-            let mut out = Vec::new();
-            let reject = convert_line(line.as_bytes(), 1, &LineOptions::new(family), &mut out)
-                .expect_err("refused")
-                .reject;
-            assert_eq!(
-                reject.code,
-                RejectCode::InvalidRequest,
-                "{family}: {reject:?}"
-            );
+            let reject = invalid_request(&line, family);
             assert!(reject.message.contains("escape"), "{family}: {reject:?}");
+        }
+    }
+}
+
+/// A chat completions line of custom_id `"a"` and this body.
+fn chat_line_with(body: &str) -> String {
+    format!(r#"{{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{body}}}"#)
+}
+
+/// Why `family` refuses `line`, which must be an invalid request of custom_id `"a"`.
+fn invalid_request(line: &str, family: Family) -> bedrock_batch::record::Reject {
+    let rejected = convert_line(
+        line.as_bytes(),
+        1,
+        &LineOptions::new(family),
+        &mut Vec::new(),
+    )
+    .expect_err("refused");
+    let reject = rejected.reject;
+    assert_eq!(
+        reject.code,
+        RejectCode::InvalidRequest,
+        "{family}: {reject:?}"
+    );
+    assert_eq!(
+        rejected.custom_id.map(|c| c.get()),
+        Some(r#""a""#),
+        "{family}"
+    );
+    reject
+}
+
+/// A message's `role` is read only to be compared with the roles a family knows: one holding a
+/// lone surrogate is an unknown role where the role is read, and copied as written where the
+/// messages are (gpt-oss, OpenAI chat). (serde's reading of the role is held to the same in
+/// `openai`'s unit tests.)
+#[test]
+fn a_role_with_a_lone_surrogate_is_unknown_where_read_and_kept_where_copied() {
+    for (body, role) in [
+        (
+            r#"{"model":"m","messages":[{"role":"us\udc00er","content":"hi"}]}"#,
+            r#""us\udc00er""#,
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"content":"x","role":"\ud800"}]}"#,
+            r#""\ud800""#,
+        ),
+    ] {
+        let line = chat_line_with(body);
+        for family in [
+            Family::Anthropic,
+            Family::MistralChat,
+            Family::Nova,
+            Family::Llama,
+            Family::Converse,
+        ] {
+            let reject = invalid_request(&line, family);
+            assert!(reject.message.contains("].role"), "{family}: {reject:?}");
+        }
+        for family in [Family::GptOss, Family::OpenAiChat] {
+            let mut out = Vec::new();
+            convert_line(line.as_bytes(), 1, &LineOptions::new(family), &mut out).expect("copied");
+            let record = String::from_utf8(out).unwrap();
+            assert!(
+                record.contains(&format!(r#""role":{role}"#)),
+                "{family}: {record}"
+            );
         }
     }
 }
@@ -838,6 +894,7 @@ fn the_envelope_is_judged_before_the_body() {
 #[test]
 fn an_object_of_many_members_is_read_and_its_duplicates_found() {
     let members: String = (0..100_000).map(|i| format!(r#","k{i}":1"#)).collect();
+    let items = vec![r#"{"role":"user","content":"x"}"#; 100_000].join(",");
     for (url, body, refused_for) in [
         (
             "/v1/chat/completions",
@@ -853,6 +910,13 @@ fn an_object_of_many_members_is_read_and_its_duplicates_found() {
             "/v1/responses",
             format!(r#"{{"input":"x"{members},"k7":2}}"#),
             Some("duplicate member `k7`"),
+        ),
+        // As many input items as dropped members: each dropped name was once held against every
+        // item's key paths.
+        (
+            "/v1/responses",
+            format!(r#"{{"input":[{items}]{members}}}"#),
+            None,
         ),
     ] {
         let line = format!(r#"{{"custom_id":"a","method":"POST","url":"{url}","body":{body}}}"#);

@@ -316,6 +316,36 @@ where
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
+/// A string's value as [`text_value`] reads it, for serde: a lone surrogate becomes U+FFFDs where
+/// serde would refuse the whole line, so a member read only to compare it with known words
+/// (`"user"`, `"text"`) never makes a line unreadable. Any other kind is refused as serde refuses
+/// it for a `str`.
+pub(crate) fn lossy_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Cow<'de, str>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        // serde_json hands a string's value here, a lone surrogate as its WTF-8 bytes.
+        fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+            Ok(String::from_utf8_lossy(v))
+        }
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(String::from_utf8_lossy(v).into_owned()))
+        }
+    }
+    d.deserialize_bytes(Text)
+}
+
 /// True for a raw string literal that is `""`.
 pub(crate) fn is_empty_string(raw: Raw<'_>) -> bool {
     raw.get() == "\"\""

@@ -240,8 +240,10 @@ fn column_only(e: &serde_json::Error) -> String {
 /// One message of a chat request.
 #[derive(Debug, Deserialize)]
 pub struct Message<'a> {
-    /// `system`, `developer`, `user`, `assistant` or `tool`.
-    #[serde(borrow)]
+    /// `system`, `developer`, `user`, `assistant` or `tool`. A lone surrogate in it reads as
+    /// U+FFFDs: a family that copies the messages as written (gpt-oss) never needs the role as
+    /// text, and one that reads it refuses the role as unknown.
+    #[serde(borrow, deserialize_with = "json::lossy_text")]
     pub role: Cow<'a, str>,
     /// A string, an array of content parts, or null.
     #[serde(borrow, default)]
@@ -641,6 +643,29 @@ mod tests {
         ];
         for (line, code) in cases {
             assert_eq!(check(line).unwrap_err().code, code, "{line}");
+        }
+    }
+
+    /// serde reads a role as the scanner does: a lone surrogate is replaced, not a refusal of the
+    /// line; escapes are decoded; any other kind than a string is refused.
+    #[test]
+    fn serde_reads_a_role_as_the_scanner_does() {
+        for (text, role) in [
+            // Its three WTF-8 bytes, each replaced.
+            (r#"{"role":"us\udc00er"}"#, "us\u{FFFD}\u{FFFD}\u{FFFD}er"),
+            (r#"{"role":"\ud800"}"#, "\u{FFFD}\u{FFFD}\u{FFFD}"),
+            (r#"{"role":"\u0075ser"}"#, "user"),
+            (r#"{"role":"user"}"#, "user"),
+        ] {
+            let m: Message<'_> = json::from_str(text).unwrap();
+            assert_eq!(m.role, role, "{text}");
+            let body = format!(r#"{{"messages":[{text}]}}"#);
+            let scanned = super::scan::chat_body(&body).unwrap();
+            assert_eq!(scanned.messages[0].role, m.role, "{text}");
+        }
+        for text in [r#"{"role":5}"#, r#"{"role":null}"#, r#"{"role":["u"]}"#] {
+            let e = json::from_str::<Message<'_>>(text).unwrap_err().to_string();
+            assert!(e.contains("expected a string"), "{text}: {e}");
         }
     }
 

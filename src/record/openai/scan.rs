@@ -50,7 +50,7 @@ pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
 
 /// Scans a whole batch line whose body is read member by member (an embeddings line): the
 /// envelope as [`BatchLine::parse`] reads it and, when the body is an object, its members as
-/// [`Members::of`] reads them.
+/// [`Members::of`] reads them — unless a url before the body names chat completions.
 pub(crate) fn members_line(text: &str) -> Scan<(BatchLine<'_>, Option<Members<'_>>)> {
     envelope(text, true)
 }
@@ -67,6 +67,9 @@ fn envelope(text: &str, body_members: bool) -> Scan<(BatchLine<'_>, Option<Membe
     let mut members = None;
     let mut seen = [false; 4];
     s.object(|s, key| {
+        // A chat body is read by the chat reader, whose list of members this would only
+        // duplicate; the url is known here when it comes first, as it almost always does.
+        let read_members = body_members && !url.is_some_and(names_chat);
         let (slot, i) = match &*key {
             "custom_id" => (&mut custom_id, 0),
             "method" => (&mut method, 1),
@@ -77,7 +80,7 @@ fn envelope(text: &str, body_members: bool) -> Scan<(BatchLine<'_>, Option<Membe
         if std::mem::replace(&mut seen[i], true) {
             return Err(Fallback);
         }
-        if i == 3 && body_members && s.peek_is(b'{') {
+        if i == 3 && read_members && s.peek_is(b'{') {
             let (raw, list) = object_members(s)?;
             *slot = Some(raw);
             members = Some(list);
@@ -222,7 +225,8 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
     s.object(|s, key| {
         let (slot, seen) = match &*key {
             "role" => {
-                let role_text = text_of(s.string()?)?;
+                // Read as serde reads it (`json::lossy_text`): a lone surrogate is U+FFFD.
+                let role_text = json::text_value(s.string()?.get());
                 return once(&mut role, role_text);
             }
             "content" => (&mut content, &mut seen_content),
