@@ -162,15 +162,85 @@ impl<'a> Translated<'a> {
 
     /// Field names or messages, with the chat body's names as the line writes them (for the
     /// fields a family dropped).
+    ///
+    /// Each text takes, in order, every rename whose chat name it holds at that point. Only the
+    /// renames that can match are tried: a line of many items has as many renames, and trying
+    /// each on each dropped field's name was quadratic.
     pub(crate) fn rephrase_names(&self, texts: &mut [String]) {
+        if texts.is_empty() {
+            return;
+        }
+        let index = RenameIndex::of(&self.renames);
         for text in texts {
-            for (chat, line) in &self.renames {
-                if text.contains(chat.as_str()) {
-                    *text = text.replace(chat.as_str(), line);
-                }
+            let mut from = 0;
+            while let Some(i) = index.first_held(&self.renames, text, from) {
+                let (chat, line) = &self.renames[i];
+                *text = text.replace(chat.as_str(), line);
+                from = i + 1;
             }
         }
     }
+}
+
+/// The renames by the first indexed segment of their chat name (`messages[3]` of
+/// `body.messages[3].content`): a text can hold a name only if it holds its segment. Names
+/// without one (`body.messages`, `max_completion_tokens`) are few and always tried.
+struct RenameIndex<'r> {
+    by_segment: std::collections::HashMap<&'r str, Vec<usize>>,
+    always: Vec<usize>,
+}
+
+impl<'r> RenameIndex<'r> {
+    fn of(renames: &'r [(String, String)]) -> Self {
+        let mut index = RenameIndex {
+            by_segment: std::collections::HashMap::new(),
+            always: Vec::new(),
+        };
+        for (i, (chat, _)) in renames.iter().enumerate() {
+            match segments(chat).next() {
+                Some(segment) => index.by_segment.entry(segment).or_default().push(i),
+                None => index.always.push(i),
+            }
+        }
+        index
+    }
+
+    /// The first rename from `from` on whose chat name `text` holds.
+    fn first_held(&self, renames: &[(String, String)], text: &str, from: usize) -> Option<usize> {
+        let mut candidates: Vec<usize> = self.always.clone();
+        for segment in segments(text) {
+            if let Some(list) = self.by_segment.get(segment) {
+                candidates.extend(list);
+            }
+        }
+        candidates.retain(|&i| i >= from);
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .find(|&i| text.contains(renames[i].0.as_str()))
+    }
+}
+
+/// The indexed segments of a key path or message, in order: each `name[…]` that follows a `.`
+/// with no `.` or `]` in between (`messages[3]`, `tool_calls[0]`). A text that holds a chat name
+/// holds the name's first segment, cut out the same way.
+fn segments(text: &str) -> impl Iterator<Item = &str> {
+    let (mut dot, mut close) = (None::<usize>, None::<usize>);
+    text.bytes().enumerate().filter_map(move |(i, b)| match b {
+        b'.' => {
+            dot = Some(i);
+            None
+        }
+        b']' => {
+            let segment = dot
+                .filter(|&d| close.is_none_or(|c| c < d))
+                .map(|d| &text[d + 1..=i]);
+            close = Some(i);
+            segment
+        }
+        _ => None,
+    })
 }
 
 /// The members a rewrite copies under the same name, ignores (they describe the call), or
@@ -211,4 +281,63 @@ pub(crate) fn unknown(o: &mut Obj<'_>, name: &str, value: Raw<'_>) {
     // `Obj::key` takes keys that need no escaping; this one may.
     let key = String::from_utf8(key).expect("UTF-8");
     o.raw(&key[1..key.len() - 1], value.get());
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What every rename in turn says: the rule [`Translated::rephrase_names`] keeps, tried
+    /// rename by rename.
+    fn each_in_turn(renames: &[(String, String)], text: &str) -> String {
+        let mut text = text.to_owned();
+        for (chat, line) in renames {
+            if text.contains(chat.as_str()) {
+                text = text.replace(chat.as_str(), line);
+            }
+        }
+        text
+    }
+
+    /// Key paths and messages built from pieces that overlap in every way the index must get
+    /// right: names with and without indexes, dots inside brackets, a name that holds another.
+    fn path() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "body",
+            ".",
+            "messages",
+            "[1]",
+            "[10]",
+            "[0]",
+            "]",
+            "[",
+            "tool_calls",
+            ".id",
+            "input",
+            "max_completion_tokens",
+            ".image_url.url",
+            ": bad ",
+            "x.y[2]",
+            "é",
+        ]);
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn renames_apply_as_each_in_turn_would(
+            renames in prop::collection::vec((path(), path()), 0..12),
+            texts in prop::collection::vec(path(), 0..6),
+        ) {
+            let renames: Vec<(String, String)> =
+                renames.into_iter().filter(|(chat, _)| !chat.is_empty()).collect();
+            let t = Translated { body: String::new(), model: None, renames };
+            let mut got = texts.clone();
+            t.rephrase_names(&mut got);
+            let want: Vec<String> = texts.iter().map(|x| each_in_turn(&t.renames, x)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 }
