@@ -231,6 +231,21 @@ fn error(status: u16, code: &str) -> http::Response<s3s::Body> {
         .unwrap()
 }
 
+/// An injected error, sent once the request's body is read, as S3 reads it before it answers:
+/// an answer sent before would close the connection under the client's upload, which the client
+/// sees as a broken pipe (now and then, by who is faster), not as the error.
+fn refuse(
+    req: http::Request<hyper::body::Incoming>,
+    status: u16,
+    code: &'static str,
+) -> <Faulty as hyper::service::Service<http::Request<hyper::body::Incoming>>>::Future {
+    Box::pin(async move {
+        use http_body_util::BodyExt;
+        let _ = req.into_body().collect().await;
+        Ok(error(status, code))
+    })
+}
+
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
     type Response = http::Response<s3s::Body>;
     type Error = s3s::HttpError;
@@ -302,28 +317,28 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
         if commit_step && !f.down.load(Ordering::SeqCst) {
             let n = f.commit_steps.fetch_add(1, Ordering::SeqCst) + 1;
             if n == f.fail_commit_at.load(Ordering::SeqCst) {
-                return Box::pin(async { Ok(error(403, "AccessDenied")) });
+                return refuse(req, 403, "AccessDenied");
             }
         }
         let ranged_get = req.method() == http::Method::GET && req.headers().contains_key("range");
         if f.down.load(Ordering::SeqCst) {
-            return Box::pin(async { Ok(error(403, "AccessDenied")) });
+            return refuse(req, 403, "AccessDenied");
         }
         if upload_part {
             let n = f.upload_parts.fetch_add(1, Ordering::SeqCst) + 1;
             let after = f.upload_part_403_after.load(Ordering::SeqCst);
             if after > 0 && n > after {
-                return Box::pin(async { Ok(error(403, "AccessDenied")) });
+                return refuse(req, 403, "AccessDenied");
             }
             if take(&f.upload_part_503) {
-                return Box::pin(async { Ok(error(503, "SlowDown")) });
+                return refuse(req, 503, "SlowDown");
             }
         }
         let mut cut = false;
         if ranged_get {
             f.gets.fetch_add(1, Ordering::SeqCst);
             if take(&f.get_503) {
-                return Box::pin(async { Ok(error(503, "SlowDown")) });
+                return refuse(req, 503, "SlowDown");
             }
             cut = take(&f.get_cut);
         }
