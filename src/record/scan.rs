@@ -526,6 +526,8 @@ pub(crate) fn is_json(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn valid(text: &str) -> bool {
@@ -635,6 +637,78 @@ mod tests {
                 0,
                 "bytes above 0x7f are not controls"
             );
+        }
+    }
+
+    /// The grammar of a JSON string, one byte at a time: where the literal that opens `text`
+    /// ends, or `None` when it is no string literal.
+    fn string_end(text: &[u8]) -> Option<usize> {
+        let mut i = 1;
+        loop {
+            match *text.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => match *text.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' if text.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                    _ => return None,
+                },
+                0..0x20 => return None,
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// Pieces of string content, good and bad, that meet the 64-byte blocks at every offset.
+    const PIECES: &[&str] = &[
+        "a",
+        "é",
+        "😀",
+        " ",
+        "\\u00e9",
+        "\\u00E9",
+        "\\ud83d\\ude00",
+        "\\ud800",
+        "\\n",
+        "\\t",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\b\\f\\r",
+        "\\",
+        "\\x",
+        "\\u12",
+        "\\u12G4",
+        "\\U0041",
+        "\"",
+        "\n",
+        "\u{1}",
+        "\u{7f}",
+        "\\u",
+        "\\u00",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn strings_are_read_as_the_grammar_reads_them(
+            lead in 0usize..70,
+            pieces in prop::collection::vec(0..PIECES.len(), 0..40),
+            escapes in prop::collection::vec(0..7usize, 0..12),
+            tail in prop::sample::select(vec!["\"", "\" ", "", "x\"", "\\\"\""]),
+        ) {
+            // Escape-dense runs first, often, so that many stops share a 64-byte mask.
+            let mut text = String::from("\"");
+            text.push_str(&"x".repeat(lead));
+            for e in escapes {
+                text.push_str(PIECES[4 + e]);
+            }
+            for p in pieces {
+                text.push_str(PIECES[p]);
+            }
+            text.push_str(tail);
+            let mut s = Scanner::new(&text);
+            let got = s.string().ok().map(|r| r.get().len());
+            prop_assert_eq!(got, string_end(text.as_bytes()), "{:?}", text);
         }
     }
 
