@@ -2,7 +2,7 @@
 //! are translated into: for bodies read as chat requests (Responses and legacy completions).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -167,64 +167,104 @@ impl<'a> Translated<'a> {
     /// renames that can match are tried: a line of many items has as many renames, and trying
     /// each on each dropped field's name was quadratic.
     pub(crate) fn rephrase_names(&self, texts: &mut [String]) {
+        self.rephrase_counted(texts);
+    }
+
+    /// [`rephrase_names`](Self::rephrase_names), saying how many renames it tried on a text.
+    fn rephrase_counted(&self, texts: &mut [String]) -> usize {
+        let mut tried = 0;
         if texts.is_empty() {
-            return;
+            return tried;
         }
         let index = RenameIndex::of(&self.renames);
         for text in texts {
             let mut from = 0;
-            while let Some(i) = index.first_held(&self.renames, text, from) {
+            while let Some(i) = index.first_held(&self.renames, text, from, &mut tried) {
                 let (chat, line) = &self.renames[i];
                 *text = text.replace(chat.as_str(), line);
                 from = i + 1;
             }
         }
+        tried
     }
 }
 
-/// The renames by the first indexed segment of their chat name (`messages[3]` of
-/// `body.messages[3].content`): a text can hold a name only if it holds its segment. Names
-/// without one (`body.messages`, `max_completion_tokens`) are few and always tried.
+/// The renames by the indexed segments of their chat name (`["messages[1]", "tool_calls[0]"]`
+/// of `body.messages[1].tool_calls[0].id`): a text that holds a name holds its segments, one
+/// after the other, among its own. Names without a segment (`body.messages`,
+/// `max_completion_tokens`) are few and always tried.
 struct RenameIndex<'r> {
-    by_segment: std::collections::HashMap<&'r str, Vec<usize>>,
+    by_path: HashMap<Vec<&'r str>, Vec<usize>>,
     always: Vec<usize>,
+    /// The most segments a chat name has.
+    depth: usize,
 }
 
 impl<'r> RenameIndex<'r> {
     fn of(renames: &'r [(String, String)]) -> Self {
         let mut index = RenameIndex {
-            by_segment: std::collections::HashMap::new(),
+            by_path: HashMap::new(),
             always: Vec::new(),
+            depth: 0,
         };
         for (i, (chat, _)) in renames.iter().enumerate() {
-            match segments(chat).next() {
-                Some(segment) => index.by_segment.entry(segment).or_default().push(i),
-                None => index.always.push(i),
+            let path: Vec<&str> = segments(chat).collect();
+            if path.is_empty() {
+                index.always.push(i);
+            } else {
+                index.depth = index.depth.max(path.len());
+                index.by_path.entry(path).or_default().push(i);
             }
         }
         index
     }
 
-    /// The first rename from `from` on whose chat name `text` holds.
-    fn first_held(&self, renames: &[(String, String)], text: &str, from: usize) -> Option<usize> {
-        let mut candidates: Vec<usize> = self.always.clone();
-        for segment in segments(text) {
-            if let Some(list) = self.by_segment.get(segment) {
-                candidates.extend(list);
+    /// The first rename from `from` on whose chat name `text` holds. Each list of renames is
+    /// looked at once, and only up to the first one held: the work follows the text and the
+    /// renames it can hold, never all renames for each of the text's segments.
+    fn first_held(
+        &self,
+        renames: &[(String, String)],
+        text: &str,
+        from: usize,
+        tried: &mut usize,
+    ) -> Option<usize> {
+        let mut first: Option<usize> = None;
+        let mut consider = |list: &[usize]| {
+            let start = list.partition_point(|&i| i < from);
+            for &i in &list[start..] {
+                if first.is_some_and(|f| i >= f) {
+                    break;
+                }
+                *tried += 1;
+                if text.contains(renames[i].0.as_str()) {
+                    first = Some(i);
+                    break;
+                }
+            }
+        };
+        consider(&self.always);
+        let held: Vec<&str> = segments(text).collect();
+        let mut looked = HashSet::new();
+        for start in 0..held.len() {
+            for end in start + 1..=held.len().min(start + self.depth) {
+                let path = &held[start..end];
+                if let Some(list) = self.by_path.get(path) {
+                    if looked.insert(path) {
+                        consider(list);
+                    }
+                }
             }
         }
-        candidates.retain(|&i| i >= from);
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates
-            .into_iter()
-            .find(|&i| text.contains(renames[i].0.as_str()))
+        first
     }
 }
 
 /// The indexed segments of a key path or message, in order: each `name[…]` that follows a `.`
-/// with no `.` or `]` in between (`messages[3]`, `tool_calls[0]`). A text that holds a chat name
-/// holds the name's first segment, cut out the same way.
+/// with no `.` or `]` in between (`messages[3]`, `tool_calls[0]`). Each is cut out by what lies
+/// between it and the `.` before it, so a text that holds a chat name yields the name's segments
+/// in a row (the first `]` of a name with no `.` before it yields none in the name, and perhaps one
+/// in the text, before the rest).
 fn segments(text: &str) -> impl Iterator<Item = &str> {
     let (mut dot, mut close) = (None::<usize>, None::<usize>);
     text.bytes().enumerate().filter_map(move |(i, b)| match b {
@@ -333,11 +373,68 @@ mod tests {
         ) {
             let renames: Vec<(String, String)> =
                 renames.into_iter().filter(|(chat, _)| !chat.is_empty()).collect();
+            // Texts that hold the chat names, whole and in pairs, as the messages that quote them do.
+            let mut texts = texts;
+            for (i, (chat, line)) in renames.iter().enumerate() {
+                let (next, _) = &renames[(i + 1) % renames.len()];
+                texts.push(format!("{chat}.q: {line} {next}{chat}"));
+            }
             let t = Translated { body: String::new(), model: None, renames };
             let mut got = texts.clone();
             t.rephrase_names(&mut got);
             let want: Vec<String> = texts.iter().map(|x| each_in_turn(&t.renames, x)).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// A text that quotes many chat names of one turn, or one segment many times, is renamed in
+    /// time and memory that follow the text (trying a turn's every rename for each of its segments
+    /// took minutes and gigabytes).
+    #[test]
+    fn many_names_in_one_text_are_renamed_as_each_in_turn_would() {
+        let n = 300;
+        let calls: Vec<(String, String)> = (0..n)
+            .flat_map(|k| {
+                let (chat, at) = (
+                    format!("body.messages[1].tool_calls[{k}]"),
+                    format!("body.input[{}]", k + 1),
+                );
+                [
+                    (format!("{chat}.function.name"), format!("{at}.name")),
+                    (format!("{chat}.function"), at.clone()),
+                    (format!("{chat}.id"), format!("{at}.call_id")),
+                    (chat, at),
+                ]
+            })
+            .chain([("body.messages[1]".to_owned(), "body.input[1]".to_owned())])
+            .collect();
+        let t = Translated {
+            body: String::new(),
+            model: None,
+            renames: calls,
+        };
+        let quoting: Vec<String> = (0..n)
+            .map(|k| format!("body.messages[1].tool_calls[{k}].id"))
+            .collect();
+        let texts = vec![
+            quoting.join(" "),
+            "x.messages[1]".repeat(20_000) + " body.messages[1].tool_calls[7].id",
+        ];
+        let mut got = texts.clone();
+        let tried = t.rephrase_counted(&mut got);
+        let want: Vec<String> = texts.iter().map(|x| each_in_turn(&t.renames, x)).collect();
+        assert_eq!(got, want);
+        // Each name quoted is renamed once; finding it tries the few renames of its own call
+        // (a list per call, so at most four), not every rename of the turn.
+        let renamed = n + 1;
+        assert!(
+            tried <= 4 * renamed + 2 * texts.len(),
+            "{tried} renames tried"
+        );
+        assert!(
+            got[1].ends_with(" body.input[8].call_id"),
+            "{}",
+            &got[1][got[1].len() - 40..]
+        );
     }
 }
