@@ -178,16 +178,31 @@ impl<'a> Translated<'a> {
         }
         let index = RenameIndex::of(&self.renames);
         for text in texts {
-            let mut from = 0;
-            while let Some(i) = index.first_held(&self.renames, text, from, &mut tried) {
+            let (mut from, mut renamed) = (0, 0);
+            while renamed < INDEXED_RENAMES {
+                let Some(i) = index.first_held(&self.renames, text, from, &mut tried) else {
+                    from = self.renames.len();
+                    break;
+                };
                 let (chat, line) = &self.renames[i];
                 *text = text.replace(chat.as_str(), line);
-                from = i + 1;
+                (from, renamed) = (i + 1, renamed + 1);
+            }
+            // A text that quotes many names (a message listing a turn's calls): each search reads
+            // the whole text, so past a few, trying every rename left once each costs less.
+            for (chat, line) in &self.renames[from..] {
+                tried += 1;
+                if text.contains(chat.as_str()) {
+                    *text = text.replace(chat.as_str(), line);
+                }
             }
         }
         tried
     }
 }
+
+/// How many renames a text takes through the index before the rest are tried in turn.
+const INDEXED_RENAMES: usize = 8;
 
 /// The renames by the indexed segments of their chat name (`["messages[1]", "tool_calls[0]"]`
 /// of `body.messages[1].tool_calls[0].id`): a text that holds a name holds its segments, one
@@ -379,6 +394,8 @@ mod tests {
                 let (next, _) = &renames[(i + 1) % renames.len()];
                 texts.push(format!("{chat}.q: {line} {next}{chat}"));
             }
+            // And one that quotes them all, past what the index takes.
+            texts.push(renames.iter().map(|(chat, _)| chat.as_str()).collect::<Vec<_>>().join(" "));
             let t = Translated { body: String::new(), model: None, renames };
             let mut got = texts.clone();
             t.rephrase_names(&mut got);
@@ -424,13 +441,10 @@ mod tests {
         let tried = t.rephrase_counted(&mut got);
         let want: Vec<String> = texts.iter().map(|x| each_in_turn(&t.renames, x)).collect();
         assert_eq!(got, want);
-        // Each name quoted is renamed once; finding it tries the few renames of its own call
-        // (a list per call, so at most four), not every rename of the turn.
-        let renamed = n + 1;
-        assert!(
-            tried <= 4 * renamed + 2 * texts.len(),
-            "{tried} renames tried"
-        );
+        // Each text tries the renames of the calls it quotes first (at most four a call), then
+        // perhaps every rename once: never a turn's every rename for each name or segment.
+        let most = texts.len() * (t.renames.len() + 4 * INDEXED_RENAMES + 2);
+        assert!(tried <= most, "{tried} renames tried, {most} at most");
         assert!(
             got[1].ends_with(" body.input[8].call_id"),
             "{}",
