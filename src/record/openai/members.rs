@@ -165,39 +165,91 @@ impl<'a> Translated<'a> {
     ///
     /// Each text takes, in order, every rename whose chat name it holds at that point. Only the
     /// renames that can match are tried: a line of many items has as many renames, and trying
-    /// each on each dropped field's name was quadratic.
+    /// each on each dropped field's name was quadratic. A hostile line's texts can still hold
+    /// (or nearly hold) thousands of names each: the work is capped at [`RENAME_BUDGET`] bytes
+    /// read, past which the texts left keep the chat body's names.
     pub(crate) fn rephrase_names(&self, texts: &mut [String]) {
         self.rephrase_counted(texts);
     }
 
     /// [`rephrase_names`](Self::rephrase_names), saying how many renames it tried on a text.
     fn rephrase_counted(&self, texts: &mut [String]) -> usize {
-        let mut tried = 0;
+        self.rephrase_within(texts, RENAME_BUDGET).tried
+    }
+
+    /// [`rephrase_names`](Self::rephrase_names) reading at most about `budget` bytes of text.
+    fn rephrase_within(&self, texts: &mut [String], budget: usize) -> Work {
+        let mut work = Work {
+            tried: 0,
+            read: 0,
+            budget,
+        };
         if texts.is_empty() {
-            return tried;
+            return work;
         }
         let index = RenameIndex::of(&self.renames);
         for text in texts {
             let (mut from, mut renamed) = (0, 0);
             while renamed < INDEXED_RENAMES {
-                let Some(i) = index.first_held(&self.renames, text, from, &mut tried) else {
+                let Some(i) = index.first_held(&self.renames, text, from, &mut work) else {
                     from = self.renames.len();
                     break;
                 };
                 let (chat, line) = &self.renames[i];
+                work.read += text.len();
                 *text = text.replace(chat.as_str(), line);
                 (from, renamed) = (i + 1, renamed + 1);
             }
             // A text that quotes many names (a message listing a turn's calls): each search reads
             // the whole text, so past a few, trying every rename left once each costs less.
             for (chat, line) in &self.renames[from..] {
-                tried += 1;
+                if !work.afford(text.len()) {
+                    break;
+                }
                 if text.contains(chat.as_str()) {
+                    work.read += text.len();
                     *text = text.replace(chat.as_str(), line);
                 }
             }
+            if work.spent() {
+                break;
+            }
         }
-        tried
+        work
+    }
+}
+
+/// The most bytes of text one rephrasing reads (its searches and rewrites): about a second's
+/// work. Every rename a text takes, and every rename a long text tries, reads the whole text, so
+/// a hostile line — tens of thousands of calls, quoted or half-quoted in a long member name —
+/// would otherwise take minutes (20,000 calls in a 3.6 MB line took 15–20 s, growing with the
+/// square of the line). Past it, the texts not yet renamed keep the chat body's names: a note
+/// or a message worded in the chat body's terms, where a real line never comes close.
+const RENAME_BUDGET: usize = 1 << 30;
+
+/// What a rephrasing has done so far, and may still do.
+struct Work {
+    /// Renames tried.
+    tried: usize,
+    /// Bytes of text read.
+    read: usize,
+    budget: usize,
+}
+
+impl Work {
+    /// Counts one rename tried on a text of `len` bytes, if the budget allows reading it.
+    fn afford(&mut self, len: usize) -> bool {
+        if self.spent() {
+            return false;
+        }
+        self.tried += 1;
+        self.read += len;
+        true
+    }
+
+    /// Whether the budget is used up.
+    fn spent(&self) -> bool {
+        self.read >= self.budget
     }
 }
 
@@ -242,16 +294,17 @@ impl<'r> RenameIndex<'r> {
         renames: &[(String, String)],
         text: &str,
         from: usize,
-        tried: &mut usize,
+        work: &mut Work,
     ) -> Option<usize> {
+        // Finding the text's segments reads it once.
+        work.read += text.len();
         let mut first: Option<usize> = None;
         let mut consider = |list: &[usize]| {
             let start = list.partition_point(|&i| i < from);
             for &i in &list[start..] {
-                if first.is_some_and(|f| i >= f) {
+                if first.is_some_and(|f| i >= f) || !work.afford(text.len()) {
                     break;
                 }
-                *tried += 1;
                 if text.contains(renames[i].0.as_str()) {
                     first = Some(i);
                     break;
@@ -271,7 +324,8 @@ impl<'r> RenameIndex<'r> {
                 }
             }
         }
-        first
+        // Cut short, the first found may not be the first held: take none.
+        first.filter(|_| !work.spent())
     }
 }
 
@@ -410,26 +464,7 @@ mod tests {
     #[test]
     fn many_names_in_one_text_are_renamed_as_each_in_turn_would() {
         let n = 300;
-        let calls: Vec<(String, String)> = (0..n)
-            .flat_map(|k| {
-                let (chat, at) = (
-                    format!("body.messages[1].tool_calls[{k}]"),
-                    format!("body.input[{}]", k + 1),
-                );
-                [
-                    (format!("{chat}.function.name"), format!("{at}.name")),
-                    (format!("{chat}.function"), at.clone()),
-                    (format!("{chat}.id"), format!("{at}.call_id")),
-                    (chat, at),
-                ]
-            })
-            .chain([("body.messages[1]".to_owned(), "body.input[1]".to_owned())])
-            .collect();
-        let t = Translated {
-            body: String::new(),
-            model: None,
-            renames: calls,
-        };
+        let t = turn_of_calls(n);
         let quoting: Vec<String> = (0..n)
             .map(|k| format!("body.messages[1].tool_calls[{k}].id"))
             .collect();
@@ -450,5 +485,72 @@ mod tests {
             "{}",
             &got[1][got[1].len() - 40..]
         );
+    }
+
+    /// The renames of a Responses line whose input is a message and `n` function calls: the
+    /// calls of one assistant turn in the chat body.
+    fn turn_of_calls(n: usize) -> Translated<'static> {
+        let renames = (0..n)
+            .flat_map(|k| {
+                let (chat, at) = (
+                    format!("body.messages[1].tool_calls[{k}]"),
+                    format!("body.input[{}]", k + 1),
+                );
+                [
+                    (format!("{chat}.function.name"), format!("{at}.name")),
+                    (format!("{chat}.function"), at.clone()),
+                    (format!("{chat}.id"), format!("{at}.call_id")),
+                    (chat, at),
+                ]
+            })
+            .chain([("body.messages[1]".to_owned(), "body.input[1]".to_owned())])
+            .collect();
+        Translated {
+            body: String::new(),
+            model: None,
+            renames,
+        }
+    }
+
+    /// However a line's texts quote its calls — every name whole, or every name's segments
+    /// without the name — renaming reads about the budget at most, and the texts it reaches
+    /// before the budget runs out are renamed as each rename in turn would.
+    #[test]
+    fn hostile_texts_are_renamed_within_the_budget() {
+        let n = 400;
+        let t = turn_of_calls(n);
+        let short = "body.messages[1].tool_calls[3].id is dropped".to_owned();
+        let half_quoting: String = (0..n)
+            .map(|k| format!("x.messages[1].tool_calls[{k}]"))
+            .collect();
+        let quoting = (0..n)
+            .map(|k| format!("body.messages[1].tool_calls[{k}].id"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let texts = vec![short.clone(), half_quoting, quoting, short.clone()];
+        let longest = texts.iter().map(String::len).max().unwrap_or(0);
+        let want: Vec<String> = texts.iter().map(|x| each_in_turn(&t.renames, x)).collect();
+
+        let mut got = texts.clone();
+        let whole = t.rephrase_within(&mut got, RENAME_BUDGET);
+        assert_eq!(got, want, "well within the default budget");
+
+        let budget = whole.read / 4;
+        let mut got = texts.clone();
+        let cut = t.rephrase_within(&mut got, budget);
+        assert!(
+            cut.read <= budget + 3 * longest,
+            "{} bytes read, budget {budget}",
+            cut.read
+        );
+        // The half-quoting text, which holds no name, uses up the budget.
+        assert_eq!(got[0], want[0], "the first text is renamed");
+        assert_ne!(got[0], texts[0]);
+        assert_eq!(got[1], texts[1]);
+        assert_eq!(
+            got[2], texts[2],
+            "texts past the budget keep the chat body's names"
+        );
+        assert_eq!(got[3], texts[3]);
     }
 }
