@@ -166,8 +166,8 @@ impl<'a> Translated<'a> {
     /// Each text takes, in order, every rename whose chat name it holds at that point. Only the
     /// renames that can match are tried: a line of many items has as many renames, and trying
     /// each on each dropped field's name was quadratic. A hostile line's texts can still hold
-    /// (or nearly hold) thousands of names each: the work is capped at [`RENAME_BUDGET`] bytes
-    /// read, past which the texts left keep the chat body's names.
+    /// (or nearly hold) thousands of names each: the work is capped at [`RENAME_BUDGET`], past
+    /// which the texts left keep the chat body's names.
     pub(crate) fn rephrase_names(&self, texts: &mut [String]) {
         self.rephrase_counted(texts);
     }
@@ -177,10 +177,12 @@ impl<'a> Translated<'a> {
         self.rephrase_within(texts, RENAME_BUDGET).tried
     }
 
-    /// [`rephrase_names`](Self::rephrase_names) reading at most about `budget` bytes of text.
-    fn rephrase_within(&self, texts: &mut [String], budget: usize) -> Work {
+    /// [`rephrase_names`](Self::rephrase_names) doing at most about `budget` of work (see
+    /// [`RENAME_BUDGET`]).
+    fn rephrase_within(&self, texts: &mut [String], budget: u64) -> Work {
         let mut work = Work {
             tried: 0,
+            lookups: 0,
             read: 0,
             budget,
         };
@@ -196,7 +198,7 @@ impl<'a> Translated<'a> {
                     break;
                 };
                 let (chat, line) = &self.renames[i];
-                work.read += text.len();
+                work.read += text.len() as u64;
                 *text = text.replace(chat.as_str(), line);
                 (from, renamed) = (i + 1, renamed + 1);
             }
@@ -207,7 +209,7 @@ impl<'a> Translated<'a> {
                     break;
                 }
                 if text.contains(chat.as_str()) {
-                    work.read += text.len();
+                    work.read += text.len() as u64;
                     *text = text.replace(chat.as_str(), line);
                 }
             }
@@ -219,31 +221,47 @@ impl<'a> Translated<'a> {
     }
 }
 
-/// The most bytes of text one rephrasing reads (its searches and rewrites): about a second's
-/// work. Every rename a text takes, and every rename a long text tries, reads the whole text, so
-/// a hostile line — tens of thousands of calls, quoted or half-quoted in a long member name —
-/// would otherwise take minutes (20,000 calls in a 3.6 MB line took 15–20 s, growing with the
-/// square of the line). Past it, the texts not yet renamed keep the chat body's names: a note
-/// or a message worded in the chat body's terms, where a real line never comes close.
-const RENAME_BUDGET: usize = 1 << 30;
+/// The most work one rephrasing does, in bytes of text read by its searches and rewrites: about a
+/// second of searching here on the hostile lines below. Every rename a text takes, and every rename a long text tries, reads
+/// the whole text, so a hostile line — tens of thousands of calls, quoted or half-quoted in a long
+/// member name — would otherwise take minutes (20,000 calls in a 3.6 MB line took 15–20 s,
+/// growing with the square of the line). Past it, the texts not yet renamed keep the chat body's
+/// names: a note or a message worded in the chat body's terms, where a real line never comes
+/// close (a text quoting 4,000 calls' names fits).
+const RENAME_BUDGET: u64 = 4 << 30;
+
+/// What looking up one run of a text's segments in the index costs, in bytes of searching: a
+/// hash of up to [`RenameIndex::depth`] strings and a probe, measured at about 30 ns. A text of
+/// `.]` repeated is a segment every two bytes.
+const LOOKUP_COST: u64 = 512;
 
 /// What a rephrasing has done so far, and may still do.
 struct Work {
     /// Renames tried.
     tried: usize,
-    /// Bytes of text read.
-    read: usize,
-    budget: usize,
+    /// Runs of segments looked up in the index.
+    lookups: u64,
+    /// Work done, in bytes read (lookups at [`LOOKUP_COST`] each).
+    read: u64,
+    budget: u64,
 }
 
 impl Work {
     /// Counts one rename tried on a text of `len` bytes, if the budget allows reading it.
     fn afford(&mut self, len: usize) -> bool {
-        if self.spent() {
+        if !self.charge(len as u64) {
             return false;
         }
         self.tried += 1;
-        self.read += len;
+        true
+    }
+
+    /// Counts `cost` more work, if the budget has room left.
+    fn charge(&mut self, cost: u64) -> bool {
+        if self.spent() {
+            return false;
+        }
+        self.read = self.read.saturating_add(cost);
         true
     }
 
@@ -296,8 +314,15 @@ impl<'r> RenameIndex<'r> {
         from: usize,
         work: &mut Work,
     ) -> Option<usize> {
-        // Finding the text's segments reads it once.
-        work.read += text.len();
+        // Finding the text's segments reads it once; looking them up costs by their number, which
+        // is counted before they are listed or looked up.
+        let runs = (segments(text).count() as u64).saturating_mul(self.depth as u64);
+        if !work.charge((text.len() as u64).saturating_add(runs.saturating_mul(LOOKUP_COST)))
+            || work.spent()
+        {
+            return None;
+        }
+        work.lookups += runs;
         let mut first: Option<usize> = None;
         let mut consider = |list: &[usize]| {
             let start = list.partition_point(|&i| i < from);
@@ -528,7 +553,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         let texts = vec![short.clone(), half_quoting, quoting, short.clone()];
-        let longest = texts.iter().map(String::len).max().unwrap_or(0);
+        let longest = texts.iter().map(String::len).max().unwrap_or(0) as u64;
         let want: Vec<String> = texts.iter().map(|x| each_in_turn(&t.renames, x)).collect();
 
         let mut got = texts.clone();
@@ -552,5 +577,33 @@ mod tests {
             "texts past the budget keep the chat body's names"
         );
         assert_eq!(got[3], texts[3]);
+    }
+
+    /// A text that is a segment every two bytes (`.]` repeated) costs by its segments, not its
+    /// length: looking each run of them up in the index, again after each rename, took seconds
+    /// for a long name while the budget counted only its bytes.
+    #[test]
+    fn a_text_dense_with_segments_is_looked_up_within_the_budget() {
+        let t = turn_of_calls(300);
+        let names: String = (0..8)
+            .map(|k| format!(" body.messages[1].tool_calls[{k}].id"))
+            .collect();
+        let texts = vec![".]".repeat(50_000) + &names];
+        let want = each_in_turn(&t.renames, &texts[0]);
+
+        let mut got = texts.clone();
+        let whole = t.rephrase_within(&mut got, RENAME_BUDGET);
+        assert_eq!(got[0], want, "within the default budget");
+        assert!(whole.lookups >= 100_000, "{} lookups", whole.lookups);
+
+        let budget = 1 << 20;
+        let mut got = texts.clone();
+        let cut = t.rephrase_within(&mut got, budget);
+        assert!(
+            cut.lookups <= budget / LOOKUP_COST,
+            "{} lookups for a budget of {budget}",
+            cut.lookups
+        );
+        assert_eq!(got, texts, "past the budget, the names stay");
     }
 }
