@@ -230,10 +230,13 @@ impl<'a> Translated<'a> {
 /// close (a text quoting 4,000 calls' names fits).
 const RENAME_BUDGET: u64 = 4 << 30;
 
-/// What looking up one run of a text's segments in the index costs, in bytes of searching: a
-/// hash of up to [`RenameIndex::depth`] strings and a probe, measured at about 30 ns. A text of
-/// `.]` repeated is a segment every two bytes.
-const LOOKUP_COST: u64 = 512;
+/// The least one step of the renaming costs, in bytes of searching: looking up one run of a
+/// text's segments in the index (a hash of up to [`RenameIndex::depth`] strings and a probe,
+/// about 30 ns measured; a text of `.]` repeated is a segment every two bytes), or trying one
+/// rename on a text, however short (a search's setup, about 110 ns measured: thousands of short
+/// texts that each take eight renames, then try every other, made 40 million tries of the
+/// budget when only their bytes were counted).
+const STEP_COST: u64 = 512;
 
 /// What a rephrasing has done so far, and may still do.
 struct Work {
@@ -241,7 +244,7 @@ struct Work {
     tried: usize,
     /// Runs of segments looked up in the index.
     lookups: u64,
-    /// Work done, in bytes read (lookups at [`LOOKUP_COST`] each).
+    /// Work done, in bytes read (each lookup or try at least [`STEP_COST`]).
     read: u64,
     budget: u64,
 }
@@ -249,7 +252,7 @@ struct Work {
 impl Work {
     /// Counts one rename tried on a text of `len` bytes, if the budget allows reading it.
     fn afford(&mut self, len: usize) -> bool {
-        if !self.charge(len as u64) {
+        if !self.charge((len as u64).max(STEP_COST)) {
             return false;
         }
         self.tried += 1;
@@ -317,7 +320,7 @@ impl<'r> RenameIndex<'r> {
         // Finding the text's segments reads it once; looking them up costs by their number, which
         // is counted before they are listed or looked up.
         let runs = (segments(text).count() as u64).saturating_mul(self.depth as u64);
-        if !work.charge((text.len() as u64).saturating_add(runs.saturating_mul(LOOKUP_COST)))
+        if !work.charge((text.len() as u64).saturating_add(runs.saturating_mul(STEP_COST)))
             || work.spent()
         {
             return None;
@@ -512,6 +515,14 @@ mod tests {
         );
     }
 
+    /// The chat names of the first `n` calls of [`turn_of_calls`], each between `before` and
+    /// `after`, run together.
+    fn call_names(n: usize, before: &str, after: &str) -> String {
+        (0..n)
+            .map(|k| format!("{before}body.messages[1].tool_calls[{k}]{after}"))
+            .collect()
+    }
+
     /// The renames of a Responses line whose input is a message and `n` function calls: the
     /// calls of one assistant turn in the chat body.
     fn turn_of_calls(n: usize) -> Translated<'static> {
@@ -579,15 +590,32 @@ mod tests {
         assert_eq!(got[3], texts[3]);
     }
 
+    /// Many short texts that each take eight renames and then try every other one: each try is
+    /// counted at least [`STEP_COST`], however short the text (the search's setup is what costs).
+    #[test]
+    fn short_texts_pay_for_every_try() {
+        let t = turn_of_calls(200);
+        let eight = call_names(8, "", "");
+        let texts: Vec<String> = (0..50).map(|i| format!("{eight}.x{i}")).collect();
+        let budget = 64 * STEP_COST * 200;
+        let mut got = texts.clone();
+        let work = t.rephrase_within(&mut got, budget);
+        assert!(
+            work.tried as u64 <= budget / STEP_COST + 1,
+            "{} renames tried for a budget of {budget}",
+            work.tried
+        );
+        assert_eq!(got[0], each_in_turn(&t.renames, &texts[0]));
+        assert_eq!(got[49], texts[49], "past the budget, the names stay");
+    }
+
     /// A text that is a segment every two bytes (`.]` repeated) costs by its segments, not its
     /// length: looking each run of them up in the index, again after each rename, took seconds
     /// for a long name while the budget counted only its bytes.
     #[test]
     fn a_text_dense_with_segments_is_looked_up_within_the_budget() {
         let t = turn_of_calls(300);
-        let names: String = (0..8)
-            .map(|k| format!(" body.messages[1].tool_calls[{k}].id"))
-            .collect();
+        let names = call_names(8, " ", ".id");
         let texts = vec![".]".repeat(50_000) + &names];
         let want = each_in_turn(&t.renames, &texts[0]);
 
@@ -600,7 +628,7 @@ mod tests {
         let mut got = texts.clone();
         let cut = t.rephrase_within(&mut got, budget);
         assert!(
-            cut.lookups <= budget / LOOKUP_COST,
+            cut.lookups <= budget / STEP_COST,
             "{} lookups for a budget of {budget}",
             cut.lookups
         );
