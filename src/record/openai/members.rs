@@ -222,9 +222,9 @@ impl<'a> Translated<'a> {
 }
 
 /// The most work one rephrasing does, in bytes of text read by its searches and rewrites: about a
-/// second of searching here on the hostile lines below. Every rename a text takes, and every rename a long text tries, reads
-/// the whole text, so a hostile line — tens of thousands of calls, quoted or half-quoted in a long
-/// member name — would otherwise take minutes (20,000 calls in a 3.6 MB line took 15–20 s,
+/// second of searching here. Every rename a text takes, and every rename a long text tries,
+/// reads the whole text, so a hostile line — tens of thousands of calls, quoted or half-quoted in
+/// a long member name — would otherwise take minutes (20,000 calls in a 3.6 MB line took 15–20 s,
 /// growing with the square of the line). Past it, the texts not yet renamed keep the chat body's
 /// names: a note or a message worded in the chat body's terms, where a real line never comes
 /// close (a text quoting 4,000 calls' names fits).
