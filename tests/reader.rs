@@ -16,11 +16,16 @@ use serde_json::{json, Value};
 
 /// Converts one Bedrock output file of `family` (recordId = custom_id).
 fn from_file(family: Family, text: &str) -> (Vec<Value>, Vec<Value>, FromBedrockReport) {
+    from_bytes(family, text.as_bytes())
+}
+
+/// [`from_file`] for any bytes.
+fn from_bytes(family: Family, bytes: &[u8]) -> (Vec<Value>, Vec<Value>, FromBedrockReport) {
     let (ok, okd) = MemoryWriter::standalone("ok");
     let (err, errd) = MemoryWriter::standalone("err");
     let files = vec![OutputFile {
         name: "x.jsonl.out".into(),
-        source: Box::new(BytesSource::new(text.as_bytes().to_vec())),
+        source: Box::new(BytesSource::new(bytes.to_vec())),
     }];
     let opts = FromBedrockOptions::new(family, "gpt-4o", 1);
     let report = rt()
@@ -610,6 +615,112 @@ fn answers_of_another_shape_are_reported_not_guessed_at() {
     let twice = r#"{"recordId":"r1","modelOutput":{"output":{"message":{"content":[{"text":"a"}]}},"usage":{"inputTokens":1,"inputTokens":2}}}"#;
     let (_, err, _) = from_file(Family::Nova, &format!("{twice}\n"));
     assert_eq!(err[0]["error"]["code"], "invalid_model_output");
+}
+
+/// A line broken by one bad byte (in the echoed `modelInput`, or in the answer), or led by a
+/// byte-order mark in mid-file, still says whose it is: that record's answer came back and could
+/// not be read (`invalid_model_output`), never "expired". A bad byte in the recordId itself
+/// leaves the line no owner.
+#[test]
+fn a_bad_byte_after_the_record_id_does_not_hide_whose_line_it_is() {
+    let answer = claude_answer("ANSWER").to_string();
+    let (head, tail) = answer.split_at(answer.find("WER").unwrap());
+    let lines: [&[&[u8]]; 4] = [
+        // In the echo, in the answer, after a byte-order mark, in the recordId.
+        &[
+            br#"{"recordId":"r0","modelInput":{"x":""#,
+            b"\xff",
+            br#""},"modelOutput":"#,
+            answer.as_bytes(),
+            b"}",
+        ],
+        &[
+            br#"{"recordId":"r1","modelInput":{},"modelOutput":"#,
+            head.as_bytes(),
+            b"\xff",
+            tail.as_bytes(),
+            b"}",
+        ],
+        &[
+            b"\xef\xbb\xbf",
+            br#"{"recordId":"r2","modelOutput":"#,
+            answer.as_bytes(),
+            b"}",
+        ],
+        &[
+            br#"{"recordId":"r"#,
+            b"\xff",
+            br#"3","modelOutput":"#,
+            answer.as_bytes(),
+            b"}",
+        ],
+    ];
+    let text: Vec<u8> = lines
+        .iter()
+        .flat_map(|parts| [parts.concat(), b"\n".to_vec()].concat())
+        .collect();
+    let (ok, err, report) = from_bytes(Family::Anthropic, &text);
+    assert!(ok.is_empty(), "{ok:?}");
+    let ids: Vec<&str> = err
+        .iter()
+        .map(|e| e["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["r0", "r1", "r2"]);
+    for e in &err {
+        assert_eq!(e["error"]["code"], "invalid_model_output", "{e}");
+    }
+    assert_eq!(
+        (
+            report.lines,
+            report.failed,
+            report.invalid_outputs,
+            report.bad_lines
+        ),
+        (4, 3, 3, 1)
+    );
+}
+
+/// A line that gives `recordId`, `modelOutput` or `error` twice is refused, whichever spelling
+/// each is written in: two recordIds name no one (the line is unreadable, and no record is
+/// credited with it), two answers are no answer (`invalid_model_output` for the record).
+#[test]
+fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
+    let answer = claude_answer("A").to_string();
+    let (ok, err, report) = from_file(
+        Family::Anthropic,
+        &format!(
+            r#"{{"recordId":"a","modelOutput":{answer},"record\u0049d":"b"}}
+{{"recordId":"c","modelOutput":{answer},"modelOutput":"junk"}}
+{{"recordId":"d","modelOutput":{answer},"modelOutput":{answer}}}
+{{"recordId":"e","error":{{"errorCode":400,"errorMessage":"x"}},"err\u006fr":null}}
+{{"recordId":"f","modelOutput":{answer}}}
+"#
+        ),
+    );
+    let failed: Vec<(&str, &str)> = err
+        .iter()
+        .map(|e| {
+            (
+                e["custom_id"].as_str().unwrap(),
+                e["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("c", "invalid_model_output"),
+            ("d", "invalid_model_output"),
+            ("e", "invalid_model_output")
+        ]
+    );
+    assert!(err[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("modelOutput is given twice"));
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0]["custom_id"], "f");
+    assert_eq!((report.lines, report.bad_lines), (5, 1));
 }
 
 /// Bedrock's error codes are read by value: a number in any spelling, a name however escaped;

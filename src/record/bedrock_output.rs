@@ -21,6 +21,9 @@ pub struct OutputLine<'a> {
     pub error: Option<Raw<'a>>,
     /// `modelOutput` already scanned by the family (in the same pass as the line).
     parsed: Option<ParsedOutput<'a>>,
+    /// The first of `recordId`, `modelOutput` and `error` the line gives twice: which of the two
+    /// holds is no reader's to guess.
+    twice: Option<&'static str>,
 }
 
 /// Parses one Bedrock output line (UTF-8 checked here), scanning `modelOutput` as `family`'s
@@ -49,6 +52,14 @@ pub fn parse_output_line(line: &[u8], family: Family) -> Result<OutputLine<'_>, 
             Reject::new(RejectCode::InvalidJson, message)
         })?,
     };
+    if let Some(member) = line.twice {
+        // A recordId given twice leaves the line no owner; the other two, no answer.
+        let code = match member {
+            "recordId" => RejectCode::InvalidCustomId,
+            _ => RejectCode::InvalidJson,
+        };
+        return Err(Reject::new(code, format!("{member} is given twice")));
+    }
     if Kind::of(line.record_id) != Kind::String {
         return Err(Reject::new(
             RejectCode::InvalidCustomId,
@@ -73,6 +84,9 @@ pub(crate) fn leading_record_id(text: &str) -> Option<Raw<'_>> {
     found
 }
 
+/// The members of a line's envelope that say whose answer it is and what it is.
+const ENVELOPE: [&str; 3] = ["recordId", "modelOutput", "error"];
+
 fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, Fallback> {
     let mut s = Scanner::new(text);
     let mut line = OutputLine {
@@ -80,8 +94,15 @@ fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, F
         model_output: None,
         error: None,
         parsed: None,
+        twice: None,
     };
+    let mut seen = [false; 3];
     s.object(|s, key| {
+        if let Some(i) = ENVELOPE.iter().position(|m| *m == key) {
+            if std::mem::replace(&mut seen[i], true) {
+                line.twice = line.twice.or(Some(ENVELOPE[i]));
+            }
+        }
         match (&*key, family) {
             ("modelOutput", Some(f)) if s.peek_is(b'{') => {
                 let (raw, parsed) = f.scan_output(s)?;

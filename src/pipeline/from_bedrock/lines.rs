@@ -15,7 +15,7 @@ use crate::record::bedrock_output::{
     ResponseOptions,
 };
 use crate::record::json::{decode_literal, text_value};
-use crate::record::Reject;
+use crate::record::{Reject, RejectCode};
 
 /// What became of one line of Bedrock's output.
 #[derive(Debug)]
@@ -69,7 +69,10 @@ impl OutputLines {
     fn answer(&self, line_no: u64, line: &[u8], ok: &mut Vec<u8>, err: &mut Vec<u8>) -> Item {
         let (parsed, broken) = match parse_output_line(line, self.response.family) {
             Ok(p) => (Some(p), None),
-            Err(reject) => match salvage_record_id(line) {
+            // (Not when the recordId is what is broken: given twice, it names no one.)
+            Err(reject) => match salvage_record_id(line)
+                .filter(|_| reject.code != RejectCode::InvalidCustomId)
+            {
                 // The line is broken, but says whose it is: that record came back, broken.
                 Some(record_id) => (None, Some((record_id, reject))),
                 None => {
@@ -149,9 +152,15 @@ impl OutputLines {
 }
 
 /// The recordId of a line that is not valid JSON, when it begins as Bedrock writes its lines:
-/// `{"recordId":"…"` (any spacing, the key in any spelling).
+/// `{"recordId":"…"` (any spacing, the key in any spelling). Read from the line's valid UTF-8
+/// prefix, after a byte-order mark if it has one: a bad byte further on (in the echoed
+/// `modelInput`, or the answer's text) breaks the line, not whose it is.
 fn salvage_record_id(line: &[u8]) -> Option<crate::record::Raw<'_>> {
-    let text = std::str::from_utf8(line).ok()?;
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&line[..e.valid_up_to()]).ok()?,
+    };
     crate::record::bedrock_output::leading_record_id(text)
 }
 
