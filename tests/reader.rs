@@ -723,6 +723,27 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
     assert_eq!((report.lines, report.bad_lines), (5, 1));
 }
 
+/// A reasoning model's tags are found by what the content means, however it is spelled
+/// (`<\/reasoning>` as PHP writes a slash, `\u003c` as HTML-safe encoders write `<`).
+#[test]
+fn reasoning_tags_are_read_by_meaning_not_spelling() {
+    for content in [
+        r#"<reasoning>r</reasoning>The answer"#,
+        r#"<reasoning>r<\/reasoning>The answer"#,
+        r#"\u003creasoning\u003er\u003c/reasoning\u003e\nThe answer"#,
+        r#" \u003cre\u0061soning>r<\u002freasoning>   The answer"#,
+    ] {
+        let line = format!(
+            r#"{{"recordId":"r","modelOutput":{{"choices":[{{"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":2}}}}}}"#
+        );
+        let (ok, err, _) = from_file(Family::GptOss, &format!("{line}\n"));
+        assert!(err.is_empty(), "{content}: {err:?}");
+        let message = &ok[0]["response"]["body"]["choices"][0]["message"];
+        assert_eq!(message["content"], "The answer", "{content}");
+        assert_eq!(message["reasoning_content"], "r", "{content}");
+    }
+}
+
 /// Bedrock's error codes are read by value: a number in any spelling, a name however escaped;
 /// what is no error status is the service's failure (500).
 #[test]

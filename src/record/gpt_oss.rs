@@ -180,12 +180,35 @@ fn message_array<'a>(req: &ChatRequest<'a>) -> Result<&'a str, Reject> {
         .ok_or_else(|| Reject::invalid("body.messages: missing"))
 }
 
+/// The tags a model's reasoning is wrapped in, in front of its answer.
+const TAGS: [(&str, &str); 2] = [("<reasoning>", "</reasoning>"), ("<think>", "</think>")];
+
 /// Splits a content literal into the `<reasoning>…</reasoning>` (or `<think>…</think>`) in front
-/// and the text after it; both halves are valid literals (the tags are plain ASCII, so they never
-/// cut an escape).
+/// and the text after it; both halves are valid literals, cut between two characters of the
+/// literal. Tags are found by what the literal means: `<\/think>` and `\u003cthink\u003e` are
+/// tags as `</think>` and `<think>` are.
 fn split_reasoning(content: &str) -> Option<(String, String)> {
-    let inner = skip_blank(content.strip_prefix('"')?.strip_suffix('"')?);
-    let (rest, close) = [("<reasoning>", "</reasoning>"), ("<think>", "</think>")]
+    let inner = content.strip_prefix('"')?.strip_suffix('"')?;
+    if escapes_ascii(inner) {
+        split_chars(inner)
+    } else {
+        split_plain(inner)
+    }
+}
+
+/// Whether `inner` (a literal's inside) writes an ASCII character other than with its own byte
+/// or a one-letter escape: `\/`, or `\u00XX` below 0x80. Where it does not, the tags and blanks
+/// are plain bytes, found by plain search (and no plain `<` or `/` is ever part of an escape).
+fn escapes_ascii(inner: &str) -> bool {
+    memchr::memmem::find(inner.as_bytes(), b"\\/").is_some()
+        || memchr::memmem::find_iter(inner.as_bytes(), b"\\u00")
+            .any(|at| matches!(inner.as_bytes().get(at + 4), Some(b'0'..=b'7')))
+}
+
+/// [`split_reasoning`] where tags and blanks are written as plain bytes and one-letter escapes.
+fn split_plain(inner: &str) -> Option<(String, String)> {
+    let inner = skip_blank(inner);
+    let (rest, close) = TAGS
         .iter()
         .find_map(|(open, close)| Some((inner.strip_prefix(open)?, *close)))?;
     // An answer cut off while reasoning has no closing tag: all of it is reasoning.
@@ -216,6 +239,76 @@ fn skip_blank(mut text: &str) -> &str {
             None => return t,
         }
     }
+}
+
+/// [`split_reasoning`] for any spelling: character by character, by what each stands for.
+fn split_chars(inner: &str) -> Option<(String, String)> {
+    // Each character of the literal: where it is written, and the ASCII byte it stands for.
+    let chars: Vec<(usize, Option<u8>)> = literal_chars(inner).collect();
+    let at = |k: usize| chars.get(k).map_or(inner.len(), |c| c.0);
+    let is = |k: usize, word: &str| {
+        word.bytes()
+            .enumerate()
+            .all(|(j, b)| chars.get(k + j).and_then(|c| c.1) == Some(b))
+    };
+    let mut k = chars
+        .iter()
+        .position(|c| !matches!(c.1, Some(b' ' | b'\t' | b'\n' | b'\r')))
+        .unwrap_or(chars.len());
+    let (open, close) = TAGS.iter().find(|(open, _)| is(k, open))?;
+    k += open.len();
+    let from = at(k);
+    let Some(end) = (k..chars.len()).find(|&j| is(j, close)) else {
+        return Some((format!("\"{}\"", &inner[from..]), "\"\"".to_owned()));
+    };
+    let mut after = end + close.len();
+    while matches!(chars.get(after).and_then(|c| c.1), Some(b' ' | b'\n')) {
+        after += 1;
+    }
+    Some((
+        format!("\"{}\"", &inner[from..at(end)]),
+        format!("\"{}\"", &inner[at(after)..]),
+    ))
+}
+
+/// The characters of a string literal's inside `inner` (escapes complete, as in any valid
+/// literal): each one's offset, and the ASCII byte it stands for (`None` when it is none). A
+/// surrogate pair is two characters standing for none.
+fn literal_chars(inner: &str) -> impl Iterator<Item = (usize, Option<u8>)> + '_ {
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let start = i;
+        let ascii = match *bytes.get(i)? {
+            b'\\' => {
+                let escape = *bytes.get(i + 1)?;
+                if escape == b'u' {
+                    let unit = inner.get(i + 2..i + 6)?;
+                    i += 6;
+                    u8::from_str_radix(unit, 16).ok().filter(u8::is_ascii)
+                } else {
+                    i += 2;
+                    Some(match escape {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        b'b' => 0x08,
+                        b'f' => 0x0c,
+                        other => other,
+                    })
+                }
+            }
+            b if b.is_ascii() => {
+                i += 1;
+                Some(b)
+            }
+            _ => {
+                i += inner[i..].chars().next()?.len_utf8();
+                None
+            }
+        };
+        Some((start, ascii))
+    })
 }
 
 /// Writes the OpenAI `chat.completion` for a gpt-oss response, read by its scanner or by serde.
@@ -254,7 +347,100 @@ pub(crate) fn write_response(
 
 #[cfg(test)]
 mod tests {
-    use super::split_reasoning;
+    use super::{split_reasoning, TAGS};
+    use proptest::prelude::*;
+
+    /// What [`split_reasoning`] means, on the decoded text.
+    fn split_text(text: &str) -> Option<(String, String)> {
+        let text = text.trim_start_matches([' ', '\t', '\n', '\r']);
+        let (rest, close) = TAGS
+            .iter()
+            .find_map(|(open, close)| Some((text.strip_prefix(open)?, *close)))?;
+        Some(match rest.find(close) {
+            None => (rest.to_owned(), String::new()),
+            Some(end) => (
+                rest[..end].to_owned(),
+                rest[end + close.len()..]
+                    .trim_start_matches([' ', '\n'])
+                    .to_owned(),
+            ),
+        })
+    }
+
+    /// `text` as a literal, each character written as `how` picks: 0 as itself where JSON lets
+    /// it, 1 as its one-letter escape where it has one, 2 and 3 as `\uXXXX` in lower / upper case.
+    fn literal(text: &str, how: &[u8]) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in text.chars().enumerate() {
+            let pick = how.get(i).copied().unwrap_or(0);
+            let short = match c {
+                '"' => Some("\\\""),
+                '\\' => Some("\\\\"),
+                '/' => Some("\\/"),
+                '\n' => Some("\\n"),
+                '\t' => Some("\\t"),
+                '\r' => Some("\\r"),
+                _ => None,
+            };
+            let plain = !matches!(c, '"' | '\\') && c >= ' ';
+            match (pick, short) {
+                (0, _) if plain => out.push(c),
+                (0 | 1, Some(e)) => out.push_str(e),
+                _ => {
+                    for unit in c.encode_utf16(&mut [0; 2]) {
+                        out.push_str(&if pick == 3 {
+                            format!("\\u{unit:04X}")
+                        } else {
+                            format!("\\u{unit:04x}")
+                        });
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    const PIECES: &[&str] = &[
+        "<think>",
+        "</think>",
+        "<reasoning>",
+        "</reasoning>",
+        " ",
+        "\n",
+        "\t",
+        "\r",
+        "a",
+        "é",
+        "😀",
+        "/",
+        "<",
+        ">",
+        "\\",
+        "\"",
+        "think",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// However the literal spells its text, the split is the text's, cut between characters
+        /// of the literal (both halves literals of the text's halves).
+        #[test]
+        fn reasoning_is_split_by_what_the_literal_means(
+            pieces in prop::collection::vec(0..PIECES.len(), 0..16),
+            how in prop::collection::vec(0u8..4, 0..64),
+            plain_first in any::<bool>(),
+        ) {
+            let text: String = pieces.iter().map(|&p| PIECES[p]).collect();
+            let how = if plain_first { vec![0; 64] } else { how };
+            let lit = literal(&text, &how);
+            let got = split_reasoning(&lit).map(|(r, t)| {
+                let decode = |l: &str| serde_json::from_str::<String>(l).expect(l);
+                (decode(&r), decode(&t))
+            });
+            prop_assert_eq!(got, split_text(&text), "{}", lit);
+        }
+    }
 
     #[test]
     fn reasoning_in_front_of_the_text_is_split_off() {
