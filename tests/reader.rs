@@ -588,6 +588,19 @@ fn answers_of_another_shape_are_reported_not_guessed_at() {
             Family::Converse,
             json!({"output": {"message": {"content": [{"toolUse": {"toolUseId": "t1", "name": null, "input": {}}}]}}}),
         ),
+        // response_format's tool called twice: which call is the answer cannot be told.
+        (
+            Family::Anthropic,
+            json!({"content": [{"type": "tool_use", "id": "a", "name": "json_response", "input": {"n": 1}},
+                               {"type": "tool_use", "id": "b", "name": "json_response", "input": {"n": 2}}],
+                   "stop_reason": "tool_use"}),
+        ),
+        (
+            Family::Nova,
+            json!({"output": {"message": {"content": [{"toolUse": {"toolUseId": "a", "name": "json_response", "input": {}}},
+                                                      {"toolUse": {"toolUseId": "b", "name": "json_response", "input": {}}}]}},
+                   "stopReason": "tool_use"}),
+        ),
     ];
     for (family, answer) in cases {
         let line = json!({"recordId": "r1", "modelInput": {}, "modelOutput": answer}).to_string();

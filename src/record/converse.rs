@@ -376,7 +376,7 @@ fn write_tool_config(
     forced: Option<&ResponseTool<'_>>,
     o: &mut Obj<'_>,
 ) -> Result<(), Reject> {
-    let tools = function_tools(req, forced.map(|_| JSON_RESPONSE_TOOL))?;
+    let tools = function_tools(req, Some(JSON_RESPONSE_TOOL))?;
     let choice = match req.tool_choice {
         None => None,
         Some(raw) if Kind::of(raw) == Kind::String => Some(match &*text_value(raw.get()) {
@@ -694,7 +694,9 @@ pub(crate) fn write_response(
             let name = expect(u.name, Kind::String, format_args!("{at}.name"))?;
             let input = expect(u.input, Kind::Object, format_args!("{at}.input"))?;
             if as_text(name).as_deref() == Some(JSON_RESPONSE_TOOL) {
-                structured = Some(input);
+                if structured.replace(input).is_some() {
+                    return Err(super::anthropic::called_twice(format_args!("{at}")));
+                }
             } else {
                 calls.push(ToolUse {
                     id: expect(u.id, Kind::String, format_args!("{at}.toolUseId"))?,

@@ -165,7 +165,7 @@ fn write_tools(
     thinking: bool,
     o: &mut Obj<'_>,
 ) -> Result<(), Reject> {
-    let tools = function_tools(req, forced.map(|_| JSON_RESPONSE_TOOL))?;
+    let tools = function_tools(req, Some(JSON_RESPONSE_TOOL))?;
     if tools.is_empty() && forced.is_none() {
         return Ok(());
     }
@@ -508,6 +508,10 @@ mod tests {
         .is_err());
         let clash = json!([{"type": "function", "function": {"name": JSON_RESPONSE_TOOL}}]);
         assert!(map(user(json!({"response_format": schema, "tools": clash}))).is_err());
+        // Reserved without a response_format too: every call of it comes back as content.
+        let refused = map(user(json!({"tools": clash}))).unwrap_err();
+        assert!(refused.message.contains("reserved"), "{}", refused.message);
+
         assert!(map(user(json!({"response_format": {"type": "yaml"}}))).is_err());
     }
 

@@ -84,6 +84,15 @@ fn block_field<'a>(
     json::expect(v, kind, format_args!("modelOutput.content[{i}].{name}"))
 }
 
+/// The forced [`JSON_RESPONSE_TOOL`] called a second time, at `at`: the answer would be one of
+/// the two calls' inputs, and which is no reader's to guess.
+pub(crate) fn called_twice(at: std::fmt::Arguments<'_>) -> Reject {
+    Reject::invalid(format!(
+        "{at}: a second call of the tool \"{JSON_RESPONSE_TOOL}\" (response_format's answer), \
+         which of the two answers cannot be told"
+    ))
+}
+
 /// A block's text, absent when missing or `null`, else it must be a string.
 fn optional<'a>(v: Option<Raw<'a>>, i: usize, name: &str) -> Result<Option<Raw<'a>>, Reject> {
     v.filter(|v| Kind::of(*v) != Kind::Null)
@@ -243,7 +252,9 @@ pub(crate) fn write_parts(
                 let name = field(b.name, "name", Kind::String)?;
                 let input = field(b.input, "input", Kind::Object)?;
                 if json::as_text(name).as_deref() == Some(JSON_RESPONSE_TOOL) {
-                    json_response = Some(input);
+                    if json_response.replace(input).is_some() {
+                        return Err(called_twice(format_args!("modelOutput.content[{i}]")));
+                    }
                 } else {
                     calls.push((field(b.id, "id", Kind::String)?, name, input));
                 }

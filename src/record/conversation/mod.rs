@@ -492,7 +492,8 @@ pub(crate) struct FunctionTool<'a> {
 }
 
 /// The request's `tools`, checked: function tools only, valid names (not `reserved`, the name
-/// a family keeps for its own use), string descriptions, object schemas.
+/// a family keeps for its own use: every call of it comes back as the answer's content, so a
+/// function of that name could never be called), string descriptions, object schemas.
 pub(crate) fn function_tools<'a>(
     req: &ChatRequest<'a>,
     reserved: Option<&str>,
@@ -516,7 +517,7 @@ pub(crate) fn function_tools<'a>(
         let name = tool_name(f.name, format_args!("{at}.function.name"))?;
         if reserved.is_some_and(|r| r == name) {
             return Err(Reject::invalid(format!(
-                "{at}.function.name: \"{name}\" is reserved for response_format when both are given"
+                "{at}.function.name: \"{name}\" is reserved: it names the tool that carries response_format, and every call of it is read back as the answer's content; rename the function"
             )));
         }
         let description = f
