@@ -524,6 +524,76 @@ pub(crate) fn is_json(text: &str) -> bool {
     s.value().and_then(|_| s.end()).is_ok()
 }
 
+/// The first key that an object in `text` (one JSON value) gives twice (as its second spelling
+/// writes it), at any depth, compared by value (`"a"` and `"\u0061"` are one key, each lone surrogate itself); `Err` when `text` is no
+/// JSON value. One pass, without recursion: nesting may be as deep as the text is long.
+pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
+    let mut s = Scanner::new(text);
+    // Each container the scan is inside: an object's keys so far, or `None` for an array.
+    let mut open: Vec<Option<std::collections::HashSet<Cow<'_, [u8]>>>> = Vec::new();
+    // Reads a member's key and its colon; the key when the object already has it.
+    fn key<'a>(
+        s: &mut Scanner<'a>,
+        keys: &mut std::collections::HashSet<Cow<'a, [u8]>>,
+    ) -> Scan<Option<String>> {
+        let literal = s.string()?.get();
+        let key = super::json::decode_literal(literal);
+        s.eat(b':')?;
+        if keys.contains(&key) {
+            // As written: a lone surrogate has no other spelling.
+            return Ok(Some(literal[1..literal.len() - 1].to_owned()));
+        }
+        keys.insert(key);
+        Ok(None)
+    }
+    loop {
+        // At the start of a value.
+        let c = s.peek()?;
+        if c == b'{' || c == b'[' {
+            s.at += 1;
+            let close = if c == b'{' { b'}' } else { b']' };
+            if s.peek()? == close {
+                s.at += 1;
+            } else {
+                let mut keys = (c == b'{').then(std::collections::HashSet::new);
+                if let Some(keys) = &mut keys {
+                    if let Some(twice) = key(&mut s, keys)? {
+                        return Ok(Some(twice));
+                    }
+                }
+                open.push(keys);
+                continue;
+            }
+        } else {
+            s.scalar()?;
+        }
+        // After a value: the next member or element, or the end of containers.
+        loop {
+            let Some(top) = open.last_mut() else {
+                s.end()?;
+                return Ok(None);
+            };
+            let close = if top.is_some() { b'}' } else { b']' };
+            match s.peek()? {
+                b',' => {
+                    s.at += 1;
+                    if let Some(keys) = top {
+                        if let Some(twice) = key(&mut s, keys)? {
+                            return Ok(Some(twice));
+                        }
+                    }
+                    break;
+                }
+                c if c == close => {
+                    s.at += 1;
+                    open.pop();
+                }
+                _ => return Err(Fallback),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -605,6 +675,33 @@ mod tests {
             assert!(!valid(&arrays[1..]));
             assert!(!valid(&(arrays.clone() + "]")));
             assert!(!valid(&mixed[..mixed.len() - 1]));
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_found_in_any_object_at_any_depth() {
+        use super::repeated_key;
+        let twice = |text: &str| repeated_key(text).unwrap();
+        for (text, key) in [
+            (r#"{"a":1,"a":2}"#, Some("a")),
+            (r#"{"a":1,"\u0061":2}"#, Some("\\u0061")),
+            (r#"{"x":{"b":1,"c":[],"b":{}}}"#, Some("b")),
+            (r#"[1,{"k":{"a":1}},{"z":0,"z":0}]"#, Some("z")),
+            // The same key in different objects, or as a value: once each.
+            (r#"{"x":[{"b":1},{"b":2}],"b":"b","y":{"x":1}}"#, None),
+            (r#"{"\ud800":1,"\ud801":2,"\u00e9":3,"é ":4}"#, None),
+            (r#"{"\ud800":1,"\ud800":2}"#, Some("\\ud800")),
+            (r#"{}"#, None),
+            (r#"[[],{},"a",-1.5e400]"#, None),
+        ] {
+            assert_eq!(twice(text).as_deref(), key, "{text}");
+        }
+        let deep = r#"{"k":[1,{"x":"#.repeat(100_000) + "2" + &"}]}".repeat(100_000);
+        assert_eq!(twice(&deep), None);
+        let deep_twice = "[".repeat(100_000) + r#"{"q":1,"q":2}"# + &"]".repeat(100_000);
+        assert_eq!(twice(&deep_twice).as_deref(), Some("q"));
+        for bad in [r#"{"a":1,"a""#, r#"{"a" 1}"#, "[1,]", r#"{"a":1}x"#, ""] {
+            assert!(repeated_key(bad).is_err(), "{bad}");
         }
     }
 

@@ -590,5 +590,22 @@ mod tests {
             .unwrap_err()
             .message
             .contains("expected an object"));
+        // A member given twice, at any depth and in any spelling, is refused as anywhere else.
+        for (arguments, key) in [
+            (r#"{"a":1,"a":2}"#, "a"),
+            (r#"{"x":{"b":[],"\u0062":0}}"#, "\\u0062"),
+            (r#"{"x":[{"c":1},{"d":1,"d":1}]}"#, "d"),
+        ] {
+            let twice = json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": arguments}}]}]});
+            let reject = map(twice).unwrap_err();
+            assert!(
+                reject
+                    .message
+                    .contains(&format!("duplicate member `{key}`")),
+                "{arguments}: {reject}"
+            );
+        }
+        let once = json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": r#"{"x":[{"c":1},{"c":1}],"c":{"x":2}}"#}}]}]});
+        assert!(map(once).is_ok());
     }
 }

@@ -414,6 +414,13 @@ fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
         Kind::Object,
         format_args!("{at}.function.arguments"),
     )?;
+    // A member given twice is refused here as everywhere in a line: the model would be handed
+    // one of the two, and which one would be its parser's guess.
+    if let Ok(Some(key)) = super::scan::repeated_key(parsed.get()) {
+        return Err(Reject::invalid(format!(
+            "{at}.function.arguments: duplicate member `{key}`"
+        )));
+    }
     Ok(one_line(parsed.get()))
 }
 
