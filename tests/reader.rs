@@ -816,6 +816,17 @@ fn cr_only_line_endings_are_named_as_such() {
         "{:?}",
         report.problems
     );
+    // Led by its recordId, the joined line is the first record's, broken: its error says why.
+    let line = format!(r#"{{"recordId":"r","modelOutput":{}}}"#, claude_answer("A"));
+    let (_, err, _) = from_file(Family::Anthropic, &format!("{line}\r{line}\r"));
+    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
+    assert!(
+        err[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CR-only"),
+        "{err:?}"
+    );
 }
 
 /// The ledger reads back exactly what it wrote, for any custom_id a JSON string can hold.

@@ -69,19 +69,22 @@ impl OutputLines {
     fn answer(&self, line_no: u64, line: &[u8], ok: &mut Vec<u8>, err: &mut Vec<u8>) -> Item {
         let (parsed, broken) = match parse_output_line(line, self.response.family) {
             Ok(p) => (Some(p), None),
-            // (Not when the recordId is what is broken: given twice, it names no one.)
-            Err(reject) => match salvage_record_id(line)
-                .filter(|_| reject.code != RejectCode::InvalidCustomId)
-            {
-                // The line is broken, but says whose it is: that record came back, broken.
-                Some(record_id) => (None, Some((record_id, reject))),
-                None => {
-                    return Item::Bad {
-                        line: line_no,
-                        reject: stray_carriage_returns(line, reject),
+            Err(reject) => {
+                // (Not when the recordId is what is broken: given twice, it names no one.)
+                let owner =
+                    salvage_record_id(line).filter(|_| reject.code != RejectCode::InvalidCustomId);
+                let reject = stray_carriage_returns(line, reject);
+                match owner {
+                    // The line is broken, but says whose it is: that record came back, broken.
+                    Some(record_id) => (None, Some((record_id, reject))),
+                    None => {
+                        return Item::Bad {
+                            line: line_no,
+                            reject,
+                        }
                     }
                 }
-            },
+            }
         };
         let literal = match (&parsed, &broken) {
             (Some(p), _) => p.record_id.get(),
