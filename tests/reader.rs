@@ -638,7 +638,7 @@ fn answers_of_another_shape_are_reported_not_guessed_at() {
 fn a_bad_byte_after_the_record_id_does_not_hide_whose_line_it_is() {
     let answer = claude_answer("ANSWER").to_string();
     let (head, tail) = answer.split_at(answer.find("WER").unwrap());
-    let lines: [&[&[u8]]; 4] = [
+    let lines: [&[&[u8]]; 5] = [
         // In the echo, in the answer, after a byte-order mark, in the recordId.
         &[
             br#"{"recordId":"r0","modelInput":{"x":""#,
@@ -667,6 +667,14 @@ fn a_bad_byte_after_the_record_id_does_not_hide_whose_line_it_is() {
             answer.as_bytes(),
             b"}",
         ],
+        // A second recordId before the bad byte: the line names no one.
+        &[
+            br#"{"recordId":"r4","modelOutput":"#,
+            answer.as_bytes(),
+            br#","record\u0049d":"r5","x":""#,
+            b"\xff",
+            b"\"}",
+        ],
     ];
     let text: Vec<u8> = lines
         .iter()
@@ -689,7 +697,7 @@ fn a_bad_byte_after_the_record_id_does_not_hide_whose_line_it_is() {
             report.invalid_outputs,
             report.bad_lines
         ),
-        (4, 3, 3, 1)
+        (5, 3, 3, 2)
     );
 }
 
@@ -707,6 +715,7 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
 {{"recordId":"d","modelOutput":{answer},"modelOutput":{answer}}}
 {{"recordId":"e","error":{{"errorCode":400,"errorMessage":"x"}},"err\u006fr":null}}
 {{"recordId":"f","modelOutput":{answer}}}
+{{"recordId":"g","modelOutput":{answer},"modelOutput":{answer},"recordId":"h"}}
 "#
         ),
     );
@@ -733,7 +742,7 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
         .contains("modelOutput is given twice"));
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0]["custom_id"], "f");
-    assert_eq!((report.lines, report.bad_lines), (5, 1));
+    assert_eq!((report.lines, report.bad_lines), (6, 2));
 }
 
 /// A reasoning model's tags are found by what the content means, however it is spelled

@@ -21,8 +21,9 @@ pub struct OutputLine<'a> {
     pub error: Option<Raw<'a>>,
     /// `modelOutput` already scanned by the family (in the same pass as the line).
     parsed: Option<ParsedOutput<'a>>,
-    /// The first of `recordId`, `modelOutput` and `error` the line gives twice: which of the two
-    /// holds is no reader's to guess.
+    /// A member of `recordId`, `modelOutput` and `error` the line gives twice (`recordId` when it
+    /// is one of them: the line then has no owner): which of the two holds is no reader's to
+    /// guess.
     twice: Option<&'static str>,
 }
 
@@ -71,17 +72,31 @@ pub fn parse_output_line(line: &[u8], family: Family) -> Result<OutputLine<'_>, 
 
 /// The recordId a line begins with, read however broken the rest of the line is: `{`, then the
 /// member `recordId` (its key in any spelling) with a string value, as Bedrock writes its lines.
+/// `None` when the members readable before the break give `recordId` again: such a line names
+/// no one.
 pub(crate) fn leading_record_id(text: &str) -> Option<Raw<'_>> {
     let mut s = Scanner::new(text);
     let mut found = None;
-    // The first member only: the scan is stopped (by an error) right after it.
+    let mut again = false;
+    // Read on until the line breaks (or ends), for a second recordId.
     let _ = s.object(|s, key| {
-        if key == "recordId" && s.peek_is(b'"') {
+        if key == "recordId" {
+            if found.is_some() {
+                again = true;
+                return Err(Fallback);
+            }
+            if !s.peek_is(b'"') {
+                return Err(Fallback);
+            }
             found = Some(s.value()?);
+        } else if found.is_none() {
+            return Err(Fallback); // not led by its recordId
+        } else {
+            s.value()?;
         }
-        Err(Fallback)
+        Ok(())
     });
-    found
+    found.filter(|_| !again)
 }
 
 /// The members of a line's envelope that say whose answer it is and what it is.
@@ -99,8 +114,8 @@ fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, F
     let mut seen = [false; 3];
     s.object(|s, key| {
         if let Some(i) = ENVELOPE.iter().position(|m| *m == key) {
-            if std::mem::replace(&mut seen[i], true) {
-                line.twice = line.twice.or(Some(ENVELOPE[i]));
+            if std::mem::replace(&mut seen[i], true) && (line.twice.is_none() || i == 0) {
+                line.twice = Some(ENVELOPE[i]);
             }
         }
         match (&*key, family) {
