@@ -189,6 +189,11 @@ const TAGS: [(&str, &str); 2] = [("<reasoning>", "</reasoning>"), ("<think>", "<
 /// tags as `</think>` and `<think>` are.
 fn split_reasoning(content: &str) -> Option<(String, String)> {
     let inner = content.strip_prefix('"')?.strip_suffix('"')?;
+    // A tag can only open the text: most answers are told apart by their first character.
+    let (_, first) = literal_chars(inner).find(|c| !is_blank(c.1))?;
+    if first != Some(b'<') {
+        return None;
+    }
     if escapes_ascii(inner) {
         split_chars(inner)
     } else {
@@ -241,40 +246,54 @@ fn skip_blank(mut text: &str) -> &str {
     }
 }
 
-/// [`split_reasoning`] for any spelling: character by character, by what each stands for.
+/// [`split_reasoning`] for any spelling: character by character, by what each stands for (in
+/// one pass, holding no more than the offsets of the cuts).
 fn split_chars(inner: &str) -> Option<(String, String)> {
-    // Each character of the literal: where it is written, and the ASCII byte it stands for.
-    let chars: Vec<(usize, Option<u8>)> = literal_chars(inner).collect();
-    let at = |k: usize| chars.get(k).map_or(inner.len(), |c| c.0);
-    let is = |k: usize, word: &str| {
-        word.bytes()
-            .enumerate()
-            .all(|(j, b)| chars.get(k + j).and_then(|c| c.1) == Some(b))
-    };
-    let mut k = chars
-        .iter()
-        .position(|c| !matches!(c.1, Some(b' ' | b'\t' | b'\n' | b'\r')))
-        .unwrap_or(chars.len());
-    let (open, close) = TAGS.iter().find(|(open, _)| is(k, open))?;
-    k += open.len();
-    let from = at(k);
-    let Some(end) = (k..chars.len()).find(|&j| is(j, close)) else {
-        return Some((format!("\"{}\"", &inner[from..]), "\"\"".to_owned()));
-    };
-    let mut after = end + close.len();
-    while matches!(chars.get(after).and_then(|c| c.1), Some(b' ' | b'\n')) {
-        after += 1;
+    let mut chars = literal_chars(inner).peekable();
+    let offset =
+        |chars: &mut std::iter::Peekable<_>| chars.peek().map_or(inner.len(), |c: &(usize, _)| c.0);
+    while chars.next_if(|c| is_blank(c.1)).is_some() {}
+    let (open, close) = TAGS.iter().find(|(open, _)| spells(chars.clone(), open))?;
+    chars.nth(open.len() - 1);
+    let from = offset(&mut chars);
+    loop {
+        if chars.peek().is_none() {
+            // An answer cut off while reasoning has no closing tag: all of it is reasoning.
+            return Some((format!("\"{}\"", &inner[from..]), "\"\"".to_owned()));
+        }
+        if spells(chars.clone(), close) {
+            break;
+        }
+        chars.next();
     }
+    let end = offset(&mut chars);
+    chars.nth(close.len() - 1);
+    while chars
+        .next_if(|c| matches!(c.1, Some(b' ' | b'\n')))
+        .is_some()
+    {}
+    let text = offset(&mut chars);
     Some((
-        format!("\"{}\"", &inner[from..at(end)]),
-        format!("\"{}\"", &inner[at(after)..]),
+        format!("\"{}\"", &inner[from..end]),
+        format!("\"{}\"", &inner[text..]),
     ))
+}
+
+/// Whether `chars` begin with the characters of `word`.
+fn spells(chars: impl Iterator<Item = (usize, Option<u8>)>, word: &str) -> bool {
+    let mut chars = chars.map(|c| c.1);
+    word.bytes().all(|b| chars.next() == Some(Some(b)))
+}
+
+/// Whether a character of [`literal_chars`] is a blank a reasoning tag may follow.
+fn is_blank(ascii: Option<u8>) -> bool {
+    matches!(ascii, Some(b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// The characters of a string literal's inside `inner` (escapes complete, as in any valid
 /// literal): each one's offset, and the ASCII byte it stands for (`None` when it is none). A
 /// surrogate pair is two characters standing for none.
-fn literal_chars(inner: &str) -> impl Iterator<Item = (usize, Option<u8>)> + '_ {
+fn literal_chars(inner: &str) -> impl Iterator<Item = (usize, Option<u8>)> + Clone + '_ {
     let bytes = inner.as_bytes();
     let mut i = 0;
     std::iter::from_fn(move || {
