@@ -525,27 +525,15 @@ pub(crate) fn is_json(text: &str) -> bool {
 }
 
 /// The first key that an object in `text` (one JSON value) gives twice (as its second spelling
-/// writes it), at any depth, compared by value (`"a"` and `"\u0061"` are one key, each lone surrogate itself); `Err` when `text` is no
-/// JSON value. One pass, without recursion: nesting may be as deep as the text is long.
+/// writes it), at any depth, compared by value (`"a"` and `"\u0061"` are one key, each lone
+/// surrogate itself); `Err` when `text` is no JSON value. One pass, without recursion, holding a
+/// byte per open array and the keys of the open objects: nesting may be as deep as the text is
+/// long.
 pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
+    let mut keys = OpenKeys::default();
     let mut s = Scanner::new(text);
-    // Each container the scan is inside: an object's keys so far, or `None` for an array.
-    let mut open: Vec<Option<std::collections::HashSet<Cow<'_, [u8]>>>> = Vec::new();
-    // Reads a member's key and its colon; the key when the object already has it.
-    fn key<'a>(
-        s: &mut Scanner<'a>,
-        keys: &mut std::collections::HashSet<Cow<'a, [u8]>>,
-    ) -> Scan<Option<String>> {
-        let literal = s.string()?.get();
-        let key = super::json::decode_literal(literal);
-        s.eat(b':')?;
-        if keys.contains(&key) {
-            // As written: a lone surrogate has no other spelling.
-            return Ok(Some(literal[1..literal.len() - 1].to_owned()));
-        }
-        keys.insert(key);
-        Ok(None)
-    }
+    // The closing bracket of each container the scan is inside.
+    let mut closers: Vec<u8> = Vec::new();
     loop {
         // At the start of a value.
         let c = s.peek()?;
@@ -555,13 +543,13 @@ pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
             if s.peek()? == close {
                 s.at += 1;
             } else {
-                let mut keys = (c == b'{').then(std::collections::HashSet::new);
-                if let Some(keys) = &mut keys {
-                    if let Some(twice) = key(&mut s, keys)? {
+                closers.push(close);
+                if close == b'}' {
+                    keys.open();
+                    if let Some(twice) = keys.member(&mut s)? {
                         return Ok(Some(twice));
                     }
                 }
-                open.push(keys);
                 continue;
             }
         } else {
@@ -569,16 +557,15 @@ pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
         }
         // After a value: the next member or element, or the end of containers.
         loop {
-            let Some(top) = open.last_mut() else {
+            let Some(&close) = closers.last() else {
                 s.end()?;
                 return Ok(None);
             };
-            let close = if top.is_some() { b'}' } else { b']' };
             match s.peek()? {
                 b',' => {
                     s.at += 1;
-                    if let Some(keys) = top {
-                        if let Some(twice) = key(&mut s, keys)? {
+                    if close == b'}' {
+                        if let Some(twice) = keys.member(&mut s)? {
                             return Ok(Some(twice));
                         }
                     }
@@ -586,11 +573,63 @@ pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
                 }
                 c if c == close => {
                     s.at += 1;
-                    open.pop();
+                    closers.pop();
+                    if close == b'}' {
+                        keys.close();
+                    }
                 }
                 _ => return Err(Fallback),
             }
         }
+    }
+}
+
+/// The keys of the objects [`repeated_key`] is inside, each object's after its outer one's.
+#[derive(Default)]
+struct OpenKeys<'a> {
+    keys: Vec<Cow<'a, [u8]>>,
+    /// Per open object: where its keys begin, and a set of them once it has many.
+    objects: Vec<(usize, Option<Box<KeySet<'a>>>)>,
+}
+
+type KeySet<'a> = std::collections::HashSet<Cow<'a, [u8]>>;
+
+impl<'a> OpenKeys<'a> {
+    /// Up to this many keys, an object's are compared one by one.
+    const LINEAR: usize = 16;
+
+    fn open(&mut self) {
+        self.objects.push((self.keys.len(), None));
+    }
+
+    fn close(&mut self) {
+        if let Some((start, _)) = self.objects.pop() {
+            self.keys.truncate(start);
+        }
+    }
+
+    /// Reads a member's key and its colon into the innermost object: the key as written when
+    /// the object already has it.
+    fn member(&mut self, s: &mut Scanner<'a>) -> Scan<Option<String>> {
+        let literal = s.string()?.get();
+        let key = super::json::decode_literal(literal);
+        s.eat(b':')?;
+        let Some((start, set)) = self.objects.last_mut() else {
+            return Err(Fallback);
+        };
+        let seen = match set {
+            Some(set) => !set.insert(key.clone()),
+            None => self.keys[*start..].contains(&key),
+        };
+        if seen {
+            // As written: a lone surrogate has no other spelling.
+            return Ok(Some(literal[1..literal.len() - 1].to_owned()));
+        }
+        self.keys.push(key);
+        if set.is_none() && self.keys.len() - *start > Self::LINEAR {
+            *set = Some(Box::new(self.keys[*start..].iter().cloned().collect()));
+        }
+        Ok(None)
     }
 }
 
@@ -696,6 +735,12 @@ mod tests {
         ] {
             assert_eq!(twice(text).as_deref(), key, "{text}");
         }
+        // Past the keys compared one by one, and back out of an inner object.
+        let many: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{{"k{i}":0}}"#)).collect();
+        let many = format!("{{{}}}", many.join(","));
+        assert_eq!(twice(&many), None);
+        let again = format!(r#"{}, "k39":1}}"#, &many[..many.len() - 1]);
+        assert_eq!(twice(&again).as_deref(), Some("k39"));
         let deep = r#"{"k":[1,{"x":"#.repeat(100_000) + "2" + &"}]}".repeat(100_000);
         assert_eq!(twice(&deep), None);
         let deep_twice = "[".repeat(100_000) + r#"{"q":1,"q":2}"# + &"]".repeat(100_000);

@@ -384,8 +384,12 @@ mod tests {
     use serde_json::{json, Value};
 
     fn map_with(body: Value, opts: &MapOptions) -> Result<(Value, Notes), Reject> {
-        let text = body.to_string();
-        let raw: Raw<'_> = serde_json::from_str(&text).unwrap();
+        map_text(&body.to_string(), opts)
+    }
+
+    /// [`map_with`] for a body as written (a `Value` keeps one of two members of a name).
+    fn map_text(text: &str, opts: &MapOptions) -> Result<(Value, Notes), Reject> {
+        let raw: Raw<'_> = serde_json::from_str(text).unwrap();
         let req = ChatRequest::parse(raw)?;
         let mut notes = Notes::default();
         let mut out = Vec::new();
@@ -607,5 +611,29 @@ mod tests {
         }
         let once = json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": r#"{"x":[{"c":1},{"c":1}],"c":{"x":2}}"#}}]}]});
         assert!(map(once).is_ok());
+        // And in the schemas copied as written: a tool's parameters, response_format's schema.
+        let twice = |at: &str, schema: &str| {
+            let body = format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}}],{}}}"#,
+                at.replace("SCHEMA", schema)
+            );
+            map_text(
+                &body,
+                &MapOptions::new(crate::record::Family::Anthropic, ""),
+            )
+            .map(drop)
+        };
+        for at in [
+            r#""tools":[{"type":"function","function":{"name":"f","parameters":SCHEMA}}]"#,
+            r#""response_format":{"type":"json_schema","json_schema":{"name":"n","schema":SCHEMA}}"#,
+        ] {
+            let schema =
+                r#"{"type":"object","properties":{"a":{"type":"string"},"a":{"type":"number"}}}"#;
+            let reject = twice(at, schema).unwrap_err();
+            assert!(reject.message.contains("duplicate member `a`"), "{reject}");
+            let fine =
+                r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}}}"#;
+            assert!(twice(at, fine).is_ok(), "{at}");
+        }
     }
 }

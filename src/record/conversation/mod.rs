@@ -414,14 +414,17 @@ fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
         Kind::Object,
         format_args!("{at}.function.arguments"),
     )?;
-    // A member given twice is refused here as everywhere in a line: the model would be handed
-    // one of the two, and which one would be its parser's guess.
-    if let Ok(Some(key)) = super::scan::repeated_key(parsed.get()) {
-        return Err(Reject::invalid(format!(
-            "{at}.function.arguments: duplicate member `{key}`"
-        )));
-    }
+    each_member_once(parsed, format_args!("{at}.function.arguments"))?;
     Ok(one_line(parsed.get()))
+}
+
+/// Refuses `value` (at `path`) where an object in it, at any depth, gives a member twice: copied
+/// as written, it would hand the model one of the two, and which one would be its parser's guess.
+fn each_member_once(value: Raw<'_>, path: impl std::fmt::Display) -> Result<(), Reject> {
+    match super::scan::repeated_key(value.get()) {
+        Ok(Some(key)) => Err(Reject::invalid(format!("{path}: duplicate member `{key}`"))),
+        _ => Ok(()),
+    }
 }
 
 /// JSON text with its raw newlines (possible only as whitespace between tokens) turned into spaces,
@@ -532,7 +535,11 @@ pub(crate) fn function_tools<'a>(
             .map(|d| expect(d, Kind::String, format_args!("{at}.function.description")))
             .transpose()?;
         let parameters = match f.parameters {
-            Some(p) => expect(p, Kind::Object, format_args!("{at}.function.parameters"))?.get(),
+            Some(p) => {
+                let at = format_args!("{at}.function.parameters");
+                each_member_once(expect(p, Kind::Object, at)?, at)?;
+                p.get()
+            }
             None => EMPTY_SCHEMA,
         };
         out.push(FunctionTool {
@@ -569,10 +576,11 @@ pub(crate) fn response_tool<'a>(req: &ChatRequest<'a>) -> Result<Option<Response
             if let Some(d) = js.description {
                 expect(d, Kind::String, "body.response_format.json_schema.description")?;
             }
-            let schema = js
-                .schema
-                .map(|s| expect(s, Kind::Object, "body.response_format.json_schema.schema"))
-                .transpose()?;
+            let at = "body.response_format.json_schema.schema";
+            let schema = js.schema.map(|s| expect(s, Kind::Object, at)).transpose()?;
+            if let Some(schema) = schema {
+                each_member_once(schema, at)?;
+            }
             Ok(Some(ResponseTool { description: js.description, schema }))
         }
         other => Err(Reject::invalid(format!(
