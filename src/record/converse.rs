@@ -672,13 +672,10 @@ pub(crate) fn write_response(
     let mut reasoning = Vec::new();
     let mut calls = Vec::new();
     let mut structured = None;
-    for b in &blocks {
+    for (i, b) in blocks.iter().enumerate() {
+        let at = format_args!("modelOutput.output.message.content[{i}]");
         if let Some(t) = b.text.filter(|t| Kind::of(*t) != Kind::Null) {
-            texts.push(expect(
-                t,
-                Kind::String,
-                "modelOutput.output.message.content[].text",
-            )?);
+            texts.push(expect(t, Kind::String, format_args!("{at}.text"))?);
         }
         if let Some(t) = b
             .reasoning
@@ -687,10 +684,14 @@ pub(crate) fn write_response(
             .and_then(|t| t.text)
             .filter(|t| Kind::of(*t) != Kind::Null)
         {
-            reasoning.push(expect(t, Kind::String, "modelOutput reasoningText.text")?);
+            reasoning.push(expect(
+                t,
+                Kind::String,
+                format_args!("{at}.reasoningContent.reasoningText.text"),
+            )?);
         }
         if let Some(u) = &b.tool_use {
-            let at = "modelOutput.output.message.content[].toolUse";
+            let at = format_args!("{at}.toolUse");
             let name = expect(u.name, Kind::String, format_args!("{at}.name"))?;
             let input = expect(u.input, Kind::Object, format_args!("{at}.input"))?;
             if as_text(name).as_deref() == Some(JSON_RESPONSE_TOOL) {
