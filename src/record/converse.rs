@@ -628,16 +628,24 @@ fn scan_tool_use<'a>(s: &mut Scanner<'a>) -> Scan<ToolUse<'a>> {
 
 fn scan_usage(s: &mut Scanner<'_>) -> Scan<ConverseUsage> {
     let mut u = ConverseUsage::default();
-    // Nova's InvokeModel names (…TokenCount) are aliases: one field either way.
+    // Nova's InvokeModel names (…TokenCount) are aliases: one field either way, and both at once
+    // a field given twice (as serde's aliases make them).
     let names = [
         "inputTokens",
         "outputTokens",
-        "cacheReadInputTokens|cacheReadInputTokenCount",
-        "cacheWriteInputTokens|cacheWriteInputTokenCount",
+        "cacheReadInputTokens",
+        "cacheReadInputTokenCount",
+        "cacheWriteInputTokens",
+        "cacheWriteInputTokenCount",
     ];
+    let mut seen = [false; 4];
     s.fields(&names, |s, i| {
+        let field = [0, 1, 2, 2, 3, 3][i];
+        if std::mem::replace(&mut seen[field], true) {
+            return Err(Fallback);
+        }
         let count = Count::of(s.value()?);
-        match i {
+        match field {
             0 => u.input_tokens = count,
             1 => u.output_tokens = count,
             2 => u.cache_read_input_tokens = count,

@@ -434,9 +434,9 @@ impl<'a> Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// An object read the way serde reads a struct: `read` is called at the value of each member
-    /// named in `names` (with the name's index; `a|b` names one member spelled either way, as
-    /// serde's aliases do), the other members are validated and skipped, and a member read twice
-    /// falls back (serde rejects a duplicate field). At most 64 names.
+    /// named in `names` (with the name's index), the other members are validated and skipped,
+    /// and a member read twice falls back (serde rejects a duplicate field). At most 64 names.
+    /// (Two names of one field, as serde's aliases, are two names here: `read` tells a second.)
     pub(crate) fn fields(
         &mut self,
         names: &[&str],
@@ -444,10 +444,7 @@ impl<'a> Scanner<'a> {
     ) -> Scan<Raw<'a>> {
         let mut seen = 0u64;
         self.object(|s, key| {
-            let Some(i) = names
-                .iter()
-                .position(|n| n.split('|').any(|name| name == key))
-            else {
+            let Some(i) = names.iter().position(|n| *n == key) else {
                 return s.value().map(drop);
             };
             if seen & (1 << i) != 0 {
