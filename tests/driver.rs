@@ -306,6 +306,51 @@ fn running_again_resumes_instead_of_starting_over() {
     assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
 }
 
+/// Where the results go is checked before anything is converted or submitted (and billed):
+/// never over an input, never both into one file, inside the batch folder only below
+/// results/. With the results on stdout, the Batch object goes to stderr.
+#[test]
+fn results_that_would_land_on_an_input_or_each_other_are_refused_before_anything_runs() {
+    let e = env("targets");
+    let input = e.input("requests.jsonl", 120);
+    let before = std::fs::read(&input).unwrap();
+    let staging = e.staging("targets");
+    let other = e.dir.path().join("same.jsonl").display().to_string();
+    let in_folder = format!("{staging}batch.json");
+    for (flags, says) in [
+        (vec!["--output", input.as_str()], "same file"),
+        (
+            vec!["--output", "x.jsonl", "--errors", input.as_str()],
+            "same file",
+        ),
+        (vec!["--output", &other, "--errors", &other], "same file"),
+        (vec!["--output", &in_folder], "results/"),
+    ] {
+        let mut args = run_args(&input, &staging);
+        args.extend(&flags);
+        let o = e.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{flags:?}: {}", stderr(&o));
+    }
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input is as it was"
+    );
+    assert_eq!(
+        e.emu.knobs.creates.load(Ordering::SeqCst),
+        0,
+        "nothing submitted"
+    );
+    let mut args = run_args(&input, &staging);
+    args.extend(["--output", "-"]);
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (seen, _) = accounted(&o.stdout, b"");
+    every_id_once(&seen, 120);
+    assert!(stderr(&o).contains("\"request_counts\""), "{}", stderr(&o));
+}
+
 #[test]
 fn a_repeated_submit_returns_the_same_job() {
     let e = env("idem");

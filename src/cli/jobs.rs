@@ -235,33 +235,43 @@ async fn look(target: &Target, driver: &Driver) -> anyhow::Result<(Vec<JobInfo>,
 
 /// Prints a Batch object: JSON on stdout with `--json`, else a few readable lines.
 pub fn show(batch: &BatchObject, jobs: &[JobInfo], cx: &Context) -> anyhow::Result<()> {
+    print!("{}", render(batch, jobs, cx)?);
+    Ok(())
+}
+
+/// A Batch object as [`show`] prints it.
+pub fn render(batch: &BatchObject, jobs: &[JobInfo], cx: &Context) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     if cx.json {
-        println!("{}", serde_json::to_string_pretty(batch)?);
-        return Ok(());
+        writeln!(out, "{}", serde_json::to_string_pretty(batch)?)?;
+        return Ok(out);
     }
     let c = &batch.request_counts;
-    println!("{}  {}", batch.id, batch.status.as_str());
+    writeln!(out, "{}  {}", batch.id, batch.status.as_str())?;
     if let Some(model) = &batch.model {
-        println!("  model      {model}");
+        writeln!(out, "  model      {model}")?;
     }
-    println!("  input      {}", batch.input_file_id);
-    println!(
+    writeln!(out, "  input      {}", batch.input_file_id)?;
+    writeln!(
+        out,
         "  requests   {} total: {} completed, {} failed",
         c.total, c.completed, c.failed
-    );
+    )?;
     for job in jobs {
         let progress = match (job.processed_records, job.total_records) {
             (Some(p), Some(t)) => format!(" {p}/{t} processed"),
             _ => String::new(),
         };
-        println!(
+        writeln!(
+            out,
             "  job        {} {}{progress}  {}",
             job.id(),
             job.status,
             job.name
-        );
+        )?;
     }
-    println!("  created    {}", format_time(batch.created_at));
+    writeln!(out, "  created    {}", format_time(batch.created_at))?;
     for (what, at) in [
         ("expires", batch.expires_at),
         ("completed", batch.completed_at),
@@ -270,30 +280,34 @@ pub fn show(batch: &BatchObject, jobs: &[JobInfo], cx: &Context) -> anyhow::Resu
         ("cancelled", batch.cancelled_at),
     ] {
         if let Some(at) = at {
-            println!("  {what:<10} {}", format_time(at));
+            writeln!(out, "  {what:<10} {}", format_time(at))?;
         }
     }
-    if let Some(out) = &batch.output_file_id {
-        println!("  output     {out}");
+    if let Some(file) = &batch.output_file_id {
+        writeln!(out, "  output     {file}")?;
     }
     if let Some(err) = &batch.error_file_id {
-        println!("  errors     {err}");
+        writeln!(out, "  errors     {err}")?;
     }
     if let Some(usage) = &batch.usage {
-        println!(
+        writeln!(
+            out,
             "  tokens     {} prompt ({} cached), {} completion",
             usage.input_tokens, usage.input_tokens_details.cached_tokens, usage.output_tokens
-        );
+        )?;
     }
     for e in batch.errors.iter().flat_map(|e| &e.data) {
-        println!("  error      {}: {}", e.code, e.message);
+        writeln!(out, "  error      {}: {}", e.code, e.message)?;
     }
     if batch.status.is_terminal() && batch.output_file_id.is_none() {
         if let Some(folder) = batch.metadata.get("batch_folder") {
-            println!("  results    not collected yet: bedrock-batch from-bedrock {folder}");
+            writeln!(
+                out,
+                "  results    not collected yet: bedrock-batch from-bedrock {folder}"
+            )?;
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The exit status for a batch that ended: 0 completed, 1 expired or cancelled, 2 failed.

@@ -8,12 +8,13 @@ use super::from_bedrock::{
     estimate, folder_results, print_cost, print_summary, read_prices, Summary,
 };
 use super::inputs::Inputs;
-use super::jobs::{exit_for, report_submitted, show, PollArgs, SubmitArgs, Watcher};
-use super::to_bedrock::{check_outside_folder, convert, ConvertArgs};
+use super::jobs::{exit_for, render, report_submitted, PollArgs, SubmitArgs, Watcher};
+use super::to_bedrock::{check_distinct, check_outside_folder, convert, ConvertArgs};
 use super::{Context, EXIT_FAILED, EXIT_OK, EXIT_REJECTS};
 use bedrock_batch::batch_folder::{Replace, Start};
 use bedrock_batch::driver::{
-    BatchFolder, BatchStatus, CollectOptions, Driver, JobInfo, Pacer, SubmitSettings,
+    results_refusal, BatchFolder, BatchStatus, CollectOptions, Driver, JobInfo, Pacer,
+    SubmitSettings,
 };
 use bedrock_batch::io::{Destination, Location};
 use bedrock_batch::pipeline::BedrockOutput;
@@ -108,6 +109,24 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
     for (_, input) in &inputs.list {
         check_outside_folder("INPUT", input, &staging)?;
     }
+    // Where the results go, checked before anything runs (and is billed): never over an input,
+    // never both into one file, inside the folder only below results/.
+    let (output, errors) = folder_results(&staging, args.output.as_deref(), args.errors.as_deref());
+    let output_loc = Location::parse(&output).map_err(anyhow::Error::msg)?;
+    let errors_loc = Location::parse(&errors).map_err(anyhow::Error::msg)?;
+    check_distinct(&[("--output", &output_loc), ("--errors", &errors_loc)])?;
+    for (_, input) in &inputs.list {
+        check_distinct(&[
+            ("INPUT", input),
+            ("--output", &output_loc),
+            ("--errors", &errors_loc),
+        ])?;
+    }
+    for (what, at) in [("--output", &output_loc), ("--errors", &errors_loc)] {
+        if let Some(why) = results_refusal(at, &staging) {
+            bail!("{what} {at}: {why}; nothing was converted or submitted");
+        }
+    }
     let dest = cx.storage.folder(&staging).await?;
     let driver = cx.driver().await;
 
@@ -138,14 +157,13 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             finalizing.status.as_str()
         );
     }
-    let (output, errors) = folder_results(&staging, args.output.as_deref(), args.errors.as_deref());
     let started = std::time::Instant::now();
     let collected = folder
         .collect(
             &cx.storage,
             &jobs,
-            &Location::parse(&output).map_err(anyhow::Error::msg)?,
-            &Location::parse(&errors).map_err(anyhow::Error::msg)?,
+            &output_loc,
+            &errors_loc,
             &CollectOptions {
                 threads: args.convert.threads.map(usize::from),
                 progress: None,
@@ -172,7 +190,13 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         );
     }
     let batch = folder.batch_object(&jobs, None);
-    show(&batch, &jobs, cx)?;
+    let shown = render(&batch, &jobs, cx)?;
+    if matches!(output_loc, Location::Std) {
+        // The results are on stdout: the Batch object stays out of them.
+        eprint!("{shown}");
+    } else {
+        print!("{shown}");
+    }
     let r = &collected.report;
     Ok(match batch.status {
         BatchStatus::Failed => EXIT_FAILED,

@@ -465,6 +465,22 @@ impl BatchFolder {
     }
 }
 
+/// Why a results file may not be at `at`, for the batch folder at `root`: inside the folder,
+/// only `results/` takes results, and not `results/report.json`, the folder's own record of
+/// them. (For callers that check before a run rather than at its end.)
+pub fn results_refusal(at: &Location, root: &Location) -> Option<&'static str> {
+    let rel = at.relative_to(root)?;
+    if rel == crate::batch_folder::RESULTS_RECORD {
+        return Some("results/report.json is the batch folder's own record of its results; choose another name");
+    }
+    if !rel.starts_with(crate::batch_folder::RESULTS)
+        || rel.len() == crate::batch_folder::RESULTS.len()
+    {
+        return Some("inside the batch folder, results go below results/; its other files are the folder's own");
+    }
+    None
+}
+
 /// A writer for a results file at `at`: through the folder when `at` is inside it (so that its
 /// temporary file is the folder's), else on its own. Inside the folder only `results/` takes
 /// results, and not `results/report.json`, the folder's own record of them: a results file
@@ -480,15 +496,10 @@ pub async fn results_writer(
         why: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()),
     };
     let root = Location::parse(&folder.dest().uri("")).map_err(|e| refuse(&e.to_string()))?;
+    if let Some(why) = results_refusal(at, &root) {
+        return Err(refuse(why));
+    }
     if let Some(rel) = at.relative_to(&root) {
-        if rel == crate::batch_folder::RESULTS_RECORD {
-            return Err(refuse("results/report.json is the batch folder's own record of its results; choose another name"));
-        }
-        if !rel.starts_with(crate::batch_folder::RESULTS)
-            || rel.len() == crate::batch_folder::RESULTS.len()
-        {
-            return Err(refuse("inside the batch folder, results go below results/; its other files are the folder's own"));
-        }
         return Ok(folder.create(&rel).await?);
     }
     storage

@@ -70,7 +70,8 @@ pub use batch_object::{
     BatchContext, BatchError, BatchErrors, BatchObject, BatchStatus, BatchUsage, RequestCounts,
 };
 pub use folder::{
-    results_writer, BatchFolder, CollectOptions, Step, SubmitSettings, SubmitSummary,
+    results_refusal, results_writer, BatchFolder, CollectOptions, Step, SubmitSettings,
+    SubmitSummary,
 };
 pub use job::{is_job_identifier, job_id, JobInfo, JobStatus};
 pub use request::{
