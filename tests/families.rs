@@ -689,10 +689,24 @@ fn an_answer_of_another_family_is_refused_not_emptied() {
         endpoint: Endpoint::ChatCompletions,
     };
     let openai = r#"{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+    let claude = r#"{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
+    let llama = r#"{"generation":"Hi","prompt_token_count":3,"generation_token_count":1,"stop_reason":"stop"}"#;
+    let mistral = r#"{"outputs":[{"text":"Hi","stop_reason":"stop"}]}"#;
     for (family, answer) in [
         (Family::Converse, openai),
         (Family::Nova, openai),
         (Family::Nova, r#"{"foo":1}"#),
+        (Family::Llama, claude),
+        (Family::Llama, mistral),
+        (Family::Llama, r#"{}"#),
+        (Family::MistralText, claude),
+        (Family::MistralText, llama),
+        (Family::MistralText, r#"{"outputs":null}"#),
+        (Family::Anthropic, llama),
+        (Family::Anthropic, mistral),
+        (Family::Anthropic, openai),
+        (Family::Anthropic, r#"{}"#),
+        (Family::MistralChat, claude),
         (
             Family::OpenAiChat,
             r#"{"output":{"message":{"content":[{"text":"Hi"}]}},"stopReason":"end_turn"}"#,
@@ -707,11 +721,31 @@ fn an_answer_of_another_family_is_refused_not_emptied() {
             String::from_utf8_lossy(&out)
         );
     }
-    // A Converse answer with only a stop reason (a filtered answer) is still an answer.
-    let raw = serde_json::from_str(r#"{"stopReason":"content_filtered"}"#).unwrap();
-    assert!(Family::Nova
-        .write_completion(raw, &ctx, &mut Vec::new())
-        .is_ok());
+    // An answer with only a stop reason (a filtered or empty answer) is still an answer.
+    for (family, answer) in [
+        (Family::Nova, r#"{"stopReason":"content_filtered"}"#),
+        (
+            Family::Anthropic,
+            r#"{"content":null,"stop_reason":"refusal"}"#,
+        ),
+        (
+            Family::Anthropic,
+            r#"{"content":[],"stop_reason":"end_turn"}"#,
+        ),
+        (
+            Family::Llama,
+            r#"{"generation":null,"stop_reason":"length"}"#,
+        ),
+        (Family::Llama, r#"{"generation":""}"#),
+        (
+            Family::MistralText,
+            r#"{"outputs":[{"text":null,"stop_reason":"length"}]}"#,
+        ),
+    ] {
+        let raw = serde_json::from_str(answer).unwrap();
+        let got = family.write_completion(raw, &ctx, &mut Vec::new());
+        assert!(got.is_ok(), "{family}: {answer}: {got:?}");
+    }
 }
 
 /// `--family openai-chat` passes images as written, so only inline base64 images of a format

@@ -151,6 +151,14 @@ pub(crate) fn write_response(
         .filter(|g| Kind::of(*g) != Kind::Null)
         .map(|g| expect(g, Kind::String, "modelOutput.generation"))
         .transpose()?;
+    // Neither a generation nor one of Llama's stop reasons: another family's answer (records
+    // read with the wrong --family or --model), refused, never an empty success.
+    let stop = r.stop_reason.and_then(as_text);
+    if text.is_none() && !matches!(stop.as_deref(), Some("stop" | "length")) {
+        return Err(Reject::invalid(
+            "modelOutput: neither generation nor a Llama stop_reason (stop, length), so not a Llama answer (were the records written for another family?)",
+        ));
+    }
     let usage = Usage::from_counts(
         r.prompt_token_count,
         r.generation_token_count,
@@ -162,7 +170,7 @@ pub(crate) fn write_response(
         structured: None,
         reasoning: Vec::new(),
         calls: Vec::new(),
-        finish: match r.stop_reason.and_then(as_text).as_deref() {
+        finish: match stop.as_deref() {
             Some("length") => "length",
             _ => "stop",
         },

@@ -409,9 +409,15 @@ pub(crate) fn write_text_response(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let first = r.outputs.first();
+    // No outputs: another family's answer (records read with the wrong --family or --model),
+    // refused, never an empty success.
+    let Some(first) = r.outputs.first() else {
+        return Err(Reject::invalid(
+            "modelOutput.outputs: missing or empty, so not a Mistral text answer (were the records written for another family?)",
+        ));
+    };
     let text = first
-        .and_then(|o| o.text)
+        .text
         .filter(|t| Kind::of(*t) != Kind::Null)
         .map(|t| expect(t, Kind::String, "modelOutput.outputs[0].text"))
         .transpose()?;
@@ -420,7 +426,7 @@ pub(crate) fn write_text_response(
         structured: None,
         reasoning: Vec::new(),
         calls: Vec::new(),
-        finish: finish(first.and_then(|o| o.stop_reason)),
+        finish: finish(first.stop_reason),
     };
     response_body::write(None, &choice, None, ctx, out);
     Ok(Usage::default())

@@ -71,6 +71,22 @@ fn finish_reason(stop_reason: Option<Raw<'_>>) -> &'static str {
     }
 }
 
+/// Whether `stop_reason` is one Claude gives.
+fn is_claude_stop(stop_reason: Option<Raw<'_>>) -> bool {
+    matches!(
+        stop_reason.and_then(json::as_text).as_deref(),
+        Some(
+            "end_turn"
+                | "max_tokens"
+                | "stop_sequence"
+                | "tool_use"
+                | "pause_turn"
+                | "refusal"
+                | "model_context_window_exceeded"
+        )
+    )
+}
+
 /// Writes a JSON string literal holding the concatenation of string literals `parts`, splicing
 /// their escaped contents as they are.
 fn block_field<'a>(
@@ -262,6 +278,13 @@ pub(crate) fn write_parts(
             // redacted_thinking and block types added later carry nothing for a chat message.
             _ => {}
         }
+    }
+    // No content and none of Claude's stop reasons: another family's answer (records read with
+    // the wrong --family or --model), refused, never an empty success.
+    if msg.blocks.is_empty() && !is_claude_stop(msg.stop_reason) {
+        return Err(Reject::invalid(
+            "modelOutput: neither content nor a Claude stop_reason, so not a Claude answer (were the records written for another family?)",
+        ));
     }
     let u = msg.usage;
     let totals = Usage::from_counts(
