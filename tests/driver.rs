@@ -928,6 +928,51 @@ fn a_converse_job_runs_end_to_end() {
 
 /// `--overwrite` replaces a folder only once its Bedrock jobs have ended, and then everything of
 /// the old conversion goes: its inputs, ledger, job records, Bedrock's output and the results.
+/// Every family's job runs end to end: the emulator answers in the family's own shape, and
+/// every answer comes back as the model's text (an answer read with the wrong reader would be
+/// refused, not emptied).
+#[test]
+fn every_chat_family_runs_end_to_end_and_its_answers_come_back() {
+    let e = env("families");
+    let mut plain = String::new();
+    for i in 0..110 {
+        plain.push_str(&format!(
+            r#"{{"custom_id":"q-{i}","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"question {i}"}}],"max_tokens":50}}}}"#
+        ));
+        plain.push('\n');
+    }
+    let path = e.dir.path().join("plain.jsonl");
+    std::fs::write(&path, plain).unwrap();
+    let input = path.display().to_string();
+    for model in [
+        "meta.llama3-8b-instruct-v1:0",
+        "mistral.mistral-7b-instruct-v0:2",
+        "mistral.mistral-large-2407-v1:0",
+        "openai.gpt-oss-20b-1:0",
+        "amazon.nova-lite-v1:0",
+    ] {
+        let staging = e.staging(&model.replace([':', '.'], "-"));
+        let mut args = run_args(&input, &staging);
+        let at = args.iter().position(|a| *a == MODEL).unwrap();
+        args[at] = model;
+        let o = e.run(&args);
+        let b = batch(&o);
+        assert_eq!(b["status"], "completed", "{model}: {}", stderr(&o));
+        assert_eq!(b["request_counts"]["completed"], 110, "{model}");
+        let lines = json_lines(&e.object(b["output_file_id"].as_str().unwrap()));
+        assert_eq!(lines.len(), 110, "{model}");
+        for l in &lines {
+            let content = l["response"]["body"]["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{model}: {l}"));
+            assert!(
+                content.starts_with("Emulated answer to "),
+                "{model}: {content}"
+            );
+        }
+    }
+}
+
 #[test]
 fn overwrite_waits_for_the_old_jobs_and_then_removes_all_of_them() {
     let e = env("overwrite");

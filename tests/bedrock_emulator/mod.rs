@@ -1,8 +1,9 @@
 //! A Bedrock batch-inference emulator for the tests: the four control-plane operations at their
 //! real paths with the botocore shapes (`shared/reference/bedrock-batch-shapes.json`), validation
 //! like Bedrock's, and jobs that really run against the test S3 server: they read every `.jsonl`
-//! under the input prefix, answer each record with a deterministic Claude-shaped (or Converse)
-//! `modelOutput`, and write `<output>/<job-id>/<file>.jsonl.out` in shuffled order plus
+//! under the input prefix, answer each record with a deterministic `modelOutput` in the shape its
+//! body's family answers in (Claude, Converse and Nova, Llama, Mistral text, the OpenAI-shaped
+//! chat bodies, Titan and Nova embeddings), and write `<output>/<job-id>/<file>.jsonl.out` in shuffled order plus
 //! `manifest.json.out`, walking Submitted → Validating → Scheduled → InProgress → Completed /
 //! PartiallyCompleted, honouring Stop and expiry.
 //!
@@ -1006,11 +1007,30 @@ impl Server {
                     json!({"embedding": [0.25, -0.5, 0.125], "inputTextTokenCount": prompt})
                 } else if nova_embed {
                     json!({"embeddings": [{"embeddingType": "TEXT", "embedding": [0.5, 0.25, -1.0]}]})
-                } else if converse {
+                } else if converse || input["schemaVersion"] == "messages-v1" {
+                    // Converse jobs, and Nova's InvokeModel body, answer in Converse's shape.
                     json!({
                         "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
                         "stopReason": "end_turn",
                         "usage": {"inputTokens": prompt, "outputTokens": 6, "totalTokens": prompt + 6}
+                    })
+                } else if input.get("max_gen_len").is_some() {
+                    json!({
+                        "generation": text,
+                        "prompt_token_count": prompt,
+                        "generation_token_count": 6,
+                        "stop_reason": "stop"
+                    })
+                } else if input.get("prompt").is_some() {
+                    json!({"outputs": [{"text": text, "stop_reason": "stop"}]})
+                } else if input.get("anthropic_version").is_none() {
+                    // The OpenAI-shaped chat bodies (gpt-oss, Mistral's chat models, open-weight).
+                    json!({
+                        "id": format!("chatcmpl-emu-{record_id}"),
+                        "object": "chat.completion",
+                        "model": model,
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": prompt, "completion_tokens": 6, "total_tokens": prompt + 6}
                     })
                 } else {
                     json!({
