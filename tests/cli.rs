@@ -209,6 +209,20 @@ fn unknown_models_and_missing_files_are_clear_errors() {
         "{}",
         stderr(&o)
     );
+    // No job could ever be in flight with --max-jobs 0: refused, not taken as 1.
+    let o = run(
+        &[
+            "submit",
+            "/nonexistent/",
+            "--role-arn",
+            "r",
+            "--max-jobs",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--max-jobs"), "{}", stderr(&o));
 }
 
 #[test]

@@ -159,11 +159,10 @@ fn a_used_folder_is_refused_and_left_as_it_was() {
         // A stream can never be told to be the same input.
         let mut stream = small_opts("-");
         stream.source = InputIdentity::named("-");
-        assert!(
-            convert_into(dest.clone(), lines(6, "old-"), &stream, Replace::Refuse)
-                .await
-                .is_err()
-        );
+        let e = convert_into(dest.clone(), lines(6, "old-"), &stream, Replace::Refuse)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("(stdin: a stream"), "{e}");
         assert_eq!(snapshot(&dir), before);
         // The very same conversion: a no-op.
         let again = convert_into(

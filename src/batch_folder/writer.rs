@@ -470,7 +470,10 @@ fn differences(m: &BatchManifest, conversion: &Conversion, input: &InputIdentity
     }
     if !m.input.same_as(input) {
         why.push(if input.location.is_none() || input.version.is_none() {
-            format!("{} cannot be told to be the same input", input.name)
+            format!(
+                "an input that cannot be told to be the one converted before ({}: a stream, or a file whose version is unknown)",
+                if input.name == "-" { "stdin" } else { input.name.as_str() }
+            )
         } else if m.input.location != input.location {
             format!("input {} instead of {}", input.name, m.input.name)
         } else {

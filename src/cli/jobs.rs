@@ -46,8 +46,8 @@ pub struct SubmitArgs {
 
     /// Most jobs of the folder submitted or in progress at once (Bedrock's default quota is 20 per
     /// model).
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub max_jobs: usize,
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_jobs: u16,
 }
 
 impl SubmitArgs {
@@ -357,7 +357,7 @@ pub async fn submit(args: SubmitCommand, cx: &Context) -> anyhow::Result<u8> {
     let mut folder = folder.with_lock_options(cx.lock("submit"));
     let driver = cx.driver().await;
     let summary = folder
-        .submit(&driver, &settings, args.submit.max_jobs.max(1))
+        .submit(&driver, &settings, usize::from(args.submit.max_jobs))
         .await?;
     report_submitted(&summary, cx);
     if summary.pending > 0 && !cx.quiet {

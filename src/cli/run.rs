@@ -262,7 +262,7 @@ async fn submit_and_wait(
     args: &Args,
     cx: &Context,
 ) -> anyhow::Result<Vec<JobInfo>> {
-    let max_jobs = args.submit.max_jobs.max(1);
+    let max_jobs = usize::from(args.submit.max_jobs);
     // The first submission checks every recorded job against these settings, even when none
     // waits for a slot.
     let summary = folder.submit(driver, settings, max_jobs).await?;
