@@ -100,6 +100,23 @@ impl Env {
         m["generation"].as_str().unwrap().to_owned()
     }
 
+    /// Waits until the batch's first job has processed `n` records: its ARN.
+    fn first_job_once_processed(&self, n: u64) -> String {
+        let started = Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the job never ran"
+            );
+            if let Some(id) = self.emu.job_ids().first() {
+                if self.emu.processed(id) == n {
+                    return id.clone();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn driver(&self) -> Driver {
         rt().block_on(Driver::connect(&BedrockOptions {
             endpoint_url: Some(self.emu.endpoint.clone()),
@@ -435,19 +452,7 @@ fn a_stop_in_mid_run_cancels_the_batch_and_accounts_for_every_request() {
     let staging = e.staging("stopped");
     let child = e.cmd().args(run_args(&input, &staging)).spawn().unwrap();
     // Wait until the job runs and has processed some records, then cancel it from outside.
-    let started = Instant::now();
-    let arn = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the job never ran"
-        );
-        if let Some(id) = e.emu.job_ids().first() {
-            if e.emu.processed(id) == 100 {
-                break id.clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let arn = e.first_job_once_processed(100);
     let o = e.run(&["--json", "cancel", &staging]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -471,6 +476,79 @@ fn a_stop_in_mid_run_cancels_the_batch_and_accounts_for_every_request() {
     let o = e.run(&["cancel", &staging]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("had already ended"), "{}", stderr(&o));
+}
+
+/// A cancel stops the batch, not only its running jobs: the jobs still waiting for a slot are
+/// never submitted (by the run that is waiting, or a later one), and their requests come back
+/// as batch_cancelled. Cancelling before anything was submitted keeps everything from running.
+#[test]
+fn a_cancel_keeps_the_jobs_still_waiting_from_ever_being_submitted() {
+    let e = env("cancelwait");
+    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
+    e.emu.knobs.stall_after_records.store(50, Ordering::SeqCst);
+    let input = e.input("requests.jsonl", 300);
+    let staging = e.staging("waiting");
+    let mut args = run_args(&input, &staging);
+    args.extend(["--records-per-job", "100", "--max-jobs", "1"]);
+    let child = e.cmd().args(&args).spawn().unwrap();
+    let arn = e.first_job_once_processed(50);
+    let o = e.run(&["cancel", &staging]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 of the folder's jobs were not submitted yet"),
+        "{}",
+        stderr(&o)
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let b = batch(&o);
+    assert_eq!(b["status"], "cancelled", "{b}");
+    assert_eq!(
+        e.emu.job_ids(),
+        vec![arn],
+        "no job submitted after the cancel"
+    );
+    let (seen, codes) = e.results(&b);
+    every_id_once(&seen, 300);
+    assert_eq!(codes.get("batch_cancelled"), Some(&250));
+    // Run again: nothing more is submitted; the same results.
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(batch(&o)["status"], "cancelled");
+    assert_eq!(e.emu.job_ids().len(), 1);
+
+    // Cancelled before submitting: nothing ever runs.
+    let staging = e.staging("early");
+    let mut convert = vec![
+        "to-bedrock",
+        input.as_str(),
+        staging.as_str(),
+        "--model",
+        MODEL,
+    ];
+    convert.extend(["--records-per-job", "100"]);
+    let o = e.run(&convert);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = e.run(&["cancel", &staging]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut args = run_args(&input, &staging);
+    args.extend(["--records-per-job", "100"]);
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let b = batch(&o);
+    assert_eq!(b["status"], "cancelled", "{b}");
+    assert_eq!(e.emu.job_ids().len(), 1, "nothing submitted");
+    let (seen, codes) = e.results(&b);
+    every_id_once(&seen, 300);
+    assert_eq!(codes.get("batch_cancelled"), Some(&300));
+    // Collected by hand, the records of a cancelled batch are cancelled too, not expired.
+    let out = e.dir.path().join("early.jsonl").display().to_string();
+    let o = e.run(&["from-bedrock", &staging, &out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let errors = std::fs::read(e.dir.path().join("early.errors.jsonl")).unwrap();
+    let (seen, codes) = accounted(b"", &errors);
+    every_id_once(&seen, 300);
+    assert_eq!(codes.get("batch_cancelled"), Some(&300), "{codes:?}");
 }
 
 #[test]

@@ -159,6 +159,11 @@ impl Generation {
         format!("{}/jobs/job{index:03}.json", self.0)
     }
 
+    /// The record that the batch was cancelled: none of its jobs not yet submitted ever will be.
+    pub fn cancel_record_path(&self) -> String {
+        format!("{}/cancelled.json", self.0)
+    }
+
     /// Where the generation's jobs write (Bedrock adds `<job-id>/`).
     pub fn output_prefix(&self) -> String {
         format!("{}/output/", self.0)

@@ -12,6 +12,7 @@
 //!     ids/00000.ids                     per record of shard 00000: recordId <TAB> custom_id
 //!     rejected.jsonl                    input lines that could not be converted
 //!     jobs/job000.json                  the Bedrock job submitted for job 000
+//!     cancelled.json                    the batch was cancelled: no job not yet submitted will be
 //!     output/<job-id>/…                 where Bedrock writes (the jobs' output prefix)
 //!   results/output.jsonl, errors.jsonl  the OpenAI files of the last collection, and
 //!   results/report.json                 its record, naming its generation

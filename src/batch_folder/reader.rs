@@ -109,6 +109,59 @@ impl FolderReader {
         Ok(ledger)
     }
 
+    /// When the generation's batch was cancelled (Unix seconds), if it was: then none of its
+    /// jobs not yet submitted ever will be.
+    pub async fn cancelled_at(&self) -> Result<Option<u64>, FolderError> {
+        let rel = self.generation().cancel_record_path();
+        let file = self.dest.uri(&rel);
+        let Some(raw) = self
+            .dest
+            .read_small(&rel)
+            .await
+            .map_err(FolderError::io(format!("reading {file}")))?
+        else {
+            return Ok(None);
+        };
+        #[derive(serde::Deserialize)]
+        struct Cancelled {
+            cancelled_at: u64,
+        }
+        serde_json::from_slice::<Cancelled>(&raw)
+            .map(|c| Some(c.cancelled_at))
+            .map_err(|e| FolderError::Malformed {
+                file,
+                problem: e.to_string(),
+            })
+    }
+
+    /// Records that the generation's batch is cancelled, at `at` (Unix seconds), unless it is
+    /// already. The one write a reader makes, and without the folder's lock: a cancel must reach
+    /// a batch whose `run` holds the lock for as long as it waits. It is one small file of the
+    /// generation's own, which nothing else writes; should the folder hold another generation by
+    /// then, the record is taken back and the cancel refused.
+    pub async fn request_cancel(&self, at: u64) -> Result<(), FolderError> {
+        if self.cancelled_at().await?.is_some() {
+            return Ok(());
+        }
+        let rel = self.generation().cancel_record_path();
+        let io = || FolderError::io(format!("writing {}", self.dest.uri(&rel)));
+        let json = serde_json::to_vec_pretty(&serde_json::json!({ "cancelled_at": at }))
+            .expect("a cancel record serializes");
+        let mut w = self.dest.create(&rel).await.map_err(io())?;
+        w.write(bytes::Bytes::from(json)).await.map_err(io())?;
+        w.finish().await.map_err(io())?;
+        let now = FolderReader::open_existing(Arc::clone(&self.dest)).await?;
+        if now.manifest.generation != self.manifest.generation {
+            let _ = self.dest.delete(&rel).await;
+            return Err(FolderError::Changed {
+                folder: self.dest.uri(""),
+                opened: self.manifest.generation.clone(),
+                now: now.manifest.generation,
+            });
+        }
+        Ok(())
+    }
+
     /// The job records of the generation, by job index (`None`: not submitted yet).
     pub async fn job_records(&self) -> Result<Vec<Option<JobRecord>>, FolderError> {
         let generation = self.generation();

@@ -75,9 +75,10 @@ pub struct Args {
     endpoint: Option<String>,
 
     /// What records Bedrock never returned become: expired (the job ran out of time) or cancelled
-    /// (the job was stopped).
-    #[arg(long, value_name = "WHY", default_value = "expired", value_parser = ["expired", "cancelled"])]
-    missing: String,
+    /// (the job was stopped). Default: cancelled for a batch folder whose batch was cancelled
+    /// (`bedrock-batch cancel`), else expired.
+    #[arg(long, value_name = "WHY", value_parser = ["expired", "cancelled"])]
+    missing: Option<String>,
 
     /// `created` of every response, Unix seconds (default: batch.json's creation time for a batch
     /// folder, the file's modification time for a file, now for stdin).
@@ -186,11 +187,10 @@ fn unix_mtime(path: &Path) -> Option<u64> {
 
 pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let missing = if args.missing == "cancelled" {
-        MissingReason::cancelled()
-    } else {
-        MissingReason::expired()
-    };
+    let missing = args.missing.as_deref().map(|why| match why {
+        "cancelled" => MissingReason::cancelled(),
+        _ => MissingReason::expired(),
+    });
     let input = Location::parse(&args.input).map_err(anyhow::Error::msg)?;
     let prices = read_prices(args.prices.as_deref())?;
     let bar = progress_bar(None, cx.quiet);
@@ -199,6 +199,7 @@ pub async fn run(args: Args, cx: &Cx) -> anyhow::Result<u8> {
     let (report, output, errors, model) = if input.is_folder() {
         collect_from_folder(&args, cx, &input, missing, progress).await?
     } else {
+        let missing = missing.unwrap_or_else(MissingReason::expired);
         let (report, output, errors) = convert_files(&args, cx, &input, missing, progress).await?;
         (report, output, errors, args.model.clone())
     };
@@ -246,7 +247,7 @@ async fn collect_from_folder(
     args: &Args,
     cx: &Cx,
     input: &Location,
-    missing: MissingReason,
+    missing: Option<MissingReason>,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> anyhow::Result<(FromBedrockReport, String, String, Option<String>)> {
     let (output, errors) = folder_results(input, args.output.as_deref(), args.errors.as_deref());
@@ -267,9 +268,15 @@ async fn collect_from_folder(
     let folder = FolderWriter::open(dest, &cx.lock("from-bedrock")).await?;
     let mut model = None;
     let collected = async {
-        let manifest = folder.current()?.manifest().clone();
+        let current = folder.current()?;
+        let manifest = current.manifest().clone();
         model = Some(manifest.model_id().to_owned());
         let mut opts = FromBedrockOptions::for_folder(&manifest)?;
+        let missing = match missing {
+            Some(why) => why,
+            None if current.cancelled_at().await?.is_some() => MissingReason::cancelled(),
+            None => MissingReason::expired(),
+        };
         args.apply(&mut opts, missing, progress);
         let results = FolderResults {
             ok: results_writer(&cx.storage, &folder, &output_loc, StdWriter::stdout).await?,

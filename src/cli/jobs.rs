@@ -219,7 +219,7 @@ async fn look(target: &Target, driver: &Driver) -> anyhow::Result<(Vec<JobInfo>,
             Ok((vec![info], batch))
         }
         Target::Folder(folder) => {
-            if folder.job_records().iter().all(Option::is_none) {
+            if folder.job_records().iter().all(Option::is_none) && folder.cancelled_at().is_none() {
                 bail!(
                     "{} is not submitted yet: bedrock-batch submit {} --role-arn ARN",
                     folder.uri(),
@@ -360,6 +360,12 @@ pub async fn submit(args: SubmitCommand, cx: &Context) -> anyhow::Result<u8> {
         .submit(&driver, &settings, usize::from(args.submit.max_jobs))
         .await?;
     report_submitted(&summary, cx);
+    if folder.cancelled_at().is_some() && !cx.quiet && folder.pending() > 0 {
+        eprintln!(
+            "the batch was cancelled: its {} jobs not submitted by then never will be",
+            folder.pending()
+        );
+    }
     if summary.pending > 0 && !cx.quiet {
         eprintln!(
             "run `bedrock-batch submit {}` again once jobs finish, or use `bedrock-batch run`, which submits them as slots free up",
@@ -434,22 +440,33 @@ pub async fn list(args: ListCommand, cx: &Context) -> anyhow::Result<u8> {
 }
 
 pub async fn cancel(args: CancelCommand, cx: &Context) -> anyhow::Result<u8> {
-    let target = target(&args.job_or_dest, cx).await?;
+    let mut target = target(&args.job_or_dest, cx).await?;
     let driver = cx.driver().await;
-    let arns: Vec<String> = match &target {
+    let arns: Vec<String> = match &mut target {
         Target::Job(job) => vec![job.clone()],
-        Target::Folder(folder) => folder
-            .job_records()
-            .iter()
-            .flatten()
-            .map(|r| r.job_arn.clone())
-            .collect(),
+        Target::Folder(folder) => {
+            // Recorded first: a run submitting the folder's other jobs (here or elsewhere)
+            // submits none after this, and wait and collect count them as cancelled.
+            folder.record_cancel().await?;
+            if !cx.quiet && folder.pending() > 0 {
+                eprintln!(
+                    "{} of the folder's jobs were not submitted yet; none of them will be",
+                    folder.pending()
+                );
+            }
+            folder
+                .job_records()
+                .iter()
+                .flatten()
+                .map(|r| r.job_arn.clone())
+                .collect()
+        }
     };
     if arns.is_empty() {
-        bail!(
-            "nothing to cancel: {} has no submitted jobs",
-            args.job_or_dest
-        );
+        if !cx.quiet {
+            eprintln!("cancelled before any job was submitted");
+        }
+        return Ok(EXIT_OK);
     }
     for arn in &arns {
         match driver.stop(arn).await? {

@@ -267,7 +267,7 @@ async fn submit_and_wait(
     // waits for a slot.
     let summary = folder.submit(driver, settings, max_jobs).await?;
     report_submitted(&summary, cx);
-    if folder.job_records().iter().all(Option::is_none) {
+    if folder.job_records().iter().all(Option::is_none) && folder.cancelled_at().is_none() {
         bail!(
             "no job could be submitted: {}",
             summary

@@ -230,8 +230,11 @@ pub struct BatchContext {
     pub input_file_id: String,
     /// Requests in the batch, when known (else Bedrock's counts).
     pub total_records: Option<u64>,
-    /// Jobs of the batch not submitted yet.
+    /// Jobs of the batch not submitted yet (and still to be).
     pub pending_jobs: usize,
+    /// When the batch was cancelled, if it was: `cancelling` until its jobs have ended, then
+    /// `cancelled`.
+    pub cancelled_at: Option<i64>,
     /// When the batch was created, if no job was submitted yet.
     pub created_at: i64,
     /// The last collection of results, if any.
@@ -293,7 +296,7 @@ impl BatchObject {
             failed_at: at(BatchStatus::Failed),
             expired_at: at(BatchStatus::Expired),
             cancelling_at: matches!(status, BatchStatus::Cancelling | BatchStatus::Cancelled)
-                .then_some(stopping_since)
+                .then_some(stopping_since.or(ctx.cancelled_at))
                 .flatten(),
             cancelled_at: at(BatchStatus::Cancelled),
             request_counts,
@@ -316,7 +319,14 @@ impl BatchObject {
 /// files ready), a failed one stays `failed`.
 fn batch_status(jobs: &[JobInfo], ctx: &BatchContext) -> BatchStatus {
     let statuses: Vec<JobStatus> = jobs.iter().map(|j| j.status.clone()).collect();
-    let status = BatchStatus::combine(&statuses, ctx.pending_jobs);
+    let mut status = BatchStatus::combine(&statuses, ctx.pending_jobs);
+    if ctx.cancelled_at.is_some() && status != BatchStatus::Failed {
+        status = if status.is_terminal() {
+            BatchStatus::Cancelled
+        } else {
+            BatchStatus::Cancelling
+        };
+    }
     if ctx.finalizing_since.is_none() {
         return status;
     }

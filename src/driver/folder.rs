@@ -83,6 +83,8 @@ pub struct BatchFolder {
     results: Option<ResultsRecord>,
     /// A commit of results was under way when the folder was read (or a killed run left one).
     unsettled: bool,
+    /// When the batch was cancelled, if it was: no job not yet submitted ever will be.
+    cancelled_at: Option<u64>,
     lock: LockOptions,
 }
 
@@ -115,11 +117,13 @@ impl BatchFolder {
             Err(crate::batch_folder::FolderError::ResultsUnsettled { .. }) => (None, true),
             other => (other?, false),
         };
+        let cancelled_at = reader.cancelled_at().await?;
         Ok(BatchFolder {
             reader,
             records,
             results,
             unsettled,
+            cancelled_at,
             lock: LockOptions::default(),
         })
     }
@@ -202,6 +206,30 @@ impl BatchFolder {
         self.records.iter().filter(|r| r.is_none()).count()
     }
 
+    /// When the batch was cancelled (Unix seconds), if it was: then its jobs not submitted by
+    /// then never will be, and count as cancelled.
+    pub fn cancelled_at(&self) -> Option<u64> {
+        self.cancelled_at
+    }
+
+    /// Jobs that will still be submitted: none once the batch is cancelled.
+    fn to_submit(&self) -> usize {
+        if self.cancelled_at.is_some() {
+            0
+        } else {
+            self.pending()
+        }
+    }
+
+    /// Records that the batch is cancelled, so that no job not submitted yet ever is (by this
+    /// process, or a `run` or `wait` on the folder elsewhere, which may hold the folder's lock:
+    /// see [`FolderReader::request_cancel`]). Stopping the submitted jobs is the caller's.
+    pub async fn record_cancel(&mut self) -> Result<(), DriverError> {
+        self.reader.request_cancel(unix_now()).await?;
+        self.cancelled_at = self.reader.cancelled_at().await?;
+        Ok(())
+    }
+
     /// The CreateModelInvocationJob request for the folder's job `index`.
     pub fn request(&self, index: u32, s: &SubmitSettings) -> Result<JobRequest, DriverError> {
         let m = self.manifest();
@@ -261,11 +289,11 @@ impl BatchFolder {
         settings: &SubmitSettings,
         max_active: usize,
     ) -> Result<SubmitSummary, DriverError> {
-        // Another run may have submitted meanwhile: what the folder records now is what counts.
-        self.records = writer
-            .expect(&self.manifest().generation)?
-            .job_records()
-            .await?;
+        // Another run may have submitted (or cancelled) meanwhile: what the folder records now
+        // is what counts.
+        let reader = writer.expect(&self.manifest().generation)?;
+        self.records = reader.job_records().await?;
+        self.cancelled_at = reader.cancelled_at().await?;
         let mut summary = SubmitSummary::default();
         let mut active = 0;
         let mut todo = Vec::new();
@@ -293,6 +321,10 @@ impl BatchFolder {
                 }
                 None => todo.push((index, req)),
             }
+        }
+        if self.cancelled_at.is_some() {
+            // Cancelled: what was submitted runs out (or is being stopped); nothing more goes.
+            return Ok(summary);
         }
         let mut todo = todo.into_iter();
         for (index, req) in todo.by_ref() {
@@ -344,14 +376,18 @@ impl BatchFolder {
         driver: &Driver,
         submit: Option<(&SubmitSettings, usize)>,
     ) -> Result<Step, DriverError> {
+        // A cancel recorded since (by `cancel`, from anywhere) stops the submitting.
+        if self.cancelled_at.is_none() {
+            self.cancelled_at = self.reader.cancelled_at().await?;
+        }
         let submitted = match submit {
-            Some((settings, max_active)) if self.pending() > 0 => {
+            Some((settings, max_active)) if self.to_submit() > 0 => {
                 Some(self.submit(driver, settings, max_active).await?)
             }
             _ => None,
         };
         let jobs = self.jobs(driver).await?;
-        let ended = self.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal());
+        let ended = self.to_submit() == 0 && jobs.iter().all(|j| j.status.is_terminal());
         Ok(Step {
             submitted,
             jobs,
@@ -394,7 +430,8 @@ impl BatchFolder {
                 ),
                 input_file_id: m.input.name.clone(),
                 total_records: Some(m.counts.records),
-                pending_jobs: self.pending(),
+                pending_jobs: self.to_submit(),
+                cancelled_at: self.cancelled_at.map(|at| at as i64),
                 created_at: m.created_at as i64,
                 results: self.results.clone(),
                 finalizing_since,
@@ -422,7 +459,7 @@ impl BatchFolder {
                 job.status
             )));
         }
-        if self.pending() > 0 {
+        if self.to_submit() > 0 {
             return Err(DriverError::NotEnded(format!(
                 "{} of the folder's jobs are not submitted yet",
                 self.pending()
@@ -442,6 +479,13 @@ impl BatchFolder {
                 _ => MissingReason::expired(),
             };
             fb.missing_by_job.insert(rec.index, why);
+        }
+        // Jobs a cancel kept from being submitted: their records were cancelled.
+        for (index, rec) in self.records.iter().enumerate() {
+            if rec.is_none() {
+                fb.missing_by_job
+                    .insert(index as u32, MissingReason::cancelled());
+            }
         }
         fb.threads = opts.threads;
         fb.progress = opts.progress.clone();
