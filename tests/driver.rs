@@ -434,12 +434,13 @@ fn a_repeated_submit_returns_the_same_job() {
         ))
         .unwrap();
     assert_eq!(jobs[0].status, JobStatus::Completed);
-    // …and, once it has ended, submitted as a new job.
+    // …and, once it has completed, kept: it ran and was billed; its results stand.
     let summary = rt()
         .block_on(folder.submit(&driver, &settings, 20))
         .unwrap();
-    assert_eq!(summary.submitted.len(), 1);
-    assert_eq!(e.emu.job_ids().len(), 2);
+    assert!(summary.submitted.is_empty());
+    assert_eq!(summary.kept.len(), 1);
+    assert_eq!(e.emu.job_ids().len(), 1, "not billed twice");
 }
 
 #[test]
@@ -569,6 +570,11 @@ fn a_job_that_fails_validation_fails_the_batch_with_bedrocks_reason() {
     let (seen, codes) = e.results(&b);
     every_id_once(&seen, 40);
     assert_eq!(codes.get("batch_failed"), Some(&40));
+    // A failed job ran nothing: with other settings, it is submitted anew.
+    args.extend(["--tag", "fix=1"]);
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(e.emu.job_ids().len(), 2, "{}", stderr(&o));
 }
 
 #[test]

@@ -336,6 +336,12 @@ pub fn report_submitted(summary: &bedrock_batch::driver::SubmitSummary, cx: &Con
             rec.index, rec.job_arn
         );
     }
+    for rec in &summary.kept {
+        eprintln!(
+            "job {} ran to its end with other settings ({}): its results stand, it is not submitted again",
+            rec.index, rec.job_arn
+        );
+    }
     if summary.pending > 0 {
         eprintln!(
             "{} jobs wait for a free slot{}",

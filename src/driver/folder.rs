@@ -48,6 +48,10 @@ pub struct SubmitSummary {
     pub submitted: Vec<JobRecord>,
     /// Jobs submitted before with the same settings (left as they are).
     pub existing: Vec<JobRecord>,
+    /// Jobs submitted before with other settings that ran to an end (completed, partly, or
+    /// stopped): they ran, and were billed, so their results stand and they are not submitted
+    /// again. (Failed and expired jobs, which ran nothing, are submitted anew.)
+    pub kept: Vec<JobRecord>,
     /// Jobs not submitted because the limit of jobs in flight was reached.
     pub pending: usize,
     /// Bedrock's word when its quota of submitted and in-progress jobs was reached.
@@ -317,7 +321,11 @@ impl BatchFolder {
                             status: info.status.to_string(),
                         });
                     }
-                    todo.push((index, req));
+                    if matches!(info.status, JobStatus::Failed | JobStatus::Expired) {
+                        todo.push((index, req));
+                    } else {
+                        summary.kept.push(rec.clone());
+                    }
                 }
                 None => todo.push((index, req)),
             }
