@@ -315,6 +315,13 @@ fn running_again_resumes_instead_of_starting_over() {
     let errors = std::fs::read(e.dir.path().join("out.errors.jsonl")).unwrap();
     let (seen, _) = accounted(&output, &errors);
     every_id_once(&seen, 150);
+    // A cancel of a batch that has ended leaves it as it was.
+    let o = e.run(&["--json", "cancel", &staging]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(batch(&o)["status"], "completed", "{}", stderr(&o));
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(batch(&o)["status"], "completed");
     // Another input under the same prefix is refused, not mixed in.
     let other = e.input("other.jsonl", 150);
     let o = e.run(&run_args(&other, &staging));
@@ -334,7 +341,11 @@ fn results_that_would_land_on_an_input_or_each_other_are_refused_before_anything
     let staging = e.staging("targets");
     let other = e.dir.path().join("same.jsonl").display().to_string();
     let in_folder = format!("{staging}batch.json");
+    let by_input = format!("{staging}results/by-input/mine.jsonl");
+    let itself = staging.trim_end_matches('/').to_owned();
     for (flags, says) in [
+        (vec!["--output", by_input.as_str()], "results/by-input/"),
+        (vec!["--output", itself.as_str()], "staging folder itself"),
         (vec!["--output", input.as_str()], "same file"),
         (
             vec!["--output", "x.jsonl", "--errors", input.as_str()],
@@ -550,6 +561,32 @@ fn a_cancel_keeps_the_jobs_still_waiting_from_ever_being_submitted() {
     let (seen, codes) = accounted(b"", &errors);
     every_id_once(&seen, 300);
     assert_eq!(codes.get("batch_cancelled"), Some(&300), "{codes:?}");
+}
+
+/// A cancel that lands while a run submits many jobs in one pass: every job the run submits
+/// is stopped, whether it was submitted before the cancel was recorded or as it was.
+#[test]
+fn a_cancel_during_a_submission_pass_leaves_no_job_running() {
+    let e = env("cancelpass");
+    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
+    e.emu.knobs.stall_after_records.store(20, Ordering::SeqCst);
+    let input = e.input("requests.jsonl", 2000);
+    let staging = e.staging("pass");
+    let mut args = run_args(&input, &staging);
+    args.extend(["--records-per-job", "100"]);
+    let child = e.cmd().args(&args).spawn().unwrap();
+    e.first_job_once_processed(0);
+    let o = e.run(&["cancel", &staging]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let b = batch(&o);
+    assert_eq!(b["status"], "cancelled", "{b}");
+    for id in e.emu.job_ids() {
+        assert_eq!(e.emu.status(&id).as_deref(), Some("Stopped"), "{id}");
+    }
+    let (seen, _) = e.results(&b);
+    every_id_once(&seen, 2000);
 }
 
 #[test]

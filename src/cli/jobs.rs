@@ -451,9 +451,14 @@ pub async fn cancel(args: CancelCommand, cx: &Context) -> anyhow::Result<u8> {
     let arns: Vec<String> = match &mut target {
         Target::Job(job) => vec![job.clone()],
         Target::Folder(folder) => {
+            // A batch that has ended is left as it is (completed stays completed).
+            let jobs = folder.jobs(&driver).await?;
+            let ended = folder.pending() == 0 && jobs.iter().all(|j| j.status.is_terminal());
             // Recorded first: a run submitting the folder's other jobs (here or elsewhere)
             // submits none after this, and wait and collect count them as cancelled.
-            folder.record_cancel().await?;
+            if !ended {
+                folder.record_cancel().await?;
+            }
             if !cx.quiet && folder.pending() > 0 {
                 eprintln!(
                     "{} of the folder's jobs were not submitted yet; none of them will be",

@@ -123,6 +123,9 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         ])?;
     }
     for (what, at) in [("--output", &output_loc), ("--errors", &errors_loc)] {
+        if at.to_string().trim_end_matches('/') == staging_arg.trim_end_matches('/') {
+            bail!("{what} {at} is the staging folder itself; nothing was converted or submitted");
+        }
         if let Some(why) = results_refusal(at, &staging) {
             bail!("{what} {at}: {why}; nothing was converted or submitted");
         }

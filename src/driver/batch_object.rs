@@ -298,7 +298,10 @@ impl BatchObject {
             cancelling_at: matches!(status, BatchStatus::Cancelling | BatchStatus::Cancelled)
                 .then_some(stopping_since.or(ctx.cancelled_at))
                 .flatten(),
-            cancelled_at: at(BatchStatus::Cancelled),
+            // (A batch cancelled before any job was stopped: when it was cancelled.)
+            cancelled_at: at(BatchStatus::Cancelled).or(ctx
+                .cancelled_at
+                .filter(|_| status == BatchStatus::Cancelled)),
             request_counts,
             usage: results.as_ref().map(|r| BatchUsage {
                 input_tokens: r.input_tokens,

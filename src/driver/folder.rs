@@ -231,6 +231,9 @@ impl BatchFolder {
     pub async fn record_cancel(&mut self) -> Result<(), DriverError> {
         self.reader.request_cancel(unix_now()).await?;
         self.cancelled_at = self.reader.cancelled_at().await?;
+        // A job a run submitted as the cancel was written is recorded by now (a submitter
+        // records each job before it looks for a cancel again): the caller stops it too.
+        self.records = self.reader.job_records().await?;
         Ok(())
     }
 
@@ -340,6 +343,11 @@ impl BatchFolder {
                 summary.pending += 1;
                 continue;
             }
+            // A cancel recorded meanwhile (from anywhere) ends the submitting.
+            if let Some(at) = reader.cancelled_at().await? {
+                self.cancelled_at = Some(at);
+                break;
+            }
             // Bedrock reads every file under the prefix: it must hold exactly this job's shards.
             writer.check_job_input(index).await?;
             let arn = match driver.submit(&req).await {
@@ -369,6 +377,15 @@ impl BatchFolder {
             self.records[index as usize] = Some(record.clone());
             summary.submitted.push(record);
             active += 1;
+            // Recorded first, then looked for a cancel: a cancel written before this look is
+            // seen here, and one written after it reads this job's record and stops it.
+            if let Some(at) = reader.cancelled_at().await? {
+                self.cancelled_at = Some(at);
+                driver
+                    .stop(&summary.submitted.last().expect("pushed").job_arn)
+                    .await?;
+                break;
+            }
         }
         summary.pending += todo.count();
         Ok(summary)
@@ -524,6 +541,9 @@ pub fn results_refusal(at: &Location, root: &Location) -> Option<&'static str> {
     let rel = at.relative_to(root)?;
     if rel == crate::batch_folder::RESULTS_RECORD {
         return Some("results/report.json is the batch folder's own record of its results; choose another name");
+    }
+    if rel.starts_with(crate::batch_folder::RESULTS_BY_INPUT) {
+        return Some("results/by-input/ holds the folder's per-input results, which each collection replaces; choose a name outside it");
     }
     if !rel.starts_with(crate::batch_folder::RESULTS)
         || rel.len() == crate::batch_folder::RESULTS.len()
