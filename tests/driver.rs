@@ -523,9 +523,10 @@ fn a_cancel_keeps_the_jobs_still_waiting_from_ever_being_submitted() {
     let (seen, codes) = e.results(&b);
     every_id_once(&seen, 300);
     assert_eq!(codes.get("batch_cancelled"), Some(&250));
-    // Run again: nothing more is submitted; the same results.
+    // Run again: nothing more is submitted; the same results, and a word on --overwrite.
     let o = e.run(&args);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
     assert_eq!(batch(&o)["status"], "cancelled");
     assert_eq!(e.emu.job_ids().len(), 1);
 

@@ -538,11 +538,16 @@ impl Watcher {
             .max(batch.request_counts.total);
         let done: u64 = jobs.iter().filter_map(|j| j.processed_records).sum();
         let bedrock: Vec<&str> = jobs.iter().map(|j| j.status.as_str()).collect();
-        let line = format!(
-            "{} (Bedrock: {})",
-            batch.status.as_str(),
-            bedrock.join(", ")
-        );
+        let line = if bedrock.is_empty() {
+            // (Cancelled before any job was submitted.)
+            batch.status.as_str().to_owned()
+        } else {
+            format!(
+                "{} (Bedrock: {})",
+                batch.status.as_str(),
+                bedrock.join(", ")
+            )
+        };
         // The news line first, above the bar, so the bar is drawn once, below it.
         if self.last.as_ref() != Some(&line) {
             if !self.quiet {

@@ -148,6 +148,11 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
         return Ok(EXIT_REJECTS);
     }
 
+    if folder.cancelled_at().is_some() && !cx.quiet {
+        eprintln!(
+            "{staging_arg} holds a cancelled batch: nothing more of it is submitted, and its results are collected as they stand; --overwrite converts and runs it anew"
+        );
+    }
     // 2. Submit (again only what is not running with these settings) and wait, submitting the
     // jobs left over as slots free up.
     let jobs = submit_and_wait(&mut folder, &driver, &settings, &args, cx).await?;
