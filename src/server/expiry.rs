@@ -19,9 +19,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::error::{ApiError, ApiResult};
-use super::state::{now, FileRecord, StateError};
+use super::state::{now, FileRecord, Staging, StateError};
 use super::Server;
 use crate::batch_folder::{FolderError, FolderWriter, LockOptions};
+use crate::io::Storage;
 
 /// The longest expiry OpenAI takes, and the one given when none is asked for: 30 days.
 pub(crate) const MAX_SECONDS: i64 = 2_592_000;
@@ -161,10 +162,13 @@ pub(crate) async fn expire_all(server: &Server, files: &[FileRecord]) -> Result<
 /// Removes the folders of uploads a kill cut off (objects, incomplete uploads, lock, index
 /// entry), which no record names (`without_record`, from [`Census`]): one seen without a record
 /// on two sweeps in a row — an upload's commit and its record are moments apart — whose lock
-/// is free or whose holder is gone. An upload still streaming in holds its folder's lock and
-/// is left alone.
+/// is free or whose holder is gone, and which still has no record once the lock is taken. An
+/// upload still streaming in holds its folder's lock and is left alone.
+///
+/// [`Census`]: super::state::Census
 pub(crate) async fn remove_orphans(
-    server: &Server,
+    storage: &Storage,
+    staging: &Staging,
     without_record: Vec<(String, Option<String>)>,
     suspects: &mut HashSet<String>,
 ) -> Result<(), StateError> {
@@ -172,7 +176,7 @@ pub(crate) async fn remove_orphans(
         without_record.into_iter().collect();
     let now_without: HashSet<String> = entries.keys().cloned().collect();
     for id in now_without.intersection(suspects) {
-        let dest = match server.storage.folder(&server.staging.file_folder(id)).await {
+        let dest = match storage.folder(&staging.file_folder(id)).await {
             Ok(dest) => dest,
             Err(e) => {
                 tracing::warn!(file = id, "{e}");
@@ -189,6 +193,21 @@ pub(crate) async fn remove_orphans(
                     continue;
                 }
             };
+        // The census was read before the lock was taken: an upload may have written its record
+        // and let go of its lock in between. The record is written before the lock is let go,
+        // so with the lock held, this read is the truth.
+        match staging.file_record(id).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                writer.release().await;
+                continue;
+            }
+            Err(e) => {
+                writer.release().await;
+                tracing::warn!(file = id, "{e}");
+                continue;
+            }
+        }
         // The folder is ours: every incomplete upload below it is a dead writer's.
         let mut removed = dest.clean_up(|_| true).await.unwrap_or_default();
         for listed in dest.list("").await.unwrap_or_default() {
@@ -199,7 +218,7 @@ pub(crate) async fn remove_orphans(
         }
         writer.release().await;
         if let Some(Some(entry)) = entries.get(id) {
-            server.staging.remove_index_entry(entry).await?;
+            staging.remove_index_entry(entry).await?;
         }
         tracing::info!(
             file = id,
@@ -288,5 +307,81 @@ mod tests {
         }
         // A server configured for shorter expiries takes them.
         assert_eq!(asked(Some("created_at"), Some("1")).seconds(1).unwrap(), 1);
+    }
+
+    /// Upload `id`'s folder with an object in it and its index entry, and no record: an
+    /// upload between its first write and its record, or one a kill cut off.
+    async fn upload_without_record(storage: &Storage, staging: &Staging, id: &str) {
+        let dest = storage.folder(&staging.file_folder(id)).await.unwrap();
+        let w = dest.create("requests.jsonl").await.unwrap();
+        w.finish().await.unwrap();
+        staging
+            .index_file(&super::super::state::testing::file(id, "alice"))
+            .await
+            .unwrap();
+    }
+
+    /// The objects in upload `id`'s folder, sorted.
+    async fn objects_in(storage: &Storage, staging: &Staging, id: &str) -> Vec<String> {
+        let dest = storage.folder(&staging.file_folder(id)).await.unwrap();
+        let mut names: Vec<String> = dest
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.path)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The sweep reads the census, then takes each suspect's lock. An upload that writes its
+    /// record and lets go of its lock in between is kept: the record is read again under
+    /// the lock. (A server under load lost an upload it had answered 200 for this way.)
+    #[tokio::test]
+    async fn an_upload_recorded_between_the_census_and_the_lock_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, staging) = super::super::state::testing::staging_in(&dir).await;
+        for id in ["file-kept", "file-orphan"] {
+            upload_without_record(&storage, &staging, id).await;
+        }
+        let census = staging.census().await.unwrap();
+        let mut without: Vec<&str> = census
+            .without_record
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        without.sort_unstable();
+        assert_eq!(without, ["file-kept", "file-orphan"]);
+        // Seen without a record on the sweep before, too.
+        let mut suspects: HashSet<String> = without.iter().map(|id| (*id).to_owned()).collect();
+        // The upload's record lands after the census was read.
+        let record = super::super::state::testing::file("file-kept", "alice");
+        staging.create_file(&record).await.unwrap();
+        remove_orphans(&storage, &staging, census.without_record, &mut suspects)
+            .await
+            .unwrap();
+        let listed: Vec<String> = staging
+            .files_of("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(listed, ["file-kept"]);
+        assert_eq!(
+            objects_in(&storage, &staging, "file-kept").await,
+            ["file.json", "requests.jsonl"]
+        );
+        // The one still without a record went, whole.
+        assert!(objects_in(&storage, &staging, "file-orphan")
+            .await
+            .is_empty());
+        // Its index entry too (a local folder keeps the empty directory, which S3 does not).
+        let census = staging.census().await.unwrap();
+        assert!(census
+            .without_record
+            .iter()
+            .all(|(_, entry)| entry.is_none()));
     }
 }

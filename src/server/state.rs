@@ -860,17 +860,21 @@ impl Staging {
     }
 }
 
+/// A staging prefix in a local folder, and records, for the server's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    async fn staging(dir: &tempfile::TempDir) -> Staging {
+    /// A staging prefix in `dir`, and the storage it was opened with.
+    pub(crate) async fn staging_in(dir: &tempfile::TempDir) -> (Storage, Staging) {
         let storage = Storage::new(Default::default());
         let location = Location::parse(&format!("{}/", dir.path().display())).unwrap();
-        Staging::open(&storage, location).await.unwrap()
+        let staging = Staging::open(&storage, location).await.unwrap();
+        (storage, staging)
     }
 
-    fn file(id: &str, owner: &str) -> FileRecord {
+    /// A file record of upload `id` by `owner`.
+    pub(crate) fn file(id: &str, owner: &str) -> FileRecord {
         FileRecord {
             id: id.into(),
             bytes: 1,
@@ -886,6 +890,16 @@ mod tests {
             expires_at: None,
             expired: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::file;
+    use super::*;
+
+    async fn staging(dir: &tempfile::TempDir) -> Staging {
+        testing::staging_in(dir).await.1
     }
 
     #[tokio::test]

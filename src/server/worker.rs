@@ -59,8 +59,13 @@ pub(crate) async fn advance_forever(server: Arc<Server>, stop: CancellationToken
                     tracing::warn!("deleting what expired: {e}");
                 }
                 let orphans = census.without_record;
-                if let Err(e) = super::expiry::remove_orphans(&server, orphans, &mut suspects).await
-                {
+                let removed = super::expiry::remove_orphans(
+                    &server.storage,
+                    &server.staging,
+                    orphans,
+                    &mut suspects,
+                );
+                if let Err(e) = removed.await {
                     tracing::warn!("removing uploads cut off: {e}");
                 }
                 if let Err(e) = super::expiry::tidy_batches(&server).await {
