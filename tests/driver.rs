@@ -100,6 +100,16 @@ impl Env {
         m["generation"].as_str().unwrap().to_owned()
     }
 
+    /// Jobs progress ten records a tick and stall after `records` each: still running when a
+    /// test reaches in.
+    fn slow_and_stalled_after(&self, records: u64) {
+        self.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
+        self.emu
+            .knobs
+            .stall_after_records
+            .store(records, Ordering::SeqCst);
+    }
+
     /// Waits until the batch's first job has processed `n` records: its ARN.
     fn first_job_once_processed(&self, n: u64) -> String {
         let started = Instant::now();
@@ -458,8 +468,7 @@ fn a_repeated_submit_returns_the_same_job() {
 fn a_stop_in_mid_run_cancels_the_batch_and_accounts_for_every_request() {
     let e = env("stop");
     // Slow progress that stalls after 100 of 400 records, so the stop lands in mid-run.
-    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
-    e.emu.knobs.stall_after_records.store(100, Ordering::SeqCst);
+    e.slow_and_stalled_after(100);
     let input = e.input("requests.jsonl", 400);
     let staging = e.staging("stopped");
     let child = e.cmd().args(run_args(&input, &staging)).spawn().unwrap();
@@ -496,8 +505,7 @@ fn a_stop_in_mid_run_cancels_the_batch_and_accounts_for_every_request() {
 #[test]
 fn a_cancel_keeps_the_jobs_still_waiting_from_ever_being_submitted() {
     let e = env("cancelwait");
-    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
-    e.emu.knobs.stall_after_records.store(50, Ordering::SeqCst);
+    e.slow_and_stalled_after(50);
     let input = e.input("requests.jsonl", 300);
     let staging = e.staging("waiting");
     let mut args = run_args(&input, &staging);
@@ -569,8 +577,7 @@ fn a_cancel_keeps_the_jobs_still_waiting_from_ever_being_submitted() {
 #[test]
 fn a_cancel_during_a_submission_pass_leaves_no_job_running() {
     let e = env("cancelpass");
-    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
-    e.emu.knobs.stall_after_records.store(20, Ordering::SeqCst);
+    e.slow_and_stalled_after(20);
     let input = e.input("requests.jsonl", 2000);
     let staging = e.staging("pass");
     let mut args = run_args(&input, &staging);
@@ -1098,8 +1105,7 @@ fn every_chat_family_runs_end_to_end_and_its_answers_come_back() {
 #[test]
 fn overwrite_waits_for_the_old_jobs_and_then_removes_all_of_them() {
     let e = env("overwrite");
-    e.emu.knobs.records_per_tick.store(10, Ordering::SeqCst);
-    e.emu.knobs.stall_after_records.store(50, Ordering::SeqCst);
+    e.slow_and_stalled_after(50);
     let a = e.input("a.jsonl", 150);
     let b = e.input("b.jsonl", 160);
     let staging = e.staging("ow");

@@ -44,6 +44,13 @@ fn from_bytes(family: Family, bytes: &[u8]) -> (Vec<Value>, Vec<Value>, FromBedr
     )
 }
 
+/// Asserts that `line` is an `invalid_model_output` error line whose message says `words`.
+fn unmappable_saying(line: &Value, words: &str) {
+    assert_eq!(line["error"]["code"], "invalid_model_output", "{line}");
+    let message = line["error"]["message"].as_str().unwrap();
+    assert!(message.contains(words), "{line}");
+}
+
 fn claude_answer(text: &str) -> Value {
     json!({"id": "msg", "type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
            "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 2}})
@@ -215,11 +222,7 @@ fn a_record_whose_answer_cannot_be_mapped_is_an_error_line_never_expired() {
     let err = json_lines(&err);
     assert_eq!(json_lines(&ok).len(), 119);
     assert_eq!(err.len(), 1);
-    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
-    assert!(err[0]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("modelOutput.content"));
+    unmappable_saying(&err[0], "modelOutput.content");
     assert_eq!(
         (
             report.succeeded,
@@ -617,14 +620,7 @@ fn answers_of_another_shape_are_reported_not_guessed_at() {
     let twice = r#"{"recordId":"r1","modelOutput":{"content":[{"type":"text","text":"a"}],"content":[{"type":"text","text":"b"}],"stop_reason":"end_turn"}}"#;
     let (ok, err, _) = from_file(Family::Anthropic, &format!("{twice}\n"));
     assert!(ok.is_empty(), "{ok:?}");
-    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
-    assert!(
-        err[0]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("content"),
-        "{err:?}"
-    );
+    unmappable_saying(&err[0], "content");
     let twice = r#"{"recordId":"r1","modelOutput":{"output":{"message":{"content":[{"text":"a"}]}},"usage":{"inputTokens":1,"inputTokens":2}}}"#;
     let (_, err, _) = from_file(Family::Nova, &format!("{twice}\n"));
     assert_eq!(err[0]["error"]["code"], "invalid_model_output");
@@ -736,10 +732,7 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
             ("e", "invalid_model_output")
         ]
     );
-    assert!(err[0]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("modelOutput is given twice"));
+    unmappable_saying(&err[0], "modelOutput is given twice");
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0]["custom_id"], "f");
     assert_eq!((report.lines, report.bad_lines), (6, 2));
@@ -828,14 +821,7 @@ fn cr_only_line_endings_are_named_as_such() {
     // Led by its recordId, the joined line is the first record's, broken: its error says why.
     let line = format!(r#"{{"recordId":"r","modelOutput":{}}}"#, claude_answer("A"));
     let (_, err, _) = from_file(Family::Anthropic, &format!("{line}\r{line}\r"));
-    assert_eq!(err[0]["error"]["code"], "invalid_model_output");
-    assert!(
-        err[0]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("CR-only"),
-        "{err:?}"
-    );
+    unmappable_saying(&err[0], "CR-only");
 }
 
 /// The ledger reads back exactly what it wrote, for any custom_id a JSON string can hold.

@@ -343,11 +343,6 @@ impl BatchFolder {
                 summary.pending += 1;
                 continue;
             }
-            // A cancel recorded meanwhile (from anywhere) ends the submitting.
-            if let Some(at) = reader.cancelled_at().await? {
-                self.cancelled_at = Some(at);
-                break;
-            }
             // Bedrock reads every file under the prefix: it must hold exactly this job's shards.
             writer.check_job_input(index).await?;
             let arn = match driver.submit(&req).await {
@@ -377,8 +372,9 @@ impl BatchFolder {
             self.records[index as usize] = Some(record.clone());
             summary.submitted.push(record);
             active += 1;
-            // Recorded first, then looked for a cancel: a cancel written before this look is
-            // seen here, and one written after it reads this job's record and stops it.
+            // Recorded first, then looked for a cancel (before the pass, the folder was read
+            // above): a cancel written before this look is seen here, and one written after it
+            // reads this job's record and stops it.
             if let Some(at) = reader.cancelled_at().await? {
                 self.cancelled_at = Some(at);
                 driver

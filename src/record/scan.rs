@@ -318,6 +318,17 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_with(&mut self, closers: &mut Vec<u8>) -> Scan<()> {
+        self.walk(closers, |_| Ok(()))
+    }
+
+    /// Reads the value at the current position, nested to any depth, without recursion (the
+    /// closing brackets still owed are kept on `closers`), telling `objects` of each non-empty
+    /// object it enters, each key it reads, and each such object it leaves.
+    fn walk(
+        &mut self,
+        closers: &mut Vec<u8>,
+        mut objects: impl FnMut(Walked<'a>) -> Scan<()>,
+    ) -> Scan<()> {
         loop {
             // At the start of a value.
             let c = self.peek()?;
@@ -329,8 +340,10 @@ impl<'a> Scanner<'a> {
                 } else {
                     closers.push(close);
                     if close == b'}' {
-                        self.string()?;
+                        objects(Walked::Open)?;
+                        let key = self.string()?;
                         self.eat(b':')?;
+                        objects(Walked::Key(key))?;
                     }
                     continue;
                 }
@@ -346,14 +359,18 @@ impl<'a> Scanner<'a> {
                     b',' => {
                         self.at += 1;
                         if close == b'}' {
-                            self.string()?;
+                            let key = self.string()?;
                             self.eat(b':')?;
+                            objects(Walked::Key(key))?;
                         }
                         break;
                     }
                     c if c == close => {
                         self.at += 1;
                         closers.pop();
+                        if close == b'}' {
+                            objects(Walked::Close)?;
+                        }
                     }
                     _ => return Err(Fallback),
                 }
@@ -514,6 +531,16 @@ pub(crate) fn is_string_literal(text: &str) -> bool {
     text.starts_with('"') && is_json(text)
 }
 
+/// What [`Scanner::walk`] tells of the objects it reads.
+enum Walked<'a> {
+    /// A non-empty object begins.
+    Open,
+    /// Its next key (a string literal).
+    Key(Raw<'a>),
+    /// It ends.
+    Close,
+}
+
 /// Whether `text` is one JSON value, by the grammar alone (at any depth; a `\u` escape may be
 /// half a surrogate pair).
 pub(crate) fn is_json(text: &str) -> bool {
@@ -528,57 +555,27 @@ pub(crate) fn is_json(text: &str) -> bool {
 /// long.
 pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
     let mut keys = OpenKeys::default();
+    let mut twice = None;
     let mut s = Scanner::new(text);
-    // The closing bracket of each container the scan is inside.
-    let mut closers: Vec<u8> = Vec::new();
-    loop {
-        // At the start of a value.
-        let c = s.peek()?;
-        if c == b'{' || c == b'[' {
-            s.at += 1;
-            let close = if c == b'{' { b'}' } else { b']' };
-            if s.peek()? == close {
-                s.at += 1;
-            } else {
-                closers.push(close);
-                if close == b'}' {
-                    keys.open();
-                    if let Some(twice) = keys.member(&mut s)? {
-                        return Ok(Some(twice));
-                    }
+    let walked = s.walk(&mut Vec::new(), |event| {
+        match event {
+            Walked::Open => keys.open(),
+            Walked::Close => keys.close(),
+            Walked::Key(key) => {
+                twice = keys.member(key.get());
+                if twice.is_some() {
+                    return Err(Fallback); // found: the walk stops here
                 }
-                continue;
-            }
-        } else {
-            s.scalar()?;
-        }
-        // After a value: the next member or element, or the end of containers.
-        loop {
-            let Some(&close) = closers.last() else {
-                s.end()?;
-                return Ok(None);
-            };
-            match s.peek()? {
-                b',' => {
-                    s.at += 1;
-                    if close == b'}' {
-                        if let Some(twice) = keys.member(&mut s)? {
-                            return Ok(Some(twice));
-                        }
-                    }
-                    break;
-                }
-                c if c == close => {
-                    s.at += 1;
-                    closers.pop();
-                    if close == b'}' {
-                        keys.close();
-                    }
-                }
-                _ => return Err(Fallback),
             }
         }
+        Ok(())
+    });
+    if twice.is_some() {
+        return Ok(twice);
     }
+    walked?;
+    s.end()?;
+    Ok(None)
 }
 
 /// The keys of the objects [`repeated_key`] is inside, each object's after its outer one's.
@@ -605,28 +602,24 @@ impl<'a> OpenKeys<'a> {
         }
     }
 
-    /// Reads a member's key and its colon into the innermost object: the key as written when
-    /// the object already has it.
-    fn member(&mut self, s: &mut Scanner<'a>) -> Scan<Option<String>> {
-        let literal = s.string()?.get();
+    /// Adds the key `literal` to the innermost object: the key as written when the object
+    /// already has it.
+    fn member(&mut self, literal: &'a str) -> Option<String> {
         let key = super::json::decode_literal(literal);
-        s.eat(b':')?;
-        let Some((start, set)) = self.objects.last_mut() else {
-            return Err(Fallback);
-        };
+        let (start, set) = self.objects.last_mut()?;
         let seen = match set {
             Some(set) => !set.insert(key.clone()),
             None => self.keys[*start..].contains(&key),
         };
         if seen {
             // As written: a lone surrogate has no other spelling.
-            return Ok(Some(literal[1..literal.len() - 1].to_owned()));
+            return Some(literal[1..literal.len() - 1].to_owned());
         }
         self.keys.push(key);
         if set.is_none() && self.keys.len() - *start > Self::LINEAR {
             *set = Some(Box::new(self.keys[*start..].iter().cloned().collect()));
         }
-        Ok(None)
+        None
     }
 }
 
