@@ -831,8 +831,19 @@ fn list_filters_and_reads_every_page() {
     }
     let driver = e.driver();
     let all = rt().block_on(driver.list(&ListFilter::default())).unwrap();
-    let names: Vec<&str> = all.iter().map(|j| j.name.as_str()).collect();
+    let names: Vec<&str> = all.jobs.iter().map(|j| j.name.as_str()).collect();
     assert_eq!(names, ["gamma", "beta", "alpha"], "all pages, newest first");
+    assert!(!all.more);
+    // A limit says whether it left jobs out: at it, below it and above it, across pages.
+    for (limit, more) in [(1, true), (2, true), (3, false), (4, false)] {
+        let filter = ListFilter {
+            limit: Some(limit),
+            ..ListFilter::default()
+        };
+        let found = rt().block_on(driver.list(&filter)).unwrap();
+        assert_eq!(found.jobs.len(), limit.min(3), "--limit {limit}");
+        assert_eq!(found.more, more, "--limit {limit}");
+    }
     let o = e.run(&["--json", "list", "--name-contains", "et"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let list = batch(&o);
@@ -841,6 +852,7 @@ fn list_filters_and_reads_every_page() {
     assert_eq!(list["has_more"], false);
     let o = e.run(&["--json", "list", "--oldest-first", "--limit", "2"]);
     let list = batch(&o);
+    assert_eq!(list["has_more"], true, "a third job was left out");
     let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
@@ -885,6 +897,15 @@ fn list_filters_and_reads_every_page() {
     let o = e.run(&["list"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(!stderr(&o).contains("more jobs"), "{}", stderr(&o));
+    let o = e.run(&["list", "--limit", "1"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        stderr(&o).contains("raise --limit above 1"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -408,7 +408,8 @@ pub async fn list(args: ListCommand, cx: &Context) -> anyhow::Result<u8> {
         limit: args.limit,
         oldest_first: args.oldest_first,
     };
-    let jobs = cx.driver().await.list(&filter).await?;
+    let found = cx.driver().await.list(&filter).await?;
+    let jobs = found.jobs;
     let batches: Vec<BatchObject> = jobs.iter().map(job_batch).collect();
     if cx.json {
         let list = serde_json::json!({
@@ -416,7 +417,7 @@ pub async fn list(args: ListCommand, cx: &Context) -> anyhow::Result<u8> {
             "data": batches,
             "first_id": batches.first().map(|b| &b.id),
             "last_id": batches.last().map(|b| &b.id),
-            "has_more": false,
+            "has_more": found.more,
         });
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(EXIT_OK);
@@ -440,6 +441,15 @@ pub async fn list(args: ListCommand, cx: &Context) -> anyhow::Result<u8> {
             progress,
             job.model_id,
             job.name
+        );
+    }
+    if found.more {
+        // Not on stdout: its rows stay one per job for whoever reads them.
+        eprintln!(
+            "(more jobs match: raise --limit{} to see them)",
+            args.limit
+                .map(|n| format!(" above {n}"))
+                .unwrap_or_default()
         );
     }
     Ok(EXIT_OK)

@@ -18,7 +18,7 @@
 //! # async fn demo() -> Result<(), bedrock_batch::driver::DriverError> {
 //! use bedrock_batch::driver::{BedrockOptions, Driver, ListFilter};
 //! let driver = Driver::connect(&BedrockOptions::default()).await;
-//! for job in driver.list(&ListFilter::default()).await? {
+//! for job in driver.list(&ListFilter::default()).await?.jobs {
 //!     println!("{} {} {}", job.id(), job.status, job.name);
 //! }
 //! # Ok(()) }
@@ -239,6 +239,15 @@ pub struct ListFilter {
     pub oldest_first: bool,
 }
 
+/// The jobs [`Driver::list`] found.
+#[derive(Debug, Clone)]
+pub struct JobList {
+    /// The jobs, in the order asked for, at most the filter's limit.
+    pub jobs: Vec<JobInfo>,
+    /// Whether more jobs matched than the limit let through.
+    pub more: bool,
+}
+
 /// The Bedrock control-plane client.
 #[derive(Debug, Clone)]
 pub struct Driver {
@@ -334,8 +343,10 @@ impl Driver {
         Ok(JobInfo::from(&out))
     }
 
-    /// ListModelInvocationJobs, every page (up to `filter.limit`).
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<JobInfo>, DriverError> {
+    /// ListModelInvocationJobs, every page (up to `filter.limit`, and whether there were more).
+    pub async fn list(&self, filter: &ListFilter) -> Result<JobList, DriverError> {
+        // One job past the limit is asked for: whether it exists is whether there are more.
+        let wanted = filter.limit.map(|n| n.saturating_add(1));
         let mut call = self
             .client
             .list_model_invocation_jobs()
@@ -345,7 +356,7 @@ impl Driver {
             } else {
                 SortOrder::Descending
             })
-            .max_results(filter.limit.map_or(100, |n| n.clamp(1, 1000) as i32));
+            .max_results(wanted.map_or(100, |n| n.clamp(1, 1000) as i32));
         if let Some(status) = &filter.status {
             call = call.status_equals(status.to_sdk());
         }
@@ -363,12 +374,14 @@ impl Driver {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| bedrock_error("listing jobs", e))?;
             jobs.extend(page.invocation_job_summaries().iter().map(JobInfo::from));
-            if filter.limit.is_some_and(|n| jobs.len() >= n) {
-                jobs.truncate(filter.limit.unwrap_or(usize::MAX));
+            if wanted.is_some_and(|n| jobs.len() >= n) {
                 break;
             }
         }
-        Ok(jobs)
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        Ok(JobList { jobs, more })
     }
 
     /// StopModelInvocationJob; a job that already finished is reported as such, not as an error.
