@@ -534,37 +534,83 @@ fn a_file_with_bad_lines_makes_a_failed_batch_naming_them() {
 #[test]
 fn list_pages_newest_first() {
     let e = Env::new("paging");
-    let mut ids = Vec::new();
+    let (mut uploads, mut ids) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let (_, file) = e.upload(ALICE, &common::sample(100));
         let (_, batch) = e.create_batch(ALICE, file["id"].as_str().unwrap());
+        uploads.push(file["id"].as_str().unwrap().to_owned());
         ids.push(batch["id"].as_str().unwrap().to_owned());
         std::thread::sleep(Duration::from_millis(1100)); // created_at is in seconds
     }
-    let (_, page) = e.json("GET", "/v1/batches?limit=2", ALICE, None);
-    let got: Vec<&str> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(got, [ids[2].as_str(), ids[1].as_str()]);
+    let list = |path: &str| -> (Vec<String>, Value) {
+        let (status, page) = e.json("GET", path, ALICE, None);
+        assert_eq!(status, 200, "{path}: {page}");
+        let ids = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids, page)
+    };
+    let (got, page) = list("/v1/batches?limit=2");
+    assert_eq!(got, [ids[2].clone(), ids[1].clone()]);
     assert_eq!(page["has_more"], true);
     assert_eq!(page["last_id"], ids[1]);
-    let (_, page) = e.json(
-        "GET",
-        &format!("/v1/batches?limit=2&after={}", ids[1]),
-        ALICE,
-        None,
+    let (got, page) = list(&format!("/v1/batches?limit=2&after={}", ids[1]));
+    assert_eq!(got, [ids[0].clone()]);
+    assert_eq!(page["has_more"], false);
+
+    // Files page the same way, as OpenAI's list does: newest first or, with order=asc,
+    // oldest first; of one purpose if asked.
+    let (got, page) = list("/v1/files?purpose=batch&limit=2");
+    assert_eq!(got, [uploads[2].clone(), uploads[1].clone()]);
+    assert_eq!(
+        (&page["has_more"], &page["last_id"]),
+        (&json!(true), &json!(uploads[1]))
     );
-    let got: Vec<&str> = page["data"]
+    let (got, page) = list(&format!(
+        "/v1/files?purpose=batch&limit=2&after={}",
+        uploads[1]
+    ));
+    assert_eq!(got, [uploads[0].clone()]);
+    assert_eq!(page["has_more"], false);
+    let (got, page) = list("/v1/files?purpose=batch&order=asc");
+    assert_eq!(got, uploads);
+    assert_eq!(page["first_id"], uploads[0]);
+    // Every file of every purpose pages through to the whole list, one at a time.
+    let (all, _) = list("/v1/files");
+    let (mut paged, mut after) = (Vec::new(), String::new());
+    loop {
+        let (got, page) = list(&format!("/v1/files?limit=1{after}"));
+        paged.extend(got);
+        if page["has_more"] == false {
+            break;
+        }
+        after = format!("&after={}", page["last_id"].as_str().unwrap());
+    }
+    assert_eq!(paged, all);
+    let (outputs, page) = list("/v1/files?purpose=batch_output");
+    assert!(page["data"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(got, [ids[0].as_str()]);
-    assert_eq!(page["has_more"], false);
+        .all(|f| f["purpose"] == "batch_output"));
+    assert_eq!(
+        outputs.len(),
+        all.len() - 3,
+        "{all:?}: the rest are the results"
+    );
+    assert!(list("/v1/files?purpose=fine-tune").0.is_empty());
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=10001", "limit"),
+        ("order=up", "order"),
+    ] {
+        let (status, err) = e.json("GET", &format!("/v1/files?{query}"), ALICE, None);
+        assert_eq!(status, 400, "{query}: {err}");
+        assert_eq!(err["error"]["param"], param, "{query}: {err}");
+    }
 }
 
 #[test]
@@ -724,6 +770,70 @@ fn refused_and_broken_uploads_leave_nothing_in_the_staging_prefix() {
         !keys.iter().any(|k| k.ends_with(".bedrock-batch/lock")),
         "{keys:?}"
     );
+}
+
+/// A batch's body is checked as OpenAI checks it: a parameter of the wrong type is named as
+/// such, and `metadata` keeps to OpenAI's limits (16 pairs, keys of 64 characters, values of
+/// 512), counted in characters, not bytes.
+#[test]
+fn a_batch_body_is_checked_as_openai_checks_it() {
+    let e = Env::new("body");
+    let (_, file) = e.upload(ALICE, &common::sample(120));
+    let id = file["id"].as_str().unwrap();
+    let create = |body: Value| e.json("POST", "/v1/batches", ALICE, Some(body));
+    let asked = |metadata: Value| {
+        json!({"input_file_id": id, "endpoint": "/v1/chat/completions",
+               "completion_window": "24h", "metadata": metadata})
+    };
+    let (status, err) = create(
+        json!({"input_file_id": 123, "endpoint": "/v1/chat/completions",
+                                      "completion_window": "24h"}),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["param"], "input_file_id");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected a string, but got a number"),
+        "{err}"
+    );
+    let (status, err) =
+        create(json!({"endpoint": "/v1/chat/completions", "completion_window": "24h"}));
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Missing"),
+        "{err}"
+    );
+    let pairs = |n: usize, key: usize, value: usize| -> Value {
+        (0..n)
+            .map(|i| (format!("{i:0>key$}"), json!("é".repeat(value))))
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    for (metadata, why) in [
+        (pairs(17, 2, 1), "17 pairs"),
+        (pairs(1, 65, 1), "longer than 64"),
+        (pairs(1, 2, 513), "longer than 512"),
+    ] {
+        let (status, err) = create(asked(metadata));
+        assert_eq!(status, 400, "{why}: {err}");
+        assert_eq!(err["error"]["param"], "metadata", "{why}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(why),
+            "{err}"
+        );
+    }
+    // At the limits (the values 1,024 bytes each): taken, and given back as asked.
+    let (status, batch) = create(asked(pairs(16, 64, 512)));
+    assert_eq!(status, 200, "{batch}");
+    let metadata = batch["metadata"].as_object().unwrap();
+    for (key, value) in pairs(16, 64, 512).as_object().unwrap() {
+        assert_eq!(metadata.get(key), Some(value), "{key}");
+    }
 }
 
 /// Requests are read as the client wrote them (regression: ids and query strings were

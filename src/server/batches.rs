@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::expiry::Asked;
-use super::extract::{cause, Id, RawPairs};
+use super::extract::{cause, page, Id, RawPairs};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, StateError};
 use super::{ok, Server};
 use crate::batch_folder::FolderError;
@@ -40,10 +40,16 @@ impl NewBatch {
     fn parse(body: &[u8]) -> ApiResult<NewBatch> {
         let body: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad(format!("the request is not JSON: {e}")))?;
-        let field = |name: &'static str| {
-            body[name].as_str().map(str::to_owned).ok_or_else(|| {
-                ApiError::bad(format!("Missing required parameter: '{name}'.")).param(name)
-            })
+        let field = |name: &'static str| match &body[name] {
+            Value::String(s) => Ok(s.clone()),
+            Value::Null => {
+                Err(ApiError::bad(format!("Missing required parameter: '{name}'.")).param(name))
+            }
+            other => Err(ApiError::bad(format!(
+                "Invalid type for '{name}': expected a string, but got {}.",
+                json_type(other)
+            ))
+            .param(name)),
         };
         let (input_file_id, endpoint, window) = (
             field("input_file_id")?,
@@ -52,13 +58,12 @@ impl NewBatch {
         );
         let hours = timeout_hours(&window)
             .map_err(|e| ApiError::bad(e.message).param("completion_window"))?;
-        let metadata =
-            match &body["metadata"] {
-                Value::Null => None,
-                v => Some(serde_json::from_value(v.clone()).map_err(|_| {
-                    ApiError::bad("metadata: an object of strings").param("metadata")
-                })?),
-            };
+        let metadata = match &body["metadata"] {
+            Value::Null => None,
+            v => Some(check_metadata(serde_json::from_value(v.clone()).map_err(
+                |_| ApiError::bad("metadata: an object of strings").param("metadata"),
+            )?)?),
+        };
         let policy = &body["output_expires_after"];
         if !(policy.is_null() || policy.is_object()) {
             return Err(ApiError::bad(
@@ -82,6 +87,38 @@ impl NewBatch {
                 text(&policy["seconds"]),
             ),
         })
+    }
+}
+
+/// OpenAI's limits on a batch's `metadata`: at most 16 pairs, keys of at most 64 characters,
+/// values of at most 512.
+fn check_metadata(metadata: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    let refuse = |why: String| Err(ApiError::bad(format!("metadata: {why}")).param("metadata"));
+    if metadata.len() > 16 {
+        return refuse(format!("{} pairs; at most 16", metadata.len()));
+    }
+    for (key, value) in &metadata {
+        if key.chars().count() > 64 {
+            return refuse(format!("key {key:?} is longer than 64 characters"));
+        }
+        if value.chars().count() > 512 {
+            return refuse(format!(
+                "the value of {key:?} is longer than 512 characters"
+            ));
+        }
+    }
+    Ok(metadata)
+}
+
+/// A JSON value's type, as a message names it.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -380,27 +417,11 @@ pub(crate) async fn list_batches(
     caller: Caller,
     RawPairs(query): RawPairs,
 ) -> ApiResult<Response> {
-    let limit = match query.get("limit") {
-        None => 20,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::bad("limit: 1 to 100").param("limit"))?,
-    };
     let mut all = server.staging.batches_of(caller.name()).await?;
     all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let start = match query.get("after") {
-        Some(after) => all
-            .iter()
-            .position(|b| &b.id == after)
-            .map_or(all.len(), |i| i + 1),
-        None => 0,
-    };
-    let page: Vec<&BatchRecord> = all.iter().skip(start).take(limit).collect();
-    let has_more = start + page.len() < all.len();
+    let (page, has_more) = page(&query, &all, |b| &b.id, (20, 100))?;
     let mut data = Vec::with_capacity(page.len());
-    for b in &page {
+    for b in page {
         data.push(batch_value(&batch_view(&server, b).await?)?);
     }
     Ok(ok(&json!({

@@ -8,6 +8,8 @@ use std::convert::Infallible;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use super::error::{ApiError, ApiResult};
+
 /// The `{id}` of `/v1/files/{id}…` or `/v1/batches/{id}…`, as written.
 pub(crate) struct Id(pub String);
 
@@ -60,4 +62,32 @@ pub(crate) fn cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// not axum's wrapper (`Error parsing multipart/form-data request`).
 pub(crate) fn multipart_words(e: &axum::extract::multipart::MultipartError) -> String {
     std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string())
+}
+
+/// The page of a list that `query` asks for: at most `limit` items (1 to `max`; `default` when
+/// not given) after the one whose id is `after` (none when no item has that id), and whether
+/// more follow it. `all` is in the list's order; `id` gives an item's id.
+pub(crate) fn page<'a, T>(
+    query: &BTreeMap<String, String>,
+    all: &'a [T],
+    id: impl Fn(&T) -> &str,
+    (default, max): (usize, usize),
+) -> ApiResult<(&'a [T], bool)> {
+    let limit = match query.get("limit") {
+        None => default,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::bad(format!("limit: 1 to {max}")).param("limit"))?,
+    };
+    let start = match query.get("after") {
+        Some(after) => all
+            .iter()
+            .position(|item| id(item) == after)
+            .map_or(all.len(), |i| i + 1),
+        None => 0,
+    };
+    let end = start.saturating_add(limit).min(all.len());
+    Ok((&all[start..end], end < all.len()))
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::expiry::Asked;
-use super::extract::{multipart_words, Id};
+use super::extract::{multipart_words, page, Id, RawPairs};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging, StateError};
 use super::{ok, Server};
 use crate::batch_folder::{
@@ -405,23 +405,60 @@ async fn keep(
     }
 }
 
-/// `GET /v1/files`: the caller's uploads, newest first, then its batches' result files.
+/// `GET /v1/files`: the caller's uploads and its batches' result files, as OpenAI lists them:
+/// newest first (or oldest, `order=asc`), of one `purpose` if asked, a page of `limit` (up to
+/// 10,000, all of them by default) after the file `after`.
 pub(crate) async fn list_files(
     State(server): State<Arc<Server>>,
     caller: Caller,
+    RawPairs(query): RawPairs,
 ) -> ApiResult<Response> {
-    let mut files = server.staging.files_of(caller.name()).await?;
-    files.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let mut data: Vec<Value> = files.iter().map(file_object).collect();
+    let newest_first = match query.get("order").map(String::as_str) {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => {
+            return Err(
+                ApiError::bad(format!("order: {other:?}; \"asc\" or \"desc\"")).param("order"),
+            )
+        }
+    };
+    let mut data: Vec<Value> = server
+        .staging
+        .files_of(caller.name())
+        .await?
+        .iter()
+        .map(file_object)
+        .collect();
     for b in server.staging.batches_of(caller.name()).await? {
         if let Some((out, err)) = result_files(&server, &b).await? {
             data.push(out);
             data.push(err);
         }
     }
-    Ok(ok(
-        &json!({"object": "list", "data": data, "has_more": false}),
-    ))
+    if let Some(purpose) = query.get("purpose") {
+        data.retain(|f| f["purpose"] == purpose.as_str());
+    }
+    let key = |f: &Value| {
+        (
+            f["created_at"].as_i64(),
+            f["id"].as_str().map(str::to_owned),
+        )
+    };
+    data.sort_by_key(key);
+    if newest_first {
+        data.reverse();
+    }
+    fn id(f: &Value) -> &str {
+        f["id"].as_str().unwrap_or_default()
+    }
+    let (page, has_more) = page(&query, &data, id, (10_000, 10_000))?;
+    Ok(ok(&json!({
+        "object": "list",
+        "data": page,
+        "first_id": page.first().map(id),
+        "last_id": page.last().map(id),
+        "has_more": has_more,
+    })))
 }
 
 /// `GET /v1/files/{id}`: an upload, or a batch's output or error file.
