@@ -137,13 +137,16 @@ models = ["gpt-4o-mini"]
 
     fn json(&self, replica: usize, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let addr = self.replicas[replica].addr;
-        let (ct, body) = match body {
-            Some(b) => (Some("application/json"), b.to_string().into_bytes()),
-            None => (None, Vec::new()),
+        let (headers, body): (&[(&str, &str)], _) = match body {
+            Some(b) => (
+                &[("content-type", "application/json")],
+                b.to_string().into_bytes(),
+            ),
+            None => (&[], Vec::new()),
         };
         let (status, bytes) = self
             .rt
-            .block_on(send(addr, method, path, Some(KEY), ct, body));
+            .block_on(send(addr, method, path, Some(KEY), headers, body));
         (status, parse(&bytes))
     }
 
@@ -154,7 +157,7 @@ models = ["gpt-4o-mini"]
             "POST",
             "/v1/files",
             Some(KEY),
-            Some(&ct),
+            &[("content-type", &ct)],
             upload_form(content, &[]),
         ));
         let file = parse(&bytes);
@@ -175,7 +178,7 @@ models = ["gpt-4o-mini"]
             "GET",
             &format!("/v1/files/{id}/content"),
             Some(KEY),
-            None,
+            &[],
             Vec::new(),
         ));
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));

@@ -125,8 +125,33 @@ impl Env {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, Bytes) {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|t| ("content-type", t))
+            .into_iter()
+            .collect();
         self.rt
-            .block_on(send(self.addr, method, path, key, content_type, body))
+            .block_on(send(self.addr, method, path, key, &headers, body))
+    }
+
+    /// [`json`](Self::json) of a POST with these headers too.
+    fn post_with(
+        &self,
+        path: &str,
+        key: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        let (status, bytes) = self.rt.block_on(send(
+            self.addr,
+            "POST",
+            path,
+            Some(key),
+            &all,
+            body.to_string().into_bytes(),
+        ));
+        (status, serde_json::from_slice(&bytes).unwrap())
     }
 
     /// The status and headers of an empty request.
@@ -834,6 +859,45 @@ fn a_batch_body_is_checked_as_openai_checks_it() {
     for (key, value) in pairs(16, 64, 512).as_object().unwrap() {
         assert_eq!(metadata.get(key), Some(value), "{key}");
     }
+}
+
+/// The OpenAI SDK sends a create again when its answer was lost (`x-stainless-retry-count`);
+/// the retry gets the batch the first request made, not a refusal for it, while a second
+/// batch of the file asked for otherwise is still refused.
+#[test]
+fn a_retried_create_gets_the_batch_it_made() {
+    let e = Env::new("retried");
+    let (_, file) = e.upload(ALICE, &common::sample(120));
+    let id = file["id"].as_str().unwrap();
+    let body = json!({"input_file_id": id, "endpoint": "/v1/chat/completions",
+                      "completion_window": "24h", "metadata": {"run": "a"}});
+    let (status, first) = e.post_with("/v1/batches", ALICE, body.clone(), &[]);
+    assert_eq!(status, 200, "{first}");
+    let retry = [("x-stainless-retry-count", "1")];
+    let (status, again) = e.post_with("/v1/batches", ALICE, body.clone(), &retry);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    // Not a retry, or a retry asking for something else: refused.
+    let (status, err) = e.post_with("/v1/batches", ALICE, body.clone(), &[]);
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = e.post_with(
+        "/v1/batches",
+        ALICE,
+        body.clone(),
+        &[("x-stainless-retry-count", "0")],
+    );
+    assert_eq!(status, 400, "{err}");
+    let mut other = body.clone();
+    other["metadata"]["run"] = json!("b");
+    let (status, err) = e.post_with("/v1/batches", ALICE, other, &retry);
+    assert_eq!(status, 400, "{err}");
+    let mut other = body.clone();
+    other["output_expires_after"] = json!({"anchor": "created_at", "seconds": 7200});
+    let (status, err) = e.post_with("/v1/batches", ALICE, other, &retry);
+    assert_eq!(status, 400, "{err}");
+    // One batch in all.
+    let (_, list) = e.json("GET", "/v1/batches", ALICE, None);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
 }
 
 /// Requests are read as the client wrote them (regression: ids and query strings were

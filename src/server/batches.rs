@@ -126,6 +126,7 @@ fn json_type(v: &Value) -> &'static str {
 pub(crate) async fn create_batch(
     State(server): State<Arc<Server>>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     let body = body.map_err(|e| ApiError::bad(format!("reading the request: {}", cause(&e))))?;
@@ -138,6 +139,12 @@ pub(crate) async fn create_batch(
     .seconds(server.config.min_expires_after)?;
     let _held = server.lock(&asked.input_file_id).lock_owned().await;
     let file = caller.file(&server, &asked.input_file_id).await?;
+    if let Some(existing) = &file.batch {
+        let retried = (&asked, output_expires_after, caller.name());
+        if let Some(made) = made_by(&server, existing, retried, &headers).await? {
+            return batch_response(&batch_view(&server, &made).await?);
+        }
+    }
     check_file(&file, &asked, &caller)?;
     let mut folder = match server.folder_of_file(&asked.input_file_id).await {
         Ok(folder) => folder,
@@ -215,6 +222,34 @@ pub(crate) async fn create_batch(
         }
     }
     batch_response(&batch_view(&server, &record).await?)
+}
+
+/// The batch `existing` when this request is a retry of the one that made it: the OpenAI SDK
+/// sends a request again (`x-stainless-retry-count` above 0) when the answer was lost, and the
+/// batch it asked for is what it must get, not a refusal for the batch it made. Asked with any
+/// other parameter, or not as a retry, a second batch of one file is refused as before.
+async fn made_by(
+    server: &Server,
+    existing: &str,
+    (asked, output_expires_after, owner): (&NewBatch, i64, &str),
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<Option<BatchRecord>> {
+    let retry = headers
+        .get("x-stainless-retry-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|n| n > 0);
+    if !retry {
+        return Ok(None);
+    }
+    Ok(server.staging.batch(existing).await?.filter(|b| {
+        b.input_file_id == asked.input_file_id
+            && b.owner == owner
+            && b.endpoint == asked.endpoint
+            && b.completion_window == asked.window
+            && b.metadata == asked.metadata
+            && b.output_expires_after == Some(output_expires_after)
+    }))
 }
 
 /// `error`, met reading file `id`'s folder — or, when the file was deleted meanwhile (by

@@ -9,7 +9,7 @@ pub async fn send(
     method: &str,
     path: &str,
     key: Option<&str>,
-    content_type: Option<&str>,
+    headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, Bytes) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -25,8 +25,8 @@ pub async fn send(
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let resp = send
         .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
@@ -79,7 +79,7 @@ pub async fn create_batches_at_once(
                     "POST",
                     "/v1/batches",
                     Some(&key),
-                    Some("application/json"),
+                    &[("content-type", "application/json")],
                     body.to_string().into_bytes(),
                 )
                 .await;
