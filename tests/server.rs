@@ -195,6 +195,18 @@ impl Env {
         )
     }
 
+    /// The ids `GET /v1/files` lists for `key`.
+    fn file_ids(&self, key: &str) -> Vec<String> {
+        let (status, list) = self.json("GET", "/v1/files", key, None);
+        assert_eq!(status, 200, "{list}");
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     fn upload(&self, key: &str, content: &[u8]) -> (u16, Value) {
         self.upload_with(key, content, &[])
     }
@@ -449,19 +461,13 @@ fn upload_create_poll_download_every_custom_id_once() {
     let (status, err) = e.create_batch(ALICE, file_id);
     assert_eq!(status, 400, "{err}");
     // The list holds the upload and the batch's two result files.
-    let (_, list) = e.json("GET", "/v1/files", ALICE, None);
-    let ids: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap())
-        .collect();
+    let ids = e.file_ids(ALICE);
     for want in [
         file_id,
         done["output_file_id"].as_str().unwrap(),
         done["error_file_id"].as_str().unwrap(),
     ] {
-        assert!(ids.contains(&want), "{want} in {ids:?}");
+        assert!(ids.iter().any(|id| id == want), "{want} in {ids:?}");
     }
     // The upload comes back byte for byte as it was sent.
     let (status, body) = e.request(
@@ -898,6 +904,75 @@ fn a_retried_create_gets_the_batch_it_made() {
     // One batch in all.
     let (_, list) = e.json("GET", "/v1/batches", ALICE, None);
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}
+
+/// A batch's output or error file can be deleted, as on OpenAI: it answers 404 from then on
+/// and its object goes, while the batch and its other file stay.
+#[test]
+fn a_batch_output_file_can_be_deleted() {
+    let e = Env::new("delete-output");
+    let (_, file) = e.upload(ALICE, &common::sample(150));
+    let (_, b) = e.create_batch(ALICE, file["id"].as_str().unwrap());
+    let done = e.wait(ALICE, b["id"].as_str().unwrap());
+    assert_eq!(done["status"], "completed", "{done}");
+    let out = done["output_file_id"].as_str().unwrap();
+    let err = done["error_file_id"].as_str().unwrap();
+    let results = |e: &Env| -> Vec<String> {
+        e.stored()
+            .0
+            .into_iter()
+            .filter(|k| {
+                k.ends_with("/results/output.jsonl") || k.ends_with("/results/errors.jsonl")
+            })
+            .collect()
+    };
+    assert_eq!(results(&e).len(), 2, "{:?}", results(&e));
+    // Not another key's to delete.
+    let (status, _) = e.json("DELETE", &format!("/v1/files/{out}"), BOB, None);
+    assert_eq!(status, 404);
+    let (status, deleted) = e.json("DELETE", &format!("/v1/files/{out}"), ALICE, None);
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(
+        deleted,
+        json!({"id": out, "object": "file", "deleted": true})
+    );
+    for path in [
+        format!("/v1/files/{out}"),
+        format!("/v1/files/{out}/content"),
+    ] {
+        let (status, _) = e.json("GET", &path, ALICE, None);
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = e.json("DELETE", &format!("/v1/files/{out}"), ALICE, None);
+    assert_eq!(status, 404, "deleted once");
+    let ids = e.file_ids(ALICE);
+    assert!(!ids.iter().any(|id| id == out), "{ids:?}");
+    assert!(ids.iter().any(|id| id == err), "{ids:?}");
+    let left = results(&e);
+    assert!(
+        left.len() == 1 && left[0].ends_with("errors.jsonl"),
+        "{left:?}"
+    );
+    // The error file and the batch stay as they were.
+    let (status, _) = e.request(
+        "GET",
+        &format!("/v1/files/{err}/content"),
+        Some(ALICE),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(status, 200);
+    let (status, again) = e.json(
+        "GET",
+        &format!("/v1/batches/{}", b["id"].as_str().unwrap()),
+        ALICE,
+        None,
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["status"].as_str(), again["output_file_id"].as_str()),
+        (Some("completed"), Some(out))
+    );
 }
 
 /// Requests are read as the client wrote them (regression: ids and query strings were

@@ -163,6 +163,7 @@ pub(crate) async fn create_batch(
         output_expires_after: Some(output_expires_after),
         outputs_expired: false,
         collected: false,
+        deleted_outputs: Vec::new(),
     };
     let records = folder.manifest().counts.records;
     let refused = match refusal(&folder).await {

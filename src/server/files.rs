@@ -430,10 +430,7 @@ pub(crate) async fn list_files(
         .map(file_object)
         .collect();
     for b in server.staging.batches_of(caller.name()).await? {
-        if let Some((out, err)) = result_files(&server, &b).await? {
-            data.push(out);
-            data.push(err);
-        }
+        data.extend(result_files(&server, &b).await?);
     }
     if let Some(purpose) = query.get("purpose") {
         data.retain(|f| f["purpose"] == purpose.as_str());
@@ -467,26 +464,32 @@ pub(crate) async fn get_file(
     caller: Caller,
     Id(id): Id,
 ) -> ApiResult<Response> {
-    if let Some((batch_id, which)) = output_file(&id) {
+    if let Some((batch_id, _)) = output_file(&id) {
         let b = caller
             .batch(&server, &batch_id)
             .await
             .map_err(|_| ApiError::not_found("file", &id))?;
-        let (out, err) = result_files(&server, &b)
+        let file = result_files(&server, &b)
             .await?
+            .into_iter()
+            .find(|f| f["id"] == id.as_str())
             .ok_or_else(|| ApiError::not_found("file", &id))?;
-        return Ok(ok(if which == Output::Results { &out } else { &err }));
+        return Ok(ok(&file));
     }
     let f = caller.file(&server, &id).await?;
     Ok(ok(&file_object(&f)))
 }
 
-/// `DELETE /v1/files/{id}`: marks the upload's record deleted.
+/// `DELETE /v1/files/{id}`: marks the upload's record deleted; or removes a batch's output or
+/// error file, as OpenAI lets a client do (the batch keeps naming it).
 pub(crate) async fn delete_file(
     State(server): State<Arc<Server>>,
     caller: Caller,
     Id(id): Id,
 ) -> ApiResult<Response> {
+    if let Some((batch_id, which)) = output_file(&id) {
+        return delete_output(&server, &caller, &batch_id, which, &id).await;
+    }
     let _held = server.lock(&id).lock_owned().await;
     caller.file(&server, &id).await?;
     // Marked in one compare-and-swap: a batch made from it by another server at the same
@@ -507,6 +510,48 @@ pub(crate) async fn delete_file(
         // What was uploaded goes with it; the batch made from it keeps its converted folder.
         server.staging.remove_upload(&id).await?;
     }
+    Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
+}
+
+/// Deletes batch `batch_id`'s output or error file `id`: marked in the batch's record first
+/// (from then on it answers 404), then its object removed (one a crash leaves goes with the
+/// batch's other results when they expire).
+async fn delete_output(
+    server: &Server,
+    caller: &Caller,
+    batch_id: &str,
+    which: Output,
+    id: &str,
+) -> ApiResult<Response> {
+    let _held = server.lock(batch_id).lock_owned().await;
+    let b = caller
+        .batch(server, batch_id)
+        .await
+        .map_err(|_| ApiError::not_found("file", id))?;
+    if !result_files(server, &b)
+        .await?
+        .iter()
+        .any(|f| f["id"] == id)
+    {
+        return Err(ApiError::not_found("file", id));
+    }
+    let marked = server
+        .staging
+        .update_batch(batch_id, |b| {
+            let first = !b.deleted_outputs.iter().any(|d| d == id);
+            if first {
+                b.deleted_outputs.push(id.to_owned());
+            }
+            Ok::<_, StateError>(first)
+        })
+        .await?;
+    if marked.is_none() {
+        return Err(ApiError::not_found("file", id));
+    }
+    server
+        .staging
+        .remove_result(&b.input_file_id, which.name())
+        .await?;
     Ok(ok(&json!({"id": id, "object": "file", "deleted": true})))
 }
 
@@ -541,11 +586,13 @@ pub(crate) async fn file_content(
     let results = folder
         .results()
         .filter(|r| !b.outputs_gone(r.finished_at, now()))
+        .filter(|_| !b.deleted_outputs.contains(&id))
         .ok_or_else(|| ApiError::not_found("file", &id))?;
-    let (uri, name) = if which == Output::Results {
-        (&results.output, "output.jsonl")
+    let name = which.name();
+    let uri = if which == Output::Results {
+        &results.output
     } else {
-        (&results.errors, "errors.jsonl")
+        &results.errors
     };
     // The record says where the files are; the server reads only its own place for them.
     let expected = server
@@ -574,20 +621,18 @@ async fn stream(server: &Server, at: &crate::io::Location) -> ApiResult<Response
         .expect("a valid response"))
 }
 
-/// The File objects of a batch's output and error files, once collected.
-pub(crate) async fn result_files(
-    server: &Server,
-    b: &BatchRecord,
-) -> ApiResult<Option<(Value, Value)>> {
+/// The File objects of a batch's output and error files, once collected, but for those
+/// expired or deleted.
+pub(crate) async fn result_files(server: &Server, b: &BatchRecord) -> ApiResult<Vec<Value>> {
     if b.failure.is_some() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let folder = server.folder_of_file(&b.input_file_id).await?;
     let Some(r) = folder.results() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if b.outputs_gone(r.finished_at, now()) {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let (out_id, err_id) = output_ids(&b.id);
     let expires_at = b
@@ -598,7 +643,7 @@ pub(crate) async fn result_files(
                "expires_at": expires_at,
                "filename": name, "purpose": purpose, "status": "processed", "status_details": null})
     };
-    Ok(Some((
+    let mut files = vec![
         object(
             &out_id,
             "batch_output.jsonl",
@@ -611,7 +656,9 @@ pub(crate) async fn result_files(
             "batch_output",
             r.errors_bytes,
         ),
-    )))
+    ];
+    files.retain(|f| !b.deleted_outputs.iter().any(|d| f["id"] == d.as_str()));
+    Ok(files)
 }
 
 /// Which of a batch's files an output file id names.
@@ -619,6 +666,16 @@ pub(crate) async fn result_files(
 enum Output {
     Results,
     Errors,
+}
+
+impl Output {
+    /// The results file's name in the batch's folder.
+    fn name(self) -> &'static str {
+        match self {
+            Output::Results => "output.jsonl",
+            Output::Errors => "errors.jsonl",
+        }
+    }
 }
 
 /// The batch and which of its files an output file id names.

@@ -138,6 +138,9 @@ pub struct BatchRecord {
     /// Its results are collected: the background task has nothing left to do for it.
     #[serde(default)]
     pub collected: bool,
+    /// Its output or error files the client deleted (their ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_outputs: Vec<String>,
 }
 
 impl BatchRecord {
@@ -819,9 +822,14 @@ impl Staging {
     /// Removes the output and error files of file `id`'s batch.
     pub async fn remove_results(&self, id: &str) -> Result<(), StateError> {
         for name in ["output.jsonl", "errors.jsonl"] {
-            self.delete(&Self::result_path(id, name)).await?;
+            self.remove_result(id, name).await?;
         }
         Ok(())
+    }
+
+    /// Removes the results file `name` (`output.jsonl`, `errors.jsonl`) of file `id`'s batch.
+    pub async fn remove_result(&self, id: &str, name: &str) -> Result<(), StateError> {
+        self.delete(&Self::result_path(id, name)).await
     }
 
     async fn delete(&self, rel: &str) -> Result<(), StateError> {
@@ -1026,6 +1034,7 @@ mod tests {
             output_expires_after: None,
             outputs_expired: false,
             collected,
+            deleted_outputs: Vec::new(),
         }
     }
 

@@ -251,6 +251,15 @@ def test_responses_models_and_original(s, workdir):
     for file_id, n in ((done.output_file_id, len(c.files.content(done.output_file_id).content)),
                        (done.error_file_id, len(c.files.content(done.error_file_id).content))):
         assert c.files.retrieve(file_id).bytes == n, (file_id, n)
+    # An output file can be deleted, as on OpenAI; the batch keeps naming it.
+    deleted = c.files.delete(done.output_file_id)
+    assert deleted.deleted and deleted.id == done.output_file_id, deleted
+    try:
+        c.files.retrieve(done.output_file_id)
+        raise AssertionError("a deleted output file was found")
+    except openai.NotFoundError:
+        pass
+    assert c.batches.retrieve(done.id).output_file_id == done.output_file_id
 
 
 def test_expired_file_disappears(s, workdir):
@@ -293,6 +302,11 @@ def test_list_paging(s, workdir):
     for i in made:
         assert i in everything
     assert everything.index(made[1]) < everything.index(made[0]), "newest first"
+    # Files page the same way, the SDK following `after`; of one purpose, oldest first if asked.
+    files = [f.id for f in c.files.list(limit=1)]
+    assert len(files) == len(set(files)) and files == [f.id for f in c.files.list()], files
+    uploads = [f.id for f in c.files.list(purpose="batch", order="asc")]
+    assert uploads == sorted(uploads, key=files.index, reverse=True), (uploads, files)
 
 
 def test_cancel(s, workdir):
