@@ -633,9 +633,41 @@ fn list_pages_newest_first() {
         "{all:?}: the rest are the results"
     );
     assert!(list("/v1/files?purpose=fine-tune").0.is_empty());
+    // A cursor deleted while the client pages: the next page starts past where it stood, in
+    // either order; a cursor that names nothing of the caller's is refused, not taken for the
+    // end of the list.
+    let (status, _) = e.json("DELETE", &format!("/v1/files/{}", uploads[1]), ALICE, None);
+    assert_eq!(status, 200);
+    let after = |order: &str| format!("/v1/files?purpose=batch&order={order}&after={}", uploads[1]);
+    assert_eq!(list(&after("desc")).0, [uploads[0].clone()]);
+    assert_eq!(list(&after("asc")).0, [uploads[2].clone()]);
+    for path in [
+        "/v1/files?after=file-000000000000000000000000".to_owned(),
+        "/v1/batches?after=batch_000000000000000000000000".to_owned(),
+    ] {
+        let (status, err) = e.json("GET", &path, ALICE, None);
+        assert_eq!(
+            (status, &err["error"]["param"]),
+            (400, &json!("after")),
+            "{path}: {err}"
+        );
+    }
+    let (status, err) = e.json("GET", &format!("/v1/batches?after={}", ids[0]), BOB, None);
+    assert_eq!(
+        (status, &err["error"]["param"]),
+        (400, &json!("after")),
+        "{err}"
+    );
+    let (status, err) = e.json("GET", &format!("/v1/files?after={}", uploads[0]), BOB, None);
+    assert_eq!(
+        (status, &err["error"]["param"]),
+        (400, &json!("after")),
+        "{err}"
+    );
     for (query, param) in [
         ("limit=0", "limit"),
         ("limit=10001", "limit"),
+        ("limit=+1", "limit"),
         ("order=up", "order"),
     ] {
         let (status, err) = e.json("GET", &format!("/v1/files?{query}"), ALICE, None);
@@ -948,6 +980,19 @@ fn a_batch_output_file_can_be_deleted() {
     let ids = e.file_ids(ALICE);
     assert!(!ids.iter().any(|id| id == out), "{ids:?}");
     assert!(ids.iter().any(|id| id == err), "{ids:?}");
+    // A client paging as it deletes goes on past the deleted file (the error file is listed
+    // right after the output file: the same second, and its id sorts before).
+    let (status, page) = e.json(
+        "GET",
+        &format!("/v1/files?limit=1&after={out}"),
+        ALICE,
+        None,
+    );
+    assert_eq!(
+        (status, &page["data"][0]["id"]),
+        (200, &json!(err)),
+        "{page}"
+    );
     let left = results(&e);
     assert!(
         left.len() == 1 && left[0].ends_with("errors.jsonl"),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::expiry::Asked;
-use super::extract::{cause, page, Id, RawPairs};
+use super::extract::{cause, limit, page, start_after, Id, RawPairs};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, StateError};
 use super::{ok, Server};
 use crate::batch_folder::FolderError;
@@ -455,7 +455,32 @@ pub(crate) async fn list_batches(
 ) -> ApiResult<Response> {
     let mut all = server.staging.batches_of(caller.name()).await?;
     all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let (page, has_more) = page(&query, &all, |b| &b.id, (20, 100))?;
+    let limit = limit(&query, (20, 100))?;
+    let start = match query.get("after") {
+        None => 0,
+        Some(after) => {
+            let key = |b: &BatchRecord| (b.created_at, b.id.clone());
+            let listed = all.iter().any(|b| &b.id == after);
+            // A batch record is kept for good; one of another key is no cursor of this list.
+            let gone = match listed {
+                true => None,
+                false => server
+                    .staging
+                    .batch(after)
+                    .await?
+                    .filter(|b| b.owner == caller.name())
+                    .map(|b| key(&b)),
+            };
+            start_after(
+                &all,
+                after,
+                (|b: &BatchRecord| b.id.as_str(), key),
+                gone,
+                true,
+            )?
+        }
+    };
+    let (page, has_more) = page(&all, start, limit);
     let mut data = Vec::with_capacity(page.len());
     for b in page {
         data.push(batch_value(&batch_view(&server, b).await?)?);

@@ -64,30 +64,58 @@ pub(crate) fn multipart_words(e: &axum::extract::multipart::MultipartError) -> S
     std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string())
 }
 
-/// The page of a list that `query` asks for: at most `limit` items (1 to `max`; `default` when
-/// not given) after the one whose id is `after` (none when no item has that id), and whether
-/// more follow it. `all` is in the list's order; `id` gives an item's id.
-pub(crate) fn page<'a, T>(
+/// The `limit` of a list's page that `query` asks for: 1 to `max` (digits only), `default`
+/// when not given.
+pub(crate) fn limit(
     query: &BTreeMap<String, String>,
-    all: &'a [T],
-    id: impl Fn(&T) -> &str,
     (default, max): (usize, usize),
-) -> ApiResult<(&'a [T], bool)> {
-    let limit = match query.get("limit") {
-        None => default,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::bad(format!("limit: 1 to {max}")).param("limit"))?,
+) -> ApiResult<usize> {
+    let Some(text) = query.get("limit") else {
+        return Ok(default);
     };
-    let start = match query.get("after") {
-        Some(after) => all
-            .iter()
-            .position(|item| id(item) == after)
-            .map_or(all.len(), |i| i + 1),
-        None => 0,
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<usize>().ok())
+        .flatten()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ApiError::bad(format!("limit: 1 to {max}")).param("limit"))
+}
+
+/// Where the page after the item `after` starts in `all`, which is sorted by `key` (descending
+/// when `newest_first`): just past the item when it is listed. An item no longer listed (deleted
+/// or expired while the client paged) is placed by its key `gone`, which the caller looked up:
+/// the page starts at the first item past it, so no item is skipped. With neither, the cursor
+/// is refused rather than taken for the end of the list.
+pub(crate) fn start_after<T, K: Ord>(
+    all: &[T],
+    after: &str,
+    (id, key): (impl Fn(&T) -> &str, impl Fn(&T) -> K),
+    gone: Option<K>,
+    newest_first: bool,
+) -> ApiResult<usize> {
+    if let Some(i) = all.iter().position(|item| id(item) == after) {
+        return Ok(i + 1);
+    }
+    let gone = gone.ok_or_else(|| {
+        ApiError::bad(format!(
+            "after: {after:?} is no item of this list; list again without it"
+        ))
+        .param("after")
+    })?;
+    let past = |item: &T| {
+        let k = key(item);
+        if newest_first {
+            k < gone
+        } else {
+            k > gone
+        }
     };
+    Ok(all.iter().position(past).unwrap_or(all.len()))
+}
+
+/// At most `limit` items of `all` from `start`, and whether more follow them.
+pub(crate) fn page<T>(all: &[T], start: usize, limit: usize) -> (&[T], bool) {
+    let start = start.min(all.len());
     let end = start.saturating_add(limit).min(all.len());
-    Ok((&all[start..end], end < all.len()))
+    (&all[start..end], end < all.len())
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::expiry::Asked;
-use super::extract::{multipart_words, page, Id, RawPairs};
+use super::extract::{limit, multipart_words, page, start_after, Id, RawPairs};
 use super::state::{new_id, now, output_ids, BatchRecord, FileRecord, Staging, StateError};
 use super::{ok, Server};
 use crate::batch_folder::{
@@ -435,20 +435,25 @@ pub(crate) async fn list_files(
     if let Some(purpose) = query.get("purpose") {
         data.retain(|f| f["purpose"] == purpose.as_str());
     }
-    let key = |f: &Value| {
-        (
-            f["created_at"].as_i64(),
-            f["id"].as_str().map(str::to_owned),
-        )
-    };
-    data.sort_by_key(key);
+    data.sort_by_key(listing_key);
     if newest_first {
         data.reverse();
     }
     fn id(f: &Value) -> &str {
         f["id"].as_str().unwrap_or_default()
     }
-    let (page, has_more) = page(&query, &data, id, (10_000, 10_000))?;
+    let limit = limit(&query, (10_000, 10_000))?;
+    let start = match query.get("after") {
+        None => 0,
+        Some(after) => {
+            let gone = match data.iter().any(|f| id(f) == after) {
+                true => None,
+                false => gone_file(&server, &caller, after).await?,
+            };
+            start_after(&data, after, (id, listing_key), gone, newest_first)?
+        }
+    };
+    let (page, has_more) = page(&data, start, limit);
     Ok(ok(&json!({
         "object": "list",
         "data": page,
@@ -456,6 +461,41 @@ pub(crate) async fn list_files(
         "last_id": page.last().map(id),
         "has_more": has_more,
     })))
+}
+
+/// What the files' listing sorts by: a File object's creation, then its id.
+fn listing_key(f: &Value) -> (Option<i64>, Option<String>) {
+    (
+        f["created_at"].as_i64(),
+        f["id"].as_str().map(str::to_owned),
+    )
+}
+
+/// The [`listing_key`] of the caller's file `id` that is no longer listed — an upload deleted
+/// or expired (its record kept while a batch uses it), or a batch's deleted or expired output
+/// or error file — if it is known.
+async fn gone_file(
+    server: &Server,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Option<(Option<i64>, Option<String>)>> {
+    let at = match output_file(id) {
+        Some((batch_id, _)) => match caller.batch(server, &batch_id).await {
+            Ok(b) if b.failure.is_none() => server
+                .folder_of_file(&b.input_file_id)
+                .await
+                .ok()
+                .and_then(|folder| folder.results().map(|r| r.finished_at as i64)),
+            _ => None,
+        },
+        None => server
+            .staging
+            .file_record(id)
+            .await?
+            .filter(|f| f.owner == caller.name())
+            .map(|f| f.created_at),
+    };
+    Ok(at.map(|at| (Some(at), Some(id.to_owned()))))
 }
 
 /// `GET /v1/files/{id}`: an upload, or a batch's output or error file.

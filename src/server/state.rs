@@ -608,15 +608,29 @@ impl Staging {
     pub async fn files_of(&self, owner: &str) -> Result<Vec<FileRecord>, StateError> {
         let ids = self.indexed(&index_folder("files", owner)).await?;
         let now = now();
-        let mut all: Vec<FileRecord> = self
-            .read_all(ids.iter().map(|id| file_record_path(id)).collect())
+        let raw = self
+            .read_many(ids.iter().map(|id| file_record_path(id)).collect())
             .await?;
+        let mut all: Vec<FileRecord> = ids
+            .iter()
+            .zip(raw)
+            .filter_map(|(id, raw)| self.readable(id, &raw?))
+            .collect();
         all.retain(|f| f.owner == owner && f.visible(now));
         Ok(all)
     }
 
+    /// File `id`'s record read from `raw`; one that does not read is logged and left out (and
+    /// left alone): one broken record must not stop every listing and every sweep.
+    fn readable(&self, id: &str, raw: &[u8]) -> Option<FileRecord> {
+        self.parse(&file_record_path(id), raw)
+            .map_err(|e| tracing::warn!(file = id, "{e}; left out and left alone until mended"))
+            .ok()
+    }
+
     /// Every file record as stored, deleted and expired ones too, found through the index;
-    /// and the uploads without a record (see [`Census`]).
+    /// and the uploads without a record (see [`Census`]). A record that does not read is in
+    /// neither (see [`Staging::readable`]).
     pub async fn census(&self) -> Result<Census, StateError> {
         let mut entries = Vec::new();
         for owner in self.children("index/files/").await? {
@@ -633,9 +647,7 @@ impl Staging {
         for ((entry, id), raw) in entries.into_iter().zip(raw) {
             indexed.insert(id.clone());
             match raw {
-                Some(raw) => census
-                    .records
-                    .push(self.parse(&file_record_path(&id), &raw)?),
+                Some(raw) => census.records.extend(self.readable(&id, &raw)),
                 None => census.without_record.push((id, Some(entry))),
             }
         }
@@ -655,9 +667,10 @@ impl Staging {
                 // Recorded by a version without the index (or its entry went astray): indexed
                 // now, so listings find it.
                 Some(raw) => {
-                    let f: FileRecord = self.parse(&file_record_path(&id), &raw)?;
-                    self.index_file(&f).await?;
-                    census.records.push(f);
+                    if let Some(f) = self.readable(&id, &raw) {
+                        self.index_file(&f).await?;
+                        census.records.push(f);
+                    }
                 }
                 None => census.without_record.push((id, None)),
             }
@@ -1017,6 +1030,31 @@ mod tests {
         assert_eq!(
             ids(s.files_of("alice").await.unwrap()),
             ["file-a1", "file-old"]
+        );
+
+        // A record that does not read, indexed or not, is left out of the listing and of the
+        // census — neither a record to expire nor an upload without one to remove — and the
+        // others are read as before (it used to fail both, and so every sweep).
+        for id in ["file-bad", "file-bad-unindexed"] {
+            std::fs::create_dir_all(dir.path().join(format!("files/{id}"))).unwrap();
+            std::fs::write(dir.path().join(file_record_path(id)), b"{\"id\":").unwrap();
+        }
+        s.put_marker(&format!("{}file-bad", index_folder("files", "alice")))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(s.files_of("alice").await.unwrap()),
+            ["file-a1", "file-old"]
+        );
+        let census = s.census().await.unwrap();
+        assert_eq!(ids(census.records), ["file-a1", "file-b1", "file-old"]);
+        assert!(
+            census
+                .without_record
+                .iter()
+                .all(|(id, _)| !id.starts_with("file-bad")),
+            "{:?}",
+            census.without_record
         );
     }
 
