@@ -898,6 +898,8 @@ fn list_filters_and_reads_every_page() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(!stderr(&o).contains("more jobs"), "{}", stderr(&o));
+    let o = e.run(&["list", "--limit", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = e.run(&["list", "--limit", "1"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.lines().count(), 2, "{text}");

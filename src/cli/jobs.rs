@@ -144,8 +144,8 @@ pub struct ListCommand {
     submitted_before: Option<i64>,
 
     /// At most this many jobs.
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
 
     /// Oldest first.
     #[arg(long)]
@@ -405,7 +405,7 @@ pub async fn list(args: ListCommand, cx: &Context) -> anyhow::Result<u8> {
         name_contains: args.name_contains.clone(),
         submitted_after: args.submitted_after,
         submitted_before: args.submitted_before,
-        limit: args.limit,
+        limit: args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         oldest_first: args.oldest_first,
     };
     let found = cx.driver().await.list(&filter).await?;
