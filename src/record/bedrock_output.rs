@@ -182,13 +182,16 @@ impl LineIds {
 /// writes, without its machinery (once per output line, it showed in profiles).
 fn hex_id(prefix: &str, a: u64, b: u64) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(prefix.len() + 32);
-    id.push_str(prefix);
-    for value in [a, b] {
-        for shift in (0..16).rev() {
-            id.push(char::from(DIGITS[(value >> (4 * shift)) as usize & 0xf]));
+    // Into a fixed array first: a `push` per digit checks the capacity 32 times.
+    let mut hex = [0u8; 32];
+    for (digits, value) in hex.chunks_exact_mut(16).zip([a, b]) {
+        for (k, digit) in digits.iter_mut().enumerate() {
+            *digit = DIGITS[(value >> (60 - 4 * k)) as usize & 0xf];
         }
     }
+    let mut id = String::with_capacity(prefix.len() + 32);
+    id.push_str(prefix);
+    id.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
     id
 }
 

@@ -242,7 +242,11 @@ pub(crate) fn lone_surrogate(lit: &str) -> Option<&str> {
 /// decoded with them (a lone surrogate becomes U+FFFD, which no expected text holds).
 pub(crate) fn text_value(lit: &str) -> Cow<'_, str> {
     match decode_literal(lit) {
-        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        // Without escapes the value is the literal's own text, already valid UTF-8.
+        Cow::Borrowed(b) => match lit.get(1..1 + b.len()) {
+            Some(text) => Cow::Borrowed(text),
+            None => String::from_utf8_lossy(b),
+        },
         Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
     }
 }
@@ -445,6 +449,13 @@ pub(crate) fn whole_number(text: &str) -> Option<u64> {
 
 /// [`whole_number`], and whether it saturated (the number is past `u64::MAX`).
 pub(crate) fn exact_whole_number(text: &str) -> Option<(u64, bool)> {
+    // Token counts are short runs of digits: read those directly (19 digits always fit a u64).
+    if (1..=19).contains(&text.len()) && text.bytes().all(|d| d.is_ascii_digit()) {
+        let value = text
+            .bytes()
+            .fold(0u64, |value, d| value * 10 + u64::from(d - b'0'));
+        return Some((value, false));
+    }
     let (mantissa, exp) = match text.split_once(['e', 'E']) {
         Some((m, e)) => {
             let far = if e.starts_with('-') {
@@ -576,6 +587,20 @@ mod tests {
         assert!(c("123456789012345678901e-3").adjusted);
         assert!(c("1.0000000000000001").adjusted);
         assert_eq!(c("1e-400"), adjusted(0));
+        // Plain digit runs (read directly up to 19 digits) and their neighbours past that.
+        for n in [
+            1,
+            9,
+            10,
+            99_999,
+            999_999_999_999_999_999,
+            9_999_999_999_999_999_999,
+            10_000_000_000_000_000_000,
+            u64::MAX - 1,
+        ] {
+            assert_eq!(c(&n.to_string()), exact(n), "{n}");
+            assert_eq!(c(&format!("{n}.0")), exact(n), "{n}.0");
+        }
         #[derive(serde::Deserialize)]
         struct T {
             #[serde(default, deserialize_with = "null_default")]

@@ -9,7 +9,7 @@
 //! test holds it to accepting exactly what a conforming parser accepts.
 //!
 //! Why not serde_json alone: skipping the long string literals that make up most of a request
-//! is where the time goes, and here it is a 16-bytes-at-a-time search (see [`special`]).
+//! is where the time goes, and here it is a 64-bytes-at-a-time search (see [`stops`]).
 
 use std::borrow::Cow;
 
@@ -43,27 +43,35 @@ fn stops(bytes: &[u8], at: usize) -> u64 {
 
 #[inline]
 fn stops_64(chunk: &[u8; 64]) -> u64 {
+    chunk
+        .chunks_exact(16)
+        .enumerate()
+        .fold(0u64, |mask, (k, part)| {
+            let part = part.try_into().expect("chunks of 16 bytes");
+            mask | u64::from(stops_16(part)) << (16 * k)
+        })
+}
+
+/// [`stops`] of 16 bytes: bit `i` is set when `chunk[i]` is `"`, `\\` or below 0x20.
+#[inline]
+fn stops_16(chunk: &[u8; 16]) -> u16 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86-64 baseline, and the four 16-byte loads are within the
-        // 64-byte array.
+        // SAFETY: SSE2 is part of the x86-64 baseline, and the load reads exactly the 16 bytes.
         unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            // b <= 0x1f (unsigned) exactly when max(b, 0x1f) == 0x1f.
             let control_max = _mm_set1_epi8(0x1f);
-            let mut mask = 0u64;
-            for k in 0..4 {
-                let v = _mm_loadu_si128(chunk.as_ptr().add(16 * k).cast());
-                // b <= 0x1f (unsigned) exactly when max(b, 0x1f) == 0x1f.
-                let control = _mm_cmpeq_epi8(_mm_max_epu8(v, control_max), control_max);
-                let hits = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                    control,
-                );
-                mask |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k);
-            }
-            mask
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, control_max), control_max);
+            let hits = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                ),
+                control,
+            );
+            _mm_movemask_epi8(hits) as u16
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -72,7 +80,7 @@ fn stops_64(chunk: &[u8; 64]) -> u64 {
             .iter()
             .enumerate()
             .filter(|(_, &b)| b == b'"' || b == b'\\' || b < 0x20)
-            .fold(0u64, |mask, (i, _)| mask | 1 << i)
+            .fold(0u16, |mask, (i, _)| mask | 1 << i)
     }
 }
 
@@ -196,11 +204,29 @@ impl<'a> Scanner<'a> {
 
     /// A string literal at the current position (after whitespace).
     pub(crate) fn string(&mut self) -> Scan<Raw<'a>> {
+        self.literal_and_escapes().map(|(literal, _)| literal)
+    }
+
+    /// A string literal at the current position (after whitespace), and whether it holds an
+    /// escape (a key without one is its own value).
+    #[inline(always)]
+    fn literal_and_escapes(&mut self) -> Scan<(Raw<'a>, bool)> {
         self.eat(b'"')?;
         let start = self.at - 1;
+        // Most literals are short — keys, roles, ids, stop reasons —: one 16-byte probe ends
+        // them, where the 64-byte mask below would cost four.
+        if let Some(chunk) = self.bytes[self.at..].first_chunk::<16>() {
+            let stops = stops_16(chunk);
+            let first = stops.trailing_zeros() as usize;
+            if first < 16 && chunk[first] == b'"' {
+                self.at += first + 1;
+                return Ok((self.raw(start), false));
+            }
+        }
         // The stops in the 64 bytes from `base`; those before `at` are behind us.
         let mut base = self.at;
         let mut mask = stops(self.bytes, base);
+        let mut escaped = false;
         loop {
             let passed = self.at - base;
             let ahead = if passed < 64 { mask >> passed } else { 0 };
@@ -216,8 +242,8 @@ impl<'a> Scanner<'a> {
             }
             self.at += ahead.trailing_zeros() as usize + 1;
             match self.bytes[self.at - 1] {
-                b'"' => return Ok(self.raw(start)),
-                b'\\' => {}
+                b'"' => return Ok((self.raw(start), escaped)),
+                b'\\' => escaped = true,
                 _ => return Err(Fallback), // a raw control character
             }
             // Table lookups rather than a match and per-digit tests: in escape-dense prose these
@@ -401,12 +427,12 @@ impl<'a> Scanner<'a> {
             self.at += 1;
         } else {
             loop {
-                let literal = self.string()?.get();
-                let key = &literal[1..literal.len() - 1];
-                let key = if key.contains('\\') {
+                let (literal, escaped) = self.literal_and_escapes()?;
+                let literal = literal.get();
+                let key = if escaped {
                     Cow::Owned(super::json::text_value(literal).into_owned())
                 } else {
-                    Cow::Borrowed(key)
+                    Cow::Borrowed(&literal[1..literal.len() - 1])
                 };
                 self.eat(b':')?;
                 member(self, key)?;
