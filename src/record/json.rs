@@ -367,6 +367,15 @@ pub(crate) fn strip_position(e: &serde_json::Error) -> String {
 
 /// Appends `s` as a JSON string literal.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Ids and reasons, written for every line, need no escapes: no serializer for those. (What
+    // serde_json escapes is exactly `"`, `\\` and the control characters.)
+    if s.len() <= 64 && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -611,6 +620,26 @@ mod tests {
         let t: T = serde_json::from_str(r#"{"list":null,"count":null}"#).unwrap();
         assert!(t.list.is_empty());
         assert_eq!(t.count, exact(0));
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let long = "x".repeat(100);
+        for text in [
+            "",
+            "stop",
+            "chatcmpl-0f",
+            "a\"b",
+            "a\\b",
+            "tab\there",
+            "\u{1f}",
+            "\u{7f}é😀",
+            &long,
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
     }
 
     #[test]

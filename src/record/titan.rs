@@ -272,12 +272,7 @@ pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
     s.fields(&["embedding", "inputTextTokenCount"], |s, i| {
         match i {
             // A list of numbers (anything else is worded by the careful path).
-            0 => {
-                embedding = Some(s.array(|s| {
-                    let v = s.value()?;
-                    (Kind::of(v) == Kind::Number).then_some(()).ok_or(Fallback)
-                })?)
-            }
+            0 => embedding = Some(s.numbers()?),
             _ => tokens = Count::of(s.value()?),
         }
         Ok(())
