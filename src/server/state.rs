@@ -516,7 +516,8 @@ impl Staging {
     /// indexed; an entry whose record is gone is removed; and so is a lease on a batch whose
     /// record is gone or collected (`lease_of` names a batch's lease). Entries and leases are
     /// listed before the records, so that one seen without its record is one whose record was
-    /// removed, not one about to be written. Returns the records.
+    /// removed, not one about to be written. A record that does not read keeps its entry and
+    /// its lease (it is there, and may be mended). Returns the records that read.
     pub async fn tidy_batches(
         &self,
         lease_of: impl Fn(&str) -> String,
@@ -529,11 +530,17 @@ impl Staging {
             }
         }
         let leases = self.children("leases/").await?;
-        let records = self.batches().await?;
+        let (records, unreadable) = self.batch_records().await?;
         let by_id: std::collections::HashMap<&str, &BatchRecord> =
             records.iter().map(|b| (b.id.as_str(), b)).collect();
+        let unreadable: std::collections::HashSet<&str> =
+            unreadable.iter().map(String::as_str).collect();
         let mut indexed = std::collections::HashSet::new();
         for (entry, id) in &entries {
+            // A record that does not read is still there: its entry and lease stay with it.
+            if unreadable.contains(id.as_str()) {
+                continue;
+            }
             if by_id.contains_key(id.as_str()) {
                 indexed.insert(entry.clone());
             } else {
@@ -549,7 +556,9 @@ impl Staging {
         let live: std::collections::HashSet<String> = records
             .iter()
             .filter(|b| !b.collected)
-            .map(|b| format!("{}.json", lease_of(&b.id)))
+            .map(|b| b.id.as_str())
+            .chain(unreadable.iter().copied())
+            .map(|id| format!("{}.json", lease_of(id)))
             .collect();
         for name in leases {
             if name.starts_with(&lease_of("")) && !live.contains(&name) {
@@ -559,24 +568,48 @@ impl Staging {
         Ok(records)
     }
 
-    /// Every batch record (one object per batch: no folder's objects are listed).
+    /// Every batch record that reads (one object per batch: no folder's objects are listed).
+    /// One that does not is logged and left out, and left alone (see [`Staging::readable`]).
     pub async fn batches(&self) -> Result<Vec<BatchRecord>, StateError> {
-        let paths: Vec<String> = self
+        Ok(self.batch_records().await?.0)
+    }
+
+    /// Every batch record that reads, and the ids of those that do not.
+    async fn batch_records(&self) -> Result<(Vec<BatchRecord>, Vec<String>), StateError> {
+        let ids: Vec<String> = self
             .list("batches/")
             .await?
             .into_iter()
-            .filter(|rel| rel.ends_with(".json"))
+            .filter_map(|rel| {
+                let id = rel.strip_prefix("batches/")?.strip_suffix(".json")?;
+                (!id.contains('/')).then(|| id.to_owned())
+            })
             .collect();
-        self.read_all(paths).await
+        let raw = self
+            .read_many(ids.iter().map(|id| batch_record_path(id)).collect())
+            .await?;
+        let (mut records, mut unreadable) = (Vec::new(), Vec::new());
+        for (id, raw) in ids.into_iter().zip(raw) {
+            let Some(raw) = raw else { continue }; // removed since the listing
+            match self.readable(&batch_record_path(&id), &raw) {
+                Some(b) => records.push(b),
+                None => unreadable.push(id),
+            }
+        }
+        Ok((records, unreadable))
     }
 
     /// `owner`'s batches, found through the index: the records of batches that were
     /// [made](Staging::made).
     pub async fn batches_of(&self, owner: &str) -> Result<Vec<BatchRecord>, StateError> {
         let ids = self.indexed(&index_folder("batches", owner)).await?;
-        let mut all: Vec<BatchRecord> = self
-            .read_all(ids.iter().map(|id| batch_record_path(id)).collect())
-            .await?;
+        let paths: Vec<String> = ids.iter().map(|id| batch_record_path(id)).collect();
+        let raw = self.read_many(paths.clone()).await?;
+        let mut all: Vec<BatchRecord> = paths
+            .iter()
+            .zip(raw)
+            .filter_map(|(rel, raw)| self.readable(rel, &raw?))
+            .collect();
         all.retain(|b| b.owner == owner);
         // Their files' records, to leave out records whose making did not finish.
         let files = self
@@ -614,17 +647,18 @@ impl Staging {
         let mut all: Vec<FileRecord> = ids
             .iter()
             .zip(raw)
-            .filter_map(|(id, raw)| self.readable(id, &raw?))
+            .filter_map(|(id, raw)| self.readable(&file_record_path(id), &raw?))
             .collect();
         all.retain(|f| f.owner == owner && f.visible(now));
         Ok(all)
     }
 
-    /// File `id`'s record read from `raw`; one that does not read is logged and left out (and
-    /// left alone): one broken record must not stop every listing and every sweep.
-    fn readable(&self, id: &str, raw: &[u8]) -> Option<FileRecord> {
-        self.parse(&file_record_path(id), raw)
-            .map_err(|e| tracing::warn!(file = id, "{e}; left out and left alone until mended"))
+    /// The record at `rel` read from `raw`; one that does not read is logged and left out (and
+    /// left alone): one broken record must not stop every listing, every sweep and every
+    /// batch's progress.
+    fn readable<T: for<'de> Deserialize<'de>>(&self, rel: &str, raw: &[u8]) -> Option<T> {
+        self.parse(rel, raw)
+            .map_err(|e| tracing::warn!(record = rel, "{e}; left out and left alone until mended"))
             .ok()
     }
 
@@ -647,7 +681,9 @@ impl Staging {
         for ((entry, id), raw) in entries.into_iter().zip(raw) {
             indexed.insert(id.clone());
             match raw {
-                Some(raw) => census.records.extend(self.readable(&id, &raw)),
+                Some(raw) => census
+                    .records
+                    .extend(self.readable(&file_record_path(&id), &raw)),
                 None => census.without_record.push((id, Some(entry))),
             }
         }
@@ -667,7 +703,7 @@ impl Staging {
                 // Recorded by a version without the index (or its entry went astray): indexed
                 // now, so listings find it.
                 Some(raw) => {
-                    if let Some(f) = self.readable(&id, &raw) {
+                    if let Some(f) = self.readable::<FileRecord>(&file_record_path(&id), &raw) {
                         self.index_file(&f).await?;
                         census.records.push(f);
                     }
@@ -731,21 +767,6 @@ impl Staging {
             .buffered(READS_AT_ONCE)
             .try_collect()
             .await
-    }
-
-    /// The records at `paths` that exist, read [`READS_AT_ONCE`] at a time.
-    async fn read_all<T: for<'de> Deserialize<'de>>(
-        &self,
-        paths: Vec<String>,
-    ) -> Result<Vec<T>, StateError> {
-        let raw = self.read_many(paths.clone()).await?;
-        let mut out = Vec::with_capacity(raw.len());
-        for (rel, bytes) in paths.iter().zip(raw) {
-            if let Some(bytes) = bytes {
-                out.push(self.parse(rel, &bytes)?);
-            }
-        }
-        Ok(out)
     }
 
     /// Takes, or keeps, the lease `name` for `holder` for `ttl` from now: `true` when `holder`
@@ -1130,5 +1151,36 @@ mod tests {
         let mut leases = s.children("leases/").await.unwrap();
         leases.sort();
         assert_eq!(leases, ["batch-batch_run.json", "sweep.json"]);
+
+        // A record that does not read is left out of every listing — the others read as
+        // before (it used to fail them all: every listing, every sweep, every batch's
+        // progress) — and left alone: its record, its entry and its lease are kept.
+        std::fs::write(dir.path().join(batch_record_path("batch_bad")), b"{\"id\":").unwrap();
+        s.put_marker(&format!("{}batch_bad", index_folder("batches", "alice")))
+            .await
+            .unwrap();
+        assert!(s.take_lease(&lease("batch_bad"), "a", ttl).await.unwrap());
+        assert_eq!(
+            ids(s.batches().await.unwrap()),
+            ["batch_done", "batch_old", "batch_run"]
+        );
+        assert_eq!(
+            ids(s.batches_of("alice").await.unwrap()),
+            ["batch_done", "batch_old", "batch_run"]
+        );
+        let records = s.tidy_batches(lease).await.unwrap();
+        assert_eq!(ids(records), ["batch_done", "batch_old", "batch_run"]);
+        assert!(dir.path().join(batch_record_path("batch_bad")).exists());
+        assert!(dir
+            .path()
+            .join(index_folder("batches", "alice"))
+            .join("batch_bad")
+            .exists());
+        let mut leases = s.children("leases/").await.unwrap();
+        leases.sort();
+        assert_eq!(
+            leases,
+            ["batch-batch_bad.json", "batch-batch_run.json", "sweep.json"]
+        );
     }
 }
