@@ -616,28 +616,45 @@ pub(crate) fn is_json(text: &str) -> bool {
 /// byte per open array and the keys of the open objects: nesting may be as deep as the text is
 /// long.
 pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
-    let mut keys = OpenKeys::default();
-    let mut twice = None;
     let mut s = Scanner::new(text);
-    let walked = s.walk(&mut Vec::new(), |event| {
-        match event {
-            Walked::Open => keys.open(),
-            Walked::Close => keys.close(),
-            Walked::Key(key) => {
-                twice = keys.member(key.get());
-                if twice.is_some() {
-                    return Err(Fallback); // found: the walk stops here
-                }
-            }
-        }
-        Ok(())
-    });
+    let mut twice = None;
+    let walked = s.walk_for_repeats(&mut twice);
     if twice.is_some() {
         return Ok(twice);
     }
     walked?;
     s.end()?;
     Ok(None)
+}
+
+impl<'a> Scanner<'a> {
+    /// The value at the current position, as [`Scanner::value`] reads it, when no object in it
+    /// gives a key twice; a fallback when one does (or it is no JSON value). One pass where
+    /// reading the value and then [`repeated_key`] would be two.
+    pub(crate) fn value_without_repeats(&mut self) -> Scan<Raw<'a>> {
+        let start = self.position();
+        self.walk_for_repeats(&mut None)?;
+        Ok(self.since(start))
+    }
+
+    /// Walks the value at the current position; the first key an object gives twice, as
+    /// written, goes into `twice` (and the walk stops with a fallback).
+    fn walk_for_repeats(&mut self, twice: &mut Option<String>) -> Scan<()> {
+        let mut keys = OpenKeys::default();
+        self.walk(&mut Vec::new(), |event| {
+            match event {
+                Walked::Open => keys.open(),
+                Walked::Close => keys.close(),
+                Walked::Key(key) => {
+                    *twice = keys.member(key.get());
+                    if twice.is_some() {
+                        return Err(Fallback); // found: the walk stops here
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The keys of the objects [`repeated_key`] is inside, each object's after its outer one's.

@@ -488,6 +488,16 @@ impl std::fmt::Display for MsgPath {
     }
 }
 
+/// `body.tools[i]`, formatted only when an error needs it.
+#[derive(Clone, Copy)]
+struct ToolPath(usize);
+
+impl std::fmt::Display for ToolPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "body.tools[{}]", self.0)
+    }
+}
+
 /// The JSON Schema of a function that declares no parameters.
 pub(crate) const EMPTY_SCHEMA: &str = "{\"type\":\"object\",\"properties\":{}}";
 
@@ -511,10 +521,15 @@ pub(crate) fn function_tools<'a>(
     let Some(raw) = req.tools else {
         return Ok(Vec::new());
     };
-    let tools: Vec<Tool<'a>> = parse(raw, "body.tools")?;
+    // The scanner reads what it can, its parameters checked for repeated keys as it goes;
+    // serde reads the rest, and words what is wrong.
+    let (tools, checked): (Vec<Tool<'a>>, bool) = match super::openai::scan_tools(raw.get()) {
+        Ok(tools) => (tools, true),
+        Err(_) => (parse(raw, "body.tools")?, false),
+    };
     let mut out = Vec::with_capacity(tools.len());
     for (i, tool) in tools.into_iter().enumerate() {
-        let at = format!("body.tools[{i}]");
+        let at = ToolPath(i);
         if tool.kind != "function" {
             return Err(Reject::invalid(format!(
                 "{at}.type: only function tools are supported, found \"{}\"",
@@ -537,7 +552,10 @@ pub(crate) fn function_tools<'a>(
         let parameters = match f.parameters {
             Some(p) => {
                 let at = format_args!("{at}.function.parameters");
-                each_member_once(expect(p, Kind::Object, at)?, at)?;
+                let p = expect(p, Kind::Object, at)?;
+                if !checked {
+                    each_member_once(p, at)?;
+                }
                 p.get()
             }
             None => EMPTY_SCHEMA,

@@ -8,7 +8,7 @@ pub(crate) mod members;
 mod responses;
 mod scan;
 
-pub(crate) use scan::{chat_line, envelope_line, members_line};
+pub(crate) use scan::{chat_line, envelope_line, members_line, tools as scan_tools};
 
 /// Rewrites a `/v1/completions` body as a chat body.
 pub(crate) use completions::to_chat as completions_to_chat;

@@ -2,8 +2,13 @@
 //! the request and its messages into the same types serde fills, and gives up ([`Fallback`]) on
 //! anything serde would read differently (a duplicate member, an unexpected shape).
 
+use std::borrow::Cow;
+
 use super::members::Members;
-use super::{BatchLine, ChatLine, ChatRequest, ContentPart, Message, ToolCall};
+use super::{
+    BatchLine, ChatLine, ChatRequest, ContentPart, FunctionCall, FunctionDef, Message, Tool,
+    ToolCall,
+};
 use crate::record::endpoint::Endpoint;
 use crate::record::scan::{non_null, Fallback, Scan, Scanner};
 use crate::record::{json, Raw};
@@ -165,9 +170,7 @@ pub(crate) fn chat_body(text: &str) -> Scan<ChatRequest<'_>> {
 /// The parts of an array `content`, as serde reads them; a part with an image or a file falls
 /// back (serde reads those, which are rare and mostly one long literal).
 pub(crate) fn content_parts(text: &str) -> Scan<Vec<ContentPart<'_>>> {
-    let mut s = Scanner::new(text);
-    let mut parts = Vec::new();
-    s.array(|s| {
+    each_element(text, |s| {
         let (mut kind, mut text, mut refusal) = (None, None, None);
         s.fields(&["type", "text", "refusal", "image_url", "file"], |s, i| {
             match i {
@@ -182,17 +185,30 @@ pub(crate) fn content_parts(text: &str) -> Scan<Vec<ContentPart<'_>>> {
             }
             Ok(())
         })?;
-        parts.push(ContentPart {
+        Ok(ContentPart {
             kind: kind.ok_or(Fallback)?,
             text,
             refusal,
             image_url: None,
             file: None,
-        });
+        })
+    })
+}
+
+/// The elements of the array `text`, each read by `element`; a fallback when `text` is not
+/// one array or `element` gives up on one.
+fn each_element<'a, T>(
+    text: &'a str,
+    mut element: impl FnMut(&mut Scanner<'a>) -> Scan<T>,
+) -> Scan<Vec<T>> {
+    let mut s = Scanner::new(text);
+    let mut list = Vec::new();
+    s.array(|s| {
+        list.push(element(s)?);
         Ok(())
     })?;
     s.end()?;
-    Ok(parts)
+    Ok(list)
 }
 
 fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
@@ -241,8 +257,13 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
         Ok(())
     })?;
     let tool_calls = match tool_calls {
-        // Rare and small: serde_json parses the calls it has just seen validated.
-        Some(raw) => Some(json::from_str::<Vec<ToolCall<'a>>>(raw.get()).map_err(|_| Fallback)?),
+        // What the scanner does not take, serde reads (and words).
+        Some(raw) => Some(match self::tool_calls(raw.get()) {
+            Ok(calls) => calls,
+            Err(Fallback) => {
+                json::from_str::<Vec<ToolCall<'a>>>(raw.get()).map_err(|_| Fallback)?
+            }
+        }),
         None => None,
     };
     Ok(Message {
@@ -250,6 +271,83 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
         content,
         tool_calls,
         tool_call_id,
+    })
+}
+
+/// An assistant message's `tool_calls` read as serde reads a `Vec<ToolCall>` (members other
+/// than `id`, `type` and `function`'s `name` and `arguments` skipped), or a fallback.
+pub(crate) fn tool_calls(text: &str) -> Scan<Vec<ToolCall<'_>>> {
+    each_element(text, |s| {
+        let (mut id, mut kind, mut function) = (None, None, None);
+        s.fields(&["id", "type", "function"], |s, i| {
+            match i {
+                0 => id = Some(s.value()?),
+                1 => kind = s.optional()?,
+                _ => {
+                    let (mut name, mut arguments) = (None, None);
+                    s.fields(&["name", "arguments"], |s, i| {
+                        match i {
+                            0 => name = Some(s.value()?),
+                            _ => arguments = s.optional()?,
+                        }
+                        Ok(())
+                    })?;
+                    let name = name.ok_or(Fallback)?;
+                    function = Some(FunctionCall { name, arguments });
+                }
+            }
+            Ok(())
+        })?;
+        Ok(ToolCall {
+            id: id.ok_or(Fallback)?,
+            kind,
+            function: function.ok_or(Fallback)?,
+        })
+    })
+}
+
+/// A request's `tools` read as serde reads a `Vec<Tool>` (members other than `type` and
+/// `function`'s `name`, `description` and `parameters` skipped), or a fallback. A `type` with
+/// an escape falls back too: serde decides what its text is; and so do `parameters` in which
+/// an object gives a key twice (serde's reading is then checked for that, and worded).
+pub(crate) fn tools(text: &str) -> Scan<Vec<Tool<'_>>> {
+    each_element(text, |s| {
+        let (mut kind, mut function) = (None, None);
+        s.fields(&["type", "function"], |s, i| {
+            match i {
+                0 => {
+                    let literal = s.string()?.get();
+                    let text = &literal[1..literal.len() - 1];
+                    if text.contains('\\') {
+                        return Err(Fallback);
+                    }
+                    kind = Some(Cow::Borrowed(text));
+                }
+                _ => function = s.nullable_object(function_def)?,
+            }
+            Ok(())
+        })?;
+        Ok(Tool {
+            kind: kind.ok_or(Fallback)?,
+            function,
+        })
+    })
+}
+
+fn function_def<'a>(s: &mut Scanner<'a>) -> Scan<FunctionDef<'a>> {
+    let (mut name, mut description, mut parameters) = (None, None, None);
+    s.fields(&["name", "description", "parameters"], |s, i| {
+        match i {
+            0 => name = Some(s.value()?),
+            1 => description = s.optional()?,
+            _ => parameters = non_null(s.value_without_repeats()?),
+        }
+        Ok(())
+    })?;
+    Ok(FunctionDef {
+        name: name.ok_or(Fallback)?,
+        description,
+        parameters,
     })
 }
 
@@ -303,8 +401,109 @@ mod tests {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    const TOOLS: &[&str] = &[
+        r#"[{"type":"function","function":{"name":"get_weather","description":"The weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true}}]"#,
+        r#"[ {"function": {"parameters": null, "name": "a", "description": null}, "type": "function", "x": [1, {"y": "z"}]}, {"type": "function"}, {"type": "custom", "function": null} ]"#,
+        r#"[{"typ\u0065":"function","function":{"n\u0061me":"b"}}]"#,
+        "[]",
+    ];
+
+    const CALLS: &[&str] = &[
+        r#"[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]"#,
+        r#"[ {"function": {"arguments": null, "name": "a", "extra": 1}, "id": "c", "type": null}, {"id": 7, "function": {"name": ["odd"]}} ]"#,
+        r#"[{"\u0069d":"c","function":{"name":"b","arguments":"{}"}}]"#,
+    ];
+
+    /// What a reader of tools keeps of each, to compare two readings.
+    type ToolSeen<'a> = (
+        Cow<'a, str>,
+        Option<(Raw<'a>, Option<Raw<'a>>, Option<Raw<'a>>)>,
+    );
+
+    fn seen_tools<'a>(tools: &[Tool<'a>]) -> Vec<ToolSeen<'a>> {
+        let f = |f: &FunctionDef<'a>| (f.name, f.description, f.parameters);
+        tools
+            .iter()
+            .map(|t| (t.kind.clone(), t.function.as_ref().map(f)))
+            .collect()
+    }
+
+    type CallSeen<'a> = (Raw<'a>, Option<Raw<'a>>, Raw<'a>, Option<Raw<'a>>);
+
+    fn seen_calls<'a>(calls: &[ToolCall<'a>]) -> Vec<CallSeen<'a>> {
+        let c = |c: &ToolCall<'a>| (c.id, c.kind, c.function.name, c.function.arguments);
+        calls.iter().map(c).collect()
+    }
+
+    #[test]
+    fn tools_and_tool_calls_are_read_as_serde_reads_them() {
+        for text in TOOLS {
+            let slow = json::from_str::<Vec<Tool<'_>>>(text).unwrap();
+            assert_eq!(
+                seen_tools(&tools(text).unwrap()),
+                seen_tools(&slow),
+                "{text}"
+            );
+        }
+        for text in CALLS {
+            let slow = json::from_str::<Vec<ToolCall<'_>>>(text).unwrap();
+            assert_eq!(
+                seen_calls(&tool_calls(text).unwrap()),
+                seen_calls(&slow),
+                "{text}"
+            );
+        }
+        // What serde refuses, the scanner does not take (serde then words it).
+        for bad in [
+            r#"[{"type":"function","type":"function"}]"#,
+            r#"[{"function":{"name":"a"}}]"#,
+            r#"[{"type":"function","function":{"description":"no name"}}]"#,
+            r#"[{"type":"function","function":["a"]}]"#,
+            r#"[{"type":1}]"#,
+            r#"{"type":"function"}"#,
+        ] {
+            assert!(tools(bad).is_err(), "{bad}");
+            assert!(json::from_str::<Vec<Tool<'_>>>(bad).is_err(), "{bad}");
+        }
+        // Parameters that give a key twice, at any depth: serde's reading is checked for that.
+        for twice in [
+            r#"[{"type":"function","function":{"name":"a","parameters":{"type":"object","t\u0079pe":"x"}}}]"#,
+            r#"[{"type":"function","function":{"name":"a","parameters":{"p":[{"q":1,"q":2}]}}}]"#,
+        ] {
+            assert!(tools(twice).is_err(), "{twice}");
+            assert!(json::from_str::<Vec<Tool<'_>>>(twice).is_ok(), "{twice}");
+        }
+        for bad in [
+            r#"[{"id":"c","function":{"name":"a"},"id":"d"}]"#,
+            r#"[{"id":"c"}]"#,
+            r#"[{"id":"c","function":null}]"#,
+            r#"[{"function":{"name":"a"}}]"#,
+        ] {
+            assert!(tool_calls(bad).is_err(), "{bad}");
+            assert!(json::from_str::<Vec<ToolCall<'_>>>(bad).is_err(), "{bad}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
+
+        /// Whatever tools and tool calls the scanner takes, serde reads the same way.
+        #[test]
+        fn tools_never_laxer_than_serde_json(
+            i in 0usize..7,
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..4),
+        ) {
+            let base = TOOLS.iter().chain(CALLS).nth(i).unwrap();
+            let text = mutate(base, &edits);
+            if let Ok(fast) = tools(&text) {
+                let slow = json::from_str::<Vec<Tool<'_>>>(&text).expect("serde_json agrees");
+                prop_assert_eq!(seen_tools(&fast), seen_tools(&slow));
+            }
+            if let Ok(fast) = tool_calls(&text) {
+                let slow = json::from_str::<Vec<ToolCall<'_>>>(&text).expect("serde_json agrees");
+                prop_assert_eq!(seen_calls(&fast), seen_calls(&slow));
+            }
+        }
 
         /// Whatever the scanner accepts, serde_json accepts too, and reads the same way.
         #[test]
