@@ -394,6 +394,7 @@ impl<'o> Obj<'o> {
     }
 
     /// Writes `"key":` (the key must need no escaping) and returns the buffer for the value.
+    #[inline]
     pub(crate) fn key(&mut self, key: &str) -> &mut Vec<u8> {
         if !self.empty {
             self.out.push(b',');
@@ -406,6 +407,7 @@ impl<'o> Obj<'o> {
     }
 
     /// Writes `"key":<raw>`.
+    #[inline]
     pub(crate) fn raw(&mut self, key: &str, raw: &str) {
         self.key(key).extend_from_slice(raw.as_bytes());
     }

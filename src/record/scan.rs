@@ -453,6 +453,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// An object; `member` is called at each value with the key's value (`"\u0061"` is `a`).
+    #[inline]
     pub(crate) fn object(
         &mut self,
         mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Scan<()>,
@@ -516,6 +517,7 @@ impl<'a> Scanner<'a> {
     /// named in `names` (with the name's index), the other members are validated and skipped,
     /// and a member read twice falls back (serde rejects a duplicate field). At most 64 names.
     /// (Two names of one field, as serde's aliases, are two names here: `read` tells a second.)
+    #[inline]
     pub(crate) fn fields(
         &mut self,
         names: &[&str],
