@@ -521,10 +521,36 @@ impl<'a> Scanner<'a> {
     pub(crate) fn fields(
         &mut self,
         names: &[&str],
+        read: impl FnMut(&mut Self, usize) -> Scan<()>,
+    ) -> Scan<Raw<'a>> {
+        self.fields_refusing(false, names, read)
+    }
+
+    /// [`Scanner::fields`] for a reader that stands in for serde's struct reader, which refuses
+    /// a key holding a lone surrogate (`"\ud800"`) even of a member it skips, where `fields`
+    /// takes it as an unknown member: such a key — any key holding U+FFFD, the text a lone
+    /// surrogate decodes to — falls back, and serde words it.
+    #[inline]
+    pub(crate) fn struct_fields(
+        &mut self,
+        names: &[&str],
+        read: impl FnMut(&mut Self, usize) -> Scan<()>,
+    ) -> Scan<Raw<'a>> {
+        self.fields_refusing(true, names, read)
+    }
+
+    #[inline]
+    fn fields_refusing(
+        &mut self,
+        replaced_keys: bool,
+        names: &[&str],
         mut read: impl FnMut(&mut Self, usize) -> Scan<()>,
     ) -> Scan<Raw<'a>> {
         let mut seen = 0u64;
         self.object(|s, key| {
+            if replaced_keys && key.contains('\u{FFFD}') {
+                return Err(Fallback);
+            }
             let Some(i) = names.iter().position(|n| *n == key) else {
                 return s.value().map(drop);
             };

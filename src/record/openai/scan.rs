@@ -279,13 +279,13 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
 pub(crate) fn tool_calls(text: &str) -> Scan<Vec<ToolCall<'_>>> {
     each_element(text, |s| {
         let (mut id, mut kind, mut function) = (None, None, None);
-        s.fields(&["id", "type", "function"], |s, i| {
+        s.struct_fields(&["id", "type", "function"], |s, i| {
             match i {
                 0 => id = Some(s.value()?),
                 1 => kind = s.optional()?,
                 _ => {
                     let (mut name, mut arguments) = (None, None);
-                    s.fields(&["name", "arguments"], |s, i| {
+                    s.struct_fields(&["name", "arguments"], |s, i| {
                         match i {
                             0 => name = Some(s.value()?),
                             _ => arguments = s.optional()?,
@@ -313,7 +313,7 @@ pub(crate) fn tool_calls(text: &str) -> Scan<Vec<ToolCall<'_>>> {
 pub(crate) fn tools(text: &str) -> Scan<Vec<Tool<'_>>> {
     each_element(text, |s| {
         let (mut kind, mut function) = (None, None);
-        s.fields(&["type", "function"], |s, i| {
+        s.struct_fields(&["type", "function"], |s, i| {
             match i {
                 0 => {
                     let literal = s.string()?.get();
@@ -336,7 +336,7 @@ pub(crate) fn tools(text: &str) -> Scan<Vec<Tool<'_>>> {
 
 fn function_def<'a>(s: &mut Scanner<'a>) -> Scan<FunctionDef<'a>> {
     let (mut name, mut description, mut parameters) = (None, None, None);
-    s.fields(&["name", "description", "parameters"], |s, i| {
+    s.struct_fields(&["name", "description", "parameters"], |s, i| {
         match i {
             0 => name = Some(s.value()?),
             1 => description = s.optional()?,
@@ -472,6 +472,23 @@ mod tests {
         ] {
             assert!(tools(twice).is_err(), "{twice}");
             assert!(json::from_str::<Vec<Tool<'_>>>(twice).is_ok(), "{twice}");
+        }
+        // A key that is a lone surrogate, even of a member skipped: serde's struct reader
+        // refuses it (the scanner once took it for an unknown member and let the line through).
+        for bad in [
+            r#"[{"type":"function","\ud800":1,"function":{"name":"f"}}]"#,
+            r#"[{"type":"function","function":{"name":"f","\udc00":1}}]"#,
+            r#"[{"type":"function","function":{"name":"f","x\ud83dy":1}}]"#,
+        ] {
+            assert!(tools(bad).is_err(), "{bad}");
+            assert!(json::from_str::<Vec<Tool<'_>>>(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            r#"[{"id":"c","\ud800":1,"function":{"name":"f","arguments":"{}"}}]"#,
+            r#"[{"id":"c","function":{"name":"f","\ud800":1}}]"#,
+        ] {
+            assert!(tool_calls(bad).is_err(), "{bad}");
+            assert!(json::from_str::<Vec<ToolCall<'_>>>(bad).is_err(), "{bad}");
         }
         for bad in [
             r#"[{"id":"c","function":{"name":"a"},"id":"d"}]"#,
