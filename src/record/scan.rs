@@ -138,8 +138,53 @@ pub(crate) struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
-    /// The closing brackets of the containers a skip is inside (reused between skips).
-    closers: Vec<u8>,
+}
+
+/// The closing brackets a walk still owes, innermost last: one bit each (`}` or `]`), in a word
+/// for the first 64 levels and in `deeper` past them. The usual depths cost no allocation (a
+/// vector of brackets cost one a line); any depth stays iterative.
+#[derive(Default)]
+struct Closers {
+    /// The innermost up to 64, the innermost in bit 0; set for `}`.
+    bits: u64,
+    /// How many are owed.
+    depth: usize,
+    /// The full words of the outer levels, outermost first.
+    deeper: Vec<u64>,
+}
+
+impl Closers {
+    #[inline]
+    fn push(&mut self, close: u8) {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
+            self.deeper.push(self.bits);
+            self.bits = 0;
+        }
+        self.bits = self.bits << 1 | u64::from(close == b'}');
+        self.depth += 1;
+    }
+
+    /// Whether the innermost container is an array.
+    #[inline]
+    fn in_array(&self) -> bool {
+        self.depth > 0 && self.bits & 1 == 0
+    }
+
+    /// The innermost closing bracket owed.
+    #[inline]
+    fn last(&self) -> Option<u8> {
+        (self.depth > 0).then_some(if self.bits & 1 == 1 { b'}' } else { b']' })
+    }
+
+    #[inline]
+    fn pop(&mut self) {
+        debug_assert!(self.depth > 0, "a pop matches a push");
+        self.depth -= 1;
+        self.bits >>= 1;
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
+            self.bits = self.deeper.pop().expect("a full word for each 64 levels");
+        }
+    }
 }
 
 impl<'a> Scanner<'a> {
@@ -148,7 +193,6 @@ impl<'a> Scanner<'a> {
             text,
             bytes: text.as_bytes(),
             at: 0,
-            closers: Vec::new(),
         }
     }
 
@@ -223,48 +267,62 @@ impl<'a> Scanner<'a> {
                 return Ok((self.raw(start), false));
             }
         }
+        // The walk keeps its position in a local, written back once at the end: the loop runs
+        // once per escape, every few bytes in escape-dense prose.
+        let bytes = self.bytes;
+        let mut at = self.at;
         // The stops in the 64 bytes from `base`; those before `at` are behind us.
-        let mut base = self.at;
-        let mut mask = stops(self.bytes, base);
+        let mut base = at;
+        let mut mask = stops(bytes, base);
         let mut escaped = false;
         loop {
-            let passed = self.at - base;
+            let passed = at - base;
             let ahead = if passed < 64 { mask >> passed } else { 0 };
             if ahead == 0 {
-                base = (base + 64).max(self.at);
-                if base >= self.bytes.len() {
+                base = (base + 64).max(at);
+                if base >= bytes.len() {
                     return Err(Fallback); // no closing quote
                 }
                 // Everything up to `base` is plain content.
-                self.at = base;
-                mask = stops(self.bytes, base);
+                at = base;
+                mask = stops(bytes, base);
                 continue;
             }
-            self.at += ahead.trailing_zeros() as usize + 1;
-            match self.bytes[self.at - 1] {
-                b'"' => return Ok((self.raw(start), escaped)),
-                b'\\' => escaped = true,
+            let stop = at + ahead.trailing_zeros() as usize;
+            match bytes.get(stop) {
+                Some(b'"') => {
+                    self.at = stop + 1;
+                    return Ok((self.raw(start), escaped));
+                }
+                Some(b'\\') => escaped = true,
                 _ => return Err(Fallback), // a raw control character
             }
             // Table lookups rather than a match and per-digit tests: in escape-dense prose these
             // branches are taken in no predictable order.
-            let escape = self.bytes.get(self.at).ok_or(Fallback)?;
-            match ESCAPE_LENGTH[usize::from(*escape)] {
+            let Some(&[escape, h0, h1, h2, h3]) = bytes.get(stop + 1..stop + 6) else {
+                // Fewer than five bytes follow the backslash: no room for a `\uXXXX`.
+                let escape = bytes.get(stop + 1).ok_or(Fallback)?;
+                if ESCAPE_LENGTH[usize::from(*escape)] != 1 {
+                    return Err(Fallback);
+                }
+                at = stop + 2;
+                continue;
+            };
+            at = match ESCAPE_LENGTH[usize::from(escape)] {
                 0 => return Err(Fallback),
-                1 => self.at += 1,
+                1 => stop + 2,
                 _ => {
-                    let hex = self.bytes.get(self.at + 1..self.at + 5).ok_or(Fallback)?;
-                    if HEX[usize::from(hex[0])]
-                        & HEX[usize::from(hex[1])]
-                        & HEX[usize::from(hex[2])]
-                        & HEX[usize::from(hex[3])]
+                    if HEX[usize::from(h0)]
+                        & HEX[usize::from(h1)]
+                        & HEX[usize::from(h2)]
+                        & HEX[usize::from(h3)]
                         == 0
                     {
                         return Err(Fallback);
                     }
-                    self.at += 5;
+                    stop + 6
                 }
-            }
+            };
         }
     }
 
@@ -313,16 +371,18 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    /// A number, and the numbers that follow it in the same array each right after a comma:
-    /// an embedding's thousand elements in one loop, not a trip through the walker each. Stops
-    /// before the first comma that is not followed by a number's first byte.
+    /// A number, and the numbers that follow it in the same array each right after a comma
+    /// (and a space, as Python's `json.dumps` writes them): an embedding's thousand elements in
+    /// one loop, not a trip through the walker each. Stops before the first comma that is not
+    /// followed so by a number's first byte.
     fn number_run(&mut self) -> Scan<()> {
         loop {
             self.number()?;
-            match self.bytes.get(self.at..self.at + 2) {
-                Some([b',', b'-' | b'0'..=b'9']) => self.at += 1,
+            self.at += match self.bytes[self.at..] {
+                [b',', b'-' | b'0'..=b'9', ..] => 1,
+                [b',', b' ', b'-' | b'0'..=b'9', ..] => 2,
                 _ => return Ok(()),
-            }
+            };
         }
     }
 
@@ -370,15 +430,7 @@ impl<'a> Scanner<'a> {
     /// Skips the object or array at the current position, nested to any depth, without
     /// recursion: the closing brackets still owed are kept on a stack.
     fn skip_container(&mut self) -> Scan<()> {
-        let mut closers = std::mem::take(&mut self.closers);
-        closers.clear();
-        let result = self.skip_with(&mut closers);
-        self.closers = closers;
-        result
-    }
-
-    fn skip_with(&mut self, closers: &mut Vec<u8>) -> Scan<()> {
-        self.walk(closers, |_| Ok(()))
+        self.walk(&mut Closers::default(), |_| Ok(()))
     }
 
     /// Reads the value at the current position, nested to any depth, without recursion (the
@@ -386,7 +438,7 @@ impl<'a> Scanner<'a> {
     /// object it enters, each key it reads, and each such object it leaves.
     fn walk(
         &mut self,
-        closers: &mut Vec<u8>,
+        closers: &mut Closers,
         mut objects: impl FnMut(Walked<'a>) -> Scan<()>,
     ) -> Scan<()> {
         loop {
@@ -407,14 +459,14 @@ impl<'a> Scanner<'a> {
                     }
                     continue;
                 }
-            } else if closers.last() == Some(&b']') && (c == b'-' || c.is_ascii_digit()) {
+            } else if closers.in_array() && (c == b'-' || c.is_ascii_digit()) {
                 self.number_run()?;
             } else {
                 self.scalar()?;
             }
             // After a value: the next member or element, or the end of containers.
             loop {
-                let Some(&close) = closers.last() else {
+                let Some(close) = closers.last() else {
                     return Ok(());
                 };
                 match self.peek()? {
@@ -669,7 +721,7 @@ impl<'a> Scanner<'a> {
     /// written, goes into `twice` (and the walk stops with a fallback).
     fn walk_for_repeats(&mut self, twice: &mut Option<String>) -> Scan<()> {
         let mut keys = OpenKeys::default();
-        self.walk(&mut Vec::new(), |event| {
+        self.walk(&mut Closers::default(), |event| {
             match event {
                 Walked::Open => keys.open(),
                 Walked::Close => keys.close(),
@@ -816,8 +868,9 @@ mod tests {
     #[test]
     fn numbers_of_any_shape_are_read_as_json_reads_them() {
         // Number-like strings of 1–24 bytes around the 16-byte fast path's edges, inside an
-        // array and after a sign or digits of padding, against serde_json's verdict.
-        const BYTES: &[u8] = b"0019-.eE+,]";
+        // array and after a sign or digits of padding, against serde_json's verdict; commas and
+        // spaces among them, as arrays written `, ` apart have.
+        const BYTES: &[u8] = b"0019-.eE+,] ";
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: usize| {
             seed ^= seed << 13;
@@ -863,6 +916,8 @@ mod tests {
             "[1,-2.5e3,0.125]",
             "[ 1 , 2 ,3 ]",
             "[-0.0,1E+2]",
+            "[1, -2, 0.5, 3]",
+            "[1,  2, 3 ]",
         ] {
             assert_eq!(numbers(ok), Ok(ok.len()), "{ok}");
         }
@@ -871,7 +926,10 @@ mod tests {
             "[null]",
             "[[1]]",
             "[1,]",
+            "[1, ]",
             "[1,,2]",
+            "[1, , 2]",
+            "[1, 2,]",
             "[01]",
             "[1",
             "1",
@@ -894,6 +952,29 @@ mod tests {
             assert!(!valid(&arrays[1..]));
             assert!(!valid(&(arrays.clone() + "]")));
             assert!(!valid(&mixed[..mixed.len() - 1]));
+        }
+    }
+
+    #[test]
+    fn each_level_must_close_with_its_own_bracket_across_the_words_of_closers() {
+        // Around the 64-level words the owed brackets are kept in: a wrong closer at any level
+        // is refused, and the right ones are taken.
+        for depth in [63, 64, 65, 127, 128, 129, 200] {
+            let object = |level: usize| level.is_multiple_of(3) || level % 7 == 1;
+            let open: String = (0..depth)
+                .map(|l| if object(l) { r#"{"a":"# } else { "[" })
+                .collect();
+            let closers: Vec<char> = (0..depth)
+                .rev()
+                .map(|l| if object(l) { '}' } else { ']' })
+                .collect();
+            let text = |closers: &[char]| format!("{open}0{}", String::from_iter(closers));
+            assert!(valid(&text(&closers)), "{depth}");
+            for k in 0..depth {
+                let mut wrong = closers.clone();
+                wrong[k] = if wrong[k] == '}' { ']' } else { '}' };
+                assert!(!valid(&text(&wrong)), "depth {depth}, closer {k}");
+            }
         }
     }
 
@@ -1031,6 +1112,21 @@ mod tests {
             let mut s = Scanner::new(&text);
             let got = s.string().ok().map(|r| r.get().len());
             prop_assert_eq!(got, string_end(text.as_bytes()), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn strings_are_read_to_the_last_byte_of_the_line() {
+        // Every pair of pieces closing the line, quoted or not: escapes cut short by the line's
+        // end, and escapes with fewer than five bytes after their backslash.
+        for first in PIECES {
+            for last in PIECES {
+                for tail in ["", "\"", "x\"", r#"\u00e9""#, r"\u00e9"] {
+                    let text = format!("\"{first}{last}{tail}");
+                    let got = Scanner::new(&text).string().ok().map(|r| r.get().len());
+                    assert_eq!(got, string_end(text.as_bytes()), "{text:?}");
+                }
+            }
         }
     }
 
