@@ -140,14 +140,20 @@ fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, F
     Ok(line)
 }
 
-/// The ids of one OpenAI output line: deterministic, so re-runs give identical files.
+/// The ids of one OpenAI output line: deterministic, so re-runs give identical files. Held in
+/// place, not in `String`s: two allocations a line showed in profiles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineIds {
-    /// `batch_req_…`.
-    pub id: String,
-    /// `req_…`.
-    pub request_id: String,
+    /// `batch_req_` and 32 hex digits.
+    id: [u8; ID_PREFIX.len() + 32],
+    /// `req_` and 32 hex digits.
+    request_id: [u8; REQUEST_ID_PREFIX.len() + 32],
 }
+
+const ID_PREFIX: &[u8] = b"batch_req_";
+const REQUEST_ID_PREFIX: &[u8] = b"req_";
+/// The prefix of the id a chat completion gets when the model's answer names none.
+const COMPLETION_ID_PREFIX: &[u8] = b"chatcmpl-";
 
 /// FNV-1a, 64-bit: a hash whose values never change between builds (unlike std's).
 pub(crate) fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
@@ -172,26 +178,64 @@ impl LineIds {
             fnv(0x6c62_272e_07bb_0142, &parts),
         );
         LineIds {
-            id: hex_id("batch_req_", a, b),
-            request_id: hex_id("req_", b, a),
+            id: hex_id(ID_PREFIX, a, b),
+            request_id: hex_id(REQUEST_ID_PREFIX, b, a),
         }
+    }
+
+    /// `batch_req_…`: the output line's `id`.
+    pub fn id(&self) -> &str {
+        ascii(&self.id)
+    }
+
+    /// `req_…`: the response's `request_id`.
+    pub fn request_id(&self) -> &str {
+        ascii(&self.request_id)
+    }
+
+    /// `chatcmpl-` and the hex digits of [`LineIds::id`]: the id of a chat completion whose
+    /// model named none.
+    fn completion_id(&self) -> [u8; COMPLETION_ID_PREFIX.len() + 32] {
+        let mut id = [0u8; COMPLETION_ID_PREFIX.len() + 32];
+        id[..COMPLETION_ID_PREFIX.len()].copy_from_slice(COMPLETION_ID_PREFIX);
+        id[COMPLETION_ID_PREFIX.len()..].copy_from_slice(&self.id[ID_PREFIX.len()..]);
+        id
     }
 }
 
-/// `prefix` and then `a` and `b` in 16 lower-case hex digits each: what `format!` with `{:016x}`
-/// writes, without its machinery (once per output line, it showed in profiles).
-fn hex_id(prefix: &str, a: u64, b: u64) -> String {
+/// An id made of ASCII prefixes and hex digits as text.
+fn ascii(id: &[u8]) -> &str {
+    std::str::from_utf8(id).expect("ids are ASCII")
+}
+
+/// Each byte's two lower-case hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Into a fixed array first: a `push` per digit checks the capacity 32 times.
-    let mut hex = [0u8; 32];
-    for (digits, value) in hex.chunks_exact_mut(16).zip([a, b]) {
-        for (k, digit) in digits.iter_mut().enumerate() {
-            *digit = DIGITS[(value >> (60 - 4 * k)) as usize & 0xf];
-        }
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
     }
-    let mut id = String::with_capacity(prefix.len() + 32);
-    id.push_str(prefix);
-    id.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+    t
+};
+
+/// `prefix` and then `a` and `b` in 16 lower-case hex digits each: what `format!` with `{:016x}`
+/// writes, without its machinery (twice an output line, it showed in profiles), two digits a
+/// lookup.
+fn hex_id<const N: usize>(prefix: &[u8], a: u64, b: u64) -> [u8; N] {
+    let mut id = [0u8; N];
+    let (head, digits) = id.split_at_mut(prefix.len());
+    assert_eq!(
+        digits.len(),
+        32,
+        "room for exactly 32 digits after the prefix"
+    );
+    head.copy_from_slice(prefix);
+    let bytes = a.to_be_bytes().into_iter().chain(b.to_be_bytes());
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
     id
 }
 
@@ -289,12 +333,12 @@ pub fn write_openai_line(
         let status = e.code.map_or(500, error_status);
         let start = err.len();
         let mut o = Obj::open(err);
-        o.string("id", &ids.id);
+        o.string("id", ids.id());
         o.raw("custom_id", custom_id);
         {
             let mut r = Obj::open(o.key("response"));
-            r.raw("status_code", &status.to_string());
-            r.string("request_id", &ids.request_id);
+            r.uint("status_code", status);
+            r.string("request_id", ids.request_id());
             let mut b = Obj::open(r.key("body"));
             let mut eo = Obj::open(b.key("error"));
             match e.message.filter(|m| Kind::of(*m) == Kind::String) {
@@ -326,15 +370,15 @@ pub fn write_openai_line(
     let start = ok.len();
     // The ids are a prefix and hex digits: literals as they are, nothing to escape.
     ok.extend_from_slice(b"{\"id\":\"");
-    ok.extend_from_slice(ids.id.as_bytes());
+    ok.extend_from_slice(&ids.id);
     ok.extend_from_slice(b"\",\"custom_id\":");
     ok.extend_from_slice(custom_id.as_bytes());
     ok.extend_from_slice(b",\"response\":{\"status_code\":200,\"request_id\":\"");
-    ok.extend_from_slice(ids.request_id.as_bytes());
+    ok.extend_from_slice(&ids.request_id);
     ok.extend_from_slice(b"\",\"body\":");
-    let fallback_id = ["chatcmpl-", &ids.id["batch_req_".len()..]].concat();
+    let fallback_id = ids.completion_id();
     let ctx = CompletionContext {
-        fallback_id: &fallback_id,
+        fallback_id: ascii(&fallback_id),
         model: &opts.model,
         created: opts.created,
         endpoint: opts.endpoint,
@@ -370,7 +414,7 @@ pub fn write_missing_line(
     err: &mut Vec<u8>,
 ) {
     let mut o = Obj::open(err);
-    o.string("id", &ids.id);
+    o.string("id", ids.id());
     o.raw("custom_id", custom_id);
     o.raw("response", "null");
     let mut e = Obj::open(o.key("error"));
@@ -391,7 +435,8 @@ mod tests {
             (0x0123_4567_89ab_cdef, 0xf0),
             (u64::MAX / 3, 7),
         ] {
-            assert_eq!(hex_id("p_", a, b), format!("p_{a:016x}{b:016x}"));
+            let id: [u8; 34] = hex_id(b"p_", a, b);
+            assert_eq!(ascii(&id), format!("p_{a:016x}{b:016x}"));
         }
     }
 
@@ -507,8 +552,8 @@ mod tests {
     fn ids_are_stable_and_distinct() {
         let a = LineIds::new("job", "\"L1\"");
         assert_eq!(a, LineIds::new("job", "\"L1\""));
-        assert_ne!(a.id, LineIds::new("job", "\"L2\"").id);
-        assert_ne!(a.id, LineIds::new("job2", "\"L1\"").id);
+        assert_ne!(a.id(), LineIds::new("job", "\"L2\"").id());
+        assert_ne!(a.id(), LineIds::new("job2", "\"L1\"").id());
         assert_eq!(a.id.len(), "batch_req_".len() + 32);
     }
 }

@@ -121,11 +121,11 @@ pub(crate) fn write_usage(usage: Option<&Usage>, out: &mut Vec<u8>) {
         return;
     };
     let mut u = Obj::open(out);
-    u.raw("prompt_tokens", &usage.prompt_tokens.to_string());
-    u.raw("completion_tokens", &usage.completion_tokens.to_string());
-    u.raw("total_tokens", &usage.total_tokens().to_string());
+    u.uint("prompt_tokens", usage.prompt_tokens);
+    u.uint("completion_tokens", usage.completion_tokens);
+    u.uint("total_tokens", usage.total_tokens());
     let mut d = Obj::open(u.key("prompt_tokens_details"));
-    d.raw("cached_tokens", &usage.cached_tokens.to_string());
+    d.uint("cached_tokens", usage.cached_tokens);
     d.close();
     u.close();
 }

@@ -180,7 +180,7 @@ pub fn write_body(
     {
         let mut c = Obj::open(o.key("inferenceConfig"));
         if let Some(max_tokens) = max_tokens {
-            c.raw("maxTokens", &max_tokens.to_string());
+            c.uint("maxTokens", max_tokens);
             if let Some(raw) = req.temperature {
                 c.raw("temperature", &limits.temperature(raw, notes)?);
             }
@@ -188,7 +188,7 @@ pub fn write_body(
                 c.raw("topP", limits.top_p(raw)?);
             }
             if let (Some(raw), Dialect::Nova) = (req.top_k, dialect) {
-                c.raw("topK", &limits.top_k(raw, notes)?.to_string());
+                c.uint("topK", limits.top_k(raw, notes)?);
             }
         }
         if let Some(raw) = req.stop {

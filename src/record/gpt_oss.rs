@@ -139,7 +139,7 @@ fn write_body_as(
         Dialect::GptOss => "max_completion_tokens",
         Dialect::OpenAiChat => "max_tokens",
     };
-    o.raw(max_key, &max.to_string());
+    o.uint(max_key, max);
     if let Some(raw) = req.temperature {
         o.raw("temperature", &limits.temperature(raw, notes)?);
     }

@@ -412,6 +412,12 @@ impl<'o> Obj<'o> {
         self.key(key).extend_from_slice(raw.as_bytes());
     }
 
+    /// Writes `"key":<n>`, without the allocation of `n.to_string()` (several a response line).
+    #[inline]
+    pub(crate) fn uint(&mut self, key: &str, n: impl itoa::Integer) {
+        self.raw(key, itoa::Buffer::new().format(n));
+    }
+
     /// Writes `"key":"<text>"`, escaping `text`.
     pub(crate) fn string(&mut self, key: &str, text: &str) {
         write_str(self.key(key), text);

@@ -96,7 +96,7 @@ pub fn write_body(
         }
         p.close();
     }
-    o.raw("max_gen_len", &max.to_string());
+    o.uint("max_gen_len", max);
     if let Some(raw) = req.temperature {
         o.raw("temperature", &limits.temperature(raw, notes)?);
     }

@@ -96,7 +96,7 @@ pub fn write_text_body(
         }
         p.close();
     }
-    o.raw("max_tokens", &max.to_string());
+    o.uint("max_tokens", max);
     if let Some(raw) = req.stop {
         limits.stop(raw, notes, o.key("stop"))?;
     }
@@ -107,7 +107,7 @@ pub fn write_text_body(
         o.raw("top_p", limits.top_p(raw)?);
     }
     if let Some(raw) = req.top_k {
-        o.raw("top_k", &limits.top_k(raw, notes)?.to_string());
+        o.uint("top_k", limits.top_k(raw, notes)?);
     }
     o.close();
     check_unsupported(req, opts, notes, "Mistral")
@@ -210,7 +210,7 @@ pub fn write_chat_body(
     let ids = ToolCallIds::of(req)?;
     let mut o = Obj::open(out);
     write_chat_messages(req, &ids, o.key("messages"))?;
-    o.raw("max_tokens", &max.to_string());
+    o.uint("max_tokens", max);
     if let Some(raw) = req.temperature {
         o.raw("temperature", &limits.temperature(raw, notes)?);
     }

@@ -39,7 +39,7 @@ pub fn write_body(
     let mut p = Obj::open(o.key("singleEmbeddingParams"));
     p.raw("embeddingPurpose", "\"GENERIC_INDEX\"");
     if let Some(n) = dims {
-        p.raw("embeddingDimension", &n.to_string());
+        p.uint("embeddingDimension", n);
     }
     match &input {
         Input::Text(text) => {

@@ -44,7 +44,7 @@ pub(crate) fn write(
         None => o.string("id", ctx.fallback_id),
     }
     o.raw("object", "\"chat.completion\"");
-    o.raw("created", &ctx.created.to_string());
+    o.uint("created", ctx.created);
     o.raw("model", ctx.model);
     {
         let mut choices = Arr::open(o.key("choices"));
@@ -110,7 +110,7 @@ pub(crate) fn write_response(
     let mut o = Obj::open(out);
     o.string("id", &format!("resp_{hex}"));
     o.raw("object", "\"response\"");
-    o.raw("created_at", &ctx.created.to_string());
+    o.uint("created_at", ctx.created);
     o.string("status", status);
     o.raw("background", "false");
     o.raw("error", "null");
@@ -187,7 +187,7 @@ pub(crate) fn write_response(
     match usage {
         Some(u) => {
             let mut w = Obj::open(o.key("usage"));
-            w.raw("input_tokens", &u.prompt_tokens.to_string());
+            w.uint("input_tokens", u.prompt_tokens);
             w.raw(
                 "input_tokens_details",
                 &format!(
@@ -195,12 +195,12 @@ pub(crate) fn write_response(
                     u.cached_tokens, u.cache_write_tokens
                 ),
             );
-            w.raw("output_tokens", &u.completion_tokens.to_string());
+            w.uint("output_tokens", u.completion_tokens);
             w.raw(
                 "output_tokens_details",
                 &format!("{{\"reasoning_tokens\":{}}}", u.reasoning_tokens),
             );
-            w.raw("total_tokens", &u.total_tokens().to_string());
+            w.uint("total_tokens", u.total_tokens());
             w.close();
         }
         None => o.raw("usage", "null"),
@@ -220,7 +220,7 @@ pub(crate) fn write_text_completion(
     let mut o = Obj::open(out);
     o.string("id", &format!("cmpl-{}", hex(ctx)));
     o.raw("object", "\"text_completion\"");
-    o.raw("created", &ctx.created.to_string());
+    o.uint("created", ctx.created);
     o.raw("model", ctx.model);
     {
         let mut choices = Arr::open(o.key("choices"));

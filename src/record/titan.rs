@@ -225,7 +225,7 @@ pub fn write_body(
     let mut o = Obj::open(out);
     o.raw("inputText", text.get());
     if let Some(n) = dims {
-        o.raw("dimensions", &n.to_string());
+        o.uint("dimensions", n);
     }
     o.raw("normalize", "true");
     o.close();
@@ -251,7 +251,7 @@ pub fn write_image_body(
     }
     if let Some(n) = dims {
         let mut c = Obj::open(o.key("embeddingConfig"));
-        c.raw("outputEmbeddingLength", &n.to_string());
+        c.uint("outputEmbeddingLength", n);
         c.close();
     }
     o.close();
@@ -333,8 +333,8 @@ pub(crate) fn write_list(
     let usage = Usage::from_counts(tokens, Count::default(), Count::default(), Count::default());
     {
         let mut u = Obj::open(o.key("usage"));
-        u.raw("prompt_tokens", &usage.prompt_tokens.to_string());
-        u.raw("total_tokens", &usage.total_tokens().to_string());
+        u.uint("prompt_tokens", usage.prompt_tokens);
+        u.uint("total_tokens", usage.total_tokens());
         u.close();
     }
     o.close();

@@ -76,7 +76,7 @@ pub fn write_body(
 
     let mut o = Obj::open(out);
     o.string("anthropic_version", ANTHROPIC_VERSION);
-    o.raw("max_tokens", itoa(max_tokens).as_str());
+    o.uint("max_tokens", max_tokens);
     if !system.is_empty() {
         let mut a = Arr::open(o.key("system"));
         for text in &system {
@@ -93,7 +93,7 @@ pub fn write_body(
     if let Some(budget) = thinking {
         let b = o.key("thinking");
         b.extend_from_slice(b"{\"type\":\"enabled\",\"budget_tokens\":");
-        b.extend_from_slice(itoa(budget).as_bytes());
+        b.extend_from_slice(itoa::Buffer::new().format(budget).as_bytes());
         b.push(b'}');
     }
     o.close();
@@ -149,7 +149,7 @@ fn write_sampling(
         if thinking {
             return Err(Reject::invalid("body.top_k: Claude does not accept top_k with extended thinking (reasoning_effort)"));
         }
-        o.raw("top_k", &k.to_string());
+        o.uint("top_k", k);
     }
     if let Some(raw) = req.stop {
         limits.stop(raw, notes, o.key("stop_sequences"))?;
@@ -195,10 +195,6 @@ fn write_tools(
         o.raw("tool_choice", &choice);
     }
     Ok(())
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
 }
 
 fn write_turns(out: &mut Vec<u8>, turns: &[Turn<'_>]) {
