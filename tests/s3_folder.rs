@@ -14,9 +14,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bedrock_batch::batch_folder::{FolderError, FolderWriter, LockOptions, Replace, Start};
+use bedrock_batch::batch_folder::{
+    FolderError, FolderWriter, GenerationWriter, LockOptions, Replace, Start,
+};
 use bedrock_batch::io::{ChunkSource, Destination, S3Dir, S3Uri};
-use bedrock_batch::pipeline::{prepare_to_bedrock, BedrockOutput, Error as PipelineError};
+use bedrock_batch::pipeline::{
+    prepare_to_bedrock, BedrockOutput, Error as PipelineError, ToBedrockOptions,
+};
 use bytes::Bytes;
 use common::{rt, sample, MODEL};
 use s3_server::{in_process, server, TestS3};
@@ -436,30 +440,41 @@ impl ChunkSource for Slow {
     }
 }
 
+/// A run into the folder `dest` under a lease of `lease`, as far as its new generation: the
+/// generation's writer, the options, and `n` lines that come one every `every_ms`.
+async fn slow_run(
+    dest: &Arc<dyn Destination>,
+    lease: Duration,
+    n: u64,
+    every_ms: u64,
+) -> Result<(Box<GenerationWriter>, ToBedrockOptions, Slow), FolderError> {
+    let lock = LockOptions {
+        lease,
+        ..LockOptions::default()
+    };
+    let folder = FolderWriter::open(Arc::clone(dest), &lock).await?;
+    let mut o = common::opts();
+    o.allow_small = true;
+    let Start::New(writer) = folder
+        .start_generation(o.conversion(), o.source.clone(), Replace::Refuse)
+        .await?
+    else {
+        panic!("a new folder");
+    };
+    let pieces: Vec<Bytes> = lines(n, "x-")
+        .split_inclusive(|&b| b == b'\n')
+        .map(Bytes::copy_from_slice)
+        .collect();
+    Ok((writer, o, Slow(pieces, Duration::from_millis(every_ms))))
+}
+
 /// A writer that stalls past its lease and finds its lock taken over commits nothing.
 #[test]
 fn a_lock_lost_mid_run_commits_nothing() {
     let e = Env::new(server(), "lost");
     let dest = e.dest("F");
     let result = rt().block_on(async {
-        let lock = LockOptions {
-            lease: Duration::from_millis(800),
-            ..LockOptions::default()
-        };
-        let folder = FolderWriter::open(dest.clone(), &lock).await?;
-        let mut o = common::opts();
-        o.allow_small = true;
-        let Start::New(writer) = folder
-            .start_generation(o.conversion(), o.source.clone(), Replace::Refuse)
-            .await?
-        else {
-            panic!("a new folder");
-        };
-        let pieces: Vec<Bytes> = lines(10, "x-")
-            .split_inclusive(|&b| b == b'\n')
-            .map(Bytes::copy_from_slice)
-            .collect();
-        let source = Slow(pieces, Duration::from_millis(150));
+        let (writer, o, source) = slow_run(&dest, Duration::from_millis(800), 10, 150).await?;
         // Another run takes the lock meanwhile.
         let (client, bucket) = (e.s3.client().await, e.bucket.clone());
         tokio::spawn(async move {
@@ -494,6 +509,48 @@ fn a_lock_lost_mid_run_commits_nothing() {
         after["F/.bedrock-batch/lock"], b"{}",
         "the new holder's lock stays"
     );
+}
+
+/// Renewals of the lock that fail (the store out of reach, past the SDK's retries) are tried
+/// again while the lease runs: a run slower than its lease keeps its folder and commits, and
+/// nobody can take the folder meanwhile. A store out of reach for longer than the lease loses
+/// the lock before the lease runs out.
+#[test]
+fn a_failed_lock_renewal_is_tried_again_while_the_lease_runs() {
+    for (refused, kept) in [(3, true), (1_000, false)] {
+        let e = Env::new(in_process(), "renewal");
+        let dest = e.dest("F");
+        let faults = Arc::clone(&e.s3.faults);
+        let result = rt().block_on(async {
+            // Renewed every second (after a failure, every quarter second); 12 lines half a
+            // second apart: past the lease, and past the refused renewals.
+            faults.lock_renewal_403.store(refused, Ordering::SeqCst);
+            let (writer, o, source) = slow_run(&dest, Duration::from_secs(4), 12, 500).await?;
+            let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
+            // Past the lease, with renewals refused, the folder is still held.
+            let taker = FolderWriter::open(dest.clone(), &LockOptions::default()).await;
+            assert!(
+                matches!(taker, Err(FolderError::Locked { .. })),
+                "another writer is refused while the lock is held"
+            );
+            prepared.commit().await
+        });
+        let refusals_left = faults.lock_renewal_403.load(Ordering::SeqCst);
+        if kept {
+            result.unwrap_or_else(|err| panic!("the run keeps its lock: {err}"));
+            assert_eq!(refusals_left, 0, "every refusal was met");
+            assert!(e.objects().contains_key("F/batch.json"));
+        } else {
+            assert!(
+                matches!(
+                    result,
+                    Err(PipelineError::Folder(FolderError::LockLost { .. }))
+                ),
+                "a lock not renewed for a lease is lost: {result:?}"
+            );
+            assert!(!e.objects().contains_key("F/batch.json"));
+        }
+    }
 }
 
 /// S3 refusing any one of the commit's requests (CompleteMultipartUpload, PutObject,

@@ -15,18 +15,20 @@
 //!   conditionally (`If-Match` on the ETag seen), so two takers cannot both win. `--break-lock`
 //!   takes over any holder.
 //!   A writer whose lock was taken over (it stalled past its lease) finds out at its next renewal
-//!   and commits nothing.
+//!   and commits nothing. A renewal that fails for another reason (the store out of reach) is
+//!   tried again every sixteenth of the lease; the lock counts as lost only an eighth of a lease
+//!   before the last lease written runs out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::layout::LOCK;
 use super::FolderError;
-use crate::io::{Destination, HeldLock, LockAttempt};
+use crate::io::{Destination, HeldLock, LockAttempt, LockTakenOver};
 
 /// How a writer takes the folder's lock.
 #[derive(Debug, Clone)]
@@ -121,6 +123,8 @@ impl FolderLock {
         opts: &LockOptions,
     ) -> Result<FolderLock, FolderError> {
         let folder = dest.uri("");
+        // Before the lock is asked for: the lease that taking it writes runs from no earlier.
+        let asked = Instant::now();
         let me = Holder {
             host: crate::io::host_name(),
             machine: machine_id(),
@@ -196,14 +200,33 @@ impl FolderLock {
             let (held, lost, lease) = (Arc::clone(&held), Arc::clone(&lost), opts.lease);
             let mut me = me.clone();
             tokio::spawn(async move {
+                // Until when the lock is surely ours: a lease from the start of the last write of
+                // it that succeeded (the one that took it, at first).
+                let mut ours_until = asked + lease;
+                let mut wait = lease / 4;
                 loop {
-                    tokio::time::sleep(lease / 4).await;
+                    tokio::time::sleep(wait).await;
+                    let sent = Instant::now();
                     me.expires_at = now() + lease.as_secs();
                     let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
-                    if let Err(e) = held.refresh(body).await {
-                        tracing::warn!("renewing the folder's lock: {e}");
-                        lost.store(true, Ordering::SeqCst);
-                        break;
+                    match held.refresh(body).await {
+                        Ok(()) => {
+                            ours_until = sent + lease;
+                            wait = lease / 4;
+                        }
+                        Err(e) if LockTakenOver::is(&e) || sent + lease / 8 >= ours_until => {
+                            tracing::warn!("renewing the folder's lock: {e}");
+                            lost.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        Err(e) => {
+                            // The store did not answer (past the SDK's own retries): tried
+                            // again, sooner, while the lease last written runs, so that one blip
+                            // does not cost a long run its folder. Past an eighth of a lease
+                            // before its end, the lock counts as lost.
+                            tracing::warn!("renewing the folder's lock, trying again: {e}");
+                            wait = lease / 16;
+                        }
                     }
                 }
             })

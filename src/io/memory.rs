@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::{Committed, Destination, HeldLock, Listed, LockAttempt, ObjectWriter};
+use super::{Committed, Destination, HeldLock, Listed, LockAttempt, LockTakenOver, ObjectWriter};
 
 type Objects = Arc<Mutex<BTreeMap<String, Bytes>>>;
 
@@ -207,7 +207,7 @@ impl HeldLock for MemoryLock {
                 objects.insert(self.rel.clone(), held);
                 Ok(())
             }
-            _ => Err(io::Error::other("the lock was taken over by another run")),
+            _ => Err(LockTakenOver::error(&self.rel)),
         };
         async move { result }.boxed()
     }

@@ -369,9 +369,37 @@ pub enum LockAttempt {
     },
 }
 
+/// What [`HeldLock::refresh`] fails with when another run has taken the lock over, as opposed
+/// to a store that could not be reached, which a later renewal may get past.
+#[derive(Debug)]
+pub struct LockTakenOver(pub String);
+
+impl std::fmt::Display for LockTakenOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LockTakenOver {}
+
+impl LockTakenOver {
+    /// `what` (a lock's name), taken over, as an I/O error.
+    pub fn error(what: &str) -> io::Error {
+        io::Error::other(LockTakenOver(format!(
+            "{what}: the lock was taken over by another run"
+        )))
+    }
+
+    /// Whether `e` says the lock was taken over.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<LockTakenOver>())
+    }
+}
+
 /// A lock object held by this process.
 pub trait HeldLock: Send + Sync {
-    /// Rewrites the holder's description (a lease renewal); fails when the lock was taken over.
+    /// Rewrites the holder's description (a lease renewal); fails with [`LockTakenOver`] when
+    /// the lock was taken over.
     fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>>;
     /// Whether [`refresh`](HeldLock::refresh) is needed to keep the lock (a lease on S3; a local
     /// lock lasts as long as the process).

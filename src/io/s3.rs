@@ -30,7 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::{
     ChunkSource, Committed, Destination, HeldLock, JournalEntry, JournalPlace, Listed, LockAttempt,
-    ObjectWriter,
+    LockTakenOver, ObjectWriter,
 };
 
 /// S3's smallest part (all but the last).
@@ -1512,10 +1512,7 @@ impl HeldLock for S3Lock {
                 .await
                 .map_err(|e| {
                     if precondition_failed(&e) {
-                        io::Error::other(format!(
-                            "{}: the lock was taken over by another run",
-                            self.uri
-                        ))
+                        LockTakenOver::error(&self.uri.to_string())
                     } else {
                         s3_error(&format!("renewing the lock {}", self.uri), e)
                     }

@@ -35,6 +35,9 @@ pub struct Faults {
     pub delay: std::sync::Mutex<Option<(http::Method, String, u64)>>,
     /// Ranged GETs seen.
     pub gets: AtomicU64,
+    /// Renewals of a folder's lock (conditional PUTs of `.bedrock-batch/lock`) to answer with
+    /// 403 (not retried by the SDK: the store out of reach past its retries).
+    pub lock_renewal_403: AtomicU32,
     /// Refuse everything (the server "goes away").
     pub down: AtomicBool,
     /// Multipart uploads created and not yet completed or aborted: (bucket, key, upload id).
@@ -321,6 +324,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             }
         }
         let ranged_get = req.method() == http::Method::GET && req.headers().contains_key("range");
+        if method == http::Method::PUT
+            && key.ends_with(".bedrock-batch/lock")
+            && req.headers().contains_key("if-match")
+            && take(&f.lock_renewal_403)
+        {
+            return refuse(req, 403, "AccessDenied");
+        }
         if f.down.load(Ordering::SeqCst) {
             return refuse(req, 403, "AccessDenied");
         }
