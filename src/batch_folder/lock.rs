@@ -201,33 +201,46 @@ impl FolderLock {
             let mut me = me.clone();
             tokio::spawn(async move {
                 // Until when the lock is surely ours: a lease from the start of the last write of
-                // it that succeeded (the one that took it, at first).
+                // it that succeeded (the one that took it, at first); and that write's
+                // `expires_at`, by the wall clock, which also counts a machine's suspension.
                 let mut ours_until = asked + lease;
+                let mut written_expiry = me.expires_at;
                 let mut wait = lease / 4;
                 loop {
                     tokio::time::sleep(wait).await;
+                    // The lock counts as lost an eighth of a lease before the lease runs out: an
+                    // attempt still unanswered then is given up.
+                    let give_up = ours_until - lease / 8;
                     let sent = Instant::now();
                     me.expires_at = now() + lease.as_secs();
                     let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
-                    match held.refresh(body).await {
-                        Ok(()) => {
+                    let attempt = tokio::time::timeout_at(give_up.into(), held.refresh(body));
+                    let failure = match attempt.await {
+                        Ok(Ok(())) => {
                             ours_until = sent + lease;
+                            written_expiry = me.expires_at;
                             wait = lease / 4;
+                            continue;
                         }
-                        Err(e) if LockTakenOver::is(&e) || sent + lease / 8 >= ours_until => {
-                            tracing::warn!("renewing the folder's lock: {e}");
-                            lost.store(true, Ordering::SeqCst);
-                            break;
-                        }
-                        Err(e) => {
-                            // The store did not answer (past the SDK's own retries): tried
-                            // again, sooner, while the lease last written runs, so that one blip
-                            // does not cost a long run its folder. Past an eighth of a lease
-                            // before its end, the lock counts as lost.
-                            tracing::warn!("renewing the folder's lock, trying again: {e}");
-                            wait = lease / 16;
-                        }
+                        Ok(Err(e)) => e,
+                        Err(_) => std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the store did not answer before the lease's end",
+                        ),
+                    };
+                    // The store out of reach (past the SDK's own retries): tried again, sooner,
+                    // while the lease last written runs, so that one blip does not cost a long
+                    // run its folder. A lock another run took is lost at once.
+                    let again = !LockTakenOver::is(&failure)
+                        && Instant::now() + lease / 16 < give_up
+                        && now() + (lease / 8).as_secs() < written_expiry;
+                    if !again {
+                        tracing::warn!("renewing the folder's lock: {failure}");
+                        lost.store(true, Ordering::SeqCst);
+                        break;
                     }
+                    tracing::warn!("renewing the folder's lock, trying again: {failure}");
+                    wait = lease / 16;
                 }
             })
         });

@@ -1323,7 +1323,9 @@ impl Destination for S3Dir {
                         return Ok(LockAttempt::Acquired(Arc::new(S3Lock {
                             client: self.client.clone(),
                             uri: uri.clone(),
-                            etag: Mutex::new(out.e_tag().unwrap_or_default().to_owned()),
+                            etag: tokio::sync::Mutex::new(
+                                out.e_tag().unwrap_or_default().to_owned(),
+                            ),
                             opts: self.opts.clone(),
                         })))
                     }
@@ -1492,33 +1494,34 @@ fn put_request(
 struct S3Lock {
     client: Client,
     uri: S3Uri,
-    etag: Mutex<String>,
+    /// Held across a whole renewal, so that two (the background renewer's and the one before a
+    /// commit) run one after the other: both sent with the same ETag, one would be refused as
+    /// if another run had taken the lock.
+    etag: tokio::sync::Mutex<String>,
     opts: S3Options,
 }
 
 impl HeldLock for S3Lock {
     fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>> {
         async move {
-            let etag = self
-                .etag
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            let mut etag = self.etag.lock().await;
             // Encrypted like the first write: a bucket policy that demands the key applies to
             // every renewal too.
             let out = put_request(&self.client, &self.uri, holder, &self.opts)
-                .if_match(&etag)
+                .if_match(&*etag)
                 .send()
                 .await
                 .map_err(|e| {
-                    if precondition_failed(&e) {
+                    // A changed lock, or none (another run took it, used it and let it go).
+                    let gone = matches!(e.code(), Some("NoSuchKey" | "NotFound"))
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                    if precondition_failed(&e) || gone {
                         LockTakenOver::error(&self.uri.to_string())
                     } else {
                         s3_error(&format!("renewing the lock {}", self.uri), e)
                     }
                 })?;
-            *self.etag.lock().unwrap_or_else(PoisonError::into_inner) =
-                out.e_tag().unwrap_or_default().to_owned();
+            *etag = out.e_tag().unwrap_or_default().to_owned();
             Ok(())
         }
         .boxed()
@@ -1530,8 +1533,7 @@ impl HeldLock for S3Lock {
 
     fn release(&self) -> BoxFuture<'_, io::Result<()>> {
         async move {
-            let etag =
-                std::mem::take(&mut *self.etag.lock().unwrap_or_else(PoisonError::into_inner));
+            let etag = std::mem::take(&mut *self.etag.lock().await);
             if etag.is_empty() {
                 return Ok(());
             }
