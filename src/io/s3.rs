@@ -876,7 +876,7 @@ async fn head_size(client: &Client, uri: &S3Uri, owner: Option<String>) -> io::R
         Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
         Err(e) => {
             let e = s3_error(&format!("looking at {uri}"), e);
-            if e.kind() == io::ErrorKind::NotFound && !e.to_string().contains("NoSuchBucket") {
+            if object_gone(&e) {
                 Ok(None)
             } else {
                 Err(e)
@@ -1137,7 +1137,7 @@ impl S3Dir {
             }
             Err(e) => {
                 let e = s3_error(&format!("reading {uri}"), e);
-                if e.kind() == io::ErrorKind::NotFound && !e.to_string().contains("NoSuchBucket") {
+                if object_gone(&e) {
                     Ok(None)
                 } else {
                     Err(e)
@@ -1145,6 +1145,11 @@ impl S3Dir {
             }
         }
     }
+}
+
+/// Whether an error of [`s3_error`] says the object is not there (its bucket is).
+fn object_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound && !e.to_string().contains("NoSuchBucket")
 }
 
 /// Whether an S3 error says a conditional write's condition did not hold.
@@ -1228,9 +1233,7 @@ impl Destination for S3Dir {
                     let e = s3_error(&format!("writing {uri}"), e);
                     // `If-Match` on an object deleted meanwhile: it is not as expected (as a
                     // local folder says it), not a failure.
-                    let gone = e.kind() == io::ErrorKind::NotFound
-                        && !e.to_string().contains("NoSuchBucket")
-                        && matches!(expect, super::Expect::Version(_));
+                    let gone = object_gone(&e) && matches!(expect, super::Expect::Version(_));
                     if !gone {
                         return Err(e);
                     }
@@ -1512,13 +1515,15 @@ impl HeldLock for S3Lock {
                 .send()
                 .await
                 .map_err(|e| {
-                    // A changed lock, or none (another run took it, used it and let it go).
-                    let gone = matches!(e.code(), Some("NoSuchKey" | "NotFound"))
-                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                    if precondition_failed(&e) || gone {
+                    if precondition_failed(&e) {
+                        return LockTakenOver::error(&self.uri.to_string());
+                    }
+                    // None (another run took it, used it and let it go) is as good as changed.
+                    let e = s3_error(&format!("renewing the lock {}", self.uri), e);
+                    if object_gone(&e) {
                         LockTakenOver::error(&self.uri.to_string())
                     } else {
-                        s3_error(&format!("renewing the lock {}", self.uri), e)
+                        e
                     }
                 })?;
             *etag = out.e_tag().unwrap_or_default().to_owned();
