@@ -468,47 +468,58 @@ async fn slow_run(
     Ok((writer, o, Slow(pieces, Duration::from_millis(every_ms))))
 }
 
-/// A writer that stalls past its lease and finds its lock taken over commits nothing.
+/// A writer that stalls past its lease and finds its lock taken over — or gone, taken over and
+/// let go — commits nothing.
 #[test]
 fn a_lock_lost_mid_run_commits_nothing() {
-    let e = Env::new(server(), "lost");
-    let dest = e.dest("F");
-    let result = rt().block_on(async {
-        let (writer, o, source) = slow_run(&dest, Duration::from_millis(800), 10, 150).await?;
-        // Another run takes the lock meanwhile.
-        let (client, bucket) = (e.s3.client().await, e.bucket.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            client
-                .put_object()
-                .bucket(bucket)
-                .key("F/.bedrock-batch/lock")
-                .body(Bytes::from_static(b"{}").into())
-                .send()
-                .await
-                .unwrap();
+    for taken in [true, false] {
+        let e = Env::new(server(), "lost");
+        let dest = e.dest("F");
+        let result = rt().block_on(async {
+            let (writer, o, source) = slow_run(&dest, Duration::from_millis(800), 10, 150).await?;
+            // Another run takes the lock meanwhile, or deletes it.
+            let (client, bucket) = (e.s3.client().await, e.bucket.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let key = "F/.bedrock-batch/lock";
+                if taken {
+                    let body = Bytes::from_static(b"{}").into();
+                    let put = client.put_object().bucket(bucket).key(key).body(body);
+                    put.send().await.unwrap();
+                } else {
+                    let delete = client.delete_object().bucket(bucket).key(key);
+                    delete.send().await.unwrap();
+                }
+            });
+            let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
+            prepared.commit().await
         });
-        let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
-        prepared.commit().await
-    });
-    match result {
-        Err(PipelineError::Folder(FolderError::LockLost { .. })) => {}
-        other => panic!("expected a lost lock, got {other:?}"),
+        match result {
+            Err(PipelineError::Folder(FolderError::LockLost { .. })) => {}
+            other => panic!("expected a lost lock (taken: {taken}), got {other:?}"),
+        }
+        let after = e.objects();
+        assert!(!after.contains_key("F/batch.json"));
+        assert_eq!(
+            after
+                .keys()
+                .filter(|k| !k.ends_with(".bedrock-batch/lock"))
+                .count(),
+            0,
+            "{after:?}"
+        );
+        if taken {
+            assert_eq!(
+                after["F/.bedrock-batch/lock"], b"{}",
+                "the new holder's lock stays"
+            );
+        } else {
+            assert!(
+                !after.contains_key("F/.bedrock-batch/lock"),
+                "not written again"
+            );
+        }
     }
-    let after = e.objects();
-    assert!(!after.contains_key("F/batch.json"));
-    assert_eq!(
-        after
-            .keys()
-            .filter(|k| !k.ends_with(".bedrock-batch/lock"))
-            .count(),
-        0,
-        "{after:?}"
-    );
-    assert_eq!(
-        after["F/.bedrock-batch/lock"], b"{}",
-        "the new holder's lock stays"
-    );
 }
 
 /// Renewals of the lock that fail (the store out of reach, past the SDK's retries) are tried
@@ -552,20 +563,134 @@ fn a_failed_lock_renewal_is_tried_again_while_the_lease_runs() {
             faults.lock_renewal_403.store(0, Ordering::SeqCst);
             prepared.commit().await
         });
-        if kept {
-            result.unwrap_or_else(|err| panic!("the run keeps its lock: {err}"));
-            assert!(e.objects().contains_key("F/batch.json"));
+        kept_or_lost(&e, result, kept);
+    }
+}
+
+/// A run's commit `result`, and the folder `F` after it: committed when the lock was `kept`;
+/// else refused for a lost lock, with nothing committed.
+fn kept_or_lost<T: std::fmt::Debug>(e: &Env, result: Result<T, PipelineError>, kept: bool) {
+    if kept {
+        result.unwrap_or_else(|err| panic!("the run keeps its lock: {err}"));
+        assert!(e.objects().contains_key("F/batch.json"));
+    } else {
+        assert!(
+            matches!(
+                result,
+                Err(PipelineError::Folder(FolderError::LockLost { .. }))
+            ),
+            "a lock not renewed for a lease is lost: {result:?}"
+        );
+        assert!(!e.objects().contains_key("F/batch.json"));
+    }
+}
+
+/// A write of the lock that S3 carried out but whose answer was lost — answered 503 and sent
+/// again by the SDK, or answered 403 and left to the next renewal — is still this run's: the
+/// next write, refused because the lock changed, finds its own body there and goes on from it.
+/// The run keeps its folder, commits, and lets the lock go.
+#[test]
+fn a_lock_write_that_landed_unanswered_is_still_ours() {
+    for status in [503, 403] {
+        let e = Env::new(in_process(), "landed");
+        let faults = Arc::clone(&e.s3.faults);
+        let landed = match status {
+            503 => &faults.lock_landed_503,
+            _ => &faults.lock_landed_403,
+        };
+        // Taking the lock.
+        landed.store(1, Ordering::SeqCst);
+        let input = e.input("in.jsonl", &lines(20, "t-"));
+        let o = e.run(&[
+            "to-bedrock",
+            &input,
+            &e.folder("T"),
+            "-m",
+            MODEL,
+            "--allow-small",
+        ]);
+        assert_eq!(
+            landed.load(Ordering::SeqCst),
+            0,
+            "the fault was met: {}",
+            stderr(&o)
+        );
+        if status == 503 {
+            assert_eq!(o.status.code(), Some(0), "taken: {}", stderr(&o));
+            assert!(e.objects().contains_key("T/batch.json"));
         } else {
-            assert!(
-                matches!(
-                    result,
-                    Err(PipelineError::Folder(FolderError::LockLost { .. }))
-                ),
-                "a lock not renewed for a lease is lost: {result:?}"
+            // Not sent again, so the error is the run's; its lock, which it cannot know it
+            // holds, stays until its lease runs out.
+            assert_ne!(o.status.code(), Some(0));
+        }
+        // Renewing it, on a lease of 4 s (renewed every second) over a run of 6 s.
+        let dest = e.dest("F");
+        let result = rt().block_on(async {
+            let (writer, o, source) = slow_run(&dest, Duration::from_secs(4), 12, 500).await?;
+            landed.store(2, Ordering::SeqCst);
+            let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
+            assert_eq!(landed.load(Ordering::SeqCst), 0, "the fault was met");
+            prepared.commit().await
+        });
+        result.unwrap_or_else(|err| panic!("the run keeps its lock ({status}): {err}"));
+        let after = e.objects();
+        assert!(after.contains_key("F/batch.json"));
+        assert!(!after.contains_key("F/.bedrock-batch/lock"), "released");
+    }
+}
+
+/// The renewal right before a commit is tried again, as the renewer's are, while the lease
+/// runs: a store refusing it twice does not cost the run its commit; one refusing it for longer
+/// than the lease does, with nothing committed.
+#[test]
+fn the_renewal_before_a_commit_is_tried_again_while_the_lease_runs() {
+    for (refused, kept) in [(2, true), (1_000, false)] {
+        let e = Env::new(in_process(), "confirm");
+        let dest = e.dest("F");
+        let faults = Arc::clone(&e.s3.faults);
+        let result = rt().block_on(async {
+            let (writer, o, source) = slow_run(&dest, Duration::from_secs(4), 3, 10).await?;
+            let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
+            faults.lock_renewal_403.store(refused, Ordering::SeqCst);
+            prepared.commit().await
+        });
+        kept_or_lost(&e, result, kept);
+        if kept {
+            assert_eq!(
+                faults.lock_renewal_403.load(Ordering::SeqCst),
+                0,
+                "refused twice"
             );
-            assert!(!e.objects().contains_key("F/batch.json"));
         }
     }
+}
+
+/// Two renewals of one lock at once (the renewer's and a commit's) both keep it: the second
+/// is sent with the ETag the first wrote, not refused as if another run had written it.
+#[test]
+fn two_renewals_at_once_both_keep_the_lock() {
+    let e = Env::new(server(), "renewals");
+    let dest = e.dest("F");
+    let first = Bytes::from_static(b"{\"n\":0}");
+    let held = match rt()
+        .block_on(dest.lock(".bedrock-batch/lock", first, None))
+        .unwrap()
+    {
+        bedrock_batch::io::LockAttempt::Acquired(held) => held,
+        bedrock_batch::io::LockAttempt::Busy { .. } => panic!("a new folder"),
+    };
+    for round in 1..6 {
+        let a = Bytes::from(format!("{{\"n\":{round},\"by\":\"a\"}}"));
+        let b = Bytes::from(format!("{{\"n\":{round},\"by\":\"b\"}}"));
+        let (ra, rb) =
+            rt().block_on(async { tokio::join!(held.refresh(a.clone()), held.refresh(b.clone())) });
+        ra.unwrap_or_else(|err| panic!("round {round}, the first: {err}"));
+        rb.unwrap_or_else(|err| panic!("round {round}, the second: {err}"));
+        let now = e.objects()["F/.bedrock-batch/lock"].clone();
+        assert!(now == a || now == b, "one of the two: {now:?}");
+    }
+    rt().block_on(held.release()).unwrap();
+    assert!(!e.objects().contains_key("F/.bedrock-batch/lock"));
 }
 
 /// S3 refusing any one of the commit's requests (CompleteMultipartUpload, PutObject,

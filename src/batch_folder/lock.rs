@@ -17,7 +17,10 @@
 //!   A writer whose lock was taken over (it stalled past its lease) finds out at its next renewal
 //!   and commits nothing. A renewal that fails for another reason (the store out of reach) is
 //!   tried again every sixteenth of the lease; the lock counts as lost only an eighth of a lease
-//!   before the last lease written runs out.
+//!   before the last lease written runs out. The renewal right before a commit is one of these.
+//!   A write that landed but whose answer was lost (a network blip after S3 acted) makes the
+//!   next one be refused; the store's lock then finds the body it sent in the object — no other
+//!   run writes the same bytes, as each names its taking — and goes on from that version.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,6 +79,20 @@ struct Holder {
     command: String,
     started_at: u64,
     expires_at: u64,
+    /// Which taking of a lock by this process wrote it. With the host, machine and pid it makes
+    /// every body a run writes one no other run writes, as the store's lock needs to recognise
+    /// its own write whose answer was lost.
+    #[serde(default)]
+    acquisition: String,
+}
+
+/// A name for one taking of a lock, unique within this process.
+fn acquisition() -> String {
+    static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{}", TAKEN.fetch_add(1, Ordering::Relaxed))
 }
 
 /// This boot of this machine and this process namespace, as far as the system says.
@@ -107,13 +124,76 @@ fn now() -> u64 {
 
 /// The folder's lock, held.
 pub(crate) struct FolderLock {
-    holder: Holder,
-    lease: Duration,
-    held: Arc<dyn HeldLock>,
-    lost: Arc<AtomicBool>,
+    lease: Arc<Lease>,
     renewer: Option<tokio::task::JoinHandle<()>>,
     folder: String,
     released: bool,
+}
+
+/// A held lock and its lease: what the background renewer and the renewal before a commit share.
+struct Lease {
+    held: Arc<dyn HeldLock>,
+    holder: Holder,
+    length: Duration,
+    known: std::sync::Mutex<Known>,
+    /// Set once the lock is lost: taken over, or not renewed in time.
+    lost: AtomicBool,
+}
+
+/// Until when the lock is surely ours.
+#[derive(Clone, Copy)]
+struct Known {
+    /// A lease from the start of the last write of the lock that was answered (the one that took
+    /// it, at first).
+    ours_until: Instant,
+    /// That write's `expires_at`, by the wall clock, which also counts a machine's suspension
+    /// (the monotonic clock does not).
+    written_expiry: u64,
+}
+
+impl Lease {
+    /// Renews the lease. A store out of reach (past the SDK's own retries) is tried again,
+    /// sooner, while the lease last written runs, so that one blip does not cost a long run its
+    /// folder; the lock counts as lost an eighth of a lease before that lease runs out (an
+    /// attempt still unanswered then is given up), or at once when another run took it.
+    async fn renew(&self) -> Result<(), std::io::Error> {
+        loop {
+            let known = *self.known.lock().expect("not poisoned");
+            let give_up = known.ours_until - self.length / 8;
+            let sent = Instant::now();
+            let mut me = self.holder.clone();
+            me.expires_at = now() + self.length.as_secs();
+            let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
+            let attempt = tokio::time::timeout_at(give_up.into(), self.held.refresh(body));
+            let failure = match attempt.await {
+                Ok(Ok(())) => {
+                    let mut known = self.known.lock().expect("not poisoned");
+                    // The renewer's and a commit's renewals may finish in either order.
+                    if sent + self.length > known.ours_until {
+                        known.ours_until = sent + self.length;
+                        known.written_expiry = me.expires_at;
+                    }
+                    return Ok(());
+                }
+                Ok(Err(e)) => e,
+                Err(_) => std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the store did not answer before the lease's end",
+                ),
+            };
+            let again = !LockTakenOver::is(&failure)
+                && !self.lost.load(Ordering::SeqCst)
+                && Instant::now() + self.length / 16 < give_up
+                && now() + (self.length / 8).as_secs() < known.written_expiry;
+            if !again {
+                tracing::warn!("renewing the folder's lock: {failure}");
+                self.lost.store(true, Ordering::SeqCst);
+                return Err(failure);
+            }
+            tracing::warn!("renewing the folder's lock, trying again: {failure}");
+            tokio::time::sleep(self.length / 16).await;
+        }
+    }
 }
 
 impl FolderLock {
@@ -132,7 +212,9 @@ impl FolderLock {
             command: opts.command.clone(),
             started_at: now(),
             expires_at: now() + opts.lease.as_secs(),
+            acquisition: acquisition(),
         };
+        let expires_at = me.expires_at;
         let body = || Bytes::from(serde_json::to_vec(&me).expect("serializes"));
         let io = FolderError::io(format!("locking {}", dest.uri(LOCK)));
         let attempt = dest.lock(LOCK, body(), None).await.map_err(io)?;
@@ -195,60 +277,29 @@ impl FolderLock {
                 }
             }
         };
-        let lost = Arc::new(AtomicBool::new(false));
-        let renewer = held.needs_refresh().then(|| {
-            let (held, lost, lease) = (Arc::clone(&held), Arc::clone(&lost), opts.lease);
-            let mut me = me.clone();
+        let lease = Arc::new(Lease {
+            held,
+            holder: me,
+            length: opts.lease,
+            known: std::sync::Mutex::new(Known {
+                ours_until: asked + opts.lease,
+                written_expiry: expires_at,
+            }),
+            lost: AtomicBool::new(false),
+        });
+        let renewer = lease.held.needs_refresh().then(|| {
+            let lease = Arc::clone(&lease);
             tokio::spawn(async move {
-                // Until when the lock is surely ours: a lease from the start of the last write of
-                // it that succeeded (the one that took it, at first); and that write's
-                // `expires_at`, by the wall clock, which also counts a machine's suspension.
-                let mut ours_until = asked + lease;
-                let mut written_expiry = me.expires_at;
-                let mut wait = lease / 4;
                 loop {
-                    tokio::time::sleep(wait).await;
-                    // The lock counts as lost an eighth of a lease before the lease runs out: an
-                    // attempt still unanswered then is given up.
-                    let give_up = ours_until - lease / 8;
-                    let sent = Instant::now();
-                    me.expires_at = now() + lease.as_secs();
-                    let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
-                    let attempt = tokio::time::timeout_at(give_up.into(), held.refresh(body));
-                    let failure = match attempt.await {
-                        Ok(Ok(())) => {
-                            ours_until = sent + lease;
-                            written_expiry = me.expires_at;
-                            wait = lease / 4;
-                            continue;
-                        }
-                        Ok(Err(e)) => e,
-                        Err(_) => std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "the store did not answer before the lease's end",
-                        ),
-                    };
-                    // The store out of reach (past the SDK's own retries): tried again, sooner,
-                    // while the lease last written runs, so that one blip does not cost a long
-                    // run its folder. A lock another run took is lost at once.
-                    let again = !LockTakenOver::is(&failure)
-                        && Instant::now() + lease / 16 < give_up
-                        && now() + (lease / 8).as_secs() < written_expiry;
-                    if !again {
-                        tracing::warn!("renewing the folder's lock: {failure}");
-                        lost.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(lease.length / 4).await;
+                    if lease.renew().await.is_err() {
                         break;
                     }
-                    tracing::warn!("renewing the folder's lock, trying again: {failure}");
-                    wait = lease / 16;
                 }
             })
         });
         Ok(FolderLock {
-            holder: me,
-            lease: opts.lease,
-            held,
-            lost,
+            lease,
             renewer,
             folder,
             released: false,
@@ -257,7 +308,7 @@ impl FolderLock {
 
     /// Fails if the lock was lost (taken over after this run stalled past its lease).
     pub fn check(&self) -> Result<(), FolderError> {
-        if self.lost.load(Ordering::SeqCst) {
+        if self.lease.lost.load(Ordering::SeqCst) {
             return Err(FolderError::LockLost {
                 folder: self.folder.clone(),
             });
@@ -266,20 +317,14 @@ impl FolderLock {
     }
 
     /// Makes sure the lock is still this run's, right before a commit: a lease is renewed now
-    /// (conditionally, so a lock taken over since fails), and a lost lock is an error.
+    /// (conditionally, so a lock taken over since fails; a store out of reach is tried again
+    /// while the lease runs, as the renewer does), and a lost lock is an error.
     pub async fn confirm(&self) -> Result<(), FolderError> {
         self.check()?;
-        if self.held.needs_refresh() {
-            let mut me = self.holder.clone();
-            me.expires_at = now() + self.lease.as_secs();
-            let body = Bytes::from(serde_json::to_vec(&me).expect("serializes"));
-            if let Err(e) = self.held.refresh(body).await {
-                tracing::warn!("renewing the folder's lock before committing: {e}");
-                self.lost.store(true, Ordering::SeqCst);
-                return Err(FolderError::LockLost {
-                    folder: self.folder.clone(),
-                });
-            }
+        if self.lease.held.needs_refresh() && self.lease.renew().await.is_err() {
+            return Err(FolderError::LockLost {
+                folder: self.folder.clone(),
+            });
         }
         Ok(())
     }
@@ -290,7 +335,7 @@ impl FolderLock {
         if let Some(r) = self.renewer.take() {
             r.abort();
         }
-        if let Err(e) = self.held.release().await {
+        if let Err(e) = self.lease.held.release().await {
             tracing::warn!("{}: releasing the lock: {e}", self.folder);
         }
     }
@@ -306,7 +351,7 @@ impl Drop for FolderLock {
         }
         // Dropped without a release (an error path, a cancelled request): let go in the
         // background if a runtime is still there; a local lock goes with the file handle anyway.
-        let held = Arc::clone(&self.held);
+        let held = Arc::clone(&self.lease.held);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let _ = held.release().await;

@@ -399,7 +399,8 @@ impl LockTakenOver {
 /// A lock object held by this process.
 pub trait HeldLock: Send + Sync {
     /// Rewrites the holder's description (a lease renewal); fails with [`LockTakenOver`] when
-    /// the lock was taken over.
+    /// the lock was taken over. A renewal whose answer was lost but which landed still counts
+    /// as this holder's: a later one is not refused for it.
     fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>>;
     /// Whether [`refresh`](HeldLock::refresh) is needed to keep the lock (a lease on S3; a local
     /// lock lasts as long as the process).
@@ -445,6 +446,9 @@ pub trait Destination: Send + Sync {
     /// Takes the lock object at `rel`, writing `holder` into it: exclusively (created only if
     /// absent), or — with `take_over` — replacing the holder whose version was seen, and only if
     /// it is still that one.
+    ///
+    /// `holder`, and every body a renewal writes, must be bytes no other run writes (name the
+    /// acquisition): a write whose answer was lost is known to have landed by finding them.
     fn lock(
         &self,
         rel: &str,

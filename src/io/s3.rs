@@ -1322,17 +1322,13 @@ impl Destination for S3Dir {
                     None => put.if_none_match("*"),
                 };
                 match put.send().await {
-                    Ok(out) => {
-                        return Ok(LockAttempt::Acquired(Arc::new(S3Lock {
-                            client: self.client.clone(),
-                            uri: uri.clone(),
-                            etag: tokio::sync::Mutex::new(
-                                out.e_tag().unwrap_or_default().to_owned(),
-                            ),
-                            opts: self.opts.clone(),
-                        })))
-                    }
+                    Ok(out) => return Ok(self.held_lock(&uri, out.e_tag().unwrap_or_default())),
                     Err(e) if precondition_failed(&e) => match self.read_lock(&uri).await? {
+                        // Our own write, whose answer was lost (the SDK sent it again, and the
+                        // second attempt found the first one's object).
+                        Some((found, etag)) if found == holder => {
+                            return Ok(self.held_lock(&uri, &etag))
+                        }
                         Some((holder, etag)) => {
                             return Ok(LockAttempt::Busy {
                                 holder,
@@ -1495,38 +1491,98 @@ fn put_request(
 
 /// A lock object held on S3. Its ETag is what a renewal or a release checks against.
 struct S3Lock {
-    client: Client,
+    /// The folder's root, for reading the lock back.
+    dir: S3Dir,
     uri: S3Uri,
     /// Held across a whole renewal, so that two (the background renewer's and the one before a
     /// commit) run one after the other: both sent with the same ETag, one would be refused as
     /// if another run had taken the lock.
-    etag: tokio::sync::Mutex<String>,
-    opts: S3Options,
+    state: tokio::sync::Mutex<LockState>,
+}
+
+/// What an [`S3Lock`] knows of its object.
+struct LockState {
+    /// The ETag of the last write of it that was answered.
+    etag: String,
+    /// The bodies sent since, whose answers were lost: any of them may have landed, under an
+    /// ETag never seen. No other run writes the same bytes ([`Destination::lock`]), so finding
+    /// one in the object means the lock is still ours.
+    unanswered: Vec<Bytes>,
+}
+
+impl S3Dir {
+    fn held_lock(&self, uri: &S3Uri, etag: &str) -> LockAttempt {
+        LockAttempt::Acquired(Arc::new(S3Lock {
+            dir: self.clone(),
+            uri: uri.clone(),
+            state: tokio::sync::Mutex::new(LockState {
+                etag: etag.to_owned(),
+                unanswered: Vec::new(),
+            }),
+        }))
+    }
+}
+
+impl S3Lock {
+    /// Writes `holder` over the version `etag`; its new ETag, or [`LockTakenOver`] when the
+    /// object is no longer that version.
+    async fn put_over(&self, holder: &Bytes, etag: &str) -> io::Result<String> {
+        // Encrypted like the first write: a bucket policy that demands the key applies to
+        // every renewal too.
+        let out = put_request(&self.dir.client, &self.uri, holder.clone(), &self.dir.opts)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| {
+                if precondition_failed(&e) {
+                    return LockTakenOver::error(&self.uri.to_string());
+                }
+                // None (another run took it, used it and let it go) is as good as changed.
+                let e = s3_error(&format!("renewing the lock {}", self.uri), e);
+                if object_gone(&e) {
+                    LockTakenOver::error(&self.uri.to_string())
+                } else {
+                    e
+                }
+            })?;
+        Ok(out.e_tag().unwrap_or_default().to_owned())
+    }
+
+    /// The object's ETag now, if it is still this holder's: the version last answered, or one
+    /// of the unanswered writes, landed. `None` when another run has it, or nobody.
+    async fn ours_now(&self, state: &LockState) -> io::Result<Option<String>> {
+        Ok(match self.dir.read_lock(&self.uri).await? {
+            Some((body, etag))
+                if unquote(&etag) == unquote(&state.etag)
+                    || state.unanswered.iter().any(|sent| *sent == body) =>
+            {
+                Some(etag)
+            }
+            _ => None,
+        })
+    }
 }
 
 impl HeldLock for S3Lock {
     fn refresh(&self, holder: Bytes) -> BoxFuture<'_, io::Result<()>> {
         async move {
-            let mut etag = self.etag.lock().await;
-            // Encrypted like the first write: a bucket policy that demands the key applies to
-            // every renewal too.
-            let out = put_request(&self.client, &self.uri, holder, &self.opts)
-                .if_match(&*etag)
-                .send()
-                .await
-                .map_err(|e| {
-                    if precondition_failed(&e) {
-                        return LockTakenOver::error(&self.uri.to_string());
-                    }
-                    // None (another run took it, used it and let it go) is as good as changed.
-                    let e = s3_error(&format!("renewing the lock {}", self.uri), e);
-                    if object_gone(&e) {
-                        LockTakenOver::error(&self.uri.to_string())
-                    } else {
-                        e
-                    }
-                })?;
-            *etag = out.e_tag().unwrap_or_default().to_owned();
+            let mut state = self.state.lock().await;
+            if state.etag.is_empty() {
+                return Err(io::Error::other(format!("{}: released", self.uri)));
+            }
+            // Counted as perhaps landed from when it is sent until it is answered: the answer
+            // may be lost, or this future dropped (a renewal out of time) while it is on its way.
+            state.unanswered.push(holder.clone());
+            let mut written = self.put_over(&holder, &state.etag).await;
+            if matches!(&written, Err(e) if LockTakenOver::is(e)) {
+                // Refused: perhaps only for a write of ours that landed unanswered — an earlier
+                // renewal, or this one's first attempt, which the SDK sent again.
+                if let Some(etag) = self.ours_now(&state).await? {
+                    written = self.put_over(&holder, &etag).await;
+                }
+            }
+            state.etag = written?;
+            state.unanswered.clear();
             Ok(())
         }
         .boxed()
@@ -1538,41 +1594,35 @@ impl HeldLock for S3Lock {
 
     fn release(&self) -> BoxFuture<'_, io::Result<()>> {
         async move {
-            let etag = std::mem::take(&mut *self.etag.lock().await);
-            if etag.is_empty() {
+            let mut state = self.state.lock().await;
+            if state.etag.is_empty() {
                 return Ok(());
             }
             // Only our own lock: one taken over by another run stays theirs.
-            let dir = S3Dir {
-                client: self.client.clone(),
-                root: S3Uri {
-                    bucket: self.uri.bucket.clone(),
-                    key: String::new(),
-                },
-                opts: self.opts.clone(),
+            let ours = self.ours_now(&state).await;
+            state.etag.clear();
+            let Some(etag) = ours? else {
+                return Ok(());
             };
-            match dir.read_lock(&self.uri).await? {
-                // Conditional too, where the server honours it: a lock taken over between the
-                // read and the delete stays with its new holder.
-                Some((_, now)) if unquote(&now) == unquote(&etag) => self
-                    .client
-                    .delete_object()
-                    .bucket(&self.uri.bucket)
-                    .key(&self.uri.key)
-                    .if_match(&etag)
-                    .set_expected_bucket_owner(self.opts.expected_bucket_owner.clone())
-                    .send()
-                    .await
-                    .map(drop)
-                    .or_else(|e| {
-                        if precondition_failed(&e) {
-                            Ok(())
-                        } else {
-                            Err(s3_error(&format!("releasing {}", self.uri), e))
-                        }
-                    }),
-                _ => Ok(()),
-            }
+            // Conditional too, where the server honours it: a lock taken over between the read
+            // and the delete stays with its new holder.
+            self.dir
+                .client
+                .delete_object()
+                .bucket(&self.uri.bucket)
+                .key(&self.uri.key)
+                .if_match(&etag)
+                .set_expected_bucket_owner(self.dir.opts.expected_bucket_owner.clone())
+                .send()
+                .await
+                .map(drop)
+                .or_else(|e| {
+                    if precondition_failed(&e) {
+                        Ok(())
+                    } else {
+                        Err(s3_error(&format!("releasing {}", self.uri), e))
+                    }
+                })
         }
         .boxed()
     }

@@ -38,6 +38,11 @@ pub struct Faults {
     /// Renewals of a folder's lock (conditional PUTs of `.bedrock-batch/lock`) to answer with
     /// 403 (not retried by the SDK: the store out of reach past its retries).
     pub lock_renewal_403: AtomicU32,
+    /// Conditional writes of a folder's lock (taking it, renewing it) to carry out and then
+    /// answer with 503 (the SDK sends them again) / with 403 (it does not): writes that landed,
+    /// whose answers were lost.
+    pub lock_landed_503: AtomicU32,
+    pub lock_landed_403: AtomicU32,
     /// Refuse everything (the server "goes away").
     pub down: AtomicBool,
     /// Multipart uploads created and not yet completed or aborted: (bucket, key, upload id).
@@ -324,13 +329,25 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             }
         }
         let ranged_get = req.method() == http::Method::GET && req.headers().contains_key("range");
-        if method == http::Method::PUT
+        let renewal = method == http::Method::PUT
             && key.ends_with(".bedrock-batch/lock")
-            && req.headers().contains_key("if-match")
-            && take(&f.lock_renewal_403)
-        {
+            && req.headers().contains_key("if-match");
+        if renewal && take(&f.lock_renewal_403) {
             return refuse(req, 403, "AccessDenied");
         }
+        let lock_write = method == http::Method::PUT
+            && key.ends_with(".bedrock-batch/lock")
+            && (req.headers().contains_key("if-match")
+                || req.headers().contains_key("if-none-match"));
+        let answer_lost = if !lock_write {
+            None
+        } else if take(&f.lock_landed_503) {
+            Some((503, "SlowDown"))
+        } else if take(&f.lock_landed_403) {
+            Some((403, "AccessDenied"))
+        } else {
+            None
+        };
         if f.down.load(Ordering::SeqCst) {
             return refuse(req, 403, "AccessDenied");
         }
@@ -373,6 +390,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             };
             let resp = fut.await?;
             drop(serialized);
+            if let Some((status, code)) = answer_lost {
+                return Ok(error(status, code));
+            }
             if creating && resp.status().is_success() {
                 use http_body_util::BodyExt;
                 let (parts, body) = resp.into_parts();
