@@ -157,30 +157,52 @@ const COMPLETION_ID_PREFIX: &[u8] = b"chatcmpl-";
 
 /// FNV-1a, 64-bit: a hash whose values never change between builds (unlike std's).
 pub(crate) fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
-    let mut h = seed;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    parts.iter().fold(seed, |h, part| fnv_part(h, part))
 }
 
-impl LineIds {
-    /// The ids for `record_id` (its literal, or the bytes standing for it) of job `job`.
-    pub fn new(job: &str, record_id: impl AsRef<[u8]>) -> Self {
-        let parts: [&[u8]; 2] = [job.as_bytes(), record_id.as_ref()];
+/// [`fnv`] on from `h` over one part, and the part's end.
+fn fnv_part(mut h: u64, part: &[u8]) -> u64 {
+    for &b in part {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= 0xff;
+    h.wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// Where the ids of one job's lines start from: its name hashed once, not once a line (it is
+/// most of the bytes hashed for a line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSeed([u64; 2]);
+
+impl IdSeed {
+    /// The seed of job `job`.
+    pub fn new(job: &str) -> Self {
+        IdSeed([
+            fnv_part(0xcbf2_9ce4_8422_2325, job.as_bytes()),
+            fnv_part(0x6c62_272e_07bb_0142, job.as_bytes()),
+        ])
+    }
+
+    /// The ids for `record_id` (its literal, or the bytes standing for it).
+    pub fn ids(&self, record_id: impl AsRef<[u8]>) -> LineIds {
+        let record_id = record_id.as_ref();
         let (a, b) = (
-            fnv(0xcbf2_9ce4_8422_2325, &parts),
-            fnv(0x6c62_272e_07bb_0142, &parts),
+            fnv_part(self.0[0], record_id),
+            fnv_part(self.0[1], record_id),
         );
         LineIds {
             id: hex_id(ID_PREFIX, a, b),
             request_id: hex_id(REQUEST_ID_PREFIX, b, a),
         }
+    }
+}
+
+impl LineIds {
+    /// The ids for `record_id` (its literal, or the bytes standing for it) of job `job`; for
+    /// many lines of one job, [`IdSeed::ids`].
+    pub fn new(job: &str, record_id: impl AsRef<[u8]>) -> Self {
+        IdSeed::new(job).ids(record_id)
     }
 
     /// `batch_req_…`: the output line's `id`.
@@ -552,6 +574,17 @@ mod tests {
     fn ids_are_stable_and_distinct() {
         let a = LineIds::new("job", "\"L1\"");
         assert_eq!(a, LineIds::new("job", "\"L1\""));
+        assert_eq!(a, IdSeed::new("job").ids("\"L1\""));
+        // The values of the two-part FNV-1a chains the ids were always made of: files written
+        // before keep their ids.
+        let chain = |seed: u64| {
+            b"job\xff\"L1\"\xff".iter().fold(seed, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+        };
+        let (h0, h1) = (chain(0xcbf2_9ce4_8422_2325), chain(0x6c62_272e_07bb_0142));
+        assert_eq!(a.id(), format!("batch_req_{h0:016x}{h1:016x}"));
+        assert_eq!(a.request_id(), format!("req_{h1:016x}{h0:016x}"));
         assert_ne!(a.id(), LineIds::new("job", "\"L2\"").id());
         assert_ne!(a.id(), LineIds::new("job2", "\"L1\"").id());
         assert_eq!(a.id.len(), "batch_req_".len() + 32);

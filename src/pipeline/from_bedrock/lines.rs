@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::super::lines::{stray_carriage_returns, Line, LineMap};
 use crate::batch_folder::RecordLedger;
 use crate::record::bedrock_output::{
-    parse_output_line, write_invalid_output_line, write_openai_line, LineIds, Outcome,
+    parse_output_line, write_invalid_output_line, write_openai_line, IdSeed, Outcome,
     ResponseOptions,
 };
 use crate::record::json::{decode_literal, text_value};
@@ -54,7 +54,8 @@ pub(super) struct Answers {
 pub(super) struct OutputLines {
     pub ledger: Option<Arc<RecordLedger>>,
     pub response: ResponseOptions,
-    pub salt: String,
+    /// The job's id seed (its salt, hashed once).
+    pub ids: IdSeed,
 }
 
 /// A 64-bit hash of a recordId's value, so `"a"` and `"\u0061"` are one record.
@@ -112,7 +113,7 @@ impl OutputLines {
         } else {
             Cow::Borrowed(literal.as_bytes())
         };
-        let ids = LineIds::new(&self.salt, &canonical);
+        let ids = self.ids.ids(&canonical);
         let (ok_start, err_start) = (ok.len(), err.len());
         let written = match (parsed, broken) {
             (Some(parsed), _) => {

@@ -26,7 +26,7 @@ use super::ordered::{self, worker_pool, EngineConfig, EngineInput};
 use super::Error;
 use crate::batch_folder::{BatchManifest, FolderError, RecordLedger};
 use crate::io::{ChunkSource, ObjectWriter};
-use crate::record::bedrock_output::ResponseOptions;
+use crate::record::bedrock_output::{IdSeed, ResponseOptions};
 use crate::record::{Endpoint, Family};
 use commit::Committer;
 use lines::OutputLines;
@@ -278,7 +278,7 @@ pub async fn prepare_from_bedrock(
         OutputLines {
             ledger: ledger.clone(),
             response: opts.response.clone(),
-            salt: opts.id_salt.clone(),
+            ids: IdSeed::new(&opts.id_salt),
         },
         opts.max_line_bytes,
         "",
