@@ -587,8 +587,9 @@ fn kept_or_lost<T: std::fmt::Debug>(e: &Env, result: Result<T, PipelineError>, k
 
 /// A write of the lock that S3 carried out but whose answer was lost — answered 503 and sent
 /// again by the SDK, or answered 403 and left to the next renewal — is still this run's: the
-/// next write, refused because the lock changed, finds its own body there and goes on from it.
-/// The run keeps its folder, commits, and lets the lock go.
+/// next write, refused because the lock changed, finds its own body there and goes on from it;
+/// a create answered so reads the lock back and finds it. The run keeps its folder, commits,
+/// and lets the lock go.
 #[test]
 fn a_lock_write_that_landed_unanswered_is_still_ours() {
     for status in [503, 403] {
@@ -615,19 +616,20 @@ fn a_lock_write_that_landed_unanswered_is_still_ours() {
             "the fault was met: {}",
             stderr(&o)
         );
-        if status == 503 {
-            assert_eq!(o.status.code(), Some(0), "taken: {}", stderr(&o));
-            assert!(e.objects().contains_key("T/batch.json"));
-        } else {
-            // Not sent again, so the error is the run's; its lock, which it cannot know it
-            // holds, stays until its lease runs out.
-            assert_ne!(o.status.code(), Some(0));
-        }
-        // Renewing it, on a lease of 4 s (renewed every second) over a run of 6 s.
+        // Sent again by the SDK and refused, or not sent again: either way the lock is read
+        // back and found to hold this run's body.
+        assert_eq!(o.status.code(), Some(0), "taken: {}", stderr(&o));
+        assert!(e.objects().contains_key("T/batch.json"));
+        assert!(
+            !e.objects().contains_key("T/.bedrock-batch/lock"),
+            "released"
+        );
+        // Renewing it, on a lease of 4 s (renewed every second) over a run of 6 s. (One 503
+        // only: the SDK backs off up to a second, then two, before its later attempts.)
         let dest = e.dest("F");
         let result = rt().block_on(async {
             let (writer, o, source) = slow_run(&dest, Duration::from_secs(4), 12, 500).await?;
-            landed.store(2, Ordering::SeqCst);
+            landed.store(if status == 503 { 1 } else { 2 }, Ordering::SeqCst);
             let prepared = prepare_to_bedrock(source, BedrockOutput::Folder(writer), &o).await?;
             assert_eq!(landed.load(Ordering::SeqCst), 0, "the fault was met");
             prepared.commit().await
@@ -665,20 +667,22 @@ fn the_renewal_before_a_commit_is_tried_again_while_the_lease_runs() {
     }
 }
 
-/// Two renewals of one lock at once (the renewer's and a commit's) both keep it: the second
-/// is sent with the ETag the first wrote, not refused as if another run had written it.
+/// The lock of the new folder `F`, taken with `holder` written in it.
+fn take_lock(e: &Env, holder: &'static [u8]) -> Arc<dyn bedrock_batch::io::HeldLock> {
+    let dest = e.dest("F");
+    let taking = dest.lock(".bedrock-batch/lock", Bytes::from_static(holder), None);
+    match rt().block_on(taking).unwrap() {
+        bedrock_batch::io::LockAttempt::Acquired(held) => held,
+        bedrock_batch::io::LockAttempt::Busy { .. } => panic!("a new folder"),
+    }
+}
+
+/// Two renewals of one lock at once (the renewer's and a commit's) both keep it: neither is
+/// refused as if another run had written the lock.
 #[test]
 fn two_renewals_at_once_both_keep_the_lock() {
     let e = Env::new(server(), "renewals");
-    let dest = e.dest("F");
-    let first = Bytes::from_static(b"{\"n\":0}");
-    let held = match rt()
-        .block_on(dest.lock(".bedrock-batch/lock", first, None))
-        .unwrap()
-    {
-        bedrock_batch::io::LockAttempt::Acquired(held) => held,
-        bedrock_batch::io::LockAttempt::Busy { .. } => panic!("a new folder"),
-    };
+    let held = take_lock(&e, b"{\"n\":0}");
     for round in 1..6 {
         let a = Bytes::from(format!("{{\"n\":{round},\"by\":\"a\"}}"));
         let b = Bytes::from(format!("{{\"n\":{round},\"by\":\"b\"}}"));
@@ -689,6 +693,30 @@ fn two_renewals_at_once_both_keep_the_lock() {
         let now = e.objects()["F/.bedrock-batch/lock"].clone();
         assert!(now == a || now == b, "one of the two: {now:?}");
     }
+    rt().block_on(held.release()).unwrap();
+    assert!(!e.objects().contains_key("F/.bedrock-batch/lock"));
+}
+
+/// Where every write gets a new ETag (SSE-KMS objects), the same bytes sent twice are refused
+/// the second time: a renewal that lands unanswered, is found and written again, and lands
+/// unanswered again (three times over) is still found to be ours each time, and the lock is
+/// let go at the end.
+#[test]
+fn a_renewal_whose_answers_are_lost_again_and_again_is_still_ours() {
+    let e = Env::new(in_process(), "again");
+    let faults = Arc::clone(&e.s3.faults);
+    faults.kms_etags.store(true, Ordering::SeqCst);
+    let held = take_lock(&e, b"{\"n\":0,\"acquisition\":\"this one\"}");
+    faults.lock_written_503.store(3, Ordering::SeqCst);
+    let renewal = Bytes::from_static(b"{\"n\":1,\"acquisition\":\"this one\"}");
+    let result = rt().block_on(held.refresh(renewal.clone()));
+    assert_eq!(
+        faults.lock_written_503.load(Ordering::SeqCst),
+        0,
+        "{result:?}"
+    );
+    result.unwrap_or_else(|err| panic!("the lock is still ours: {err}"));
+    assert_eq!(e.objects()["F/.bedrock-batch/lock"], renewal);
     rt().block_on(held.release()).unwrap();
     assert!(!e.objects().contains_key("F/.bedrock-batch/lock"));
 }

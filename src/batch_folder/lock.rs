@@ -181,6 +181,10 @@ impl Lease {
                     "the store did not answer before the lease's end",
                 ),
             };
+            // Judged by the lease as it stands now: the other renewal (the renewer's, or a
+            // commit's) may have renewed it while this one waited its turn.
+            let known = *self.known.lock().expect("not poisoned");
+            let give_up = known.ours_until - self.length / 8;
             let again = !LockTakenOver::is(&failure)
                 && !self.lost.load(Ordering::SeqCst)
                 && Instant::now() + self.length / 16 < give_up
@@ -357,5 +361,80 @@ impl Drop for FolderLock {
                 let _ = held.release().await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::future::{BoxFuture, FutureExt};
+
+    /// A held lock whose renewals run one at a time (as the S3 lock's do), each taking the next
+    /// of the scripted times.
+    struct Scripted(tokio::sync::Mutex<std::collections::VecDeque<Duration>>);
+
+    impl HeldLock for Scripted {
+        fn refresh(&self, _holder: Bytes) -> BoxFuture<'_, std::io::Result<()>> {
+            async move {
+                let mut script = self.0.lock().await;
+                tokio::time::sleep(script.pop_front().unwrap_or_default()).await;
+                Ok(())
+            }
+            .boxed()
+        }
+
+        fn needs_refresh(&self) -> bool {
+            true
+        }
+
+        fn release(&self) -> BoxFuture<'_, std::io::Result<()>> {
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    /// A lease of 8 s, last written 2 s ago. A commit's renewal takes 4 s and renews it; the
+    /// renewer's, started just after, waits its turn and takes 2 s more, ending 6 s in: within
+    /// the lease just renewed, though past the one it saw when it started. The lock is not lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_renewal_is_judged_by_the_lease_as_it_stands_when_it_ends() {
+        let length = Duration::from_secs(8);
+        let script = [Duration::from_secs(4), Duration::from_secs(2)];
+        let lease = Arc::new(Lease {
+            held: Arc::new(Scripted(tokio::sync::Mutex::new(script.into()))),
+            holder: Holder {
+                host: "h".into(),
+                machine: "m".into(),
+                pid: 1,
+                command: "c".into(),
+                started_at: now(),
+                expires_at: now() + 6,
+                acquisition: acquisition(),
+            },
+            length,
+            known: std::sync::Mutex::new(Known {
+                ours_until: Instant::now() + length - Duration::from_secs(2),
+                written_expiry: now() + 6,
+            }),
+            lost: AtomicBool::new(false),
+        });
+        let renew = |lease: &Arc<Lease>| {
+            let lease = Arc::clone(lease);
+            tokio::spawn(async move { lease.renew().await })
+        };
+        let commit = renew(&lease);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let renewer = renew(&lease);
+        commit.await.unwrap().expect("the commit's renewal");
+        let second = renewer.await.unwrap();
+        assert!(
+            !lease.lost.load(Ordering::SeqCst),
+            "lost, with the lease renewed: {second:?}"
+        );
+    }
+
+    #[test]
+    fn no_two_takings_are_named_alike() {
+        let names: std::collections::HashSet<String> = (0..1000).map(|_| acquisition()).collect();
+        assert_eq!(names.len(), 1000);
     }
 }

@@ -1344,7 +1344,16 @@ impl Destination for S3Dir {
                             })
                         }
                     },
-                    Err(e) => return Err(s3_error(&format!("locking {uri}"), e)),
+                    Err(e) => {
+                        // Refused or unanswered, the write may still have landed (an answer
+                        // lost after S3 acted): the object holding exactly our bytes says so.
+                        if let Ok(Some((found, etag))) = self.read_lock(&uri).await {
+                            if found == holder {
+                                return Ok(self.held_lock(&uri, &etag));
+                            }
+                        }
+                        return Err(s3_error(&format!("locking {uri}"), e));
+                    }
                 }
             }
             Err(io::Error::other(format!(
@@ -1573,14 +1582,25 @@ impl HeldLock for S3Lock {
             // Counted as perhaps landed from when it is sent until it is answered: the answer
             // may be lost, or this future dropped (a renewal out of time) while it is on its way.
             state.unanswered.push(holder.clone());
-            let mut written = self.put_over(&holder, &state.etag).await;
-            if matches!(&written, Err(e) if LockTakenOver::is(e)) {
-                // Refused: perhaps only for a write of ours that landed unanswered — an earlier
-                // renewal, or this one's first attempt, which the SDK sent again.
-                if let Some(etag) = self.ours_now(&state).await? {
-                    written = self.put_over(&holder, &etag).await;
+            let mut over = state.etag.clone();
+            let mut rounds = 0;
+            let written = loop {
+                match self.put_over(&holder, &over).await {
+                    // Refused: perhaps only for a write of ours that landed unanswered — an
+                    // earlier renewal, or this one's first attempt sent again by the SDK, and
+                    // again after an adoption (a store whose ETags change with every write, as
+                    // SSE-KMS's do, refuses the same bytes sent twice). A few rounds, each one
+                    // a write of ours that landed.
+                    Err(e) if LockTakenOver::is(&e) && rounds < ADOPTIONS => {
+                        match self.ours_now(&state).await? {
+                            Some(etag) => over = etag,
+                            None => break Err(e),
+                        }
+                        rounds += 1;
+                    }
+                    other => break other,
                 }
-            }
+            };
             state.etag = written?;
             state.unanswered.clear();
             Ok(())
@@ -1598,15 +1618,30 @@ impl HeldLock for S3Lock {
             if state.etag.is_empty() {
                 return Ok(());
             }
-            // Only our own lock: one taken over by another run stays theirs.
-            let ours = self.ours_now(&state).await;
+            let released = self.delete_if_ours(&state).await;
             state.etag.clear();
-            let Some(etag) = ours? else {
+            state.unanswered.clear();
+            released
+        }
+        .boxed()
+    }
+}
+
+/// How many times in a row a refused write of the lock may turn out to have been refused for a
+/// write of our own: past that, a store that keeps losing answers counts as another holder.
+const ADOPTIONS: u32 = 4;
+
+impl S3Lock {
+    /// Deletes the lock if it is still ours; one taken over by another run stays theirs.
+    async fn delete_if_ours(&self, state: &LockState) -> io::Result<()> {
+        for _ in 0..ADOPTIONS {
+            let Some(etag) = self.ours_now(state).await? else {
                 return Ok(());
             };
             // Conditional too, where the server honours it: a lock taken over between the read
             // and the delete stays with its new holder.
-            self.dir
+            let deleted = self
+                .dir
                 .client
                 .delete_object()
                 .bucket(&self.uri.bucket)
@@ -1614,17 +1649,16 @@ impl HeldLock for S3Lock {
                 .if_match(&etag)
                 .set_expected_bucket_owner(self.dir.opts.expected_bucket_owner.clone())
                 .send()
-                .await
-                .map(drop)
-                .or_else(|e| {
-                    if precondition_failed(&e) {
-                        Ok(())
-                    } else {
-                        Err(s3_error(&format!("releasing {}", self.uri), e))
-                    }
-                })
+                .await;
+            match deleted {
+                Ok(_) => return Ok(()),
+                // Changed since it was read: taken over, or a renewal of ours landing late (one
+                // the renewer sent before it was stopped). Read again.
+                Err(e) if precondition_failed(&e) => {}
+                Err(e) => return Err(s3_error(&format!("releasing {}", self.uri), e)),
+            }
         }
-        .boxed()
+        Ok(())
     }
 }
 

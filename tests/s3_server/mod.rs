@@ -43,6 +43,14 @@ pub struct Faults {
     /// whose answers were lost.
     pub lock_landed_503: AtomicU32,
     pub lock_landed_403: AtomicU32,
+    /// Conditional writes of a folder's lock that were carried out (only those: a refused one
+    /// is answered as it is) to answer with 503 all the same, while this lasts.
+    pub lock_written_503: AtomicU32,
+    /// Objects written by PutObject get ETags as S3 gives SSE-KMS objects: not the MD5 of the
+    /// content, a new one for every write, so the same bytes written twice differ.
+    pub kms_etags: AtomicBool,
+    /// The ETags made up so far.
+    pub etags_made: AtomicU64,
     /// Refuse everything (the server "goes away").
     pub down: AtomicBool,
     /// Multipart uploads created and not yet completed or aborted: (bucket, key, upload id).
@@ -124,6 +132,7 @@ pub fn in_process() -> TestS3 {
     listener.set_nonblocking(true).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+    let fs_root = root.path().to_owned();
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
     builder.set_auth(s3s::auth::SimpleAuth::from_single("test", "testsecret"));
     let service = builder.build();
@@ -143,6 +152,7 @@ pub fn in_process() -> TestS3 {
                 let svc = Faulty {
                     inner: service.clone(),
                     faults: Arc::clone(&f),
+                    root: fs_root.clone(),
                 };
                 tokio::spawn(async move {
                     let builder = hyper_util::server::conn::auto::Builder::new(
@@ -228,6 +238,50 @@ impl TestS3 {
 struct Faulty {
     inner: s3s::service::S3Service,
     faults: Arc<Faults>,
+    /// s3s-fs's directory, where it keeps each object's ETag.
+    root: std::path::PathBuf,
+}
+
+/// Gives the object `bucket`/`key` the ETag `etag` in s3s-fs's own record of it (its
+/// `.bucket-….object-….internal.json`, names in unpadded URL-safe base64; s3s-fs 0.14), which
+/// its answers and its `If-Match` checks go by.
+fn set_etag(root: &std::path::Path, bucket: &str, key: &str, etag: &str) {
+    fn base64(text: &str) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for group in text.as_bytes().chunks(3) {
+            let n = group
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..=group.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+    // The key as the request's path spells it, percent-encoded.
+    let mut decoded = Vec::new();
+    let mut bytes = key.bytes();
+    while let Some(b) = bytes.next() {
+        let hex = |b: Option<u8>| char::from(b.unwrap_or(b'?')).to_digit(16).unwrap() as u8;
+        decoded.push(if b == b'%' {
+            hex(bytes.next()) << 4 | hex(bytes.next())
+        } else {
+            b
+        });
+    }
+    let key = String::from_utf8(decoded).unwrap();
+    let info = root.join(format!(
+        ".bucket-{}.object-{}.internal.json",
+        base64(bucket),
+        base64(&key)
+    ));
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&info).expect("s3s-fs keeps a record")).unwrap();
+    record.insert("e_tag".into(), etag.into());
+    std::fs::write(&info, serde_json::to_vec(&record).unwrap()).unwrap();
 }
 
 fn error(status: u16, code: &str) -> http::Response<s3s::Body> {
@@ -378,6 +432,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
         } else {
             delay
         };
+        let made_up_etag = f.kms_etags.load(Ordering::SeqCst)
+            && method == http::Method::PUT
+            && !upload_part
+            && !key.is_empty()
+            && !req.headers().contains_key("x-amz-copy-source");
+        let root = self.root.clone();
         let fut = hyper::service::Service::call(&self.inner, req);
         Box::pin(async move {
             if delay > 0 {
@@ -388,10 +448,20 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             } else {
                 None
             };
-            let resp = fut.await?;
+            let mut resp = fut.await?;
+            if made_up_etag && resp.status().is_success() {
+                let n = f.etags_made.fetch_add(1, Ordering::SeqCst);
+                let etag = format!("{:032x}", 0xfeed_u128 << 64 | u128::from(n));
+                set_etag(&root, &bucket, &key, &etag);
+                let header = http::HeaderValue::from_str(&format!("\"{etag}\"")).unwrap();
+                resp.headers_mut().insert("etag", header);
+            }
             drop(serialized);
             if let Some((status, code)) = answer_lost {
                 return Ok(error(status, code));
+            }
+            if lock_write && resp.status().is_success() && take(&f.lock_written_503) {
+                return Ok(error(503, "SlowDown"));
             }
             if creating && resp.status().is_success() {
                 use http_body_util::BodyExt;
