@@ -717,8 +717,60 @@ fn a_renewal_whose_answers_are_lost_again_and_again_is_still_ours() {
     );
     result.unwrap_or_else(|err| panic!("the lock is still ours: {err}"));
     assert_eq!(e.objects()["F/.bedrock-batch/lock"], renewal);
+    // Lost five times in a row (past the four sendings again), the renewal fails as a store out
+    // of reach does — to be tried again while the lease runs —, not as a lock taken over.
+    faults.lock_written_503.store(5, Ordering::SeqCst);
+    let later = Bytes::from_static(b"{\"n\":2,\"acquisition\":\"this one\"}");
+    let err = rt()
+        .block_on(held.refresh(later.clone()))
+        .expect_err("no write answered");
+    assert_eq!(faults.lock_written_503.load(Ordering::SeqCst), 0, "{err}");
+    assert!(!bedrock_batch::io::LockTakenOver::is(&err), "{err}");
+    assert_eq!(e.objects()["F/.bedrock-batch/lock"], later);
+    let last = Bytes::from_static(b"{\"n\":3,\"acquisition\":\"this one\"}");
+    rt().block_on(held.refresh(last.clone()))
+        .unwrap_or_else(|err| panic!("tried again: {err}"));
+    assert_eq!(e.objects()["F/.bedrock-batch/lock"], last);
     rt().block_on(held.release()).unwrap();
     assert!(!e.objects().contains_key("F/.bedrock-batch/lock"));
+}
+
+/// A create or a takeover that fails while another run holds the lock never counts as taken:
+/// the lock read back after a failed write is taken only when it holds exactly this run's bytes.
+#[test]
+fn a_failed_create_or_takeover_never_takes_another_runs_lock() {
+    let e = Env::new(in_process(), "theirs");
+    let faults = Arc::clone(&e.s3.faults);
+    let theirs = b"{\"run\":\"x\",\"acquisition\":\"x\"}";
+    let _held = take_lock(&e, theirs);
+    let version = rt().block_on(async {
+        let head = e.s3.client().await.head_object().bucket(&e.bucket);
+        let head = head.key("F/.bedrock-batch/lock").send().await.unwrap();
+        head.e_tag().unwrap().to_owned()
+    });
+    let dest = e.dest("F");
+    let ours = Bytes::from_static(b"{\"run\":\"y\",\"acquisition\":\"y\"}");
+    for (what, take_over, fault) in [
+        // A create refused (the lock is there), answered 403.
+        ("create", None, &faults.lock_landed_403),
+        // A takeover of the version seen, refused before it reached the store.
+        ("takeover", Some(version.clone()), &faults.lock_renewal_403),
+        // A takeover of a version gone since (refused), answered 403.
+        (
+            "stale takeover",
+            Some("\"gone\"".to_owned()),
+            &faults.lock_landed_403,
+        ),
+    ] {
+        fault.store(1, Ordering::SeqCst);
+        let attempt = rt().block_on(dest.lock(".bedrock-batch/lock", ours.clone(), take_over));
+        assert_eq!(fault.load(Ordering::SeqCst), 0, "{what}: the fault was met");
+        assert!(
+            !matches!(attempt, Ok(bedrock_batch::io::LockAttempt::Acquired(_))),
+            "{what}: another run's lock taken"
+        );
+        assert_eq!(e.objects()["F/.bedrock-batch/lock"], theirs);
+    }
 }
 
 /// S3 refusing any one of the commit's requests (CompleteMultipartUpload, PutObject,

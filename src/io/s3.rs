@@ -1590,14 +1590,22 @@ impl HeldLock for S3Lock {
                     // earlier renewal, or this one's first attempt sent again by the SDK, and
                     // again after an adoption (a store whose ETags change with every write, as
                     // SSE-KMS's do, refuses the same bytes sent twice). A few rounds, each one
-                    // a write of ours that landed.
-                    Err(e) if LockTakenOver::is(&e) && rounds < ADOPTIONS => {
-                        match self.ours_now(&state).await? {
-                            Some(etag) => over = etag,
-                            None => break Err(e),
+                    // a write of ours that landed; then the lock is read once more.
+                    Err(e) if LockTakenOver::is(&e) => match self.ours_now(&state).await? {
+                        Some(etag) if rounds < ADOPTIONS => {
+                            over = etag;
+                            rounds += 1;
                         }
-                        rounds += 1;
-                    }
+                        // Ours still, but every write of it lost its answer: a store not
+                        // answering, which the lease's own retries are for.
+                        Some(_) => {
+                            break Err(io::Error::other(format!(
+                                "renewing the lock {}: the answers to {ADOPTIONS} writes in a row were lost",
+                                self.uri
+                            )))
+                        }
+                        None => break Err(e),
+                    },
                     other => break other,
                 }
             };
@@ -1628,7 +1636,8 @@ impl HeldLock for S3Lock {
 }
 
 /// How many times in a row a refused write of the lock may turn out to have been refused for a
-/// write of our own: past that, a store that keeps losing answers counts as another holder.
+/// write of our own and be sent again: past that, the renewal fails as a store out of reach
+/// does (tried again while the lease runs), or as a takeover if the lock is no longer ours.
 const ADOPTIONS: u32 = 4;
 
 impl S3Lock {

@@ -47,7 +47,9 @@ pub struct Faults {
     /// is answered as it is) to answer with 503 all the same, while this lasts.
     pub lock_written_503: AtomicU32,
     /// Objects written by PutObject get ETags as S3 gives SSE-KMS objects: not the MD5 of the
-    /// content, a new one for every write, so the same bytes written twice differ.
+    /// content, a new one for every write, so the same bytes written twice differ. (Set just
+    /// after s3s-fs has written the object: a read at that moment may see its MD5 ETag, and a
+    /// copy keeps its source's. For requests one at a time.)
     pub kms_etags: AtomicBool,
     /// The ETags made up so far.
     pub etags_made: AtomicU64,
@@ -278,10 +280,17 @@ fn set_etag(root: &std::path::Path, bucket: &str, key: &str, etag: &str) {
         base64(bucket),
         base64(&key)
     ));
+    // No record (s3s-fs keeps none for a key ending in `/`): the ETag stays its own.
+    let Ok(bytes) = std::fs::read(&info) else {
+        return;
+    };
     let mut record: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(&info).expect("s3s-fs keeps a record")).unwrap();
+        serde_json::from_slice(&bytes).unwrap();
     record.insert("e_tag".into(), etag.into());
-    std::fs::write(&info, serde_json::to_vec(&record).unwrap()).unwrap();
+    // Replaced whole, never seen half written.
+    let new = info.with_extension("made-up");
+    std::fs::write(&new, serde_json::to_vec(&record).unwrap()).unwrap();
+    std::fs::rename(&new, &info).unwrap();
 }
 
 fn error(status: u16, code: &str) -> http::Response<s3s::Body> {
