@@ -1323,36 +1323,37 @@ impl Destination for S3Dir {
                 };
                 match put.send().await {
                     Ok(out) => return Ok(self.held_lock(&uri, out.e_tag().unwrap_or_default())),
-                    Err(e) if precondition_failed(&e) => match self.read_lock(&uri).await? {
-                        // Our own write, whose answer was lost (the SDK sent it again, and the
-                        // second attempt found the first one's object).
-                        Some((found, etag)) if found == holder => {
-                            return Ok(self.held_lock(&uri, &etag))
-                        }
-                        Some((holder, etag)) => {
-                            return Ok(LockAttempt::Busy {
-                                holder,
-                                version: Some(etag),
-                            })
-                        }
-                        // Released in between: try again.
-                        None if take_over.is_none() => continue,
-                        None => {
-                            return Ok(LockAttempt::Busy {
-                                holder: Vec::new(),
-                                version: None,
-                            })
-                        }
-                    },
                     Err(e) => {
-                        // Refused or unanswered, the write may still have landed (an answer
-                        // lost after S3 acted): the object holding exactly our bytes says so.
-                        if let Ok(Some((found, etag))) = self.read_lock(&uri).await {
-                            if found == holder {
-                                return Ok(self.held_lock(&uri, &etag));
+                        // Refused, or unanswered: the write may still have landed (an answer
+                        // lost after S3 acted, the SDK's retry of it refused), which the object
+                        // holding exactly our bytes says. Another refusal's read must succeed: it
+                        // tells who holds the lock.
+                        let refused = precondition_failed(&e);
+                        let found = match self.read_lock(&uri).await {
+                            Ok(found) => found,
+                            Err(read) if refused => return Err(read),
+                            Err(_) => None,
+                        };
+                        match found {
+                            Some((found, etag)) if found == holder => {
+                                return Ok(self.held_lock(&uri, &etag))
+                            }
+                            _ if !refused => return Err(s3_error(&format!("locking {uri}"), e)),
+                            Some((holder, etag)) => {
+                                return Ok(LockAttempt::Busy {
+                                    holder,
+                                    version: Some(etag),
+                                })
+                            }
+                            // Released in between: try again.
+                            None if take_over.is_none() => continue,
+                            None => {
+                                return Ok(LockAttempt::Busy {
+                                    holder: Vec::new(),
+                                    version: None,
+                                })
                             }
                         }
-                        return Err(s3_error(&format!("locking {uri}"), e));
                     }
                 }
             }
@@ -1532,6 +1533,11 @@ impl S3Dir {
     }
 }
 
+/// How many times in a row a refused write of the lock may turn out to have been refused for a
+/// write of our own and be sent again: past that, the renewal fails as a store out of reach
+/// does (tried again while the lease runs), or as a takeover if the lock is no longer ours.
+const ADOPTIONS: u32 = 4;
+
 impl S3Lock {
     /// Writes `holder` over the version `etag`; its new ETag, or [`LockTakenOver`] when the
     /// object is no longer that version.
@@ -1569,6 +1575,35 @@ impl S3Lock {
             }
             _ => None,
         })
+    }
+
+    /// Deletes the lock if it is still ours; one taken over by another run stays theirs.
+    async fn delete_if_ours(&self, state: &LockState) -> io::Result<()> {
+        for _ in 0..ADOPTIONS {
+            let Some(etag) = self.ours_now(state).await? else {
+                return Ok(());
+            };
+            // Conditional too, where the server honours it: a lock taken over between the read
+            // and the delete stays with its new holder.
+            let deleted = self
+                .dir
+                .client
+                .delete_object()
+                .bucket(&self.uri.bucket)
+                .key(&self.uri.key)
+                .if_match(&etag)
+                .set_expected_bucket_owner(self.dir.opts.expected_bucket_owner.clone())
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => return Ok(()),
+                // Changed since it was read: taken over, or a renewal of ours landing late (one
+                // the renewer sent before it was stopped). Read again.
+                Err(e) if precondition_failed(&e) => {}
+                Err(e) => return Err(s3_error(&format!("releasing {}", self.uri), e)),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1632,42 +1667,6 @@ impl HeldLock for S3Lock {
             released
         }
         .boxed()
-    }
-}
-
-/// How many times in a row a refused write of the lock may turn out to have been refused for a
-/// write of our own and be sent again: past that, the renewal fails as a store out of reach
-/// does (tried again while the lease runs), or as a takeover if the lock is no longer ours.
-const ADOPTIONS: u32 = 4;
-
-impl S3Lock {
-    /// Deletes the lock if it is still ours; one taken over by another run stays theirs.
-    async fn delete_if_ours(&self, state: &LockState) -> io::Result<()> {
-        for _ in 0..ADOPTIONS {
-            let Some(etag) = self.ours_now(state).await? else {
-                return Ok(());
-            };
-            // Conditional too, where the server honours it: a lock taken over between the read
-            // and the delete stays with its new holder.
-            let deleted = self
-                .dir
-                .client
-                .delete_object()
-                .bucket(&self.uri.bucket)
-                .key(&self.uri.key)
-                .if_match(&etag)
-                .set_expected_bucket_owner(self.dir.opts.expected_bucket_owner.clone())
-                .send()
-                .await;
-            match deleted {
-                Ok(_) => return Ok(()),
-                // Changed since it was read: taken over, or a renewal of ours landing late (one
-                // the renewer sent before it was stopped). Read again.
-                Err(e) if precondition_failed(&e) => {}
-                Err(e) => return Err(s3_error(&format!("releasing {}", self.uri), e)),
-            }
-        }
-        Ok(())
     }
 }
 

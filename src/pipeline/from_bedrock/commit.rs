@@ -15,7 +15,7 @@ use super::lines::{Answers, Item};
 use super::{BadLine, FromBedrockOptions, FromBedrockReport};
 use crate::batch_folder::RecordLedger;
 use crate::io::{ObjectWriter, PendingRun};
-use crate::record::bedrock_output::{write_missing_line, LineIds, Outcome};
+use crate::record::bedrock_output::{write_missing_line, IdSeed, Outcome};
 use crate::record::Usage;
 
 /// What became of a record so far.
@@ -345,6 +345,7 @@ async fn write_missing(
     report: &mut FromBedrockReport,
 ) -> Result<(), Error> {
     let mut buf = Vec::new();
+    let ids = IdSeed::new(&opts.id_salt);
     for (i, seen) in seen.iter().enumerate() {
         if *seen != Seen::Not {
             continue;
@@ -357,7 +358,7 @@ async fn write_missing(
             .unwrap_or(&opts.missing);
         write_missing_line(
             custom_id,
-            &LineIds::new(&opts.id_salt, &literal),
+            &ids.ids(&literal),
             &why.code,
             &why.message,
             &mut buf,
