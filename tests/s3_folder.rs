@@ -673,7 +673,100 @@ fn take_lock(e: &Env, holder: &'static [u8]) -> Arc<dyn bedrock_batch::io::HeldL
     let taking = dest.lock(".bedrock-batch/lock", Bytes::from_static(holder), None);
     match rt().block_on(taking).unwrap() {
         bedrock_batch::io::LockAttempt::Acquired(held) => held,
-        bedrock_batch::io::LockAttempt::Busy { .. } => panic!("a new folder"),
+        _ => panic!("a new folder"),
+    }
+}
+
+/// A stale lock whose holder lets go of it just before this run takes it over — S3 answers
+/// the take-over 404, the object being gone — is taken afresh, not reported as held by
+/// another run.
+#[test]
+fn a_stale_lock_let_go_just_before_its_takeover_is_taken_afresh() {
+    let e = Env::new(in_process(), "let-go");
+    let input = e.input("in.jsonl", &lines(120, "g-"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale = serde_json::json!({"host": "elsewhere", "pid": 42, "command": "run",
+        "started_at": now - 7200, "expires_at": now - 3600});
+    e.put("A/.bedrock-batch/lock", &stale.to_string());
+    let faults = Arc::clone(&e.s3.faults);
+    faults.lock_let_go.store(1, Ordering::SeqCst);
+    let o = e.run(&["to-bedrock", &input, &e.folder("A"), "-m", MODEL]);
+    assert_eq!(faults.lock_let_go.load(Ordering::SeqCst), 0, "a take-over");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = e.objects();
+    assert!(
+        !after.contains_key("A/.bedrock-batch/lock"),
+        "let go at the end"
+    );
+    let written: Vec<_> = after
+        .keys()
+        .filter(|k| k.starts_with("A/") && k.ends_with(".jsonl"))
+        .collect();
+    assert!(!written.is_empty(), "{:?}", after.keys());
+}
+
+/// A release whose conditional delete is refused as if the lock had changed reads it again and
+/// deletes it while it is still this run's; refused every time, it says the lock is left to
+/// expire rather than letting go silently. Another run's lock is never deleted.
+#[test]
+fn a_refused_release_deletes_the_lock_while_it_is_still_ours() {
+    let e = Env::new(in_process(), "release");
+    let faults = Arc::clone(&e.s3.faults);
+    let held = take_lock(&e, b"{\"acquisition\":\"mine\"}");
+    faults.lock_delete_412.store(2, Ordering::SeqCst);
+    rt().block_on(held.release())
+        .unwrap_or_else(|err| panic!("let go after two refusals: {err}"));
+    assert_eq!(faults.lock_delete_412.load(Ordering::SeqCst), 0);
+    assert!(!e.objects().contains_key("F/.bedrock-batch/lock"));
+
+    let held = take_lock(&e, b"{\"acquisition\":\"mine again\"}");
+    faults.lock_delete_412.store(100, Ordering::SeqCst);
+    let err = rt().block_on(held.release()).expect_err("never deleted");
+    faults.lock_delete_412.store(0, Ordering::SeqCst);
+    assert!(err.to_string().contains("left to expire"), "{err}");
+    assert_eq!(
+        e.objects()["F/.bedrock-batch/lock"],
+        b"{\"acquisition\":\"mine again\"}"
+    );
+
+    // Taken over by another run before the release reads the lock, or between that read and
+    // the delete (which is conditional on the version read): the other run's lock stays.
+    for between in [false, true] {
+        let e = Env::new(in_process(), "release-theirs");
+        let faults = Arc::clone(&e.s3.faults);
+        let held = take_lock(&e, b"{\"acquisition\":\"mine\"}");
+        let theirs = "{\"acquisition\":\"theirs\"}";
+        if !between {
+            e.put("F/.bedrock-batch/lock", theirs);
+        }
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *faults.gate.lock().unwrap() = Some((
+            http::Method::DELETE,
+            ".bedrock-batch/lock".into(),
+            Arc::clone(&gate),
+        ));
+        let release = std::thread::spawn(move || rt().block_on(held.release()));
+        if between {
+            wait_until("the delete", || {
+                faults
+                    .seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s.0.starts_with("DELETE"))
+            });
+            e.put("F/.bedrock-batch/lock", theirs);
+        }
+        gate.add_permits(100);
+        release.join().unwrap().unwrap();
+        assert_eq!(
+            e.objects()["F/.bedrock-batch/lock"],
+            theirs.as_bytes(),
+            "{between}"
+        );
     }
 }
 

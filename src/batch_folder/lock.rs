@@ -67,6 +67,10 @@ impl LockOptions {
 /// How far two machines' clocks may disagree before a lease looks expired too early.
 const CLOCK_SKEW: u64 = 60;
 
+/// How many times taking the lock starts again when a stale lock it was taking over is let go
+/// of first (its run ending late, or another run taking it and letting it go).
+const TAKINGS: u32 = 3;
+
 /// What the lock file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Holder {
@@ -220,64 +224,80 @@ impl FolderLock {
         };
         let expires_at = me.expires_at;
         let body = || Bytes::from(serde_json::to_vec(&me).expect("serializes"));
-        let io = FolderError::io(format!("locking {}", dest.uri(LOCK)));
-        let attempt = dest.lock(LOCK, body(), None).await.map_err(io)?;
-        let held = match attempt {
-            LockAttempt::Acquired(held) => held,
-            LockAttempt::Busy { holder, version } => {
-                let other: Option<Holder> = serde_json::from_slice(&holder).ok();
-                let described = other.as_ref().map_or_else(
-                    || "a holder that left no description".to_owned(),
-                    Holder::describe,
-                );
-                let Some(version) = version else {
-                    return Err(FolderError::Locked {
-                        folder,
-                        holder: described,
-                        hint: "The lock goes when that process ends.".into(),
-                    });
-                };
-                let stale = match &other {
-                    Some(h) => {
-                        let here =
-                            h.host == me.host && h.machine == me.machine && !me.machine.is_empty();
-                        (here && !crate::io::pid_alive(h.pid))
-                            || now() > h.expires_at.saturating_add(CLOCK_SKEW)
-                    }
-                    None => false,
-                };
-                if !(stale || opts.break_lock) {
-                    let hint = match &other {
-                        Some(h) => format!(
-                            "If that run is dead, its lock expires at {}; --break-lock takes it now.",
-                            super::time_text(h.expires_at.saturating_add(CLOCK_SKEW))
-                        ),
-                        None => "If that run is dead, --break-lock takes the lock.".to_owned(),
-                    };
-                    return Err(FolderError::Locked {
-                        folder,
-                        holder: described,
-                        hint,
-                    });
+        // A lock found stale can be let go of by its holder before the take-over: then it is
+        // taken afresh, a few times at most.
+        let mut rounds = 0;
+        let held = loop {
+            rounds += 1;
+            if rounds > TAKINGS {
+                return Err(FolderError::Locked {
+                    folder,
+                    holder: format!(
+                        "it let the lock go as this run took it over, {TAKINGS} times running"
+                    ),
+                    hint: "Then try again.".into(),
+                });
+            }
+            let io = FolderError::io(format!("locking {}", dest.uri(LOCK)));
+            let (holder, version) = match dest.lock(LOCK, body(), None).await.map_err(io)? {
+                LockAttempt::Acquired(held) => break held,
+                LockAttempt::Busy { holder, version } => (holder, version),
+                // Said of a take-over only; whichever finds the lock gone, it is free again.
+                LockAttempt::Released => continue,
+            };
+            let other: Option<Holder> = serde_json::from_slice(&holder).ok();
+            let described = other.as_ref().map_or_else(
+                || "a holder that left no description".to_owned(),
+                Holder::describe,
+            );
+            let Some(version) = version else {
+                return Err(FolderError::Locked {
+                    folder,
+                    holder: described,
+                    hint: "The lock goes when that process ends.".into(),
+                });
+            };
+            let stale = match &other {
+                Some(h) => {
+                    let here =
+                        h.host == me.host && h.machine == me.machine && !me.machine.is_empty();
+                    (here && !crate::io::pid_alive(h.pid))
+                        || now() > h.expires_at.saturating_add(CLOCK_SKEW)
                 }
-                let io = FolderError::io(format!("taking over the lock {}", dest.uri(LOCK)));
-                match dest.lock(LOCK, body(), Some(version)).await.map_err(io)? {
-                    LockAttempt::Acquired(held) => {
-                        tracing::warn!(
-                            "{folder}: took over the lock of {described} ({})",
-                            if stale { "gone" } else { "--break-lock" }
-                        );
-                        held
-                    }
-                    LockAttempt::Busy { holder, .. } => {
-                        let described = serde_json::from_slice::<Holder>(&holder)
-                            .map_or_else(|_| "another run".to_owned(), |h| h.describe());
-                        return Err(FolderError::Locked {
-                            folder,
-                            holder: described,
-                            hint: "It took the lock over just before this run.".into(),
-                        });
-                    }
+                None => false,
+            };
+            if !(stale || opts.break_lock) {
+                let hint = match &other {
+                    Some(h) => format!(
+                        "If that run is dead, its lock expires at {}; --break-lock takes it now.",
+                        super::time_text(h.expires_at.saturating_add(CLOCK_SKEW))
+                    ),
+                    None => "If that run is dead, --break-lock takes the lock.".to_owned(),
+                };
+                return Err(FolderError::Locked {
+                    folder,
+                    holder: described,
+                    hint,
+                });
+            }
+            let io = FolderError::io(format!("taking over the lock {}", dest.uri(LOCK)));
+            match dest.lock(LOCK, body(), Some(version)).await.map_err(io)? {
+                LockAttempt::Acquired(held) => {
+                    tracing::warn!(
+                        "{folder}: took over the lock of {described} ({})",
+                        if stale { "gone" } else { "--break-lock" }
+                    );
+                    break held;
+                }
+                LockAttempt::Released => continue,
+                LockAttempt::Busy { holder, .. } => {
+                    let described = serde_json::from_slice::<Holder>(&holder)
+                        .map_or_else(|_| "another run".to_owned(), |h| h.describe());
+                    return Err(FolderError::Locked {
+                        folder,
+                        holder: described,
+                        hint: "It took the lock over just before this run.".into(),
+                    });
                 }
             }
         };

@@ -1411,6 +1411,7 @@ mod tests {
                 assert_eq!(version, None);
             }
             LockAttempt::Acquired(_) => panic!("a second holder"),
+            LockAttempt::Released => panic!("a lock held by a live process"),
         }
         held.release().await.unwrap();
         assert!(!root.exists(), "a folder made for the lock goes with it");

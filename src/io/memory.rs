@@ -164,10 +164,7 @@ impl Destination for MemoryDir {
                 version: Some(version(held)),
             }),
             (None, None) => None,
-            (None, Some(_)) => Some(LockAttempt::Busy {
-                holder: Vec::new(),
-                version: None,
-            }),
+            (None, Some(_)) => Some(LockAttempt::Released),
         };
         let attempt = attempt.unwrap_or_else(|| {
             // A copy, so its address (the version) is its own.

@@ -367,6 +367,9 @@ pub enum LockAttempt {
         /// is held by a live process, and ends with it).
         version: Option<String>,
     },
+    /// A take-over found no lock: its holder let go of it after it was seen. Nothing was
+    /// written; the lock is free to be taken afresh.
+    Released,
 }
 
 /// What [`HeldLock::refresh`] fails with when another run has taken the lock over, as opposed
@@ -445,7 +448,7 @@ pub trait Destination: Send + Sync {
     }
     /// Takes the lock object at `rel`, writing `holder` into it: exclusively (created only if
     /// absent), or — with `take_over` — replacing the holder whose version was seen, and only if
-    /// it is still that one.
+    /// it is still that one ([`LockAttempt::Released`] if there is none any more).
     ///
     /// `holder`, and every body a renewal writes, must be bytes no other run writes (name the
     /// acquisition): a write whose answer was lost is known to have landed by finding them.

@@ -1327,8 +1327,11 @@ impl Destination for S3Dir {
                         // Refused, or unanswered: the write may still have landed (an answer
                         // lost after S3 acted, the SDK's retry of it refused), which the object
                         // holding exactly our bytes says. Another refusal's read must succeed: it
-                        // tells who holds the lock.
+                        // tells who holds the lock. A take-over of an object deleted since it
+                        // was read is refused too: S3 answers it 404, where some stores say 412.
                         let refused = precondition_failed(&e);
+                        let e = s3_error(&format!("locking {uri}"), e);
+                        let refused = refused || (take_over.is_some() && object_gone(&e));
                         let found = match self.read_lock(&uri).await {
                             Ok(found) => found,
                             Err(read) if refused => return Err(read),
@@ -1338,7 +1341,7 @@ impl Destination for S3Dir {
                             Some((found, etag)) if found == holder => {
                                 return Ok(self.held_lock(&uri, &etag))
                             }
-                            _ if !refused => return Err(s3_error(&format!("locking {uri}"), e)),
+                            _ if !refused => return Err(e),
                             Some((holder, etag)) => {
                                 return Ok(LockAttempt::Busy {
                                     holder,
@@ -1347,12 +1350,7 @@ impl Destination for S3Dir {
                             }
                             // Released in between: try again.
                             None if take_over.is_none() => continue,
-                            None => {
-                                return Ok(LockAttempt::Busy {
-                                    holder: Vec::new(),
-                                    version: None,
-                                })
-                            }
+                            None => return Ok(LockAttempt::Released),
                         }
                     }
                 }
@@ -1600,10 +1598,19 @@ impl S3Lock {
                 // Changed since it was read: taken over, or a renewal of ours landing late (one
                 // the renewer sent before it was stopped). Read again.
                 Err(e) if precondition_failed(&e) => {}
-                Err(e) => return Err(s3_error(&format!("releasing {}", self.uri), e)),
+                Err(e) => {
+                    let e = s3_error(&format!("releasing {}", self.uri), e);
+                    // Gone since it was read (a store that answers a conditional delete of
+                    // nothing 404): nothing of ours is left.
+                    return if object_gone(&e) { Ok(()) } else { Err(e) };
+                }
             }
         }
-        Ok(())
+        // Still ours, by every read, and every delete refused: left for its lease to end.
+        Err(io::Error::other(format!(
+            "releasing {}: deleting it was refused {ADOPTIONS} times while it still read as this run's; it is left to expire with its lease",
+            self.uri
+        )))
     }
 }
 

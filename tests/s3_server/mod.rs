@@ -33,6 +33,10 @@ pub struct Faults {
     /// Delay every request of this method (`GET`, `PUT` …) for a key ending so, by this many
     /// milliseconds (a server that stalls just there).
     pub delay: std::sync::Mutex<Option<(http::Method, String, u64)>>,
+    /// Requests of this method for a key ending so wait for a permit of this semaphore before
+    /// they reach the store (a request held in flight while the test acts).
+    #[allow(clippy::type_complexity)]
+    pub gate: std::sync::Mutex<Option<(http::Method, String, Arc<tokio::sync::Semaphore>)>>,
     /// Ranged GETs seen.
     pub gets: AtomicU64,
     /// Renewals of a folder's lock (conditional PUTs of `.bedrock-batch/lock`) to answer with
@@ -53,6 +57,12 @@ pub struct Faults {
     pub kms_etags: AtomicBool,
     /// The ETags made up so far.
     pub etags_made: AtomicU64,
+    /// Conditional writes (`If-Match`) of a folder's lock find it gone: the object is deleted
+    /// just before, as its holder letting go of it would.
+    pub lock_let_go: AtomicU32,
+    /// Conditional deletes (`If-Match`) of a folder's lock to refuse with 412, as if it had
+    /// changed since it was read.
+    pub lock_delete_412: AtomicU32,
     /// Refuse everything (the server "goes away").
     pub down: AtomicBool,
     /// Multipart uploads created and not yet completed or aborted: (bucket, key, upload id).
@@ -244,10 +254,30 @@ struct Faulty {
     root: std::path::PathBuf,
 }
 
-/// Gives the object `bucket`/`key` the ETag `etag` in s3s-fs's own record of it (its
-/// `.bucket-….object-….internal.json`, names in unpadded URL-safe base64; s3s-fs 0.14), which
-/// its answers and its `If-Match` checks go by.
-fn set_etag(root: &std::path::Path, bucket: &str, key: &str, etag: &str) {
+/// A key as the request's path spells it (percent-encoded), decoded.
+fn decoded(key: &str) -> String {
+    let mut decoded = Vec::new();
+    let mut bytes = key.bytes();
+    while let Some(b) = bytes.next() {
+        let hex = |b: Option<u8>| char::from(b.unwrap_or(b'?')).to_digit(16).unwrap() as u8;
+        decoded.push(if b == b'%' {
+            hex(bytes.next()) << 4 | hex(bytes.next())
+        } else {
+            b
+        });
+    }
+    String::from_utf8(decoded).unwrap()
+}
+
+/// Where s3s-fs 0.14 keeps the object `bucket`/`key` (the key as the request spells it).
+fn object_path(root: &std::path::Path, bucket: &str, key: &str) -> std::path::PathBuf {
+    root.join(bucket).join(decoded(key))
+}
+
+/// s3s-fs's own record of the object `bucket`/`key` (its `.bucket-….object-….internal.json`,
+/// names in unpadded URL-safe base64; s3s-fs 0.14), whose ETag its answers and its `If-Match`
+/// checks go by. It outlives a deleted object.
+fn record_path(root: &std::path::Path, bucket: &str, key: &str) -> std::path::PathBuf {
     fn base64(text: &str) -> String {
         const ALPHABET: &[u8; 64] =
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -263,23 +293,26 @@ fn set_etag(root: &std::path::Path, bucket: &str, key: &str, etag: &str) {
         }
         out
     }
-    // The key as the request's path spells it, percent-encoded.
-    let mut decoded = Vec::new();
-    let mut bytes = key.bytes();
-    while let Some(b) = bytes.next() {
-        let hex = |b: Option<u8>| char::from(b.unwrap_or(b'?')).to_digit(16).unwrap() as u8;
-        decoded.push(if b == b'%' {
-            hex(bytes.next()) << 4 | hex(bytes.next())
-        } else {
-            b
-        });
-    }
-    let key = String::from_utf8(decoded).unwrap();
-    let info = root.join(format!(
+    root.join(format!(
         ".bucket-{}.object-{}.internal.json",
         base64(bucket),
-        base64(&key)
-    ));
+        base64(&decoded(key))
+    ))
+}
+
+/// The ETag s3s-fs answers for the object `bucket`/`key`, if it exists and has a record.
+fn recorded_etag(root: &std::path::Path, bucket: &str, key: &str) -> Option<String> {
+    if !object_path(root, bucket, key).is_file() {
+        return None;
+    }
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record_path(root, bucket, key)).ok()?).ok()?;
+    record["e_tag"].as_str().map(str::to_owned)
+}
+
+/// Gives the object `bucket`/`key` the ETag `etag` in s3s-fs's own record of it.
+fn set_etag(root: &std::path::Path, bucket: &str, key: &str, etag: &str) {
+    let info = record_path(root, bucket, key);
     // No record (s3s-fs keeps none for a key ending in `/`): the ETag stays its own.
     let Ok(bytes) = std::fs::read(&info) else {
         return;
@@ -374,9 +407,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             .find_map(|p| p.strip_prefix("uploadId="))
             .map(str::to_owned);
         let upload_part = req.method() == http::Method::PUT && query.contains("partNumber=");
-        let conditional = req.method() == http::Method::PUT
+        // S3 honours `If-Match` on DELETE, and answers a PUT with `If-Match` on a missing object
+        // 404 NoSuchKey; s3s-fs ignores the one and answers 412 to the other. Done here as S3
+        // does them.
+        let if_match = header("if-match").map(|v| v.trim_matches('"').to_owned());
+        let put_if_match = method == http::Method::PUT && !upload_part && if_match.is_some();
+        let delete_if_match = method == http::Method::DELETE && !ending && if_match.is_some();
+        let conditional = (req.method() == http::Method::PUT
             && (req.headers().contains_key("if-none-match")
-                || req.headers().contains_key("if-match"));
+                || req.headers().contains_key("if-match")))
+            || delete_if_match;
         let commit_step = (ending && method == http::Method::POST)
             || (method == http::Method::PUT
                 && !upload_part
@@ -397,6 +437,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             && req.headers().contains_key("if-match");
         if renewal && take(&f.lock_renewal_403) {
             return refuse(req, 403, "AccessDenied");
+        }
+        if renewal && take(&f.lock_let_go) {
+            let _ = std::fs::remove_file(object_path(&self.root, &bucket, &key));
+        }
+        let lock_delete = delete_if_match && key.ends_with(".bedrock-batch/lock");
+        if lock_delete && take(&f.lock_delete_412) {
+            return refuse(req, 412, "PreconditionFailed");
         }
         let lock_write = method == http::Method::PUT
             && key.ends_with(".bedrock-batch/lock")
@@ -446,9 +493,18 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             && !upload_part
             && !key.is_empty()
             && !req.headers().contains_key("x-amz-copy-source");
+        let gate = match &*f.gate.lock().unwrap() {
+            Some((m, suffix, gate)) if method == m && key.ends_with(suffix.as_str()) => {
+                Some(Arc::clone(gate))
+            }
+            _ => None,
+        };
         let root = self.root.clone();
-        let fut = hyper::service::Service::call(&self.inner, req);
+        let inner = self.inner.clone();
         Box::pin(async move {
+            if let Some(gate) = gate {
+                let _ = gate.acquire().await;
+            }
             if delay > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             }
@@ -457,7 +513,21 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             } else {
                 None
             };
-            let mut resp = fut.await?;
+            let refused = if put_if_match && !object_path(&root, &bucket, &key).is_file() {
+                Some((404, "NoSuchKey"))
+            } else if delete_if_match
+                && recorded_etag(&root, &bucket, &key).is_some_and(|e| Some(e) != if_match)
+            {
+                Some((412, "PreconditionFailed"))
+            } else {
+                None
+            };
+            if let Some((status, code)) = refused {
+                use http_body_util::BodyExt;
+                let _ = req.into_body().collect().await;
+                return Ok(error(status, code));
+            }
+            let mut resp = hyper::service::Service::call(&inner, req).await?;
             if made_up_etag && resp.status().is_success() {
                 let n = f.etags_made.fetch_add(1, Ordering::SeqCst);
                 let etag = format!("{:032x}", 0xfeed_u128 << 64 | u128::from(n));
