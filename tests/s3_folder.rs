@@ -679,7 +679,8 @@ fn take_lock(e: &Env, holder: &'static [u8]) -> Arc<dyn bedrock_batch::io::HeldL
 
 /// A stale lock whose holder lets go of it just before this run takes it over — S3 answers
 /// the take-over 404, the object being gone — is taken afresh, not reported as held by
-/// another run.
+/// another run. Also in a folder whose name spells an S3 error code (`NoSuchBucket`): an
+/// object gone is told from a bucket missing by the code S3 answered, not by the words.
 #[test]
 fn a_stale_lock_let_go_just_before_its_takeover_is_taken_afresh() {
     let e = Env::new(in_process(), "let-go");
@@ -690,22 +691,51 @@ fn a_stale_lock_let_go_just_before_its_takeover_is_taken_afresh() {
         .as_secs();
     let stale = serde_json::json!({"host": "elsewhere", "pid": 42, "command": "run",
         "started_at": now - 7200, "expires_at": now - 3600});
-    e.put("A/.bedrock-batch/lock", &stale.to_string());
-    let faults = Arc::clone(&e.s3.faults);
-    faults.lock_let_go.store(1, Ordering::SeqCst);
-    let o = e.run(&["to-bedrock", &input, &e.folder("A"), "-m", MODEL]);
-    assert_eq!(faults.lock_let_go.load(Ordering::SeqCst), 0, "a take-over");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let after = e.objects();
-    assert!(
-        !after.contains_key("A/.bedrock-batch/lock"),
-        "let go at the end"
-    );
-    let written: Vec<_> = after
-        .keys()
-        .filter(|k| k.starts_with("A/") && k.ends_with(".jsonl"))
-        .collect();
-    assert!(!written.is_empty(), "{:?}", after.keys());
+    for folder in ["A", "NoSuchBucket"] {
+        e.put(&format!("{folder}/.bedrock-batch/lock"), &stale.to_string());
+        let faults = Arc::clone(&e.s3.faults);
+        faults.lock_let_go.store(1, Ordering::SeqCst);
+        let o = e.run(&["to-bedrock", &input, &e.folder(folder), "-m", MODEL]);
+        assert_eq!(faults.lock_let_go.load(Ordering::SeqCst), 0, "a take-over");
+        assert_eq!(o.status.code(), Some(0), "{folder}: {}", stderr(&o));
+        let after = e.objects();
+        let lock = format!("{folder}/.bedrock-batch/lock");
+        assert!(!after.contains_key(&lock), "let go at the end");
+        let written: Vec<_> = after
+            .keys()
+            .filter(|k| k.starts_with(&format!("{folder}/")) && k.ends_with(".jsonl"))
+            .collect();
+        assert!(!written.is_empty(), "{:?}", after.keys());
+    }
+}
+
+/// Releases `held` on a thread of its own, its DELETE of the lock held in flight until the
+/// gate returned is opened.
+fn release_at_a_gate(
+    e: &Env,
+    held: Arc<dyn bedrock_batch::io::HeldLock>,
+) -> (
+    std::thread::JoinHandle<std::io::Result<()>>,
+    Arc<tokio::sync::Semaphore>,
+) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *e.s3.faults.gate.lock().unwrap() = Some((
+        http::Method::DELETE,
+        ".bedrock-batch/lock".into(),
+        Arc::clone(&gate),
+    ));
+    (
+        std::thread::spawn(move || rt().block_on(held.release())),
+        gate,
+    )
+}
+
+/// Waits until a DELETE has reached the test server.
+fn wait_for_a_delete(e: &Env) {
+    wait_until("the delete", || {
+        let seen = e.s3.faults.seen.lock().unwrap();
+        seen.iter().any(|s| s.0.starts_with("DELETE"))
+    });
 }
 
 /// A release whose conditional delete is refused as if the lock had changed reads it again and
@@ -732,32 +762,38 @@ fn a_refused_release_deletes_the_lock_while_it_is_still_ours() {
         b"{\"acquisition\":\"mine again\"}"
     );
 
+    // Let go of (deleted) between the release's read and its delete, which S3 answers 404:
+    // nothing is left, and the release says nothing went wrong.
+    let e = Env::new(in_process(), "release-gone");
+    let faults = Arc::clone(&e.s3.faults);
+    let held = take_lock(&e, b"{\"acquisition\":\"mine\"}");
+    let (release, gate) = release_at_a_gate(&e, held);
+    wait_for_a_delete(&e);
+    *faults.gate.lock().unwrap() = None;
+    rt().block_on(async {
+        let client = e.s3.client().await;
+        let gone = client.delete_object().bucket(&e.bucket);
+        gone.key("F/.bedrock-batch/lock").send().await.unwrap();
+    });
+    gate.add_permits(1);
+    release
+        .join()
+        .unwrap()
+        .unwrap_or_else(|err| panic!("gone is let go: {err}"));
+    assert!(!e.objects().contains_key("F/.bedrock-batch/lock"));
+
     // Taken over by another run before the release reads the lock, or between that read and
     // the delete (which is conditional on the version read): the other run's lock stays.
     for between in [false, true] {
         let e = Env::new(in_process(), "release-theirs");
-        let faults = Arc::clone(&e.s3.faults);
         let held = take_lock(&e, b"{\"acquisition\":\"mine\"}");
         let theirs = "{\"acquisition\":\"theirs\"}";
         if !between {
             e.put("F/.bedrock-batch/lock", theirs);
         }
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        *faults.gate.lock().unwrap() = Some((
-            http::Method::DELETE,
-            ".bedrock-batch/lock".into(),
-            Arc::clone(&gate),
-        ));
-        let release = std::thread::spawn(move || rt().block_on(held.release()));
+        let (release, gate) = release_at_a_gate(&e, held);
         if between {
-            wait_until("the delete", || {
-                faults
-                    .seen
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .any(|s| s.0.starts_with("DELETE"))
-            });
+            wait_for_a_delete(&e);
             e.put("F/.bedrock-batch/lock", theirs);
         }
         gate.add_permits(100);

@@ -67,9 +67,10 @@ impl LockOptions {
 /// How far two machines' clocks may disagree before a lease looks expired too early.
 const CLOCK_SKEW: u64 = 60;
 
-/// How many times taking the lock starts again when a stale lock it was taking over is let go
-/// of first (its run ending late, or another run taking it and letting it go).
-const TAKINGS: u32 = 3;
+/// How many takeovers one taking of the lock tries: a stale lock can be let go of (its run
+/// ending late, or another run taking it and letting it go) just before it is taken over, and
+/// then the lock is created afresh, or the next holder judged.
+const TAKEOVERS: u32 = 3;
 
 /// What the lock file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,25 +226,21 @@ impl FolderLock {
         let expires_at = me.expires_at;
         let body = || Bytes::from(serde_json::to_vec(&me).expect("serializes"));
         // A lock found stale can be let go of by its holder before the take-over: then it is
-        // taken afresh, a few times at most.
-        let mut rounds = 0;
+        // taken afresh, a few times at most. `--break-lock` breaks the lock of the holder seen
+        // first only: one that took the lock since is judged as any holder is.
+        let mut takeovers = 0;
+        let mut breaking = opts.break_lock;
         let held = loop {
-            rounds += 1;
-            if rounds > TAKINGS {
-                return Err(FolderError::Locked {
-                    folder,
-                    holder: format!(
-                        "it let the lock go as this run took it over, {TAKINGS} times running"
-                    ),
-                    hint: "Then try again.".into(),
-                });
-            }
-            let io = FolderError::io(format!("locking {}", dest.uri(LOCK)));
-            let (holder, version) = match dest.lock(LOCK, body(), None).await.map_err(io)? {
+            let io = || FolderError::io(format!("locking {}", dest.uri(LOCK)));
+            let (holder, version) = match dest.lock(LOCK, body(), None).await.map_err(io())? {
                 LockAttempt::Acquired(held) => break held,
                 LockAttempt::Busy { holder, version } => (holder, version),
-                // Said of a take-over only; whichever finds the lock gone, it is free again.
-                LockAttempt::Released => continue,
+                // Said of a take-over only.
+                LockAttempt::Released => {
+                    return Err(io()(std::io::Error::other(
+                        "the store answered a new lock as if taking one over",
+                    )))
+                }
             };
             let other: Option<Holder> = serde_json::from_slice(&holder).ok();
             let described = other.as_ref().map_or_else(
@@ -266,7 +263,7 @@ impl FolderLock {
                 }
                 None => false,
             };
-            if !(stale || opts.break_lock) {
+            if !(stale || breaking) {
                 let hint = match &other {
                     Some(h) => format!(
                         "If that run is dead, its lock expires at {}; --break-lock takes it now.",
@@ -280,6 +277,14 @@ impl FolderLock {
                     hint,
                 });
             }
+            if takeovers == TAKEOVERS {
+                return Err(FolderError::Locked {
+                    folder,
+                    holder: described,
+                    hint: format!("The lock was let go of and taken again {TAKEOVERS} times while this run took it over; try again."),
+                });
+            }
+            takeovers += 1;
             let io = FolderError::io(format!("taking over the lock {}", dest.uri(LOCK)));
             match dest.lock(LOCK, body(), Some(version)).await.map_err(io)? {
                 LockAttempt::Acquired(held) => {
@@ -289,14 +294,14 @@ impl FolderLock {
                     );
                     break held;
                 }
-                LockAttempt::Released => continue,
+                LockAttempt::Released => breaking = false,
                 LockAttempt::Busy { holder, .. } => {
                     let described = serde_json::from_slice::<Holder>(&holder)
                         .map_or_else(|_| "another run".to_owned(), |h| h.describe());
                     return Err(FolderError::Locked {
                         folder,
                         holder: described,
-                        hint: "It took the lock over just before this run.".into(),
+                        hint: "It took the lock just before this run.".into(),
                     });
                 }
             }
@@ -449,6 +454,149 @@ mod tests {
         assert!(
             !lease.lost.load(Ordering::SeqCst),
             "lost, with the lease renewed: {second:?}"
+        );
+    }
+
+    /// A store that, at each of the first `times` take-overs, lets go of the lock seen and (if
+    /// `then`) puts another holder's lock in its place right after (a run taking it in
+    /// between); the take-over then finds no lock, as S3's 404 says.
+    struct LetGo {
+        inner: crate::io::MemoryDir,
+        then: Option<Vec<u8>>,
+        times: u32,
+        takeovers: std::sync::atomic::AtomicU32,
+    }
+
+    impl Destination for LetGo {
+        fn create(
+            &self,
+            rel: &str,
+        ) -> BoxFuture<'_, std::io::Result<Box<dyn crate::io::ObjectWriter>>> {
+            self.inner.create(rel)
+        }
+        fn read_small(&self, rel: &str) -> BoxFuture<'_, std::io::Result<Option<Vec<u8>>>> {
+            self.inner.read_small(rel)
+        }
+        fn uri(&self, rel: &str) -> String {
+            self.inner.uri(rel)
+        }
+        fn list(&self, prefix: &str) -> BoxFuture<'_, std::io::Result<Vec<crate::io::Listed>>> {
+            self.inner.list(prefix)
+        }
+        fn children(&self, prefix: &str) -> BoxFuture<'_, std::io::Result<Vec<String>>> {
+            self.inner.children(prefix)
+        }
+        fn open(
+            &self,
+            rel: &str,
+        ) -> BoxFuture<'_, std::io::Result<Box<dyn crate::io::ChunkSource>>> {
+            self.inner.open(rel)
+        }
+        fn delete(&self, rel: &str) -> BoxFuture<'_, std::io::Result<()>> {
+            self.inner.delete(rel)
+        }
+        fn lock(
+            &self,
+            rel: &str,
+            holder: Bytes,
+            take_over: Option<String>,
+        ) -> BoxFuture<'_, std::io::Result<LockAttempt>> {
+            let rel = rel.to_owned();
+            async move {
+                if take_over.is_some() {
+                    let n = self.takeovers.fetch_add(1, Ordering::SeqCst);
+                    if n < self.times {
+                        // Let go of by its holder; the take-over finds nothing (S3: 404, then a
+                        // read finding none); another run then creates it, if `then`.
+                        self.inner.delete(&rel).await?;
+                        if let Some(then) = &self.then {
+                            self.inner.put(&rel, then.clone());
+                        }
+                        return Ok(LockAttempt::Released);
+                    }
+                }
+                self.inner.lock(&rel, holder, take_over).await
+            }
+            .boxed()
+        }
+        fn clean_up(&self, owned: fn(&str) -> bool) -> BoxFuture<'_, std::io::Result<u64>> {
+            self.inner.clean_up(owned)
+        }
+    }
+
+    fn holder_json(pid: u32, expires_at: u64) -> Vec<u8> {
+        serde_json::to_vec(&Holder {
+            host: "elsewhere".into(),
+            machine: String::new(),
+            pid,
+            command: "run".into(),
+            started_at: now().saturating_sub(7200),
+            expires_at,
+            acquisition: format!("other-{pid}"),
+        })
+        .unwrap()
+    }
+
+    fn let_go(then: Option<Vec<u8>>, times: u32) -> LetGo {
+        let dest = LetGo {
+            inner: crate::io::MemoryDir::default(),
+            then,
+            times,
+            takeovers: Default::default(),
+        };
+        dest.inner.put(LOCK, holder_json(42, now() - 3600));
+        dest
+    }
+
+    /// A stale lock let go of just before its take-over is taken afresh.
+    #[tokio::test]
+    async fn a_stale_lock_let_go_before_its_takeover_is_created_afresh() {
+        let dest = let_go(None, 1);
+        let lock = FolderLock::acquire(&dest, &LockOptions::default())
+            .await
+            .expect("taken");
+        assert_eq!(dest.takeovers.load(Ordering::SeqCst), 1);
+        let now: Holder = serde_json::from_slice(&dest.inner.get(LOCK).unwrap()).unwrap();
+        assert_eq!(now.pid, std::process::id());
+        lock.release().await;
+    }
+
+    /// A stale lock let go of, and a live run taking the lock before this run's new create:
+    /// the live run keeps it, with `--break-lock` too (which breaks the lock of the holder
+    /// seen, not of whoever holds it next).
+    #[tokio::test]
+    async fn a_live_run_that_took_the_lock_in_between_keeps_it() {
+        for break_lock in [false, true] {
+            let live = holder_json(7, now() + 3600);
+            let dest = let_go(Some(live.clone()), 1);
+            let opts = LockOptions {
+                break_lock,
+                ..LockOptions::default()
+            };
+            let err = FolderLock::acquire(&dest, &opts)
+                .await
+                .err()
+                .expect("refused");
+            assert!(matches!(err, FolderError::Locked { .. }), "{err}");
+            assert!(err.to_string().contains("pid 7"), "{err}");
+            assert_eq!(dest.inner.get(LOCK).unwrap().to_vec(), live, "{err}");
+            assert_eq!(dest.takeovers.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    /// Let go of at every take-over and another stale lock put in its place each time, the
+    /// taking stops after [`TAKEOVERS`] take-overs, saying so.
+    #[tokio::test]
+    async fn a_lock_let_go_at_every_takeover_is_tried_a_bounded_number_of_times() {
+        let dest = let_go(Some(holder_json(9, now() - 3600)), u32::MAX);
+        let err = FolderLock::acquire(&dest, &LockOptions::default())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(dest.takeovers.load(Ordering::SeqCst), TAKEOVERS);
+        assert!(
+            err.to_string().contains("let go of and taken again"),
+            "{err}"
         );
     }
 

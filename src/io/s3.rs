@@ -204,8 +204,24 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug
         (Some(code), None) => format!("{what}: {code}{hint}"),
         _ => format!("{what}: {}", DisplayErrorContext(&e)),
     };
-    io::Error::new(kind, text)
+    io::Error::new(kind, S3Failure { code, text })
 }
+
+/// An error S3 answered, as [`s3_error`] words it, with its AWS error code kept apart from the
+/// words (a key may spell anything).
+#[derive(Debug)]
+struct S3Failure {
+    code: Option<String>,
+    text: String,
+}
+
+impl fmt::Display for S3Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for S3Failure {}
 
 /// Sleeps before retry `attempt` (1-based): exponential backoff with full jitter, at most 5 s.
 async fn backoff(attempt: u32) {
@@ -1149,7 +1165,11 @@ impl S3Dir {
 
 /// Whether an error of [`s3_error`] says the object is not there (its bucket is).
 fn object_gone(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound && !e.to_string().contains("NoSuchBucket")
+    let code = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<S3Failure>())
+        .and_then(|f| f.code.as_deref());
+    e.kind() == io::ErrorKind::NotFound && code != Some("NoSuchBucket")
 }
 
 /// Whether an S3 error says a conditional write's condition did not hold.

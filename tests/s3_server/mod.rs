@@ -33,8 +33,9 @@ pub struct Faults {
     /// Delay every request of this method (`GET`, `PUT` …) for a key ending so, by this many
     /// milliseconds (a server that stalls just there).
     pub delay: std::sync::Mutex<Option<(http::Method, String, u64)>>,
-    /// Requests of this method for a key ending so wait for a permit of this semaphore before
-    /// they reach the store (a request held in flight while the test acts).
+    /// Requests of this method for a key ending so wait until this semaphore has a permit (one
+    /// opens the gate for good) before they reach the store: a request held in flight while
+    /// the test acts.
     #[allow(clippy::type_complexity)]
     pub gate: std::sync::Mutex<Option<(http::Method, String, Arc<tokio::sync::Semaphore>)>>,
     /// Ranged GETs seen.
@@ -407,9 +408,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             .find_map(|p| p.strip_prefix("uploadId="))
             .map(str::to_owned);
         let upload_part = req.method() == http::Method::PUT && query.contains("partNumber=");
-        // S3 honours `If-Match` on DELETE, and answers a PUT with `If-Match` on a missing object
-        // 404 NoSuchKey; s3s-fs ignores the one and answers 412 to the other. Done here as S3
-        // does them.
+        // S3 honours `If-Match` on DELETE, and answers a PUT or a DELETE with `If-Match` on a
+        // missing object 404 NoSuchKey; s3s-fs ignores the one and answers 412 (PUT) or 204
+        // (DELETE) to the other. Done here as S3 does them.
         let if_match = header("if-match").map(|v| v.trim_matches('"').to_owned());
         let put_if_match = method == http::Method::PUT && !upload_part && if_match.is_some();
         let delete_if_match = method == http::Method::DELETE && !ending && if_match.is_some();
@@ -513,7 +514,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
             } else {
                 None
             };
-            let refused = if put_if_match && !object_path(&root, &bucket, &key).is_file() {
+            let refused = if (put_if_match || delete_if_match)
+                && !object_path(&root, &bucket, &key).is_file()
+            {
                 Some((404, "NoSuchKey"))
             } else if delete_if_match
                 && recorded_etag(&root, &bucket, &key).is_some_and(|e| Some(e) != if_match)
