@@ -21,25 +21,34 @@ fn from_file(family: Family, text: &str) -> (Vec<Value>, Vec<Value>, FromBedrock
 
 /// [`from_file`] for any bytes.
 fn from_bytes(family: Family, bytes: &[u8]) -> (Vec<Value>, Vec<Value>, FromBedrockReport) {
+    let source = Box::new(BytesSource::new(bytes.to_vec()));
+    let (ok, err, report) = convert(source, &FromBedrockOptions::new(family, "gpt-4o", 1));
+    (json_lines(&ok), json_lines(&err), report)
+}
+
+/// Converts one Bedrock output file read from `source`: the output and error files' bytes.
+fn convert(
+    source: Box<dyn bedrock_batch::io::ChunkSource>,
+    opts: &FromBedrockOptions,
+) -> (Vec<u8>, Vec<u8>, FromBedrockReport) {
     let (ok, okd) = MemoryWriter::standalone("ok");
     let (err, errd) = MemoryWriter::standalone("err");
     let files = vec![OutputFile {
         name: "x.jsonl.out".into(),
-        source: Box::new(BytesSource::new(bytes.to_vec())),
+        source,
     }];
-    let opts = FromBedrockOptions::new(family, "gpt-4o", 1);
     let report = rt()
         .block_on(convert_from_bedrock(
             files,
             None,
             Box::new(ok),
             Box::new(err),
-            &opts,
+            opts,
         ))
         .unwrap();
     (
-        json_lines(&okd.get("ok").unwrap()),
-        json_lines(&errd.get("err").unwrap()),
+        okd.get("ok").unwrap().to_vec(),
+        errd.get("err").unwrap().to_vec(),
         report,
     )
 }
@@ -780,6 +789,123 @@ fn error_codes_are_read_by_value() {
         );
         let (_, err, _) = from_file(Family::Anthropic, &format!("{line}\n"));
         assert_eq!(err[0]["response"]["status_code"], status, "{line}");
+    }
+}
+
+/// A source handing out its bytes `n` at a time.
+struct Chunks(Vec<u8>, usize);
+
+impl bedrock_batch::io::ChunkSource for Chunks {
+    fn next_chunk(
+        &mut self,
+    ) -> futures::future::BoxFuture<'_, std::io::Result<Option<bytes::Bytes>>> {
+        let n = self.1.min(self.0.len());
+        let chunk: Vec<u8> = self.0.drain(..n).collect();
+        Box::pin(async move { Ok((!chunk.is_empty()).then(|| chunk.into())) })
+    }
+}
+
+/// An answer on a line over the length limit is not read, but the recordId it begins with is:
+/// that record's error line says the line was too long, never "expired" — however the input
+/// is cut into chunks, with a BOM before it, and for a line dropped unbuffered or one read
+/// whole. A long line that does not begin with its recordId is a line no one owns.
+#[test]
+fn an_answer_on_a_line_over_the_limit_is_its_records_error_never_expired() {
+    let answer = |id: &str| json!({"recordId": id, "modelOutput": claude_answer("A")}).to_string();
+    let long = |id: &str| {
+        format!(
+            r#"{{ "recordI\u0064" : "{id}", "modelInput": {{"messages": [{{"role": "user", "content": "{}"}}]}}, "modelOutput": {}}}"#,
+            "\\u00e9x".repeat(2000),
+            claude_answer("A")
+        )
+    };
+    let unowned = format!(
+        r#"{{"modelInput": {{"pad": "{}"}}, "recordId": "u", "modelOutput": {}}}"#,
+        "y".repeat(9000),
+        claude_answer("A")
+    );
+    let text = format!(
+        "\u{feff}{}\n{}\n{unowned}\n{}\r\n{}",
+        long("first"),
+        answer("a"),
+        answer("b"),
+        long("last")
+    );
+    for chunk in [1 << 20, 4096, 1000, 333, 64] {
+        let mut opts = FromBedrockOptions::new(Family::Anthropic, "gpt-4o", 1);
+        opts.max_line_bytes = 2048;
+        opts.block_size = 4096;
+        let source = Box::new(Chunks(text.clone().into_bytes(), chunk));
+        let (ok, err, report) = convert(source, &opts);
+        let (ok, err) = (json_lines(&ok), json_lines(&err));
+        let ids = |lines: &[Value]| {
+            let mut ids: Vec<String> = lines
+                .iter()
+                .map(|l| l["custom_id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&ok), ["a", "b"], "chunks of {chunk}");
+        assert_eq!(ids(&err), ["first", "last"], "chunks of {chunk}");
+        for line in &err {
+            unmappable_saying(line, "over the limit of 2048 bytes");
+        }
+        assert_eq!(
+            (
+                report.succeeded,
+                report.failed,
+                report.bad_lines,
+                report.problems.len()
+            ),
+            (2, 2, 1, 1),
+            "chunks of {chunk}: {:?}",
+            report.problems
+        );
+        assert_eq!(report.problems[0].line, 3, "{:?}", report.problems);
+    }
+}
+
+/// A CR written as whitespace between tokens is valid JSON, and a value copied as the input
+/// spelled it (an embedding, a tool's parameters) would carry it into an output line, which
+/// readers that end lines at a CR too would cut in two. No output line holds one, in either
+/// direction, with LF or CRLF line endings; the values are unchanged.
+#[test]
+fn carriage_returns_between_tokens_never_reach_an_output_line() {
+    let no_cr = |what: &str, bytes: &[u8]| {
+        assert!(
+            !bytes.contains(&b'\r'),
+            "{what}: {}",
+            String::from_utf8_lossy(bytes)
+        );
+    };
+    for ending in ["\n", "\r\n"] {
+        let embedding = format!(
+            "{{\r\"recordId\":\r\"a\",\"modelInput\":{{\r}},\"modelOutput\":{{\"embedding\":[0.5,\r0.25\r,\r-1\r],\r\"inputTextTokenCount\":2}}\r}}{ending}"
+        );
+        let source = Box::new(BytesSource::new(embedding.into_bytes()));
+        let from = FromBedrockOptions::new(Family::TitanEmbed, "text-embedding-3-small", 1);
+        let (ok, err, report) = convert(source, &from);
+        assert_eq!(report.succeeded, 1, "{:?}", report.problems);
+        no_cr("embedding", &ok);
+        no_cr("embedding errors", &err);
+        let ok = json_lines(&ok);
+        let vector = &ok[0]["response"]["body"]["data"][0]["embedding"];
+        assert_eq!(vector, &json!([0.5, 0.25, -1]), "{}", ok[0]);
+
+        let tools = format!(
+            "{{\"custom_id\":\"t\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{{\"model\":\"gpt-4o\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"tools\":[{{\"type\":\"function\",\"function\":{{\"name\":\"f\",\"parameters\":{{\"type\":\r\"object\",\r\"properties\":{{\"x\":\r{{\"type\":\"string\"}}\r}}}}}}}}]}}}}{ending}"
+        );
+        let (records, rejects, report) = to_stream(tools.as_bytes(), &opts());
+        assert_eq!(report.records, 1, "{}", String::from_utf8_lossy(&rejects));
+        no_cr("records", &records);
+        let record: Value = serde_json::from_slice(&records).unwrap();
+        let schema = &record["modelInput"]["tools"][0]["input_schema"];
+        assert_eq!(
+            schema,
+            &json!({"type": "object", "properties": {"x": {"type": "string"}}}),
+            "{record}"
+        );
     }
 }
 

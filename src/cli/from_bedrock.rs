@@ -89,6 +89,12 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
 
+    /// Read lines of Bedrock's output up to this long, 1KiB to 4GiB (each is held in memory
+    /// whole). A longer line is not read: the record it begins with gets an error line saying
+    /// so (never "expired"), and a run with a higher limit reads its answer.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = super::units::bytes_in(1 << 10, 4 << 30))]
+    max_line_bytes: u64,
+
     /// A price table (TOML, USD per million tokens by Bedrock model id; see the README): the
     /// summary shows the estimated cost of what ran.
     #[arg(long, value_name = "FILE")]
@@ -237,6 +243,7 @@ impl Args {
             opts.response.created = created;
         }
         opts.threads = self.threads.map(usize::from);
+        opts.max_line_bytes = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
         opts.progress = Some(progress);
     }
 }

@@ -31,7 +31,7 @@ pub struct Block {
 pub enum Frame {
     /// Whole lines.
     Block(Block),
-    /// A line longer than the limit, dropped unread.
+    /// A line longer than the limit, dropped unread but for its head.
     Oversized {
         /// Position in the stream (shared numbering with blocks).
         seq: u64,
@@ -39,8 +39,14 @@ pub enum Frame {
         line: u64,
         /// Its length in bytes, newline excluded.
         bytes: u64,
+        /// Its first [`HEAD`] bytes (all of them if fewer): where a line says whose it is.
+        head: Bytes,
     },
 }
+
+/// How much of a line over the limit is kept: the record id that Bedrock writes first on its
+/// output lines is in it, so the answer on an over-long line is still known to be that record's.
+pub const HEAD: usize = 64 << 10;
 
 /// The framing state machine: [`push`](Framer::push) chunks in, [`finish`](Framer::finish) at
 /// the end, and take frames out with [`next_frame`](Framer::next_frame).
@@ -55,6 +61,8 @@ pub struct Framer {
     next_seq: u64,
     /// Bytes of an oversized line dropped so far (`Some` while inside one).
     skipping: Option<u64>,
+    /// The first [`HEAD`] bytes of the oversized line being dropped, as far as they came.
+    head: BytesMut,
 }
 
 impl Framer {
@@ -69,6 +77,7 @@ impl Framer {
             next_line: 1,
             next_seq: 0,
             skipping: None,
+            head: BytesMut::new(),
         }
     }
 
@@ -76,7 +85,11 @@ impl Framer {
     pub fn push(&mut self, mut chunk: Bytes) {
         while !chunk.is_empty() {
             if let Some(skipped) = self.skipping {
-                match memchr::memchr(b'\n', &chunk) {
+                let newline = memchr::memchr(b'\n', &chunk);
+                let room = HEAD.saturating_sub(self.head.len());
+                self.head
+                    .extend_from_slice(&chunk[..newline.unwrap_or(chunk.len()).min(room)]);
+                match newline {
                     Some(i) => {
                         self.oversized(skipped + i as u64);
                         chunk = chunk.slice(i + 1..);
@@ -101,7 +114,12 @@ impl Framer {
                 // Complete the carried partial line with the head of this chunk.
                 match memchr::memchr(b'\n', &chunk) {
                     Some(i) if self.pending.len() + i > self.max_line => {
-                        let partial = self.pending.split().len() + i;
+                        let partial = self.pending.len() + i;
+                        let mut head = self.pending.split();
+                        head.truncate(HEAD);
+                        let more = HEAD.saturating_sub(head.len()).min(i);
+                        head.extend_from_slice(&chunk[..more]);
+                        self.head = head;
                         self.oversized(partial as u64);
                         chunk = chunk.slice(i + 1..);
                         continue;
@@ -177,7 +195,10 @@ impl Framer {
         let partial = self.pending.len() - partial_start;
         if partial > self.max_line {
             self.cut_pending();
-            self.skipping = Some(self.pending.split().len() as u64);
+            let mut line = self.pending.split();
+            self.skipping = Some(line.len() as u64);
+            line.truncate(HEAD);
+            self.head = line;
         }
     }
 
@@ -201,6 +222,7 @@ impl Framer {
             seq: self.next_seq,
             line: self.next_line,
             bytes,
+            head: self.head.split().freeze(),
         });
         self.next_seq += 1;
         self.next_line += 1;
@@ -280,6 +302,49 @@ mod tests {
                     .map(|(i, s)| (i as u64 + 1, s.to_string()))
                     .collect();
                 assert_eq!(got, want, "chunk {chunk} block {block}");
+            }
+        }
+    }
+
+    /// An oversized line dropped by the framer keeps its first [`HEAD`] bytes (all of it when
+    /// shorter), whatever the chunking: where it completes a carried partial line, where it
+    /// outgrows the limit inside the pending bytes, and at the end of the input. (One that
+    /// arrives whole in a large chunk stays in its block, all of it there to read.)
+    #[test]
+    fn oversized_lines_keep_their_head() {
+        let long: Vec<u8> = (0..HEAD * 2 + 7).map(|i| b'a' + (i % 26) as u8).collect();
+        let short = b"0123456789abcdef".to_vec();
+        for (line, max_line) in [(&long, 1000), (&short, 5)] {
+            let mut input = b"ok\n".to_vec();
+            input.extend_from_slice(line);
+            input.extend_from_slice(b"\nfine\n");
+            input.extend_from_slice(line);
+            for chunk in [1, 3, 64, 999, 4096, 70_000, 1 << 20] {
+                for block in [16, 4096, 1 << 20] {
+                    let mut heads: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+                    for f in frame_all(&input, chunk, block, max_line) {
+                        match f {
+                            Frame::Oversized {
+                                line, bytes, head, ..
+                            } => heads.push((line, bytes, head.to_vec())),
+                            Frame::Block(b) => {
+                                for (i, l) in b.data.split(|&c| c == b'\n').enumerate() {
+                                    if l.len() > max_line {
+                                        let head = l[..l.len().min(HEAD)].to_vec();
+                                        heads.push((b.first_line + i as u64, l.len() as u64, head));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let want = &line[..line.len().min(HEAD)];
+                    let len = line.len() as u64;
+                    let at = format!("chunk {chunk} block {block}");
+                    assert_eq!(heads.len(), 2, "{at}");
+                    assert_eq!((heads[0].0, heads[0].1), (2, len), "{at}");
+                    assert_eq!((heads[1].0, heads[1].1), (4, len), "{at}");
+                    assert!(heads.iter().all(|h| h.2 == want), "{at}");
+                }
             }
         }
     }

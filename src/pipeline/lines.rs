@@ -16,8 +16,10 @@ use crate::record::{Reject, RejectCode, BOM};
 pub(crate) enum Line<'a> {
     /// Whitespace only.
     Blank,
-    /// Over the line-length limit: rejected unread (the reason says by how much).
-    TooLong(Reject),
+    /// Over the line-length limit: rejected unread (the reason says by how much). `head` is its
+    /// start (at least the first [`HEAD`](super::framer::HEAD) bytes, or all of it), for who it
+    /// says it is.
+    TooLong { reject: Reject, head: &'a [u8] },
     /// A line to map: its bytes without line ending or BOM, and whether a newline ended it (the
     /// last line of an input may lack one).
     Text { bytes: &'a [u8], terminated: bool },
@@ -41,6 +43,21 @@ pub(crate) trait LineMap: Send + Sync + 'static {
     fn start(&self, input_len: usize) -> Self::Block;
     /// Maps line `no` (1-based in its input), whose bytes lie in `data`, the block.
     fn line(&self, data: &[u8], no: u64, line: Line<'_>, block: &mut Self::Block);
+    /// Turns every carriage return in the block's output lines into a space (with
+    /// [`blank_carriage_returns`]). Called when the block's input holds one.
+    fn blank_carriage_returns(&self, block: &mut Self::Block);
+}
+
+/// Turns every carriage return in `json` into a space. In JSON text a raw CR can only be
+/// whitespace between tokens (inside a string it is written `\r`), so the text means the same;
+/// but a value copied as the input spelled it would carry the CR into an output line, and
+/// readers that also end lines at a CR (Python's text files) would cut the line there.
+pub(crate) fn blank_carriage_returns(json: &mut [u8]) {
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'\r', &json[at..]) {
+        json[at + i] = b' ';
+        at += i + 1;
+    }
 }
 
 /// One block, mapped.
@@ -71,14 +88,17 @@ impl<M: LineMap> LineLoop<M> {
         })
     }
 
-    fn too_long(&self, bytes: u64) -> Line<'static> {
-        Line::TooLong(Reject::new(
-            RejectCode::LineTooLong,
-            format!(
-                "the line is {bytes} bytes, over the limit of {} bytes{}",
-                self.max_line, self.hint
+    fn too_long<'a>(&self, bytes: u64, head: &'a [u8]) -> Line<'a> {
+        Line::TooLong {
+            reject: Reject::new(
+                RejectCode::LineTooLong,
+                format!(
+                    "the line is {bytes} bytes, over the limit of {} bytes{}",
+                    self.max_line, self.hint
+                ),
             ),
-        ))
+            head,
+        }
     }
 }
 
@@ -108,13 +128,18 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
             let line = if bytes.iter().all(u8::is_ascii_whitespace) {
                 Line::Blank
             } else if bytes.len() > self.max_line {
-                self.too_long(bytes.len() as u64)
+                self.too_long(bytes.len() as u64, bytes)
             } else {
                 Line::Text { bytes, terminated }
             };
             self.map.line(data, no, line, &mut out);
             no += 1;
             start = next;
+        }
+        // Rare (CRLF endings, CRs as whitespace), and one search of the block: the outputs only
+        // need looking at when the input has a CR.
+        if memchr::memchr(b'\r', data).is_some() {
+            self.map.blank_carriage_returns(&mut out);
         }
         Mapped {
             input: block.data,
@@ -123,9 +148,14 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
         }
     }
 
-    fn oversized(&self, line: u64, bytes: u64) -> Self::Output {
+    fn oversized(&self, line: u64, bytes: u64, head: Bytes) -> Self::Output {
         let mut out = self.map.start(0);
-        self.map.line(&[], line, self.too_long(bytes), &mut out);
+        let head = match head.strip_prefix(BOM) {
+            Some(rest) if line == 1 => rest,
+            _ => &head[..],
+        };
+        self.map
+            .line(&[], line, self.too_long(bytes, head), &mut out);
         Mapped {
             input: Bytes::new(),
             out,

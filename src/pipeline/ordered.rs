@@ -27,8 +27,8 @@ pub(crate) trait BlockJob: Send + Sync + 'static {
     type Output: Send + 'static;
     /// Converts whole lines.
     fn convert(&self, block: Block) -> Self::Output;
-    /// Accounts for a line dropped for its length.
-    fn oversized(&self, line: u64, bytes: u64) -> Self::Output;
+    /// Accounts for a line dropped for its length, of which `head` is the start.
+    fn oversized(&self, line: u64, bytes: u64, head: bytes::Bytes) -> Self::Output;
 }
 
 /// Engine settings.
@@ -165,8 +165,10 @@ where
                     pending.push_back(dispatch(&r.job, block, cfg));
                     outputs += 1;
                 }
-                Some(Frame::Oversized { line, bytes, .. }) => {
-                    pending.push_back(Pending::Ready(r.job.oversized(line, bytes)));
+                Some(Frame::Oversized {
+                    line, bytes, head, ..
+                }) => {
+                    pending.push_back(Pending::Ready(r.job.oversized(line, bytes, head)));
                     outputs += 1;
                 }
                 None if r.eof => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::super::lines::{stray_carriage_returns, Line, LineMap};
 use crate::batch_folder::RecordLedger;
 use crate::record::bedrock_output::{
-    parse_output_line, write_invalid_output_line, write_openai_line, IdSeed, Outcome,
+    parse_output_line, write_invalid_output_line, write_openai_line, IdSeed, Outcome, OutputLine,
     ResponseOptions,
 };
 use crate::record::json::{decode_literal, text_value};
@@ -68,29 +68,46 @@ fn value_key(literal: &str) -> u64 {
 impl OutputLines {
     /// Maps one line of Bedrock's output into `ok` or `err`.
     fn answer(&self, line_no: u64, line: &[u8], ok: &mut Vec<u8>, err: &mut Vec<u8>) -> Item {
-        let (parsed, broken) = match parse_output_line(line, self.response.family) {
-            Ok(p) => (Some(p), None),
+        match parse_output_line(line, self.response.family) {
+            Ok(parsed) => self.write(line_no, Ok(parsed), ok, err),
             Err(reject) => {
                 // (Not when the recordId is what is broken: given twice, it names no one.)
                 let owner =
                     salvage_record_id(line).filter(|_| reject.code != RejectCode::InvalidCustomId);
-                let reject = stray_carriage_returns(line, reject);
-                match owner {
-                    // The line is broken, but says whose it is: that record came back, broken.
-                    Some(record_id) => (None, Some((record_id, reject))),
-                    None => {
-                        return Item::Bad {
-                            line: line_no,
-                            reject,
-                        }
-                    }
-                }
+                self.broken(line_no, owner, stray_carriage_returns(line, reject), err)
             }
-        };
-        let literal = match (&parsed, &broken) {
-            (Some(p), _) => p.record_id.get(),
-            (None, Some((r, _))) => r.get(),
-            (None, None) => unreachable!("one of the two"),
+        }
+    }
+
+    /// A line that cannot be read: if it says whose it is, that record came back, broken (its
+    /// error line says so, never "expired"); if not, the line alone is reported.
+    fn broken(
+        &self,
+        line_no: u64,
+        owner: Option<crate::record::Raw<'_>>,
+        reject: Reject,
+        err: &mut Vec<u8>,
+    ) -> Item {
+        match owner {
+            Some(record_id) => self.write(line_no, Err((record_id, reject)), &mut Vec::new(), err),
+            None => Item::Bad {
+                line: line_no,
+                reject,
+            },
+        }
+    }
+
+    /// Writes the line of the record a line is for: its answer, or why it has none.
+    fn write(
+        &self,
+        line_no: u64,
+        line: Result<OutputLine<'_>, (crate::record::Raw<'_>, Reject)>,
+        ok: &mut Vec<u8>,
+        err: &mut Vec<u8>,
+    ) -> Item {
+        let literal = match &line {
+            Ok(p) => p.record_id.get(),
+            Err((r, _)) => r.get(),
         };
         let value = text_value(literal);
         let (custom_id, who) = match &self.ledger {
@@ -115,12 +132,9 @@ impl OutputLines {
         };
         let ids = self.ids.ids(&canonical);
         let (ok_start, err_start) = (ok.len(), err.len());
-        let written = match (parsed, broken) {
-            (Some(parsed), _) => {
-                write_openai_line(parsed, custom_id, &ids, &self.response, ok, err)
-            }
-            (None, Some((_, reject))) => Err(reject),
-            (None, None) => unreachable!("one of the two"),
+        let written = match line {
+            Ok(parsed) => write_openai_line(parsed, custom_id, &ids, &self.response, ok, err),
+            Err((_, reject)) => Err(reject),
         };
         match written {
             Ok(outcome @ Outcome::Succeeded(_)) => Item::Written {
@@ -184,12 +198,17 @@ impl LineMap for OutputLines {
     fn line(&self, _data: &[u8], line_no: u64, line: Line<'_>, out: &mut Answers) {
         let item = match line {
             Line::Blank => Item::Blank,
-            Line::TooLong(reject) => Item::Bad {
-                line: line_no,
-                reject,
-            },
+            // Its head still says whose answer it is.
+            Line::TooLong { reject, head } => {
+                self.broken(line_no, salvage_record_id(head), reject, &mut out.err)
+            }
             Line::Text { bytes, .. } => self.answer(line_no, bytes, &mut out.ok, &mut out.err),
         };
         out.items.push(item);
+    }
+
+    fn blank_carriage_returns(&self, out: &mut Answers) {
+        super::super::lines::blank_carriage_returns(&mut out.ok);
+        super::super::lines::blank_carriage_returns(&mut out.err);
     }
 }

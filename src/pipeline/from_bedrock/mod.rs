@@ -281,7 +281,7 @@ pub async fn prepare_from_bedrock(
             ids: IdSeed::new(&opts.id_salt),
         },
         opts.max_line_bytes,
-        "",
+        " (see --max-line-bytes)",
     );
     let inputs = futures::stream::iter(files.into_iter().map(|file| EngineInput {
         name: file.name.clone(),

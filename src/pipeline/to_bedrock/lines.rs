@@ -116,7 +116,7 @@ impl LineMap for RequestLines {
     fn line(&self, data: &[u8], line_no: u64, line: Line<'_>, out: &mut Converted) {
         let item = match line {
             Line::Blank => Item::Blank,
-            Line::TooLong(reject) => Item::Reject {
+            Line::TooLong { reject, .. } => Item::Reject {
                 line: line_no,
                 reject,
                 custom_id: None,
@@ -124,6 +124,10 @@ impl LineMap for RequestLines {
             Line::Text { bytes, terminated } => self.convert(data, line_no, bytes, terminated, out),
         };
         out.items.push(item);
+    }
+
+    fn blank_carriage_returns(&self, out: &mut Converted) {
+        super::super::lines::blank_carriage_returns(&mut out.records);
     }
 }
 
