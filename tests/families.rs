@@ -519,6 +519,39 @@ fn mistral_tool_call_ids_are_nine_alphanumerics_matched_across_turns() {
     assert_eq!(body(Family::MistralChat, false, &history).unwrap(), b);
 }
 
+/// A tool call's `arguments` that Mistral is sent as written are checked as for every family
+/// that reads them: one JSON object giving each member once (blank means none); anything else
+/// is refused, naming the key, as Claude, Nova and Llama refuse it.
+#[test]
+fn mistral_tool_call_arguments_are_one_object_giving_each_member_once() {
+    let history = |arguments: &str| {
+        format!(
+            r#"{{"messages":[{{"role":"user","content":"hi"}},{{"role":"assistant","content":null,"tool_calls":[{{"id":"call_abc","type":"function","function":{{"name":"f","arguments":{}}}}}]}},{{"role":"tool","tool_call_id":"call_abc","content":"1"}}]}}"#,
+            serde_json::to_string(arguments).unwrap()
+        )
+    };
+    for bad in [
+        r#"{"x":1,"x":2}"#,
+        r#"{"x":"#,
+        "[1]",
+        r#"{"a":{"y":1,"y":1}}"#,
+    ] {
+        for family in [Family::MistralChat, Family::Anthropic, Family::Llama] {
+            let e = body(family, false, &history(bad)).unwrap_err();
+            assert_eq!(e.0, "invalid_request", "{family:?} {bad}: {e:?}");
+            assert!(
+                e.1.contains("body.messages[1].tool_calls[0].function.arguments"),
+                "{family:?} {bad}: {e:?}"
+            );
+        }
+    }
+    for good in [r#"{"x":1,"y":[1,1]}"#, "{}", "", "  "] {
+        let b = body(Family::MistralChat, false, &history(good)).unwrap();
+        let sent = &b["messages"][1]["tool_calls"][0]["function"]["arguments"];
+        assert_eq!(sent, good, "sent as written: {b}");
+    }
+}
+
 #[test]
 fn gpt_oss_leaves_out_what_describes_the_call() {
     let b = body(

@@ -21,8 +21,8 @@ use super::bedrock_output::fnv;
 use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, refuse_fields, texts, tool_name, turn_texts,
-    MediaPolicy, MsgPath, Role, Spliced,
+    check_unsupported, conversation, function_tools, object_text, refuse_fields, texts, tool_name,
+    turn_texts, MediaPolicy, MsgPath, Role, Spliced,
 };
 use super::json::{as_text, decode_literal, expect, null_default, str_value, Arr, Kind, Obj};
 use super::openai::{ChatRequest, ToolCall};
@@ -311,7 +311,12 @@ fn write_tool_calls(
         f.raw("name", call.function.name.get());
         match call.function.arguments {
             Some(args) => {
-                str_value(args, format_args!("{at}.function.arguments"))?;
+                // Sent as written (Mistral takes the string), once it is known to be one object
+                // giving each member once, as for every other family that reads it.
+                let text = str_value(args, format_args!("{at}.function.arguments"))?;
+                if !text.trim().is_empty() {
+                    object_text(&text, &at)?;
+                }
                 f.raw("arguments", args.get());
             }
             None => f.raw("arguments", "\"{}\""),

@@ -402,7 +402,7 @@ fn assistant_blocks<'a>(
 }
 
 /// The text of tool-call arguments, checked to be one JSON object and made single-line.
-fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
+pub(crate) fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
     let parsed: Raw<'_> = serde_json::from_str(text).map_err(|e| {
         Reject::invalid(format!(
             "{at}.function.arguments: not valid JSON: {}",
