@@ -747,6 +747,46 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
     assert_eq!((report.lines, report.bad_lines), (6, 2));
 }
 
+/// A request line whose envelope gives a member twice is refused, naming the member, and the
+/// reject names the line's custom_id when the line gives exactly one; never when it gives two.
+#[test]
+fn a_request_giving_an_envelope_member_twice_is_refused_under_its_custom_id() {
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let url = r#""url":"/v1/chat/completions""#;
+    let input = format!(
+        r#"{{"custom_id":"m1","method":"POST","method":"GET",{url},"body":{body}}}
+{{"custom_id":"m2","method":"POST",{url},{url},"body":{body}}}
+{{"method":"POST",{url},"body":{body},"body":{body},"custom_\u0069d":"m3"}}
+{{"custom_id":"m4","custom_id":"m5","method":"POST",{url},"body":{body}}}
+{{"custom_id":"ok","method":"POST",{url},"body":{body}}}
+"#
+    );
+    let (records, rejects, report) = to_stream(input.as_bytes(), &opts());
+    assert_eq!(report.records, 1, "{}", String::from_utf8_lossy(&rejects));
+    assert!(String::from_utf8_lossy(&records).contains("\"ok\""));
+    let rejects = json_lines(&rejects);
+    let named: Vec<(Value, String)> = rejects
+        .iter()
+        .map(|r| {
+            let message = r["error"]["message"].as_str().unwrap().to_owned();
+            (r["custom_id"].clone(), message)
+        })
+        .collect();
+    assert_eq!(named.len(), 4, "{named:?}");
+    for (i, (id, member)) in [("m1", "method"), ("m2", "url"), ("m3", "body")]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(named[i].0, json!(id), "{named:?}");
+        assert!(named[i].1.contains(member), "{named:?}");
+    }
+    assert_eq!(
+        named[3].0,
+        Value::Null,
+        "two custom_ids name no one: {named:?}"
+    );
+}
+
 /// A reasoning model's tags are found by what the content means, however it is spelled
 /// (`<\/reasoning>` as PHP writes a slash, `\u003c` as HTML-safe encoders write `<`).
 #[test]
@@ -772,23 +812,29 @@ fn reasoning_tags_are_read_by_meaning_not_spelling() {
 /// what is no error status is the service's failure (500).
 #[test]
 fn error_codes_are_read_by_value() {
-    for (code, status) in [
-        ("429", 429),
-        ("429.0", 429),
-        ("4.29e2", 429),
-        (r#""429""#, 429),
-        (r#""ThrottlingException""#, 429),
-        (r#""Throttling\u0045xception""#, 429),
-        ("0", 500),
-        ("200", 500),
-        ("99999", 500),
-        ("-400", 500),
+    for (code, status, echoed) in [
+        ("429", 429, "429"),
+        ("429.0", 429, "429"),
+        ("4.29e2", 429, "429"),
+        ("4290e-1", 429, "429"),
+        (r#""429""#, 429, "429"),
+        (r#""ThrottlingException""#, 429, "ThrottlingException"),
+        (r#""Throttling\u0045xception""#, 429, "ThrottlingException"),
+        ("0", 500, "0"),
+        ("200", 500, "200"),
+        ("99999", 500, "99999"),
+        ("-400", 500, "-400"),
+        ("429.5", 500, "429.5"),
     ] {
         let line = format!(
             r#"{{"recordId":"r1","modelInput":{{}},"error":{{"errorCode":{code},"errorMessage":"m"}}}}"#
         );
         let (_, err, _) = from_file(Family::Anthropic, &format!("{line}\n"));
         assert_eq!(err[0]["response"]["status_code"], status, "{line}");
+        assert_eq!(
+            err[0]["response"]["body"]["error"]["code"], echoed,
+            "{line}"
+        );
     }
 }
 

@@ -371,7 +371,12 @@ pub fn write_openai_line(
             eo.raw("param", "null");
             match e.code {
                 Some(c) if Kind::of(c) == Kind::String => eo.raw("code", c.get()),
-                Some(c) => write_str(eo.key("code"), c.get()),
+                // A number by its value (`429.0` and `4.29e2` are "429"); one that is no whole
+                // number as Bedrock spelled it.
+                Some(c) => match super::json::whole_number(c.get().trim()) {
+                    Some(n) => write_str(eo.key("code"), itoa::Buffer::new().format(n)),
+                    None => write_str(eo.key("code"), c.get()),
+                },
                 None => eo.raw("code", "null"),
             }
             eo.close();

@@ -493,13 +493,38 @@ fn read_envelope<'a>(
         Ok(scanned) => scanned,
         Err(_) => match openai::envelope_line(text) {
             Ok(line) => (line, None),
-            Err(_) => (BatchLine::parse(text)?, None),
+            Err(_) => match BatchLine::parse(text) {
+                Ok(line) => (line, None),
+                Err(reject) => return Err(with_id(reject, lone_custom_id(text))),
+            },
         },
     };
     let envelope = line
         .check(accepts, opts.family.endpoints())
         .map_err(|reject| with_id(reject, line.custom_id))?;
     Ok((envelope, members))
+}
+
+/// The `custom_id` of a line serde refused though it is valid JSON (a member given twice, the
+/// envelope of another shape): the line's one top-level `custom_id`, for the reject to name. Not
+/// when it is given twice (it names no one), nor when the line is no JSON.
+fn lone_custom_id(text: &str) -> Option<Raw<'_>> {
+    let mut scanner = scan::Scanner::new(text);
+    let mut found = Vec::new();
+    scanner
+        .object(|scanner, key| {
+            let value = scanner.value()?;
+            if key == "custom_id" {
+                found.push(value);
+            }
+            Ok(())
+        })
+        .ok()?;
+    scanner.end().ok()?;
+    match found[..] {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 /// A reject that names the line's `custom_id` when it is a usable string.
