@@ -17,6 +17,11 @@
 //! One warm-up run per file comes first and is not counted (the first read after writing a
 //! file is often slower; the table is about the converter, not the page cache). The previous
 //! run's output is removed before each run, untimed: every run writes new files.
+//!
+//! Each run alternates with a `cat` of the same input into a new file in the same directory:
+//! the floor, a read and a write of every byte and nothing else, under the same load. The
+//! last column is the converter's median over the copy's, the figure that changes least with
+//! how busy the machine is.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -325,16 +330,12 @@ fn ensure(
     std::fs::rename(&tmp, path)
 }
 
-/// Runs `bin args…` once: wall seconds and peak RSS in MiB (from `wait4`).
-fn time(bin: &Path, args: &[String]) -> (f64, f64) {
+/// Runs `command` once: wall seconds and peak RSS in MiB (from `wait4`).
+fn time(command: &mut std::process::Command) -> (f64, f64) {
     let started = Instant::now();
     // Reaped by `wait4` below, which is what gives this child's own peak RSS.
     #[allow(clippy::zombie_processes)]
-    let child = std::process::Command::new(bin)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let child = command.spawn().expect("the command starts");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to pass for the kernel to fill.
@@ -345,8 +346,7 @@ fn time(bin: &Path, args: &[String]) -> (f64, f64) {
     assert_eq!(waited, pid, "wait4");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) <= 1,
-        "{} {args:?}: exit status {status}",
-        bin.display()
+        "{command:?}: exit status {status}"
     );
     (wall, usage.ru_maxrss as f64 / 1024.0)
 }
@@ -374,8 +374,8 @@ fn main() -> std::io::Result<()> {
         }
     }
     std::fs::create_dir_all(&dir)?;
-    println!("| family | direction | GB/s median | slowest–fastest | peak RSS MiB | input |");
-    println!("|---|---|---|---|---|---|");
+    println!("| family | direction | GB/s median | slowest–fastest | peak RSS MiB | input | `cat` GB/s median | median ÷ `cat` |");
+    println!("|---|---|---|---|---|---|---|---|");
     for family in FAMILIES {
         if only
             .as_ref()
@@ -426,23 +426,38 @@ fn main() -> std::io::Result<()> {
                 let _ = std::fs::remove_file(&converted);
                 let _ = std::fs::remove_file(dir.join("errors.jsonl"));
             };
+            let convert = || {
+                let mut c = std::process::Command::new(&bin);
+                c.args(args).stdout(std::process::Stdio::null());
+                c
+            };
+            let copy = || -> std::io::Result<std::process::Command> {
+                let mut c = std::process::Command::new("cat");
+                c.arg(input).stdout(std::fs::File::create(&converted)?);
+                Ok(c)
+            };
             clear();
-            time(&bin, args);
-            let (mut speeds, mut rss) = (Vec::new(), Vec::new());
+            time(&mut convert());
+            let (mut speeds, mut rss, mut copies) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..runs {
                 clear();
-                let (wall, peak) = time(&bin, args);
+                let (wall, _) = time(&mut copy()?);
+                copies.push(bytes / wall / 1e9);
+                clear();
+                let (wall, peak) = time(&mut convert());
                 speeds.push(bytes / wall / 1e9);
                 rss.push(peak);
             }
             let m = median(&mut speeds);
+            let floor = median(&mut copies);
             println!(
-                "| {} | {direction} | {m:.2} | {:.2}–{:.2} | {:.0} | {:.0} MB |",
+                "| {} | {direction} | {m:.2} | {:.2}–{:.2} | {:.0} | {:.0} MB | {floor:.2} | {:.2} |",
                 family.name,
                 speeds[0],
                 speeds[speeds.len() - 1],
                 median(&mut rss),
-                bytes / 1e6
+                bytes / 1e6,
+                m / floor
             );
         }
         let _ = std::fs::remove_file(&converted);
