@@ -378,18 +378,26 @@ fn two_runs_racing_for_one_s3_folder() {
     assert!(!after.contains_key("F/.bedrock-batch/lock"), "released");
 }
 
+/// Now, in Unix seconds.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A lock object's body: a run of `host` with `pid`, its lease ending at `expires`.
+fn holder(host: &str, pid: u32, expires: u64) -> String {
+    serde_json::json!({"host": host, "pid": pid, "command": "run",
+        "started_at": expires.min(now()) - 5, "expires_at": expires})
+    .to_string()
+}
+
 #[test]
 fn a_gone_holders_lock_is_taken_over_and_a_live_ones_only_with_break_lock() {
     let e = Env::new(server(), "stale");
     let input = e.input("in.jsonl", &lines(120, "s-"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let holder = |host: &str, pid: u32, expires: u64| {
-        serde_json::json!({"host": host, "pid": pid, "command": "run", "started_at": now - 5, "expires_at": expires})
-            .to_string()
-    };
+    let now = now();
     // Someone on another machine, renewing its lease.
     e.put("A/.bedrock-batch/lock", &holder("elsewhere", 42, now + 600));
     let o = e.run(&["to-bedrock", &input, &e.folder("A"), "-m", MODEL]);
@@ -685,14 +693,9 @@ fn take_lock(e: &Env, holder: &'static [u8]) -> Arc<dyn bedrock_batch::io::HeldL
 fn a_stale_lock_let_go_just_before_its_takeover_is_taken_afresh() {
     let e = Env::new(in_process(), "let-go");
     let input = e.input("in.jsonl", &lines(120, "g-"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let stale = serde_json::json!({"host": "elsewhere", "pid": 42, "command": "run",
-        "started_at": now - 7200, "expires_at": now - 3600});
+    let stale = holder("elsewhere", 42, now() - 3600);
     for folder in ["A", "NoSuchBucket"] {
-        e.put(&format!("{folder}/.bedrock-batch/lock"), &stale.to_string());
+        e.put(&format!("{folder}/.bedrock-batch/lock"), &stale);
         let faults = Arc::clone(&e.s3.faults);
         faults.lock_let_go.store(1, Ordering::SeqCst);
         let o = e.run(&["to-bedrock", &input, &e.folder(folder), "-m", MODEL]);

@@ -86,9 +86,7 @@ impl Framer {
         while !chunk.is_empty() {
             if let Some(skipped) = self.skipping {
                 let newline = memchr::memchr(b'\n', &chunk);
-                let room = HEAD.saturating_sub(self.head.len());
-                self.head
-                    .extend_from_slice(&chunk[..newline.unwrap_or(chunk.len()).min(room)]);
+                self.keep_head(&chunk[..newline.unwrap_or(chunk.len())]);
                 match newline {
                     Some(i) => {
                         self.oversized(skipped + i as u64);
@@ -114,13 +112,10 @@ impl Framer {
                 // Complete the carried partial line with the head of this chunk.
                 match memchr::memchr(b'\n', &chunk) {
                     Some(i) if self.pending.len() + i > self.max_line => {
-                        let partial = self.pending.len() + i;
-                        let mut head = self.pending.split();
-                        head.truncate(HEAD);
-                        let more = HEAD.saturating_sub(head.len()).min(i);
-                        head.extend_from_slice(&chunk[..more]);
-                        self.head = head;
-                        self.oversized(partial as u64);
+                        let partial = self.pending.split();
+                        self.keep_head(&partial);
+                        self.keep_head(&chunk[..i]);
+                        self.oversized((partial.len() + i) as u64);
                         chunk = chunk.slice(i + 1..);
                         continue;
                     }
@@ -195,10 +190,9 @@ impl Framer {
         let partial = self.pending.len() - partial_start;
         if partial > self.max_line {
             self.cut_pending();
-            let mut line = self.pending.split();
+            let line = self.pending.split();
+            self.keep_head(&line);
             self.skipping = Some(line.len() as u64);
-            line.truncate(HEAD);
-            self.head = line;
         }
     }
 
@@ -214,6 +208,13 @@ impl Framer {
         }));
         self.next_seq += 1;
         self.next_line += lines;
+    }
+
+    /// Keeps the start of `bytes`, the next bytes of an oversized line, while its head is
+    /// shorter than [`HEAD`].
+    fn keep_head(&mut self, bytes: &[u8]) {
+        let room = HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     fn oversized(&mut self, bytes: u64) {

@@ -301,11 +301,8 @@ fn record_path(root: &std::path::Path, bucket: &str, key: &str) -> std::path::Pa
     ))
 }
 
-/// The ETag s3s-fs answers for the object `bucket`/`key`, if it exists and has a record.
+/// The ETag s3s-fs answers for the object `bucket`/`key` (one that exists), if it has a record.
 fn recorded_etag(root: &std::path::Path, bucket: &str, key: &str) -> Option<String> {
-    if !object_path(root, bucket, key).is_file() {
-        return None;
-    }
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(record_path(root, bucket, key)).ok()?).ok()?;
     record["e_tag"].as_str().map(str::to_owned)
