@@ -95,6 +95,9 @@ pub(crate) struct Choice<'a> {
     pub structured: Option<Raw<'a>>,
     /// String literals, joined into `reasoning_content`.
     pub reasoning: Vec<Raw<'a>>,
+    /// String literals, joined into the message's `refusal` (null when none): the model's own
+    /// words declining, which OpenAI keeps apart from `content`.
+    pub refusal: Vec<Raw<'a>>,
     pub calls: Vec<Call<'a>>,
     pub finish: &'static str,
 }
@@ -130,6 +133,13 @@ pub(crate) fn write_usage(usage: Option<&Usage>, out: &mut Vec<u8>) {
     u.close();
 }
 
+/// The string literals of a `content` given as an array of parts, by kind.
+#[derive(Default)]
+pub(crate) struct ContentParts<'a> {
+    pub texts: Vec<Raw<'a>>,
+    pub refusals: Vec<Raw<'a>>,
+}
+
 /// A response already in OpenAI's shape (Mistral's chat models, gpt-oss), read for its first
 /// choice.
 #[derive(Deserialize, Default)]
@@ -161,6 +171,8 @@ struct ShapedMessage<'a> {
     reasoning_content: Option<Raw<'a>>,
     #[serde(borrow, default)]
     reasoning: Option<Raw<'a>>,
+    #[serde(borrow, default)]
+    refusal: Option<Raw<'a>>,
     #[serde(borrow, default, deserialize_with = "null_default")]
     tool_calls: Vec<ShapedCall<'a>>,
 }
@@ -239,39 +251,77 @@ impl<'a> OpenAiShaped<'a> {
             .filter(|c| Kind::of(*c) == Kind::String)
     }
 
-    /// The texts of a `content` given as an array of parts (`[{"type": "text", "text": …}]`, as
-    /// OpenAI-compatible servers may write it); empty for any other `content`. A part that is
-    /// not text is refused rather than lost.
-    pub fn content_parts(&self) -> Result<Vec<Raw<'a>>, Reject> {
+    /// The texts and refusals of a `content` given as an array of parts (`[{"type": "text",
+    /// "text": …}]`, `{"type": "refusal", "refusal": …}`, as OpenAI-compatible servers may write
+    /// it); both empty for any other `content`. A part of another kind is refused rather than
+    /// lost.
+    pub fn content_parts(&self) -> Result<ContentParts<'a>, Reject> {
         #[derive(Deserialize)]
         struct Part<'a> {
             #[serde(rename = "type", borrow)]
             kind: Cow<'a, str>,
             #[serde(borrow, default)]
             text: Option<Raw<'a>>,
+            #[serde(borrow, default)]
+            refusal: Option<Raw<'a>>,
         }
         let Some(content) = self
             .message()
             .and_then(|m| m.content)
             .filter(|c| Kind::of(*c) == Kind::Array)
         else {
-            return Ok(Vec::new());
+            return Ok(ContentParts::default());
         };
         let at = "modelOutput.choices[0].message.content";
         let parts = elements(content, at)?;
-        let mut texts = Vec::with_capacity(parts.len());
+        let mut found = ContentParts::default();
         for (i, raw) in parts.into_iter().enumerate() {
             let part: Part<'a> = parse(raw, format_args!("{at}[{i}]"))?;
-            match (part.kind.as_ref(), part.text) {
-                ("text", Some(t)) if Kind::of(t) == Kind::String => texts.push(t),
-                (kind, _) => {
+            let string = |v: Option<Raw<'a>>| v.filter(|v| Kind::of(*v) == Kind::String);
+            match part.kind.as_ref() {
+                "text" if string(part.text).is_some() => found.texts.extend(part.text),
+                "refusal" if string(part.refusal).is_some() => found.refusals.extend(part.refusal),
+                kind => {
                     return Err(Reject::invalid(format!(
-                        "{at}[{i}]: a {kind:?} part is not one this tool maps (text parts are)"
+                        "{at}[{i}]: a {kind:?} part is not one this tool maps (text and refusal parts with their string are)"
                     )))
                 }
             }
         }
-        Ok(texts)
+        Ok(found)
+    }
+
+    /// The first choice as the one [`Choice`] every family fills: `content` a string or an
+    /// array of text and refusal parts, `reasoning_content` (or `reasoning`), `refusal`, the tool
+    /// calls and the finish reason.
+    pub fn choice(&self) -> Result<Choice<'a>, Reject> {
+        let (texts, mut refusal) = match self.content() {
+            Some(text) => (vec![text], Vec::new()),
+            None => {
+                let parts = self.content_parts()?;
+                (parts.texts, parts.refusals)
+            }
+        };
+        refusal.extend(self.refusal()?);
+        Ok(Choice {
+            texts,
+            structured: None,
+            reasoning: self.reasoning().into_iter().collect(),
+            refusal,
+            calls: self.calls()?,
+            finish: self.finish(),
+        })
+    }
+
+    /// The message's `refusal`: a string, or none when absent or null (anything else is refused
+    /// rather than dropped).
+    pub fn refusal(&self) -> Result<Option<Raw<'a>>, Reject> {
+        match self.message().and_then(|m| m.refusal) {
+            Some(r) if Kind::of(r) != Kind::Null => {
+                expect(r, Kind::String, "modelOutput.choices[0].message.refusal").map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A `reasoning_content` (or `reasoning`) string, if the message has one.
@@ -366,12 +416,19 @@ fn scan_choice<'a>(s: &mut Scanner<'a>) -> Scan<ShapedChoice<'a>> {
 
 fn scan_message<'a>(s: &mut Scanner<'a>) -> Scan<ShapedMessage<'a>> {
     let mut m = ShapedMessage::default();
-    let names = ["content", "reasoning_content", "reasoning", "tool_calls"];
+    let names = [
+        "content",
+        "reasoning_content",
+        "reasoning",
+        "refusal",
+        "tool_calls",
+    ];
     s.fields(&names, |s, i| {
         match i {
             0 => m.content = s.optional()?,
             1 => m.reasoning_content = s.optional()?,
             2 => m.reasoning = s.optional()?,
+            3 => m.refusal = s.optional()?,
             _ => s.nullable_array(|s| {
                 m.tool_calls.push(scan_call(s)?);
                 Ok(())

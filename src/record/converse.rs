@@ -726,6 +726,7 @@ pub(crate) fn write_response(
         texts,
         structured,
         reasoning,
+        refusal: Vec::new(),
         calls: calls
             .into_iter()
             .map(|u| Call {

@@ -643,6 +643,7 @@ mod scan_parity {
                         ("content", Leaf("text")),
                         ("reasoning_content", Leaf("text")),
                         ("reasoning", Leaf("text")),
+                        ("refusal", Leaf("text")),
                         (
                             "tool_calls",
                             Arr(&[

@@ -17,7 +17,7 @@
 //! reasoning models) moved to `reasoning_content` (as a `reasoning` or `reasoning_content`
 //! member is); `model` and `created` as for every family; usage as given.
 
-use super::completion::{Choice, OpenAiShaped};
+use super::completion::OpenAiShaped;
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::data_url;
@@ -336,30 +336,18 @@ pub(crate) fn write_response(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    let content = r.content();
-    let split = content.and_then(|c| split_reasoning(c.get()));
-    let (mut texts, mut reasoning) = (Vec::new(), Vec::new());
-    match &split {
-        Some((r, t)) => {
-            reasoning.push(Raw::validated(r));
-            if t != "\"\"" {
-                texts.push(Raw::validated(t));
-            }
+    // Reasoning in tags in front of a string content is split off into its own place, before
+    // any the message gives apart.
+    let split = r.content().and_then(|c| split_reasoning(c.get()));
+    let mut choice = r.choice()?;
+    if let Some((reasoning, text)) = &split {
+        choice.texts.clear();
+        if text != "\"\"" {
+            choice.texts.push(Raw::validated(text));
         }
-        None => match content {
-            Some(text) => texts.push(text),
-            None => texts.extend(r.content_parts()?),
-        },
+        choice.reasoning.insert(0, Raw::validated(reasoning));
     }
-    reasoning.extend(r.reasoning());
     let usage = r.usage();
-    let choice = Choice {
-        texts,
-        structured: None,
-        reasoning,
-        calls: r.calls()?,
-        finish: r.finish(),
-    };
     response_body::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
     Ok(usage.unwrap_or_default())
 }
@@ -367,7 +355,75 @@ pub(crate) fn write_response(
 #[cfg(test)]
 mod tests {
     use super::{split_reasoning, TAGS};
+    use crate::record::completion::CompletionContext;
+    use crate::record::{Endpoint, Family, Raw};
     use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// The body `family` writes for `answer` as a `endpoint` response.
+    fn body(family: Family, answer: &str, endpoint: Endpoint) -> Result<Value, String> {
+        let ctx = CompletionContext {
+            fallback_id: "chatcmpl-ab",
+            model: "\"m\"",
+            created: 1,
+            endpoint,
+        };
+        let mut out = Vec::new();
+        family
+            .write_completion(Raw::validated(answer), &ctx, &mut out)
+            .map_err(|r| r.message)?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    /// A model's refusal is kept where OpenAI keeps it — the message's `refusal`, a `refusal`
+    /// part of a Responses message, the only text of a legacy completion — never dropped, in
+    /// every family whose answers are OpenAI-shaped; given as a string or as parts.
+    #[test]
+    fn a_refusal_is_kept_in_every_endpoint() {
+        let given = [
+            r#"{"choices":[{"message":{"content":null,"refusal":"I can\u0027t help."},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"message":{"content":[{"type":"refusal","refusal":"I can't help."}]},"finish_reason":"stop"}]}"#,
+        ];
+        for family in [Family::GptOss, Family::MistralChat, Family::OpenAiChat] {
+            for answer in given {
+                let chat = body(family, answer, Endpoint::ChatCompletions).unwrap();
+                let message = &chat["choices"][0]["message"];
+                assert_eq!(message["refusal"], "I can't help.", "{family}: {answer}");
+                assert_eq!(message["content"], Value::Null, "{family}: {answer}");
+                let response = body(family, answer, Endpoint::Responses).unwrap();
+                assert_eq!(
+                    response["output"][0]["content"],
+                    json!([{"type": "refusal", "refusal": "I can't help."}]),
+                    "{family}: {answer}"
+                );
+                let legacy = body(family, answer, Endpoint::Completions).unwrap();
+                assert_eq!(legacy["choices"][0]["text"], "I can't help.");
+            }
+            // No refusal: null, as OpenAI writes it.
+            let plain = r#"{"choices":[{"message":{"content":"hi","refusal":null}}]}"#;
+            let chat = body(family, plain, Endpoint::ChatCompletions).unwrap();
+            assert_eq!(chat["choices"][0]["message"]["refusal"], Value::Null);
+            assert_eq!(chat["choices"][0]["message"]["content"], "hi");
+            // A refusal of another kind is refused, naming it, not dropped.
+            let odd = r#"{"choices":[{"message":{"content":"hi","refusal":7}}]}"#;
+            let e = body(family, odd, Endpoint::ChatCompletions).unwrap_err();
+            assert!(e.contains("message.refusal"), "{family}: {e}");
+        }
+    }
+
+    /// Mistral's chat answers are read as gpt-oss's are: text parts joined, reasoning kept, a
+    /// part of a kind no OpenAI message carries refused (before, all three were dropped).
+    #[test]
+    fn mistral_chat_answers_keep_parts_and_reasoning() {
+        let answer = r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}],"reasoning_content":"why"},"finish_reason":"stop"}]}"#;
+        let chat = body(Family::MistralChat, answer, Endpoint::ChatCompletions).unwrap();
+        let message = &chat["choices"][0]["message"];
+        assert_eq!(message["content"], "ab");
+        assert_eq!(message["reasoning_content"], "why");
+        let odd = r#"{"choices":[{"message":{"content":[{"type":"image","url":"x"}]}}]}"#;
+        let e = body(Family::MistralChat, odd, Endpoint::ChatCompletions).unwrap_err();
+        assert!(e.contains("content[0]"), "{e}");
+    }
 
     /// What [`split_reasoning`] means, on the decoded text.
     fn split_text(text: &str) -> Option<(String, String)> {

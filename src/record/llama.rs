@@ -169,6 +169,7 @@ pub(crate) fn write_response(
         texts: text.into_iter().collect(),
         structured: None,
         reasoning: Vec::new(),
+        refusal: Vec::new(),
         calls: Vec::new(),
         finish: match stop.as_deref() {
             Some("length") => "length",

@@ -430,6 +430,7 @@ pub(crate) fn write_text_response(
         texts: text.into_iter().collect(),
         structured: None,
         reasoning: Vec::new(),
+        refusal: Vec::new(),
         calls: Vec::new(),
         finish: finish(first.stop_reason),
     };
@@ -445,18 +446,9 @@ pub(crate) fn write_chat_response(
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
     let usage = r.usage();
-    let choice = Choice {
-        // An empty content beside tool calls is no content (OpenAI says null).
-        texts: r
-            .content()
-            .filter(|c| c.get() != "\"\"")
-            .into_iter()
-            .collect(),
-        structured: None,
-        reasoning: Vec::new(),
-        calls: r.calls()?,
-        finish: r.finish(),
-    };
+    let mut choice = r.choice()?;
+    // An empty content beside tool calls is no content (OpenAI says null).
+    choice.texts.retain(|t| t.get() != "\"\"");
     response_body::write(r.own_id(), &choice, usage.as_ref(), ctx, out);
     Ok(usage.unwrap_or_default())
 }

@@ -58,7 +58,10 @@ pub(crate) fn write(
                 (None, []) => m.raw("content", "null"),
                 (None, texts) => join_literals(texts, m.key("content")),
             }
-            m.raw("refusal", "null");
+            match choice.refusal.as_slice() {
+                [] => m.raw("refusal", "null"),
+                refusal => join_literals(refusal, m.key("refusal")),
+            }
             if !choice.calls.is_empty() {
                 let mut a = Arr::open(m.key("tool_calls"));
                 for call in &choice.calls {
@@ -139,7 +142,12 @@ pub(crate) fn write_response(
             summary.close();
             r.close();
         }
-        if choice.structured.is_some() || !choice.texts.is_empty() || choice.calls.is_empty() {
+        let refused = !choice.refusal.is_empty();
+        if choice.structured.is_some()
+            || !choice.texts.is_empty()
+            || refused
+            || choice.calls.is_empty()
+        {
             let mut m = Obj::open(items.next());
             m.string("id", &format!("msg_{hex}"));
             m.raw("type", "\"message\"");
@@ -153,6 +161,12 @@ pub(crate) fn write_response(
                 t.raw("annotations", "[]");
                 t.raw("logprobs", "[]");
                 t.close();
+            }
+            if refused {
+                let mut r = Obj::open(content.next());
+                r.raw("type", "\"refusal\"");
+                join_literals(&choice.refusal, r.key("refusal"));
+                r.close();
             }
             content.close();
             m.close();
@@ -225,7 +239,12 @@ pub(crate) fn write_text_completion(
     {
         let mut choices = Arr::open(o.key("choices"));
         let mut c = Obj::open(choices.next());
-        write_text(choice, c.key("text"));
+        if choice.structured.is_none() && choice.texts.is_empty() && !choice.refusal.is_empty() {
+            // The legacy object has no place for a refusal's words but its text.
+            join_literals(&choice.refusal, c.key("text"));
+        } else {
+            write_text(choice, c.key("text"));
+        }
         c.raw("index", "0");
         c.raw("logprobs", "null");
         // A completions request carries no tools; a call the model made anyway ends the text

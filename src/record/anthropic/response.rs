@@ -305,6 +305,7 @@ pub(crate) fn write_parts(
         texts,
         structured: json_response,
         reasoning: thinking,
+        refusal: Vec::new(),
         calls,
         finish: finish_reason(msg.stop_reason),
     };
