@@ -210,6 +210,13 @@ fn every_chat_family_answers_responses_and_completions_in_their_shape() {
 }
 
 fn body(family: Family, drop: bool, line_body: &str) -> Result<Value, (String, String)> {
+    body_text(family, drop, line_body)
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap()["modelInput"].clone())
+}
+
+/// The record line `body` maps `line_body` into, as written (a `Value` would keep one of two
+/// members given twice).
+fn body_text(family: Family, drop: bool, line_body: &str) -> Result<String, (String, String)> {
     let line = format!(
         r#"{{"custom_id":"c","method":"POST","url":"{}","body":{line_body}}}"#,
         family.endpoints()[0]
@@ -218,7 +225,7 @@ fn body(family: Family, drop: bool, line_body: &str) -> Result<Value, (String, S
     opts.map.drop_unsupported = drop;
     let mut out = Vec::new();
     convert_line(line.as_bytes(), 1, &opts, &mut out)
-        .map(|_| serde_json::from_slice::<Value>(&out).unwrap()["modelInput"].clone())
+        .map(|_| String::from_utf8(out).unwrap())
         .map_err(|r| (r.reject.code.as_str().to_owned(), r.reject.message))
 }
 
@@ -564,6 +571,78 @@ fn gpt_oss_leaves_out_what_describes_the_call() {
         assert!(b.get(k).is_none(), "{k}: {b}");
     }
     assert_eq!(b["max_completion_tokens"], 4096);
+}
+
+/// gpt-oss and openai-chat are sent `messages`, `tools`, `response_format` and `tool_choice` as
+/// written, so a member given twice in them is refused, naming it — except inside a tool's `parameters` and a
+/// `json_schema`'s `schema`, which OpenAI takes as written too (the README's rule).
+#[test]
+fn gpt_oss_refuses_a_member_given_twice_in_what_it_copies() {
+    let with = |members: &str| format!(r#"{{{USER},{members}}}"#);
+    let tool = |function: &str| {
+        format!(
+            r#""tools":[{{"type":"function","function":{{"name":"f","parameters":{{"type":"object"}}}}}},{{"type":"function","function":{function}}}]"#
+        )
+    };
+    for (bad, at, key) in [
+        (tool(r#"{"name":"g","name":"h"}"#), "body.tools[1]", "name"),
+        (tool(r#"{"name":"g","description":"a","description":"b"}"#), "body.tools[1]", "description"),
+        (tool(r#"{"name":"g","parameters":{"properties":{}},"parameters":{}}"#), "body.tools[1]", "parameters"),
+        (tool(r#"{"name":"g","strict":{"a":1,"a":2}}"#), "body.tools[1]", "a"),
+        (r#""tools":[{"type":"function","type":"custom","function":{"name":"g"}}]"#.to_owned(), "body.tools[0]", "type"),
+        (r#""response_format":{"type":"json_object","type":"text"}"#.to_owned(), "body.response_format", "type"),
+        (r#""response_format":{"type":"json_schema","json_schema":{"name":"a","name":"b","schema":{}}}"#.to_owned(), "body.response_format", "name"),
+        (r#""tool_choice":{"type":"function","function":{"name":"f","name":"g"}}"#.to_owned(), "body.tool_choice", "name"),
+    ] {
+        for family in [Family::GptOss, Family::OpenAiChat] {
+            let e = body(family, false, &with(&bad)).unwrap_err();
+            assert_eq!(e.0, "invalid_request", "{family:?} {bad}: {e:?}");
+            assert!(
+                e.1.contains(at) && e.1.contains(&format!("duplicate member `{key}`")),
+                "{family:?} {bad}: {e:?}"
+            );
+        }
+    }
+    // The messages go as written too: a repeat in a member the reader does not read itself.
+    let call = r#"{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}"#;
+    for (messages, key) in [
+        (r#"{"role":"user","content":"a","name":"x","name":"y"}"#.to_owned(), "name"),
+        (r#"{"role":"user","content":"a","n\u0061me":"x","name":"y"}"#.to_owned(), "name"),
+        (r#"{"role":"user","content":"a","extra":{"k":[{"z":1,"z":2}]}}"#.to_owned(), "z"),
+        (r#"{"role":"user","content":[{"type":"text","text":"a","cache_control":{"t":1,"t":2}}]}"#.to_owned(), "t"),
+        (format!(r#"{{"role":"assistant","content":null,"tool_calls":[{call},"x":1,"x":2}}]}}"#), "x"),
+    ] {
+        let line = format!(r#"{{"messages":[{{"role":"system","content":"s"}},{messages}]}}"#);
+        for family in [Family::GptOss, Family::OpenAiChat] {
+            let e = body(family, false, &line).unwrap_err();
+            assert_eq!(e.0, "invalid_request", "{family:?} {line}: {e:?}");
+            assert!(
+                e.1.contains("body.messages[1]") && e.1.contains(&format!("member `{key}`")),
+                "{family:?} {line}: {e:?}"
+            );
+        }
+    }
+    let once = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"text","text":"a","cache_control":{{"t":1}}}}],"name":"x"}},{{"role":"assistant","content":null,"tool_calls":[{call}}}]}}]}}"#
+    );
+    for family in [Family::GptOss, Family::OpenAiChat] {
+        let b = body(family, false, &once).unwrap();
+        assert_eq!(b["messages"][0]["name"], "x", "{family:?}: {b}");
+    }
+    // Inside the parameters and the schema, as written (OpenAI's own rule), byte for byte.
+    let parameters =
+        r#"{"type":"object","properties":{"x":{"type":"string"},"x":{"type":"number"}}}"#;
+    let schema = r#"{"type":"object","type":"array"}"#;
+    let good = with(&format!(
+        r#""tools":[{{"type":"function","function":{{"name":"f","parameters":{parameters}}}}}],"response_format":{{"type":"json_schema","json_schema":{{"name":"a","schema":{schema}}}}}"#
+    ));
+    for family in [Family::GptOss, Family::OpenAiChat] {
+        let b = body_text(family, false, &good).unwrap();
+        assert!(
+            b.contains(parameters) && b.contains(schema),
+            "{family:?}: {b}"
+        );
+    }
 }
 
 /// A batch folder records its family and invocation type, so the way back needs no flags.

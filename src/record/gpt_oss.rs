@@ -21,10 +21,11 @@ use super::completion::OpenAiShaped;
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::data_url;
-use super::json::{as_text, expect, parse, Kind, Obj};
+use super::json::{as_text, elements, expect, parse, Kind, Obj};
 use super::model_table::Media;
 use super::openai::{ChatRequest, ContentPart};
 use super::response_body;
+use super::scan::{repeated_key, repeated_key_outside};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// Which OpenAI-chat-bodied model a body is for.
@@ -156,7 +157,9 @@ fn write_body_as(
         ("reasoning_effort", req.reasoning_effort, Kind::String),
     ] {
         if let Some(raw) = value {
-            o.raw(key, expect(raw, kind, format_args!("body.{key}"))?.get());
+            let raw = expect(raw, kind, format_args!("body.{key}"))?;
+            each_member_once_as_written(key, raw)?;
+            o.raw(key, raw.get());
         }
     }
     if let Some(raw) = req.tool_choice {
@@ -165,19 +168,58 @@ fn write_body_as(
                 "body.tool_choice: expected a string or an object",
             ));
         }
+        each_member_once_as_written("tool_choice", raw)?;
         o.raw("tool_choice", raw.get());
     }
     o.close();
     check_unsupported(req, opts, notes, dialect.name())
 }
 
-/// The request's `messages` array, exactly as written: the scanner kept each message's raw pieces,
-/// so the array is re-found in the body by the slice between the first message's start and the
-/// last's end.
+/// Refuses a member given twice in the body member `key`, copied as written, outside what OpenAI
+/// takes as written too (a tool's `parameters`, a `json_schema`'s `schema`): the model would
+/// get one of the two, and which one would be its parser's guess.
+fn each_member_once_as_written(key: &str, raw: Raw<'_>) -> Result<(), Reject> {
+    let twice = |text: &str, exempt: &[&str]| repeated_key_outside(text, exempt).ok().flatten();
+    let found = match key {
+        "tools" => elements(raw, "body.tools")?
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, tool)| {
+                twice(tool.get(), &["function", "parameters"]).map(|k| (format!("[{i}]"), k))
+            }),
+        "response_format" => {
+            twice(raw.get(), &["json_schema", "schema"]).map(|k| (String::new(), k))
+        }
+        _ => repeated_key(raw.get())
+            .ok()
+            .flatten()
+            .map(|k| (String::new(), k)),
+    };
+    match found {
+        Some((at, k)) => Err(Reject::invalid(format!(
+            "body.{key}{at}: duplicate member `{k}`"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The request's `messages` array, exactly as written, once no member in it is given twice
+/// (the model would get one of the two, and which one would be its parser's guess). The reader
+/// has checked most lines' messages as it read them; the rest are walked here.
 fn message_array<'a>(req: &ChatRequest<'a>) -> Result<&'a str, Reject> {
-    req.messages_raw
-        .map(Raw::get)
-        .ok_or_else(|| Reject::invalid("body.messages: missing"))
+    let raw = req
+        .messages_raw
+        .ok_or_else(|| Reject::invalid("body.messages: missing"))?;
+    if !req.messages_checked && repeated_key(raw.get()).ok().flatten().is_some() {
+        for (i, message) in elements(raw, "body.messages")?.into_iter().enumerate() {
+            if let Ok(Some(key)) = repeated_key(message.get()) {
+                return Err(Reject::invalid(format!(
+                    "body.messages[{i}]: duplicate member `{key}`"
+                )));
+            }
+        }
+    }
+    Ok(raw.get())
 }
 
 /// The tags a model's reasoning is wrapped in, in front of its answer.

@@ -707,7 +707,74 @@ pub(crate) fn repeated_key(text: &str) -> Scan<Option<String>> {
     Ok(None)
 }
 
+/// [`repeated_key`] outside the value at the member path `exempt` (`["function", "parameters"]`:
+/// that member of that member of the top object), which is not looked into: a value a model
+/// takes as written, where the model's own reader decides what a repeat means. The path is
+/// followed through objects only (never into an array), so it names one value.
+pub(crate) fn repeated_key_outside(text: &str, exempt: &[&str]) -> Scan<Option<String>> {
+    let mut s = Scanner::new(text);
+    let twice = s.repeats_outside(exempt)?;
+    if twice.is_none() {
+        s.end()?;
+    }
+    Ok(twice)
+}
+
 impl<'a> Scanner<'a> {
+    /// The first key given twice in the value at the current position, outside the value at
+    /// `exempt` (see [`repeated_key_outside`]). Recurses once a segment of `exempt`, never
+    /// deeper.
+    fn repeats_outside(&mut self, exempt: &[&str]) -> Scan<Option<String>> {
+        let Some((first, rest)) = exempt.split_first() else {
+            self.value()?;
+            return Ok(None);
+        };
+        if self.peek()? != b'{' {
+            let mut twice = None;
+            let walked = self.walk_for_repeats(&mut twice);
+            return if twice.is_some() {
+                Ok(twice)
+            } else {
+                walked.map(|_| None)
+            };
+        }
+        self.at += 1;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Ok(None);
+        }
+        let mut keys = OpenKeys::default();
+        keys.open();
+        loop {
+            let key = self.string()?.get();
+            if let Some(twice) = keys.member(key) {
+                return Ok(Some(twice));
+            }
+            self.eat(b':')?;
+            let twice = if *super::json::decode_literal(key) == *first.as_bytes() {
+                self.repeats_outside(rest)?
+            } else {
+                let mut twice = None;
+                let walked = self.walk_for_repeats(&mut twice);
+                if twice.is_none() {
+                    walked?;
+                }
+                twice
+            };
+            if twice.is_some() {
+                return Ok(twice);
+            }
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Ok(None);
+                }
+                _ => return Err(Fallback),
+            }
+        }
+    }
+
     /// The value at the current position, as [`Scanner::value`] reads it, when no object in it
     /// gives a key twice; a fallback when one does (or it is no JSON value). One pass where
     /// reading the value and then [`repeated_key`] would be two.
@@ -1007,6 +1074,81 @@ mod tests {
         let deep_twice = "[".repeat(100_000) + r#"{"q":1,"q":2}"# + &"]".repeat(100_000);
         assert_eq!(twice(&deep_twice).as_deref(), Some("q"));
         for bad in [r#"{"a":1,"a""#, r#"{"a" 1}"#, "[1,]", r#"{"a":1}x"#, ""] {
+            assert!(repeated_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_found_outside_the_value_left_as_written() {
+        use super::{repeated_key, repeated_key_outside};
+        let path = ["function", "parameters"];
+        let twice = |text: &str| repeated_key_outside(text, &path).unwrap();
+        for (text, key) in [
+            // Inside the exempt value: not looked into, at any depth.
+            (r#"{"function":{"parameters":{"x":1,"x":2}}}"#, None),
+            (
+                r#"{"f\u0075nction":{"parameters":[{"y":[{"z":0,"z":0}]}]}}"#,
+                None,
+            ),
+            (
+                r#"{"function":{"name":"f","parameters":{"a":{"b":1,"b":2}},"strict":true}}"#,
+                None,
+            ),
+            // Beside it, and in the objects that hold it.
+            (
+                r#"{"function":{"name":"f","name":"g","parameters":{}}}"#,
+                Some("name"),
+            ),
+            (
+                r#"{"function":{"parameters":{},"param\u0065ters":{}}}"#,
+                Some("param\\u0065ters"),
+            ),
+            (
+                r#"{"function":{"parameters":{}},"function":{}}"#,
+                Some("function"),
+            ),
+            (
+                r#"{"type":"function","function":{},"type":"x"}"#,
+                Some("type"),
+            ),
+            (
+                r#"{"function":{"description":{"parameters":{"x":1,"x":2}}}}"#,
+                Some("x"),
+            ),
+            (r#"{"other":{"parameters":{"x":1,"x":2}}}"#, Some("x")),
+            (
+                r#"{"function":{"parameters":{}},"extra":[{"z":1,"z":2}]}"#,
+                Some("z"),
+            ),
+            // The path goes through objects only: not into an array.
+            (r#"{"function":[{"parameters":{"x":1,"x":2}}]}"#, Some("x")),
+            (r#"[{"function":{"parameters":{"x":1,"x":2}}}]"#, Some("x")),
+            (
+                r#"{"\ud800":1,"\ud801":{"parameters":{"q":0,"q":0}}}"#,
+                Some("q"),
+            ),
+            (r#"{"\ud800":1,"\ud800":2}"#, Some("\\ud800")),
+            (r#"{}"#, None),
+            (r#"{"function":null}"#, None),
+        ] {
+            assert_eq!(twice(text).as_deref(), key, "{text}");
+        }
+        // With no exempt path nothing is left: the whole value is as written.
+        assert_eq!(repeated_key_outside(r#"{"a":1,"a":1}"#, &[]).unwrap(), None);
+        // Deep nesting beside the exempt value is walked without recursion.
+        let deep = format!(
+            r#"{{"function":{{"parameters":{{}}}},"d":{}{{"w":0,"w":0}}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(twice(&deep).as_deref(), Some("w"));
+        for bad in [
+            r#"{"function":{"parameters":{"x"}}}"#,
+            r#"{"function":{}"#,
+            r#"{"a":1}x"#,
+            "",
+        ] {
+            assert!(repeated_key_outside(bad, &path).is_err(), "{bad}");
             assert!(repeated_key(bad).is_err(), "{bad}");
         }
     }

@@ -428,6 +428,10 @@ pub struct ChatRequest<'a> {
     pub messages: Vec<Message<'a>>,
     /// The `messages` array as written (for the families that take it as it is).
     pub messages_raw: Option<Raw<'a>>,
+    /// Whether every member of every message was read and none is given twice: set by the fast
+    /// scanner for messages of string `content` and no members it skips unread (most lines);
+    /// a family that sends `messages` as written checks the rest for repeats itself.
+    pub messages_checked: bool,
     /// `max_completion_tokens`.
     pub max_completion_tokens: Option<Raw<'a>>,
     /// `max_tokens` (deprecated spelling).

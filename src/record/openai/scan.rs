@@ -217,11 +217,13 @@ fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
     s.object(|s, key| {
         if key == "messages" {
             let mut list = Vec::new();
+            let mut checked = true;
             let raw = s.array(|s| {
-                list.push(message(s)?);
+                list.push(message(s, &mut checked)?);
                 Ok(())
             })?;
             req.messages_raw = Some(raw);
+            req.messages_checked = checked;
             return once(&mut messages, list);
         }
         let value = s.value()?;
@@ -235,7 +237,9 @@ fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
     Ok(req)
 }
 
-fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
+/// One message; `checked` is cleared when the message holds what was not read member by member
+/// here (a member skipped, an array `content`, `tool_calls`), so a repeat in it may be unseen.
+fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
     let (mut role, mut content, mut tool_calls, mut tool_call_id) = (None, None, None, None);
     let (mut seen_content, mut seen_calls, mut seen_id) = (false, false, false);
     s.object(|s, key| {
@@ -248,7 +252,10 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
             "content" => (&mut content, &mut seen_content),
             "tool_calls" => (&mut tool_calls, &mut seen_calls),
             "tool_call_id" => (&mut tool_call_id, &mut seen_id),
-            _ => return s.value().map(drop),
+            _ => {
+                *checked = false;
+                return s.value().map(drop);
+            }
         };
         if std::mem::replace(seen, true) {
             return Err(Fallback);
@@ -256,6 +263,9 @@ fn message<'a>(s: &mut Scanner<'a>) -> Scan<Message<'a>> {
         *slot = non_null(s.value()?);
         Ok(())
     })?;
+    if tool_calls.is_some() || content.is_some_and(|c| c.get().starts_with('[')) {
+        *checked = false;
+    }
     let tool_calls = match tool_calls {
         // What the scanner does not take, serde reads (and words).
         Some(raw) => Some(match self::tool_calls(raw.get()) {
