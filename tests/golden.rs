@@ -61,6 +61,8 @@ fn bad_input_is_rejected_line_by_line_and_the_counts_add_up() {
         json_lines(&std::fs::read(fixture("openai/bad.expected-rejects.jsonl")).unwrap());
     let mut opts = opts();
     opts.max_line_bytes = 2000;
+    // The fixture is also the CLI's (tests/cli.rs), which names its flag.
+    opts.max_line_hint = " (see --max-line-bytes)";
     let (records, rejects, report) = to_stream(&input, &opts);
     assert_eq!(json_lines(&rejects), expected);
     let ids: Vec<String> = json_lines(&records)

@@ -219,6 +219,12 @@ fn oversized_lines_are_rejected_without_buffering_them() {
     let rejects = json_lines(&rejects);
     assert_eq!(rejects[0]["line"], 4);
     assert_eq!(rejects[0]["error"]["code"], "line_too_long");
+    // No flag is named where none was given (the server has none).
+    let message = rejects[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("over the limit of 4096 bytes"),
+        "{message}"
+    );
     assert!(rejects[1..]
         .iter()
         .all(|r| r["error"]["code"] == "duplicate_custom_id"));

@@ -322,6 +322,7 @@ impl ConvertArgs {
         opts.bytes_per_job = self.bytes_per_job;
         opts.allow_small = self.allow_small;
         opts.max_line_bytes = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
+        opts.max_line_hint = " (see --max-line-bytes)";
         opts.threads = self.threads.map(usize::from);
         opts.block_size = usize::try_from(self.block_size).unwrap_or(usize::MAX);
         opts.source = source;

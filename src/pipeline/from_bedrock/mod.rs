@@ -281,7 +281,9 @@ pub async fn prepare_from_bedrock(
             ids: IdSeed::new(&opts.id_salt),
         },
         opts.max_line_bytes,
-        " (see --max-line-bytes)",
+        // Said the same under `run` and `serve`, which collect with the default limit: the
+        // folder can always be collected again by `from-bedrock`.
+        " (`from-bedrock --max-line-bytes` reads longer lines)",
     );
     let inputs = futures::stream::iter(files.into_iter().map(|file| EngineInput {
         name: file.name.clone(),

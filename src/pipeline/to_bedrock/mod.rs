@@ -50,6 +50,9 @@ pub struct ToBedrockOptions {
     pub allow_small: bool,
     /// Lines longer than this are rejected without being read into memory.
     pub max_line_bytes: usize,
+    /// Where the user sets `max_line_bytes`, added to the reject of a longer line (the CLI's
+    /// `" (see --max-line-bytes)"`); empty where nothing sets it (the server).
+    pub max_line_hint: &'static str,
     /// Approximate size of the blocks converted in parallel.
     pub block_size: usize,
     /// Worker threads; `None` uses rayon's global pool (one per core).
@@ -99,6 +102,7 @@ impl ToBedrockOptions {
             bytes_per_job: 5_000_000_000,
             allow_small: false,
             max_line_bytes: 20 << 20,
+            max_line_hint: "",
             block_size: 2 << 20,
             threads: None,
             progress: None,
@@ -379,7 +383,7 @@ where
                     },
                 },
                 opts.max_line_bytes,
-                " (see --max-line-bytes)",
+                opts.max_line_hint,
             );
             EngineInput {
                 name: if several {
