@@ -21,10 +21,10 @@ use super::bedrock_output::fnv;
 use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, object_text, refuse_fields, texts, tool_name,
-    turn_texts, MediaPolicy, MsgPath, Role, Spliced,
+    call_arguments, check_unsupported, conversation, function_tools, refuse_fields, texts,
+    tool_name, turn_texts, MediaPolicy, MsgPath, Role, Spliced,
 };
-use super::json::{as_text, decode_literal, expect, null_default, str_value, Arr, Kind, Obj};
+use super::json::{as_text, decode_literal, expect, null_default, Arr, Kind, Obj};
 use super::openai::{ChatRequest, ToolCall};
 use super::response_body;
 use super::scan::{Scan, Scanner};
@@ -313,10 +313,7 @@ fn write_tool_calls(
             Some(args) => {
                 // Sent as written (Mistral takes the string), once it is known to be one object
                 // giving each member once, as for every other family that reads it.
-                let text = str_value(args, format_args!("{at}.function.arguments"))?;
-                if !text.trim().is_empty() {
-                    object_text(&text, &at)?;
-                }
+                call_arguments(Some(args), &at)?;
                 f.raw("arguments", args.get());
             }
             None => f.raw("arguments", "\"{}\""),

@@ -381,17 +381,7 @@ fn assistant_blocks<'a>(
         }
         expect(call.id, Kind::String, format_args!("{at}.id"))?;
         tool_name(call.function.name, format_args!("{at}.function.name"))?;
-        let arguments = call
-            .function
-            .arguments
-            .map(|a| str_value(a, format_args!("{at}.function.arguments")))
-            .transpose()?;
-        let input = match arguments {
-            None => Cow::Borrowed("{}"),
-            Some(args) if args.trim().is_empty() => Cow::Borrowed("{}"),
-            Some(Cow::Borrowed(args)) => object_text(args, &at)?,
-            Some(Cow::Owned(args)) => Cow::Owned(object_text(&args, &at)?.into_owned()),
-        };
+        let input = call_arguments(call.function.arguments, &at)?;
         blocks.push(Block::ToolUse {
             id: call.id,
             name: call.function.name,
@@ -401,8 +391,27 @@ fn assistant_blocks<'a>(
     Ok(blocks)
 }
 
+/// The `arguments` of the tool call at `at` as the text of one JSON object, single-line: none, or
+/// a blank string, means no arguments (`{}`); any other string must be one object giving each
+/// member once (the rule of every family, those that send the string as written too).
+pub(crate) fn call_arguments<'t>(
+    arguments: Option<Raw<'t>>,
+    at: &str,
+) -> Result<Cow<'t, str>, Reject> {
+    let Some(raw) = arguments else {
+        return Ok(Cow::Borrowed("{}"));
+    };
+    Ok(
+        match str_value(raw, format_args!("{at}.function.arguments"))? {
+            args if args.trim().is_empty() => Cow::Borrowed("{}"),
+            Cow::Borrowed(args) => object_text(args, at)?,
+            Cow::Owned(args) => Cow::Owned(object_text(&args, at)?.into_owned()),
+        },
+    )
+}
+
 /// The text of tool-call arguments, checked to be one JSON object and made single-line.
-pub(crate) fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
+fn object_text<'t>(text: &'t str, at: &str) -> Result<Cow<'t, str>, Reject> {
     let parsed: Raw<'_> = serde_json::from_str(text).map_err(|e| {
         Reject::invalid(format!(
             "{at}.function.arguments: not valid JSON: {}",
