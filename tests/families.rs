@@ -921,3 +921,46 @@ fn nova_2_at_effort_high_drops_sampling_settings_once() {
         );
     }
 }
+
+/// A key holding half a surrogate pair (`"\ud800"`) is no Unicode text: refused, saying so,
+/// wherever it sits in the messages and whichever reader reads the line (the scanner took it
+/// as an unknown member of a message or a text part, where serde refused it).
+#[test]
+fn a_key_holding_a_lone_surrogate_is_refused_by_every_reader() {
+    let image = r#"{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}"#;
+    for (message, at) in [
+        (
+            r#"{"role":"user","content":"a","\ud800":1}"#.to_owned(),
+            "body",
+        ),
+        (
+            r#"{"role":"user","content":"a","x\udc00y":1}"#.to_owned(),
+            "body",
+        ),
+        (
+            r#"{"role":"user","content":[{"type":"text","text":"a","\ud800":1}]}"#.to_owned(),
+            "body.messages[0].content",
+        ),
+        (
+            format!(
+                r#"{{"role":"user","content":[{image},{{"type":"text","text":"a","\ud800":1}}]}}"#
+            ),
+            "body.messages[0].content",
+        ),
+    ] {
+        let line = format!(r#"{{"messages":[{message}]}}"#);
+        for family in [Family::Anthropic, Family::GptOss, Family::Nova] {
+            let e = body(family, false, &line).unwrap_err();
+            assert_eq!(e.0, "invalid_request", "{family:?} {line}: {e:?}");
+            assert!(
+                e.1.starts_with(at) && e.1.contains("half a UTF-16 surrogate pair"),
+                "{family:?} {line}: {e:?}"
+            );
+        }
+    }
+    // A real U+FFFD in a key is text like any other.
+    let line = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a","\ufffd":1}],"\ufffd":2}]}"#;
+    for family in [Family::Anthropic, Family::Nova] {
+        body(family, false, line).unwrap();
+    }
+}

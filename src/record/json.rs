@@ -100,7 +100,22 @@ pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
     raw: Raw<'a>,
     path: impl std::fmt::Display + Copy,
 ) -> Result<T, Reject> {
-    from_str(raw.get()).map_err(|e| Reject::invalid(format!("{path}: {}", strip_position(&e))))
+    from_str(raw.get()).map_err(|e| Reject::invalid(format!("{path}: {}", why(&e, raw.get()))))
+}
+
+/// What serde found wrong in `text`, without its position; a lone surrogate, which serde words
+/// as a broken escape, is named as what it is.
+pub(crate) fn why(e: &serde_json::Error, text: &str) -> String {
+    let said = strip_position(e);
+    let escape = ["escape", "surrogate", "code point"]
+        .iter()
+        .any(|w| said.contains(w));
+    match (e.classify(), lone_surrogate(text)) {
+        (serde_json::error::Category::Syntax, Some(half)) if escape => {
+            format!("`{half}` is half a UTF-16 surrogate pair, which is no Unicode text ({said})")
+        }
+        _ => said,
+    }
 }
 
 /// The elements of the array `raw` (at `path`, for messages), each raw: read by the scanner,

@@ -522,7 +522,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ChatVisitor<'a> {
                 saw_messages = true;
                 let raw: Raw<'de> = map.next_value()?;
                 req.messages = json::from_str(raw.get()).map_err(|e| {
-                    de::Error::custom(format_args!("messages: {}", json::strip_position(&e)))
+                    de::Error::custom(format_args!("messages: {}", json::why(&e, raw.get())))
                 })?;
                 req.messages_raw = Some(raw);
                 continue;

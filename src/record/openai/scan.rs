@@ -172,7 +172,7 @@ pub(crate) fn chat_body(text: &str) -> Scan<ChatRequest<'_>> {
 pub(crate) fn content_parts(text: &str) -> Scan<Vec<ContentPart<'_>>> {
     each_element(text, |s| {
         let (mut kind, mut text, mut refusal) = (None, None, None);
-        s.fields(&["type", "text", "refusal", "image_url", "file"], |s, i| {
+        s.struct_fields(&["type", "text", "refusal", "image_url", "file"], |s, i| {
             match i {
                 0 => kind = Some(text_of(s.string()?)?),
                 1 => text = s.optional()?,
@@ -252,6 +252,9 @@ fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
             "content" => (&mut content, &mut seen_content),
             "tool_calls" => (&mut tool_calls, &mut seen_calls),
             "tool_call_id" => (&mut tool_call_id, &mut seen_id),
+            // serde's struct reader refuses a key holding a lone surrogate (U+FFFD here, or a
+            // real U+FFFD: serde tells the two apart, and words the refusal).
+            _ if key.contains('\u{FFFD}') => return Err(Fallback),
             _ => {
                 *checked = false;
                 return s.value().map(drop);
