@@ -358,14 +358,23 @@ impl FolderLock {
         Ok(())
     }
 
-    /// Lets go of the lock.
+    /// Lets go of the lock. A release still unanswered when the lease runs out (and at least an
+    /// eighth of a lease from now) is given up: the lock is then anyone's anyway, and a store out
+    /// of reach must not hold up the end of a run that has finished its work.
     pub async fn release(mut self) {
         self.released = true;
         if let Some(r) = self.renewer.take() {
             r.abort();
         }
-        if let Err(e) = self.lease.held.release().await {
-            tracing::warn!("{}: releasing the lock: {e}", self.folder);
+        let ours_until = self.lease.known.lock().expect("not poisoned").ours_until;
+        let deadline = ours_until.max(Instant::now() + self.lease.length / 8);
+        match tokio::time::timeout_at(deadline.into(), self.lease.held.release()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("{}: releasing the lock: {e}", self.folder),
+            Err(_) => tracing::warn!(
+                "{}: the lock's release went unanswered until its lease ran out: left to expire with it",
+                self.folder
+            ),
         }
     }
 }
@@ -417,6 +426,28 @@ mod tests {
         }
     }
 
+    /// A lease of `length` held through `held`, ours for `left` from now.
+    fn lease(held: impl HeldLock + 'static, length: Duration, left: Duration) -> Arc<Lease> {
+        Arc::new(Lease {
+            held: Arc::new(held),
+            holder: Holder {
+                host: "h".into(),
+                machine: "m".into(),
+                pid: 1,
+                command: "c".into(),
+                started_at: now(),
+                expires_at: now() + left.as_secs(),
+                acquisition: acquisition(),
+            },
+            length,
+            known: std::sync::Mutex::new(Known {
+                ours_until: Instant::now() + left,
+                written_expiry: now() + left.as_secs(),
+            }),
+            lost: AtomicBool::new(false),
+        })
+    }
+
     /// A lease of 8 s, last written 2 s ago. A commit's renewal takes 4 s and renews it; the
     /// renewer's, started just after, waits its turn and takes 2 s more, ending 6 s in: within
     /// the lease just renewed, though past the one it saw when it started. The lock is not lost.
@@ -424,24 +455,8 @@ mod tests {
     async fn a_renewal_is_judged_by_the_lease_as_it_stands_when_it_ends() {
         let length = Duration::from_secs(8);
         let script = [Duration::from_secs(4), Duration::from_secs(2)];
-        let lease = Arc::new(Lease {
-            held: Arc::new(Scripted(tokio::sync::Mutex::new(script.into()))),
-            holder: Holder {
-                host: "h".into(),
-                machine: "m".into(),
-                pid: 1,
-                command: "c".into(),
-                started_at: now(),
-                expires_at: now() + 6,
-                acquisition: acquisition(),
-            },
-            length,
-            known: std::sync::Mutex::new(Known {
-                ours_until: Instant::now() + length - Duration::from_secs(2),
-                written_expiry: now() + 6,
-            }),
-            lost: AtomicBool::new(false),
-        });
+        let held = Scripted(tokio::sync::Mutex::new(script.into()));
+        let lease = lease(held, length, length - Duration::from_secs(2));
         let renew = |lease: &Arc<Lease>| {
             let lease = Arc::clone(lease);
             tokio::spawn(async move { lease.renew().await })
@@ -454,6 +469,41 @@ mod tests {
         assert!(
             !lease.lost.load(Ordering::SeqCst),
             "lost, with the lease renewed: {second:?}"
+        );
+    }
+
+    /// A held lock whose release is never answered (a store out of reach).
+    struct Unanswered;
+
+    impl HeldLock for Unanswered {
+        fn refresh(&self, _holder: Bytes) -> BoxFuture<'_, std::io::Result<()>> {
+            async { Ok(()) }.boxed()
+        }
+
+        fn needs_refresh(&self) -> bool {
+            true
+        }
+
+        fn release(&self) -> BoxFuture<'_, std::io::Result<()>> {
+            futures::future::pending().boxed()
+        }
+    }
+
+    /// A release that goes unanswered ends when the lease runs out, not never: the lock is then
+    /// anyone's anyway.
+    #[tokio::test]
+    async fn an_unanswered_release_is_given_up_when_the_lease_runs_out() {
+        let length = Duration::from_millis(800);
+        let lock = FolderLock {
+            lease: lease(Unanswered, length, length / 2),
+            renewer: None,
+            folder: "f".into(),
+            released: false,
+        };
+        let released = tokio::time::timeout(Duration::from_secs(60), lock.release()).await;
+        assert!(
+            released.is_ok(),
+            "the release was still waiting after a minute"
         );
     }
 
