@@ -305,6 +305,53 @@ fn custom_ids_and_record_ids_are_compared_by_value() {
     assert_eq!((ok.len(), report.duplicates), (1, 1));
 }
 
+/// Two different ids are two records, also when a 64-bit hash under known keys cannot tell
+/// them apart: these two share SipHash-1-3 with zero keys (`DefaultHasher::new()`), which keyed
+/// identity before, and the second was refused as a duplicate going in and its billed answer
+/// dropped as a repeat coming back.
+#[test]
+fn two_ids_whose_64_bit_hashes_collide_are_two_records() {
+    let ids = ["c1140db05efdfb29e", "c0cba6857f2f1bfc8"];
+    let old_key = |id: &str| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.as_bytes().hash(&mut h);
+        h.finish()
+    };
+    assert_eq!(
+        old_key(ids[0]),
+        old_key(ids[1]),
+        "the pair collides as found"
+    );
+    let mut input = String::new();
+    for id in ids {
+        input.push_str(&format!(
+            r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"x"}}]}}}}"#
+        ));
+        input.push('\n');
+    }
+    let (records, rejects, _) = to_stream(input.as_bytes(), &opts());
+    assert_eq!(
+        json_lines(&records).len(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&rejects)
+    );
+    let text: String = ids
+        .iter()
+        .map(|id| json!({"recordId": id, "modelOutput": claude_answer(id)}).to_string() + "\n")
+        .collect();
+    let (ok, err, report) = from_file(Family::Anthropic, &text);
+    assert_eq!((ok.len(), err.len(), report.duplicates), (2, 0, 0));
+    for (line, id) in ok.iter().zip(ids) {
+        assert_eq!(line["custom_id"], id);
+        assert_eq!(
+            line["response"]["body"]["choices"][0]["message"]["content"],
+            id
+        );
+    }
+}
+
 #[test]
 fn values_are_compared_by_meaning_not_spelling() {
     let body = |extra: &str| {

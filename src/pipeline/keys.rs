@@ -1,14 +1,32 @@
-//! Sets and maps keyed by 64-bit hashes that are hashes already: the tables use them as they
-//! are, with no second hashing.
+//! Identity keys of string values (custom_ids, recordIds), and sets and maps keyed by them: the
+//! keys are hashes already, so the tables use them as they are, with no second hashing.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::OnceLock;
 
-/// A set of 64-bit keys that are hashes already.
-pub(crate) type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
+use crate::record::json::decode_literal;
 
-/// A map from 64-bit keys that are hashes already.
-pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+/// The identity key of a value: see [`value_key`].
+pub(crate) type Key = u128;
+
+/// A set of [`Key`]s.
+pub(crate) type KeySet = HashSet<Key, BuildHasherDefault<KeyHasher>>;
+
+/// A map from [`Key`]s.
+pub(crate) type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
+
+/// The identity key of a string literal's value (`"a"` and `"\u0061"` are one value, one key; a
+/// lone surrogate counts as itself): two 64-bit SipHash-1-3 hashes under keys drawn at random
+/// for each process. Two different values share a key by a chance of about n²/2¹²⁹ among n
+/// values (nil for any batch), and, the keys being secret, no one can choose two that do —
+/// where one 64-bit hash under known keys let a chosen pair of custom_ids pass for one.
+pub(crate) fn value_key(literal: &str) -> Key {
+    static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
+    let (a, b) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
+    let value = decode_literal(literal);
+    (u128::from(a.hash_one(&*value)) << 64) | u128::from(b.hash_one(&*value))
+}
 
 /// The identity "hasher" of [`KeySet`] and [`KeyMap`].
 #[derive(Default)]
@@ -25,5 +43,29 @@ impl Hasher for KeyHasher {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
+    }
+    fn write_u128(&mut self, n: u128) {
+        // Either half is a hash; the low one places the key in the table.
+        self.0 = n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_key;
+
+    #[test]
+    fn one_value_is_one_key_however_spelled_and_two_values_are_two() {
+        assert_eq!(value_key(r#""a""#), value_key(r#""\u0061""#));
+        assert_eq!(value_key(r#""😀""#), value_key(r#""\ud83d\ude00""#));
+        for (a, b) in [
+            (r#""a""#, r#""b""#),
+            (r#""""#, r#"" ""#),
+            // A lone surrogate is itself: not the replacement character, not another half.
+            (r#""\ud800""#, r#""\ud801""#),
+            (r#""\ud800""#, r#""\ufffd""#),
+        ] {
+            assert_ne!(value_key(a), value_key(b), "{a} {b}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use super::super::keys::{KeyMap, KeySet};
+use super::super::keys::{Key, KeyMap, KeySet};
 use super::super::lines::Mapped;
 use super::super::ordered;
 use super::super::Error;
@@ -27,21 +27,21 @@ enum Seen {
     Failed(u16),
 }
 
-/// The records seen: by ledger index, or (without a ledger) by the hash of the recordId.
+/// The records seen: by ledger index, or (without a ledger) by the identity key of the recordId.
 enum SeenRecords {
     Indexed(Vec<Seen>),
     Keyed(KeyMap<Seen>),
 }
 
 impl SeenRecords {
-    fn get(&self, who: u64) -> Seen {
+    fn get(&self, who: Key) -> Seen {
         match self {
             SeenRecords::Indexed(v) => v[who as usize],
             SeenRecords::Keyed(m) => m.get(&who).copied().unwrap_or(Seen::Not),
         }
     }
 
-    fn set(&mut self, who: u64, seen: Seen) {
+    fn set(&mut self, who: Key, seen: Seen) {
         match self {
             SeenRecords::Indexed(v) => v[who as usize] = seen,
             SeenRecords::Keyed(m) => {
@@ -58,7 +58,7 @@ struct ErrorSpool {
     memory: Vec<u8>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     /// Each held line: its record and its length.
-    lines: Vec<(u64, u32)>,
+    lines: Vec<(Key, u32)>,
     /// Records whose error line was replaced by a later success.
     superseded: KeySet,
 }
@@ -76,7 +76,7 @@ impl ErrorSpool {
         }
     }
 
-    fn push(&mut self, who: u64, line: &[u8]) -> io::Result<()> {
+    fn push(&mut self, who: Key, line: &[u8]) -> io::Result<()> {
         use std::io::Write;
         self.lines.push((who, line.len() as u32));
         if let Some(f) = &mut self.file {

@@ -4,10 +4,10 @@
 //! stands (a success beats an error) is the commit stage's call.
 
 use std::borrow::Cow;
-use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::super::keys::{value_key, Key};
 use super::super::lines::{stray_carriage_returns, Line, LineMap};
 use crate::batch_folder::RecordLedger;
 use crate::record::bedrock_output::{
@@ -25,8 +25,8 @@ pub(super) enum Item {
         line: u64,
         ok: bool,
         range: Range<usize>,
-        /// Ledger index, or the hash of the recordId's value without a ledger.
-        who: u64,
+        /// Ledger index, or the identity key of the recordId's value without a ledger.
+        who: Key,
         outcome: Outcome,
     },
     Unknown {
@@ -56,13 +56,6 @@ pub(super) struct OutputLines {
     pub response: ResponseOptions,
     /// The job's id seed (its salt, hashed once).
     pub ids: IdSeed,
-}
-
-/// A 64-bit hash of a recordId's value, so `"a"` and `"\u0061"` are one record.
-fn value_key(literal: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    decode_literal(literal).hash(&mut h);
-    h.finish()
 }
 
 impl OutputLines {
@@ -112,7 +105,7 @@ impl OutputLines {
         let value = text_value(literal);
         let (custom_id, who) = match &self.ledger {
             Some(ledger) => match ledger.get(&value) {
-                Some((index, custom_id)) => (custom_id, u64::from(index)),
+                Some((index, custom_id)) => (custom_id, Key::from(index)),
                 None => {
                     return Item::Unknown {
                         line: line_no,

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::super::keys::KeySet;
+use super::super::keys::{Key, KeySet};
 use super::super::lines::Mapped;
 use super::super::ordered;
 use super::super::Error;
@@ -17,45 +17,66 @@ use crate::batch_folder::{
     FolderError, GenerationSummary, GenerationWriter, InputIdentity, ManifestCounts, ManifestInput,
 };
 use crate::io::{ObjectWriter, PendingRun};
+use crate::record::json::decode_literal;
 use crate::record::{Reject, RejectCode};
 
 /// Cross-line checks: each `custom_id` once, one model per file.
 #[derive(Default)]
 struct Admission {
-    /// Hashes of the custom_ids seen: the one part of memory that grows with the input, by 9–18
-    /// bytes a record (about 16 MB per million records). The line of the first use is not kept:
-    /// it would double that.
+    /// The keys of the custom_ids seen: the one part of memory that grows with the input, by
+    /// 17–34 bytes a record (about 35 MB per million records). The line of the first use is not
+    /// kept: it would double that.
     seen: KeySet,
-    /// The model literal's key, the literal, and where it was set (`line 3`, or `line 3 of
-    /// NAME` in a batch of several inputs).
-    model: Option<(u64, Box<str>, String)>,
+    /// The first model literal, its value, and where it was set (`line 3`, or `line 3 of NAME`
+    /// in a batch of several inputs).
+    model: Option<FirstModel>,
+}
+
+struct FirstModel {
+    literal: Box<[u8]>,
+    value: Box<[u8]>,
+    since: String,
 }
 
 impl Admission {
-    /// Checks one record's `custom_id` and `body.model` by their keys; the literals (in `input`)
-    /// are read only for a message or the first model.
+    /// Checks one record's `custom_id` by its key, and its `body.model` by value (the literal
+    /// as the first one spelled it, else its value); the literals (in `input`) are read only for
+    /// a message or the model.
     fn admit(
         &mut self,
         place: impl FnOnce() -> String,
-        key: u64,
+        key: Key,
         input: &[u8],
         custom_id: &Range<usize>,
-        model: Option<&(Range<usize>, u64)>,
+        model: Option<&Range<usize>>,
     ) -> Result<(), Reject> {
         let text = |r: &Range<usize>| String::from_utf8_lossy(&input[r.clone()]).into_owned();
-        if let Some((range, model_key)) = model {
+        if let Some(range) = model {
+            let literal = &input[range.clone()];
             match &self.model {
-                Some((first_key, first, since)) if first_key != model_key => {
-                    return Err(Reject::new(
-                        RejectCode::ModelMismatch,
-                        format!(
-                            "body.model {} differs from {first} used since {since} (a batch file holds requests for one model)",
-                            text(range)
-                        ),
-                    ))
+                Some(first) if *first.literal != *literal => {
+                    let value = std::str::from_utf8(literal).map(decode_literal);
+                    if value.as_deref().ok() != Some(&*first.value) {
+                        return Err(Reject::new(
+                            RejectCode::ModelMismatch,
+                            format!(
+                                "body.model {} differs from {} used since {} (a batch file holds requests for one model)",
+                                text(range),
+                                String::from_utf8_lossy(&first.literal),
+                                first.since
+                            ),
+                        ));
+                    }
                 }
                 Some(_) => {}
-                None => self.model = Some((*model_key, text(range).into(), place())),
+                None => {
+                    let value = std::str::from_utf8(literal).map(decode_literal);
+                    self.model = Some(FirstModel {
+                        literal: literal.into(),
+                        value: value.as_deref().unwrap_or_default().into(),
+                        since: place(),
+                    })
+                }
             }
         }
         if !self.seen.insert(key) {
@@ -262,7 +283,7 @@ impl Committer {
                         if self.report.openai_model.is_none() {
                             self.report.openai_model = model
                                 .as_ref()
-                                .and_then(|(m, _)| serde_json::from_str::<String>(text(m)).ok());
+                                .and_then(|m| serde_json::from_str::<String>(text(m)).ok());
                         }
                         self.report.records += 1;
                         self.report.bytes_out += out.len() as u64;

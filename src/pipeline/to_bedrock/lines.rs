@@ -2,13 +2,12 @@
 //! buffer (and, for a batch folder, its ledger lines), with an item per line saying what became
 //! of it. Pure: the cross-line checks (duplicates, one model) are the commit stage's.
 
-use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use crate::record::Raw;
 
+use super::super::keys::{value_key, Key};
 use super::super::lines::{stray_carriage_returns, Line, LineMap};
-use crate::record::json::decode_literal;
 use crate::record::{convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode};
 
 /// What became of one input line.
@@ -21,11 +20,10 @@ pub(crate) enum Item {
         ids: Range<usize>,
         /// The `custom_id` literal, in the block's input.
         custom_id: Range<usize>,
-        /// A 64-bit hash of the unescaped `custom_id`, for duplicate detection.
-        key: u64,
-        /// The `body.model` literal, in the block's input, and a hash of it: the commit stage
-        /// compares hashes, so it need not touch the input again.
-        model: Option<(Range<usize>, u64)>,
+        /// The identity key of the `custom_id`'s value, for duplicate detection.
+        key: Key,
+        /// The `body.model` literal, in the block's input.
+        model: Option<Range<usize>>,
     },
     /// A rejected line.
     Reject {
@@ -80,24 +78,6 @@ pub(crate) struct RequestLines {
 fn span(data: &[u8], raw: Raw<'_>) -> Range<usize> {
     let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
     start..start + raw.get().len()
-}
-
-/// The duplicate-detection key of a `custom_id` literal: a hash of its value, so that `"a"` and
-/// `"\u0061"` are the same id and two different ids are two keys.
-pub(crate) fn custom_id_key(raw: Raw<'_>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    decode_literal(raw.get()).hash(&mut h);
-    h.finish()
-}
-
-/// A 64-bit hash of a string literal's value (FNV-1a: short inputs, stable, no setup), so that
-/// two spellings of one model name are one model.
-fn value_key(literal: &str) -> u64 {
-    decode_literal(literal)
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
 }
 
 impl LineMap for RequestLines {
@@ -161,8 +141,8 @@ impl RequestLines {
                     out: out_start..out.records.len(),
                     ids: ids_start..out.ids.len(),
                     custom_id: span(data, c.custom_id),
-                    key: custom_id_key(c.custom_id),
-                    model: c.model.map(|m| (span(data, m), value_key(m.get()))),
+                    key: value_key(c.custom_id.get()),
+                    model: c.model.map(|m| span(data, m)),
                 }
             }
             Err(rejected) => Item::Reject {
