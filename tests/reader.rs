@@ -1033,18 +1033,49 @@ fn cr_only_line_endings_are_named_as_such() {
         .as_str()
         .unwrap()
         .contains("CR-only"));
-    let line = json!({"recordId": "r", "modelOutput": claude_answer("A")}).to_string();
-    let (_, _, report) = from_file(Family::Anthropic, &format!("{line}\r{line}\r"));
-    assert_eq!(report.bad_lines, 1);
-    assert!(
-        report.problems[0].message.contains("CR-only"),
-        "{:?}",
-        report.problems
-    );
-    // Led by its recordId, the joined line is the first record's, broken: its error says why.
-    let line = format!(r#"{{"recordId":"r","modelOutput":{}}}"#, claude_answer("A"));
-    let (_, err, _) = from_file(Family::Anthropic, &format!("{line}\r{line}\r"));
-    unmappable_saying(&err[0], "CR-only");
+    // Bedrock's output with CR-only endings: each record is read, never "expired" — also
+    // beside one that is broken (its error says why), and with blanks around the CRs.
+    let line = |id: &str| json!({"recordId": id, "modelOutput": claude_answer(id)}).to_string();
+    let broken = r#"{"recordId":"b","modelOutput":{"content":[{"type":"text","text":"B"}],"stop_reason":"end_turn""#;
+    for (text, good, bad) in [
+        (
+            format!("{}\r{}\r{}\r", line("a"), line("b"), line("c")),
+            vec!["a", "b", "c"],
+            vec![],
+        ),
+        (
+            format!("{} \r\t{}\r{}", line("a"), line("b"), line("c")),
+            vec!["a", "b", "c"],
+            vec![],
+        ),
+        (
+            format!("{}\r{broken}\r{}\r\n", line("a"), line("c")),
+            vec!["a", "c"],
+            vec!["b"],
+        ),
+    ] {
+        let (ok, err, report) = from_file(Family::Anthropic, &text);
+        let ids = |lines: &[Value]| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| l["custom_id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&ok), good, "{text:?}");
+        assert_eq!(ids(&err), bad, "{text:?}");
+        for line in &ok {
+            let id = line["custom_id"].as_str().unwrap();
+            assert_eq!(
+                line["response"]["body"]["choices"][0]["message"]["content"],
+                id
+            );
+        }
+        for line in &err {
+            unmappable_saying(line, "EOF while parsing");
+        }
+        assert_eq!(report.lines, 3, "{text:?}");
+        assert_eq!(report.bad_lines, 0, "{text:?}");
+    }
 }
 
 /// The ledger reads back exactly what it wrote, for any custom_id a JSON string can hold.

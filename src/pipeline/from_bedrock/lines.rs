@@ -59,17 +59,45 @@ pub(super) struct OutputLines {
 }
 
 impl OutputLines {
-    /// Maps one line of Bedrock's output into `ok` or `err`.
-    fn answer(&self, line_no: u64, line: &[u8], ok: &mut Vec<u8>, err: &mut Vec<u8>) -> Item {
-        match parse_output_line(line, self.response.family) {
-            Ok(parsed) => self.write(line_no, Ok(parsed), ok, err),
-            Err(reject) => {
-                // (Not when the recordId is what is broken: given twice, it names no one.)
-                let owner =
-                    salvage_record_id(line).filter(|_| reject.code != RejectCode::InvalidCustomId);
-                self.broken(line_no, owner, stray_carriage_returns(line, reject), err)
+    /// Maps one line of Bedrock's output into `ok` or `err`, and says what became of it; a line
+    /// holding several records separated by carriage returns (a file with CR-only line
+    /// endings), each of them.
+    fn answers(&self, line_no: u64, line: &[u8], out: &mut Answers) {
+        let reject = match self.answer(line_no, line, out) {
+            Ok(()) => return,
+            Err(reject) => reject,
+        };
+        match cr_separated(line) {
+            Some(records) => {
+                for record in records {
+                    if let Err(reject) = self.answer(line_no, record, out) {
+                        self.unread(line_no, record, reject, out);
+                    }
+                }
             }
+            None => self.unread(line_no, line, reject, out),
         }
+    }
+
+    /// Maps one record's line, or says why it cannot be read.
+    fn answer(&self, line_no: u64, line: &[u8], out: &mut Answers) -> Result<(), Reject> {
+        let parsed = parse_output_line(line, self.response.family)?;
+        let item = self.write(line_no, Ok(parsed), &mut out.ok, &mut out.err);
+        out.items.push(item);
+        Ok(())
+    }
+
+    /// A record's line that cannot be read, reported under the recordId it begins with, if any.
+    fn unread(&self, line_no: u64, line: &[u8], reject: Reject, out: &mut Answers) {
+        // (Not when the recordId is what is broken: given twice, it names no one.)
+        let owner = salvage_record_id(line).filter(|_| reject.code != RejectCode::InvalidCustomId);
+        let item = self.broken(
+            line_no,
+            owner,
+            stray_carriage_returns(line, reject),
+            &mut out.err,
+        );
+        out.items.push(item);
     }
 
     /// A line that cannot be read: if it says whose it is, that record came back, broken (its
@@ -162,6 +190,34 @@ impl OutputLines {
     }
 }
 
+/// The records of a line that holds several one after another, separated by carriage returns
+/// (a file with CR-only line endings reads as one line): cut at each CR, blanks around it, with
+/// a `{` after it and before it anything but the `:`, `[` or `,` a `{` can follow in JSON — a
+/// cut no JSON text holds (a CR in one is whitespace between tokens), so a record that is
+/// broken (cut off before its last `}`) ends where the next begins. `None` when there is no
+/// such cut.
+fn cr_separated(line: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut records = Vec::new();
+    let mut start = 0;
+    for cr in memchr::memchr_iter(b'\r', line) {
+        if cr < start {
+            continue;
+        }
+        let before = line[start..cr].trim_ascii();
+        let after = line[cr + 1..].trim_ascii_start();
+        let follows = |b: &u8| !matches!(b, b':' | b'[' | b',');
+        if before.last().is_some_and(follows) && after.starts_with(b"{") {
+            records.push(before);
+            start = line.len() - after.len();
+        }
+    }
+    if records.is_empty() {
+        return None;
+    }
+    records.push(line[start..].trim_ascii());
+    Some(records)
+}
+
 /// The recordId of a line that is not valid JSON, when it begins as Bedrock writes its lines:
 /// `{"recordId":"…"` (any spacing, the key in any spelling). Read from the line's valid UTF-8
 /// prefix, after a byte-order mark if it has one: a bad byte further on (in the echoed
@@ -195,7 +251,7 @@ impl LineMap for OutputLines {
             Line::TooLong { reject, head } => {
                 self.broken(line_no, salvage_record_id(head), reject, &mut out.err)
             }
-            Line::Text { bytes, .. } => self.answer(line_no, bytes, &mut out.ok, &mut out.err),
+            Line::Text { bytes, .. } => return self.answers(line_no, bytes, out),
         };
         out.items.push(item);
     }
@@ -203,5 +259,60 @@ impl LineMap for OutputLines {
     fn blank_carriage_returns(&self, out: &mut Answers) {
         super::super::lines::blank_carriage_returns(&mut out.ok);
         super::super::lines::blank_carriage_returns(&mut out.err);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cr_separated;
+
+    /// `text` with a CR (and a blank) at every place JSON allows whitespace, between tokens.
+    fn with_crs(text: &str) -> String {
+        let mut out = String::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        for c in text.chars() {
+            let between = !in_string && matches!(c, '{' | '}' | '[' | ']' | ':' | ',');
+            if between {
+                out.push_str("\r ");
+            }
+            out.push(c);
+            if between {
+                out.push_str(" \r");
+            }
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if in_string => escaped = true,
+                '"' => in_string = !in_string,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// A record holding CRs between all its tokens is one record, never cut; records one after
+    /// another behind CRs are cut apart, whole and broken ones alike.
+    #[test]
+    fn records_are_cut_where_one_ends_and_the_next_begins() {
+        let records = [
+            r#"{"recordId":"a","modelInput":{"m":[{"x":"}\r{"},[],{}]},"modelOutput":{"k":[1,{"z":null}]}}"#,
+            r#"{"recordId":"b","modelOutput":{"content":[{"text":"B"}],"stop_reason":"end_turn""#,
+            r#"{"recordId":"c","modelOutput":[{"a":{}},{}]}"#,
+        ];
+        for record in records {
+            let spaced = with_crs(record);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&spaced).is_ok()
+                    || record.contains("\"b\"")
+            );
+            assert_eq!(cr_separated(spaced.as_bytes()), None, "{spaced:?}");
+        }
+        let joined = records.map(with_crs).join("\r");
+        let cut = cr_separated(joined.as_bytes()).expect("cut");
+        let cut: Vec<String> = cut
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
+        assert_eq!(cut, records.map(|r| with_crs(r).trim().to_owned()));
     }
 }
