@@ -768,6 +768,10 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
 {{"recordId":"e","error":{{"errorCode":400,"errorMessage":"x"}},"err\u006fr":null}}
 {{"recordId":"f","modelOutput":{answer}}}
 {{"recordId":"g","modelOutput":{answer},"modelOutput":{answer},"recordId":"h"}}
+{{"recordId":"i","modelOutput":{answer},"error":{{"errorCode":400,"errorMessage":"x"}}}}
+{{"recordId":"j","error":"x","modelOutput":{answer}}}
+{{"recordId":"k","modelOutput":null,"error":{{"errorCode":429,"errorMessage":"x"}}}}
+{{"recordId":"l","modelOutput":{answer},"error":null}}
 "#
         ),
     );
@@ -776,7 +780,11 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
         .map(|e| {
             (
                 e["custom_id"].as_str().unwrap(),
-                e["error"]["code"].as_str().unwrap(),
+                // This tool's error, or Bedrock's (by its type).
+                e["error"]["code"]
+                    .as_str()
+                    .or(e["response"]["body"]["error"]["type"].as_str())
+                    .unwrap(),
             )
         })
         .collect();
@@ -785,13 +793,23 @@ fn a_line_that_says_twice_whose_or_what_it_is_is_refused() {
         [
             ("c", "invalid_model_output"),
             ("d", "invalid_model_output"),
-            ("e", "invalid_model_output")
+            ("e", "invalid_model_output"),
+            // An answer and an error: no guess either way.
+            ("i", "invalid_model_output"),
+            ("j", "invalid_model_output"),
+            // A null is an absent member.
+            ("k", "rate_limit_exceeded"),
         ]
     );
     unmappable_saying(&err[0], "modelOutput is given twice");
-    assert_eq!(ok.len(), 1);
-    assert_eq!(ok[0]["custom_id"], "f");
-    assert_eq!((report.lines, report.bad_lines), (6, 2));
+    unmappable_saying(&err[3], "both modelOutput and error");
+    unmappable_saying(&err[4], "both modelOutput and error");
+    let ok: Vec<&str> = ok
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ok, ["f", "l"]);
+    assert_eq!((report.lines, report.bad_lines), (10, 2));
 }
 
 /// A request line whose envelope gives a member twice is refused, naming the member, and the

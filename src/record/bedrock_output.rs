@@ -336,6 +336,13 @@ pub fn write_openai_line(
     ok: &mut Vec<u8>,
     err: &mut Vec<u8>,
 ) -> Result<Outcome, Reject> {
+    if line.error.is_some() && line.model_output.is_some() {
+        // An answer and an error: whether the record succeeded is no reader's to guess (null
+        // for either means it is absent).
+        return Err(Reject::invalid(
+            "the line gives both modelOutput and error: whether the request succeeded is not for this tool to guess",
+        ));
+    }
     if let Some(error) = line.error {
         #[derive(serde::Deserialize, Default)]
         struct BedrockError<'a> {
