@@ -196,6 +196,56 @@ fn bytes_per_file_cuts_files_below_the_limit() {
     assert_eq!(manifest.shards.iter().map(|s| s.records).sum::<u64>(), 120);
 }
 
+/// A record no file or job of the folder can hold is refused, naming the limit — never
+/// written into a file or job over its quota, which Bedrock would refuse (and the batch with it).
+#[test]
+fn a_record_larger_than_a_file_or_a_job_takes_is_refused() {
+    let big = |id: &str| {
+        format!(
+            r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}}}"#,
+            "x".repeat(30_000)
+        )
+    };
+    for (per_file, per_job, flag) in [
+        (20_000, 5_000_000, "--bytes-per-file"),
+        (1_000_000, 20_000, "--bytes-per-job"),
+    ] {
+        let mut input = sample(150);
+        input.extend_from_slice(format!("{}\n", big("big-1")).as_bytes());
+        input.extend_from_slice(format!("{}\n", big("big-2")).as_bytes());
+        let mut o = opts();
+        o.bytes_per_file = per_file;
+        o.bytes_per_job = per_job;
+        o.allow_small = true;
+        let (dir, result) = to_folder(&input, &o);
+        let report = result.unwrap();
+        assert_eq!(
+            (report.lines, report.records, report.rejected),
+            (152, 150, 2)
+        );
+        let manifest: BatchManifest =
+            serde_json::from_slice(&dir.get("batch.json").unwrap()).unwrap();
+        for s in &manifest.shards {
+            assert!(s.bytes <= per_file.min(per_job), "{s:?}");
+        }
+        for j in &manifest.jobs {
+            assert!(j.bytes <= per_job, "{j:?}");
+        }
+        let generation = generation(&dir);
+        let rejects = json_lines(&dir.get(&format!("{generation}/rejected.jsonl")).unwrap());
+        let ids: Vec<&str> = rejects
+            .iter()
+            .map(|r| r["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["big-1", "big-2"]);
+        for r in &rejects {
+            assert_eq!(r["error"]["code"], "line_too_long");
+            let message = r["error"]["message"].as_str().unwrap();
+            assert!(message.contains(flag), "{message}");
+        }
+    }
+}
+
 #[test]
 fn too_few_records_writes_nothing_and_says_why() {
     let (dir, result) = to_folder(&sample(10), &opts());

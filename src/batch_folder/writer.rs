@@ -546,6 +546,11 @@ impl GenerationWriter {
         &self.generation
     }
 
+    /// What this generation converts, with its quotas.
+    pub fn conversion(&self) -> &Conversion {
+        &self.conversion
+    }
+
     /// The folder's address.
     pub fn uri(&self, rel: &str) -> String {
         self.folder.dest.uri(rel)

@@ -106,6 +106,30 @@ enum Sink {
 }
 
 impl Sink {
+    /// Whether a record of `len` bytes fits a shard and a job of a batch folder at all (one that
+    /// does not would make a file or a job Bedrock refuses, and the whole batch with it). A
+    /// stream is one file, its size the user's to judge.
+    fn fits(&self, len: u64) -> Result<(), Reject> {
+        let Sink::Folder(f) = self else {
+            return Ok(());
+        };
+        let o = &f.conversion().options;
+        let (limit, flag) = if o.bytes_per_file <= o.bytes_per_job {
+            (o.bytes_per_file, "--bytes-per-file")
+        } else {
+            (o.bytes_per_job, "--bytes-per-job")
+        };
+        if len <= limit {
+            return Ok(());
+        }
+        Err(Reject::new(
+            RejectCode::LineTooLong,
+            format!(
+                "the Bedrock record is {len} bytes, over the {limit} bytes of a batch input file or job ({flag}; Bedrock takes files of at most 1 GB)"
+            ),
+        ))
+    }
+
     /// Adds one admitted record: bytes `out` of `records`, its ledger line at `ids_range` of
     /// `ids`, from input line `line`. Runs of records are written together; call
     /// [`flush`](Self::flush) before the block's buffers change.
@@ -269,16 +293,18 @@ impl Committer {
                     custom_id,
                     key,
                     model,
-                } => match self.admission.admit(
-                    || match self.input.as_ref() {
-                        Some((i, _)) => format!("line {line} of {}", i.name),
-                        None => format!("line {line}"),
-                    },
-                    key,
-                    &input,
-                    &custom_id,
-                    model.as_ref(),
-                ) {
+                } => match self.sink.fits(out.len() as u64).and_then(|()| {
+                    self.admission.admit(
+                        || match self.input.as_ref() {
+                            Some((i, _)) => format!("line {line} of {}", i.name),
+                            None => format!("line {line}"),
+                        },
+                        key,
+                        &input,
+                        &custom_id,
+                        model.as_ref(),
+                    )
+                }) {
                     Ok(()) => {
                         if self.report.openai_model.is_none() {
                             self.report.openai_model = model
