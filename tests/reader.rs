@@ -626,6 +626,12 @@ fn answers_of_another_shape_are_reported_not_guessed_at() {
             Family::Nova,
             json!({"output": [{"content": [{"text": "t"}]}]}),
         ),
+        // No message and no stop reason: no answer at all, never an empty success.
+        (
+            Family::Converse,
+            json!({"output": {"message": null}, "stopReason": null}),
+        ),
+        (Family::Nova, json!({"output": {}})),
         (Family::Llama, json!(["t", 7, 8, "length"])),
         (Family::MistralText, json!({"outputs": [["t", "stop"]]})),
         (

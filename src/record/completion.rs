@@ -130,6 +130,12 @@ pub(crate) fn write_usage(usage: Option<&Usage>, out: &mut Vec<u8>) {
     let mut d = Obj::open(u.key("prompt_tokens_details"));
     d.uint("cached_tokens", usage.cached_tokens);
     d.close();
+    if usage.reasoning_tokens > 0 {
+        // Only where the model counts them apart (within the completion tokens, as OpenAI's).
+        let mut d = Obj::open(u.key("completion_tokens_details"));
+        d.uint("reasoning_tokens", usage.reasoning_tokens);
+        d.close();
+    }
     u.close();
 }
 
@@ -201,12 +207,17 @@ struct ShapedUsage {
     completion_tokens: Count,
     #[serde(default)]
     prompt_tokens_details: Option<ShapedDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<ShapedDetails>,
 }
 
+/// `prompt_tokens_details` or `completion_tokens_details`: each reads its own count.
 #[derive(Deserialize, Default)]
 struct ShapedDetails {
     #[serde(default)]
     cached_tokens: Count,
+    #[serde(default)]
+    reasoning_tokens: Count,
 }
 
 impl<'a> OpenAiShaped<'a> {
@@ -389,8 +400,13 @@ impl<'a> OpenAiShaped<'a> {
                 Count::default(),
                 Count::default(),
             );
+            let reasoning = u
+                .completion_tokens_details
+                .as_ref()
+                .map_or(Count::default(), |d| d.reasoning_tokens);
             usage.cached_tokens = cached.n;
-            usage.adjusted |= cached.adjusted;
+            usage.reasoning_tokens = reasoning.n;
+            usage.adjusted |= cached.adjusted || reasoning.adjusted;
             usage
         })
     }
@@ -475,21 +491,28 @@ fn scan_usage(s: &mut Scanner<'_>) -> Scan<ShapedUsage> {
         "prompt_tokens",
         "completion_tokens",
         "prompt_tokens_details",
+        "completion_tokens_details",
     ];
+    let details = |s: &mut Scanner<'_>| {
+        s.nullable_object(|s| {
+            let mut d = ShapedDetails::default();
+            s.fields(&["cached_tokens", "reasoning_tokens"], |s, i| {
+                let n = Count::of(s.value()?);
+                match i {
+                    0 => d.cached_tokens = n,
+                    _ => d.reasoning_tokens = n,
+                }
+                Ok(())
+            })?;
+            Ok(d)
+        })
+    };
     s.fields(&names, |s, i| {
         match i {
             0 => u.prompt_tokens = Count::of(s.value()?),
             1 => u.completion_tokens = Count::of(s.value()?),
-            _ => {
-                u.prompt_tokens_details = s.nullable_object(|s| {
-                    let mut d = ShapedDetails::default();
-                    s.fields(&["cached_tokens"], |s, _| {
-                        d.cached_tokens = Count::of(s.value()?);
-                        Ok(())
-                    })?;
-                    Ok(d)
-                })?
-            }
+            2 => u.prompt_tokens_details = details(s)?,
+            _ => u.completion_tokens_details = details(s)?,
         }
         Ok(())
     })?;

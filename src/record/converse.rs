@@ -663,19 +663,16 @@ pub(crate) fn write_response(
     ctx: &CompletionContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Reject> {
-    // An answer with neither is another family's (records read with the wrong --family or
-    // --model): refused, never written as an empty success.
+    // An answer with neither a message nor a stop reason is none (or another family's, records
+    // read with the wrong --family or --model): refused, never written as an empty success.
     let stop = r.stop_reason.filter(|s| Kind::of(*s) != Kind::Null);
-    if r.output.is_none() && stop.is_none() {
+    let message = r.output.and_then(|o| o.message);
+    if message.is_none() && stop.is_none() {
         return Err(Reject::invalid(
-            "modelOutput: neither output nor stopReason, so not a Converse or Nova answer (were the records written for another family?)",
+            "modelOutput: neither output.message nor stopReason, so not a Converse or Nova answer (were the records written for another family?)",
         ));
     }
-    let blocks = r
-        .output
-        .and_then(|o| o.message)
-        .map(|m| m.content)
-        .unwrap_or_default();
+    let blocks = message.map(|m| m.content).unwrap_or_default();
     let mut texts = Vec::new();
     let mut reasoning = Vec::new();
     let mut calls = Vec::new();

@@ -669,6 +669,10 @@ mod scan_parity {
                     "prompt_tokens_details",
                     Obj(&[("cached_tokens", Leaf("count"))]),
                 ),
+                (
+                    "completion_tokens_details",
+                    Obj(&[("reasoning_tokens", Leaf("count"))]),
+                ),
             ]),
         ),
     ];

@@ -453,6 +453,33 @@ mod tests {
         }
     }
 
+    /// Reasoning tokens counted apart are kept: `completion_tokens_details` in a chat
+    /// completion, `output_tokens_details` in a response; none is written where none is given.
+    #[test]
+    fn reasoning_tokens_are_kept_where_the_model_counts_them() {
+        let answer = r#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":7}}}"#;
+        for family in [Family::GptOss, Family::OpenAiChat, Family::MistralChat] {
+            let chat = body(family, answer, Endpoint::ChatCompletions).unwrap();
+            assert_eq!(
+                chat["usage"]["completion_tokens_details"]["reasoning_tokens"],
+                7
+            );
+            assert_eq!(chat["usage"]["completion_tokens"], 9);
+            let response = body(family, answer, Endpoint::Responses).unwrap();
+            assert_eq!(
+                response["usage"]["output_tokens_details"]["reasoning_tokens"],
+                7
+            );
+            let plain =
+                answer.replace(r#","completion_tokens_details":{"reasoning_tokens":7}"#, "");
+            let chat = body(family, &plain, Endpoint::ChatCompletions).unwrap();
+            assert!(
+                chat["usage"].get("completion_tokens_details").is_none(),
+                "{chat}"
+            );
+        }
+    }
+
     /// Mistral's chat answers are read as gpt-oss's are: text parts joined, reasoning kept, a
     /// part of a kind no OpenAI message carries refused (before, all three were dropped).
     #[test]
