@@ -282,6 +282,57 @@ fn oversized_lines_are_rejected_without_buffering_them() {
     assert_eq!(json_lines(&records).len(), 3);
 }
 
+/// A line too long to read still names its custom_id where its first bytes give it once,
+/// however the input is cut into blocks (the line read whole, or dropped unbuffered).
+#[test]
+fn a_line_too_long_to_read_names_its_custom_id() {
+    let long = |custom_id: &str| {
+        format!(
+            r#"{{"custom_id":{custom_id},"method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"{}"}}]}}}}"#,
+            "é".repeat(40_000)
+        )
+    };
+    let lines = [
+        long(r#""big""#),
+        long(r#""big-é""#),
+        long("7").replacen(
+            r#""custom_id":7,"method":"POST""#,
+            r#""method":"POST","custom_id":"later""#,
+            1,
+        ),
+        long("7"),
+        long(r#""a","custom_id":"b""#),
+    ];
+    let mut input = sample(3);
+    for line in &lines {
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    for block_size in [1 << 10, 1 << 20] {
+        let mut o = opts();
+        o.max_line_bytes = 4096;
+        o.block_size = block_size;
+        let (_, rejects, report) = to_stream(&input, &o);
+        let rejects = json_lines(&rejects);
+        let ids: Vec<&serde_json::Value> = rejects.iter().map(|r| &r["custom_id"]).collect();
+        let null = serde_json::Value::Null;
+        assert_eq!(
+            ids,
+            [
+                &serde_json::json!("big"),
+                &serde_json::json!("big-é"),
+                &serde_json::json!("later"),
+                &null,
+                &null
+            ]
+        );
+        for r in &rejects {
+            assert_eq!(r["error"]["code"], "line_too_long");
+        }
+        assert_eq!((report.lines, report.records, report.rejected), (8, 3, 5));
+    }
+}
+
 #[test]
 fn an_input_without_a_final_newline_keeps_its_last_line() {
     let mut input = sample(2);

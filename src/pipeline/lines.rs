@@ -150,14 +150,15 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
 
     fn oversized(&self, line: u64, bytes: u64, head: Bytes) -> Self::Output {
         let mut out = self.map.start(0);
-        let head = match head.strip_prefix(BOM) {
-            Some(rest) if line == 1 => rest,
-            _ => &head[..],
+        let head = match head.starts_with(BOM) && line == 1 {
+            true => head.slice(BOM.len()..),
+            false => head,
         };
+        // The head is the block's input: what the map takes from it, it finds there.
         self.map
-            .line(&[], line, self.too_long(bytes, head), &mut out);
+            .line(&head, line, self.too_long(bytes, &head), &mut out);
         Mapped {
-            input: Bytes::new(),
+            input: head,
             out,
             endings: Endings::default(),
         }

@@ -509,22 +509,41 @@ fn read_envelope<'a>(
 /// envelope of another shape): the line's one top-level `custom_id`, for the reject to name. Not
 /// when it is given twice (it names no one), nor when the line is no JSON.
 fn lone_custom_id(text: &str) -> Option<Raw<'_>> {
-    let mut scanner = scan::Scanner::new(text);
-    let mut found = Vec::new();
-    scanner
-        .object(|scanner, key| {
-            let value = scanner.value()?;
-            if key == "custom_id" {
-                found.push(value);
-            }
-            Ok(())
-        })
-        .ok()?;
-    scanner.end().ok()?;
-    match found[..] {
-        [one] => Some(one),
+    match top_level_custom_ids(text) {
+        (found, true) if found.len() == 1 => Some(found[0]),
         _ => None,
     }
+}
+
+/// The `custom_id` of a line known by its first bytes only (a line too long to read): a string
+/// given once among the top-level members readable before the bytes end (or break), unless a
+/// second one is given there too.
+pub(crate) fn leading_custom_id(head: &[u8]) -> Option<Raw<'_>> {
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        // Cut inside a character, or broken: what comes before.
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
+    match top_level_custom_ids(text).0[..] {
+        [one] if one.get().starts_with('"') && one.get().len() > 2 => Some(one),
+        _ => None,
+    }
+}
+
+/// The values of the `custom_id` members of the object `text` readable before it ends or
+/// breaks, and whether it is one whole JSON object.
+fn top_level_custom_ids(text: &str) -> (Vec<Raw<'_>>, bool) {
+    let mut scanner = scan::Scanner::new(text);
+    let mut found = Vec::new();
+    let read = scanner.object(|scanner, key| {
+        let value = scanner.value()?;
+        if key == "custom_id" {
+            found.push(value);
+        }
+        Ok(())
+    });
+    let whole = read.is_ok() && scanner.end().is_ok();
+    (found, whole)
 }
 
 /// A reject that names the line's `custom_id` when it is a usable string.

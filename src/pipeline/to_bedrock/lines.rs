@@ -8,7 +8,9 @@ use crate::record::Raw;
 
 use super::super::keys::{value_key, Key};
 use super::super::lines::{stray_carriage_returns, Line, LineMap};
-use crate::record::{convert_line_noted, LineOptions, Notes, RecordIdStyle, Reject, RejectCode};
+use crate::record::{
+    convert_line_noted, leading_custom_id, LineOptions, Notes, RecordIdStyle, Reject, RejectCode,
+};
 
 /// What became of one input line.
 #[derive(Debug)]
@@ -96,10 +98,11 @@ impl LineMap for RequestLines {
     fn line(&self, data: &[u8], line_no: u64, line: Line<'_>, out: &mut Converted) {
         let item = match line {
             Line::Blank => Item::Blank,
-            Line::TooLong { reject, .. } => Item::Reject {
+            // Its head still says whose request it is, most often.
+            Line::TooLong { reject, head } => Item::Reject {
                 line: line_no,
                 reject,
-                custom_id: None,
+                custom_id: leading_custom_id(head).map(|id| span(data, id)),
             },
             Line::Text { bytes, terminated } => self.convert(data, line_no, bytes, terminated, out),
         };
