@@ -964,3 +964,25 @@ fn a_key_holding_a_lone_surrogate_is_refused_by_every_reader() {
         body(family, false, line).unwrap();
     }
 }
+
+/// A prompt-template family refuses tool turns saying that no batch job runs tool calling, and
+/// images saying where they go: each reject gives the advice that fits it.
+#[test]
+fn template_families_refuse_tool_turns_and_images_with_advice_that_fits() {
+    let tools = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]}"#;
+    let image = r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#;
+    for family in [Family::Llama, Family::MistralText] {
+        let e = body(family, false, tools).unwrap_err();
+        assert_eq!(e.0, "unsupported_parameter", "{family:?}: {e:?}");
+        assert!(
+            e.1.contains("tool calling in Converse jobs"),
+            "{family:?}: {e:?}"
+        );
+        assert!(!e.1.contains("takes images"), "{family:?}: {e:?}");
+    }
+    let e = body(Family::Llama, false, image).unwrap_err();
+    assert!(
+        e.1.contains("--invocation-type converse, takes them"),
+        "{e:?}"
+    );
+}

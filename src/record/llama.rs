@@ -46,7 +46,6 @@ pub fn write_body(
         ));
     }
     let (system, turns) = conversation(&req.messages, &MEDIA)?;
-    let why = "cannot be expressed in Llama's native batch body (a Converse job, --invocation-type converse, takes images)";
     let limits = &opts.limits;
     let max = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     refuse_fields(
@@ -75,7 +74,11 @@ pub fn write_body(
         }
         let mut open_assistant = false;
         for (i, turn) in turns.iter().enumerate() {
-            let texts = turn_texts(turn, why)?;
+            let texts = turn_texts(
+                turn,
+                "Llama's native batch body",
+                " (a Converse job, --invocation-type converse, takes images)",
+            )?;
             let role = if turn.role == Role::User {
                 "user"
             } else {

@@ -51,7 +51,6 @@ pub fn write_text_body(
         ));
     }
     let (system, turns) = conversation(&req.messages, &TEXT_MEDIA)?;
-    let why = "cannot be expressed in a Mistral text-completion prompt";
     let limits = &opts.limits;
     let max = limits.max_tokens(req, opts.default_max_tokens, notes)?;
     refuse_fields(
@@ -77,7 +76,7 @@ pub fn write_text_body(
         let mut p = Spliced::open(o.key("prompt"));
         p.escaped("<s>");
         for (i, turn) in turns.iter().enumerate() {
-            let texts = turn_texts(turn, why)?;
+            let texts = turn_texts(turn, "a Mistral text-completion prompt", "")?;
             match turn.role {
                 Role::User => {
                     p.escaped("[INST] ");

@@ -48,20 +48,25 @@ impl<'o> Spliced<'o> {
     }
 }
 
-/// The text literals of a turn; anything else (images, documents, tool blocks) is refused with
-/// `why`.
-pub(crate) fn turn_texts<'a>(turn: &Turn<'a>, why: &str) -> Result<Vec<Raw<'a>>, Reject> {
+/// The text literals of a turn; anything else (images, documents, tool blocks) is refused as what
+/// `body` (the family's prompt) cannot express, with `media_hint` after an image or a document
+/// (where a Converse job takes it).
+pub(crate) fn turn_texts<'a>(
+    turn: &Turn<'a>,
+    body: &str,
+    media_hint: &str,
+) -> Result<Vec<Raw<'a>>, Reject> {
     turn.blocks
         .iter()
         .map(|b| match b {
             Block::Text(t) => Ok(*t),
             Block::Base64 { kind, .. } => Err(Reject::new(
                 RejectCode::UnsupportedParameter,
-                format!("body.messages: {kind} content {why}"),
+                format!("body.messages: {kind} content cannot be expressed in {body}{media_hint}"),
             )),
             Block::ToolUse { .. } | Block::ToolResult { .. } => Err(Reject::new(
                 RejectCode::UnsupportedParameter,
-                format!("body.messages: tool calls and tool results {why}"),
+                format!("body.messages: tool calls and tool results cannot be expressed in {body}, and Bedrock batch does not run tool calling in Converse jobs either"),
             )),
         })
         .collect()
