@@ -566,7 +566,8 @@ impl<'a> ChatRequest<'a> {
                     "logprobs" if !matches!(v, "false" | "null") => {
                         Some(("logprobs", Unsupported::Logprobs))
                     }
-                    "top_logprobs" if v != "null" => {
+                    // None asked for: OpenAI's reading of 0.
+                    "top_logprobs" if !is_zero(value) => {
                         Some(("top_logprobs", Unsupported::TopLogprobs))
                     }
                     "logit_bias" if !is_empty_object(value) => {
@@ -685,6 +686,17 @@ mod tests {
         assert_eq!(req.unknown, vec![Cow::Borrowed("wat")]);
         assert!(req.temperature.is_none());
         assert_eq!(req.model_literal().unwrap().get(), "\"m\"");
+        // Settings at the value that asks for nothing are no unsupported ones.
+        let body: Raw<'_> = serde_json::from_str(
+            r#"{"messages":[],"top_logprobs":0,"logprobs":false,"n":1.0,"seed":null,"logit_bias":{ },"frequency_penalty":0e0}"#,
+        )
+        .unwrap();
+        assert_eq!(ChatRequest::parse(body).unwrap().unsupported, vec![]);
+        let body: Raw<'_> = serde_json::from_str(r#"{"messages":[],"top_logprobs":2}"#).unwrap();
+        assert_eq!(
+            ChatRequest::parse(body).unwrap().unsupported,
+            vec![("top_logprobs", Unsupported::TopLogprobs)]
+        );
     }
 
     #[test]
