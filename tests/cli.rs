@@ -656,3 +656,49 @@ acme = "https://example.com/acme-models"
         stderr(&o)
     );
 }
+
+/// `--overwrite` of a local folder whose conversion was never submitted asks nothing of AWS:
+/// no configuration is loaded (before, the region chain went as far as the instance metadata
+/// service, and a page of its failure was logged).
+#[test]
+fn overwriting_a_folder_never_submitted_asks_nothing_of_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = format!("{}/", dir.path().join("batch").display());
+    let input = dir.path().join("in.jsonl");
+    let lines = |text: &str| -> String {
+        (0..120)
+            .map(|i| format!(r#"{{"custom_id":"c{i}","method":"POST","url":"/v1/chat/completions","body":{{"messages":[{{"role":"user","content":"{text}"}}]}}}}"#) + "\n")
+            .collect()
+    };
+    let no_aws = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-credentials"),
+            )
+            // Were it asked, the metadata service is a closed local port: a quick refusal.
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let convert = |overwrite: bool| {
+        let mut args = vec!["to-bedrock", input.to_str().unwrap(), &folder, "-m", MODEL];
+        if overwrite {
+            args.push("--overwrite");
+        }
+        no_aws(&args)
+    };
+    std::fs::write(&input, lines("first")).unwrap();
+    let o = convert(false);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::write(&input, lines("second")).unwrap();
+    let o = convert(true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let said = stderr(&o);
+    assert!(!said.contains("IMDS") && !said.contains("WARN"), "{said}");
+}

@@ -154,12 +154,46 @@ impl Context {
         bedrock_batch::driver::Driver::connect(&self.bedrock).await
     }
 
+    /// A check of a folder's jobs that connects to Bedrock only when there are jobs to check
+    /// (a local folder never submitted needs no AWS configuration, and gets no warning about
+    /// one).
+    fn job_check(&self) -> LazyJobCheck<'_> {
+        LazyJobCheck {
+            cx: self,
+            driver: tokio::sync::OnceCell::new(),
+        }
+    }
+
     /// How `command` takes a batch folder's lock.
     fn lock(&self, command: &str) -> bedrock_batch::batch_folder::LockOptions {
         bedrock_batch::batch_folder::LockOptions {
             break_lock: self.break_lock,
             ..bedrock_batch::batch_folder::LockOptions::for_command(command)
         }
+    }
+}
+
+/// See [`Context::job_check`].
+pub(crate) struct LazyJobCheck<'c> {
+    cx: &'c Context,
+    driver: tokio::sync::OnceCell<bedrock_batch::driver::Driver>,
+}
+
+impl bedrock_batch::batch_folder::JobCheck for LazyJobCheck<'_> {
+    fn running<'a>(
+        &'a self,
+        job_arns: &'a [String],
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Vec<String>, bedrock_batch::batch_folder::JobCheckError>,
+    > {
+        Box::pin(async move {
+            if job_arns.is_empty() {
+                return Ok(Vec::new());
+            }
+            let driver = self.driver.get_or_init(|| self.cx.driver()).await;
+            driver.running(job_arns).await
+        })
     }
 }
 

@@ -433,10 +433,9 @@ pub async fn run(args: Args, cx: &Context) -> anyhow::Result<u8> {
             .convert
             .open_into_folder(&cx.storage, &inputs, dest, &cx.lock("to-bedrock"))
             .await?;
-        let driver;
+        let jobs = cx.job_check();
         let replace = if args.convert.overwrite {
-            driver = cx.driver().await;
-            Replace::Overwrite(&driver)
+            Replace::Overwrite(&jobs)
         } else {
             Replace::Refuse
         };
