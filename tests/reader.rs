@@ -1168,3 +1168,48 @@ mod ledger_round_trip {
         }
     }
 }
+
+/// A fault serde finds is named by its path down to the member or element at fault, in JSON's
+/// words (an object, an array), both ways.
+#[test]
+fn a_fault_is_named_by_its_whole_path() {
+    let request = |messages: &str| {
+        format!(
+            r#"{{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{{"messages":{messages}}}}}"#
+        ) + "\n"
+    };
+    for (messages, said) in [
+        (
+            r#"[{"role":"user","content":[5]}]"#,
+            "body.messages[0].content[0]: invalid type: integer `5`, expected an object",
+        ),
+        (
+            r#"[{"role":"user","content":"a"},{"role":"user","role":"user","content":"b"}]"#,
+            "body.messages[1]: duplicate field `role`",
+        ),
+        (
+            r#"{"role":"user"}"#,
+            "body.messages: invalid type: map, expected an array",
+        ),
+    ] {
+        let (_, rejects, _) = to_stream(request(messages).as_bytes(), &opts());
+        let rejects = json_lines(&rejects);
+        assert_eq!(rejects[0]["error"]["message"], said, "{messages}");
+    }
+    for (family, answer, said) in [
+        (
+            Family::GptOss,
+            json!({"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"name": "f"}}]}}]}),
+            "modelOutput.choices[0].message.tool_calls[0].function: missing field `arguments`",
+        ),
+        (
+            Family::Anthropic,
+            serde_json::from_str::<serde_json::Value>(r#"{"stop_reason":"end_turn","content":[{"type":"text","text":"a"},{"type":"text","text":5}]}"#).unwrap(),
+            "modelOutput.content[1].text",
+        ),
+    ] {
+        let line = json!({"recordId": "r", "modelOutput": answer}).to_string();
+        let (_, err, _) = from_file(family, &format!("{line}\n"));
+        unmappable_saying(&err[0], said);
+    }
+}

@@ -95,18 +95,51 @@ pub(crate) fn expect(
     }
 }
 
-/// Parses a raw value into a typed one, naming the key `path` on failure.
+/// Parses a raw value into a typed one, naming the key `path` on failure — and, below it, the
+/// member or element at fault (`body.messages[0].content[1]: …`).
 pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
     raw: Raw<'a>,
     path: impl std::fmt::Display + Copy,
 ) -> Result<T, Reject> {
-    from_str(raw.get()).map_err(|e| Reject::invalid(format!("{path}: {}", why(&e, raw.get()))))
+    read(raw.get()).map_err(|(below, why)| Reject::invalid(format!("{path}{below}: {why}")))
+}
+
+/// [`from_str`], saying on failure where below `text`'s top the fault is (`.a[2]`, or empty at
+/// the top) and what it is.
+pub(crate) fn read<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, (String, String)> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut track = serde_path_to_error::Track::new();
+    let read = T::deserialize(serde_path_to_error::Deserializer::new(
+        super::strict::Strict(&mut de),
+        &mut track,
+    ))
+    .and_then(|value| de.end().map(|()| value));
+    read.map_err(|e| {
+        let mut below = String::new();
+        for segment in track.path().iter() {
+            use serde_path_to_error::Segment;
+            match segment {
+                Segment::Seq { index } => below.push_str(&format!("[{index}]")),
+                Segment::Map { key } => below.push_str(&format!(".{key}")),
+                Segment::Enum { variant } => below.push_str(&format!(".{variant}")),
+                Segment::Unknown => break,
+            }
+        }
+        (below, why(&e, text))
+    })
 }
 
 /// What serde found wrong in `text`, without its position; a lone surrogate, which serde words
 /// as a broken escape, is named as what it is.
 pub(crate) fn why(e: &serde_json::Error, text: &str) -> String {
-    let said = strip_position(e);
+    let mut said = strip_position(e);
+    // serde names its Rust types (`expected struct ContentPart`): say what JSON is expected.
+    if let Some(at) = said.find("expected struct ") {
+        said.replace_range(at.., "expected an object");
+    }
+    said = said
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected an object");
     let escape = ["escape", "surrogate", "code point"]
         .iter()
         .any(|w| said.contains(w));

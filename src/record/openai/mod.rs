@@ -471,8 +471,16 @@ impl<'a> ChatRequest<'a> {
         if let Ok(request) = scan::chat_body(body.get()) {
             return Ok(request);
         }
-        json::from_str(body.get())
-            .map_err(|e| Reject::invalid(format!("body: {}", json::strip_position(&e))))
+        json::read(body.get()).map_err(|(below, why)| {
+            // The visitor words a fault in the messages from their top (`messages[2].role: …`).
+            let message = match why.strip_prefix("messages") {
+                Some(rest) if below.is_empty() && rest.starts_with(['[', ':']) => {
+                    format!("body.messages{rest}")
+                }
+                _ => format!("body{below}: {why}"),
+            };
+            Reject::invalid(message)
+        })
     }
 
     /// The `model` string, if present and a string.
@@ -521,8 +529,8 @@ impl<'de: 'a, 'a> Visitor<'de> for ChatVisitor<'a> {
                 }
                 saw_messages = true;
                 let raw: Raw<'de> = map.next_value()?;
-                req.messages = json::from_str(raw.get()).map_err(|e| {
-                    de::Error::custom(format_args!("messages: {}", json::why(&e, raw.get())))
+                req.messages = json::read(raw.get()).map_err(|(below, why)| {
+                    de::Error::custom(format_args!("messages{below}: {why}"))
                 })?;
                 req.messages_raw = Some(raw);
                 continue;
