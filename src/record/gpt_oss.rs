@@ -25,7 +25,7 @@ use super::json::{as_text, elements, expect, parse, Kind, Obj};
 use super::model_table::Media;
 use super::openai::{ChatRequest, ContentPart};
 use super::response_body;
-use super::scan::{repeated_key, repeated_key_outside};
+use super::scan::{repeated_key, repeated_key_in_elements_outside, repeated_key_outside};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
 
 /// Which OpenAI-chat-bodied model a body is for.
@@ -181,12 +181,10 @@ fn write_body_as(
 fn each_member_once_as_written(key: &str, raw: Raw<'_>) -> Result<(), Reject> {
     let twice = |text: &str, exempt: &[&str]| repeated_key_outside(text, exempt).ok().flatten();
     let found = match key {
-        "tools" => elements(raw, "body.tools")?
-            .into_iter()
-            .enumerate()
-            .find_map(|(i, tool)| {
-                twice(tool.get(), &["function", "parameters"]).map(|k| (format!("[{i}]"), k))
-            }),
+        "tools" => repeated_key_in_elements_outside(raw.get(), &["function", "parameters"])
+            .ok()
+            .flatten()
+            .map(|(i, k)| (format!("[{i}]"), k)),
         "response_format" => {
             twice(raw.get(), &["json_schema", "schema"]).map(|k| (String::new(), k))
         }

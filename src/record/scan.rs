@@ -720,6 +720,30 @@ pub(crate) fn repeated_key_outside(text: &str, exempt: &[&str]) -> Scan<Option<S
     Ok(twice)
 }
 
+/// [`repeated_key_outside`] for each element of the array `text`, in one pass: the index of the
+/// first element giving a key twice, and the key.
+pub(crate) fn repeated_key_in_elements_outside(
+    text: &str,
+    exempt: &[&str],
+) -> Scan<Option<(usize, String)>> {
+    let mut s = Scanner::new(text);
+    let (mut index, mut twice) = (0, None);
+    let walked = s.array(|s| {
+        if let Some(key) = s.repeats_outside(exempt)? {
+            twice = Some((index, key));
+            return Err(Fallback); // found: the walk stops here
+        }
+        index += 1;
+        Ok(())
+    });
+    if twice.is_some() {
+        return Ok(twice);
+    }
+    walked?;
+    s.end()?;
+    Ok(None)
+}
+
 impl<'a> Scanner<'a> {
     /// The first key given twice in the value at the current position, outside the value at
     /// `exempt` (see [`repeated_key_outside`]). Recurses once a segment of `exempt`, never
@@ -1131,6 +1155,10 @@ mod tests {
             (r#"{}"#, None),
             (r#"{"function":null}"#, None),
         ] {
+            // The same, as the elements of an array, read in one pass.
+            let list = format!("[{{}},{text},{{}}]");
+            let in_list = super::repeated_key_in_elements_outside(&list, &path).unwrap();
+            assert_eq!(in_list, key.map(|k| (1, k.to_owned())), "{list}");
             assert_eq!(twice(text).as_deref(), key, "{text}");
         }
         // With no exempt path nothing is left: the whole value is as written.
