@@ -1100,6 +1100,23 @@ fn cr_only_line_endings_are_named_as_such() {
         assert_eq!(report.lines, 3, "{text:?}");
         assert_eq!(report.bad_lines, 0, "{text:?}");
     }
+    // Longer than a line may be, the file is one line too long to read: the first record's
+    // error says why the others are missing, and what reads them.
+    let text: String = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"recordId":"r{i}","modelOutput":{}}}"#,
+                claude_answer("A")
+            ) + "\r"
+        })
+        .collect();
+    let mut opts = FromBedrockOptions::new(Family::Anthropic, "gpt-4o", 1);
+    opts.max_line_bytes = 1024;
+    let (_, err, _) = convert(Box::new(BytesSource::new(text.into_bytes())), &opts);
+    let err = json_lines(&err);
+    assert_eq!(err[0]["custom_id"], "r0");
+    unmappable_saying(&err[0], "CR-only line endings");
+    unmappable_saying(&err[0], "raise --max-line-bytes");
 }
 
 /// The ledger reads back exactly what it wrote, for any custom_id a JSON string can hold.

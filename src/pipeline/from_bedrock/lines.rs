@@ -191,25 +191,41 @@ impl OutputLines {
 }
 
 /// The records of a line that holds several one after another, separated by carriage returns
-/// (a file with CR-only line endings reads as one line): cut at each CR, blanks around it, with
-/// a `{` after it and before it anything but the `:`, `[` or `,` a `{` can follow in JSON — a
-/// cut no JSON text holds (a CR in one is whitespace between tokens), so a record that is
-/// broken (cut off before its last `}`) ends where the next begins. `None` when there is no
-/// such cut.
+/// (a file with CR-only line endings reads as one line): cut at each run of blanks holding a CR
+/// that is followed by a `{` (after a byte-order mark, if one leads the next record) and either
+/// preceded by anything but the `:`, `[` or `,` a `{` can follow in JSON — a cut no JSON text
+/// holds (a CR in one is whitespace between tokens) — or followed by `{"recordId"`, as Bedrock
+/// begins its lines (so a record cut off after a `[` still ends where the next begins). One pass,
+/// whatever the runs of blanks. `None` when there is no such cut.
 fn cr_separated(line: &[u8]) -> Option<Vec<&[u8]>> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut records = Vec::new();
     let mut start = 0;
-    for cr in memchr::memchr_iter(b'\r', line) {
-        if cr < start {
+    // The last byte that is no blank, and whether a CR came among the blanks after it.
+    let (mut last, mut cr) = (None::<usize>, false);
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        if b.is_ascii_whitespace() {
+            cr |= b == b'\r';
+            i += 1;
             continue;
         }
-        let before = line[start..cr].trim_ascii();
-        let after = line[cr + 1..].trim_ascii_start();
-        let follows = |b: &u8| !matches!(b, b':' | b'[' | b',');
-        if before.last().is_some_and(follows) && after.starts_with(b"{") {
-            records.push(before);
-            start = line.len() - after.len();
+        let brace = if line[i..].starts_with(BOM) {
+            i + BOM.len()
+        } else {
+            i
+        };
+        if let (true, Some(end), Some(b'{')) = (cr, last, line.get(brace)) {
+            let after = line[brace + 1..].trim_ascii_start();
+            if !matches!(line[end], b':' | b'[' | b',') || after.starts_with(b"\"recordId\"") {
+                records.push(line[start..=end].trim_ascii_start());
+                start = i;
+            }
         }
+        cr = false;
+        last = Some(i);
+        i += 1;
     }
     if records.is_empty() {
         return None;
@@ -248,7 +264,13 @@ impl LineMap for OutputLines {
         let item = match line {
             Line::Blank => Item::Blank,
             // Its head still says whose answer it is.
-            Line::TooLong { reject, head } => {
+            Line::TooLong { mut reject, head } => {
+                if cr_separated(head).is_some() {
+                    // The records after the first are not read: say why, and what reads them.
+                    reject.message.push_str(
+                        "; it holds several records separated by carriage returns (a file with CR-only line endings reads as one line, up to --max-line-bytes): convert the endings to \\n, or raise --max-line-bytes above the file's size",
+                    );
+                }
                 self.broken(line_no, salvage_record_id(head), reject, &mut out.err)
             }
             Line::Text { bytes, .. } => return self.answers(line_no, bytes, out),
@@ -314,5 +336,51 @@ mod tests {
             .map(|r| String::from_utf8_lossy(r).into_owned())
             .collect();
         assert_eq!(cut, records.map(|r| with_crs(r).trim().to_owned()));
+    }
+
+    /// A record cut off right after a `[`, `:` or `,` still ends where the next begins (Bedrock
+    /// begins each with its recordId), and a byte-order mark may lead the next record.
+    #[test]
+    fn records_are_cut_after_a_truncated_record_and_before_a_byte_order_mark() {
+        let cut = |line: &str| -> Vec<String> {
+            cr_separated(line.as_bytes())
+                .unwrap_or_default()
+                .iter()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .collect()
+        };
+        for end in ["[", ":", ","] {
+            let broken = format!(r#"{{"recordId":"b","modelOutput":{{"choices"{end}"#);
+            let line = format!("{broken}\r{{ \"recordId\":\"c\"}}\r\n{{\"recordId\":\"d\"}}");
+            assert_eq!(
+                cut(&line),
+                [
+                    broken.as_str(),
+                    r#"{ "recordId":"c"}"#,
+                    r#"{"recordId":"d"}"#
+                ]
+            );
+        }
+        let line = "{\"recordId\":\"a\"}\r\u{feff}{\"recordId\":\"b\"}";
+        assert_eq!(
+            cut(line),
+            ["{\"recordId\":\"a\"}", "\u{feff}{\"recordId\":\"b\"}"]
+        );
+        // Inside a record, `[` CR `{` is whitespace between tokens: no cut.
+        assert!(cut("{\"a\":[\r{\"b\":1}]}").is_empty());
+    }
+
+    /// Long runs of blanks and CRs are read once: the pass is linear (a run of CRs once took
+    /// time quadratic in its length).
+    #[test]
+    fn runs_of_carriage_returns_are_read_in_one_pass() {
+        let line = format!("x{}{{\"recordId\":\"a\"}}", "\r ".repeat(500_000));
+        let records = cr_separated(line.as_bytes()).expect("cut");
+        assert_eq!(records.len(), 2);
+        let line = format!(
+            "{{\"recordId\":\"a\",\"modelOutput\":{}x}}",
+            "\r".repeat(500_000)
+        );
+        assert_eq!(cr_separated(line.as_bytes()), None);
     }
 }
