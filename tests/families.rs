@@ -609,6 +609,9 @@ fn gpt_oss_refuses_a_member_given_twice_in_what_it_copies() {
         (r#"{"role":"user","content":"a","name":"x","name":"y"}"#.to_owned(), "name"),
         (r#"{"role":"user","content":"a","n\u0061me":"x","name":"y"}"#.to_owned(), "name"),
         (r#"{"role":"user","content":"a","extra":{"k":[{"z":1,"z":2}]}}"#.to_owned(), "z"),
+        (r#"{"role":"user","content":{"a":1,"a":2}}"#.to_owned(), "a"),
+        (r#"{"role":"tool","tool_call_id":[{"a":1,"a":2}],"content":"x"}"#.to_owned(), "a"),
+        (r#"{"role":"user","content":"x","tool_call_id":{"a":{"b":1,"b":2}}}"#.to_owned(), "b"),
         (r#"{"role":"user","content":[{"type":"text","text":"a","cache_control":{"t":1,"t":2}}]}"#.to_owned(), "t"),
         (format!(r#"{{"role":"assistant","content":null,"tool_calls":[{call},"x":1,"x":2}}]}}"#), "x"),
     ] {

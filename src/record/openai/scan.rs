@@ -238,7 +238,8 @@ fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
 }
 
 /// One message; `checked` is cleared when the message holds what was not read member by member
-/// here (a member skipped, an array `content`, `tool_calls`), so a repeat in it may be unseen.
+/// here (a member skipped, a `content` or `tool_call_id` that is no string, `tool_calls`), so a
+/// repeat in it may be unseen.
 fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
     let (mut role, mut content, mut tool_calls, mut tool_call_id) = (None, None, None, None);
     let (mut seen_content, mut seen_calls, mut seen_id) = (false, false, false);
@@ -266,7 +267,9 @@ fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
         *slot = non_null(s.value()?);
         Ok(())
     })?;
-    if tool_calls.is_some() || content.is_some_and(|c| c.get().starts_with('[')) {
+    // Anything but a string (or null) was read as a whole here, not member by member.
+    let not_text = |v: Option<Raw<'_>>| v.is_some_and(|v| !v.get().starts_with('"'));
+    if tool_calls.is_some() || not_text(content) || not_text(tool_call_id) {
         *checked = false;
     }
     let tool_calls = match tool_calls {
