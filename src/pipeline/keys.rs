@@ -17,15 +17,19 @@ pub(crate) type KeySet = HashSet<Key, BuildHasherDefault<KeyHasher>>;
 pub(crate) type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
 
 /// The identity key of a string literal's value (`"a"` and `"\u0061"` are one value, one key; a
-/// lone surrogate counts as itself): two 64-bit SipHash-1-3 hashes under keys drawn at random
-/// for each process. Two different values share a key by a chance of about n²/2¹²⁹ among n
-/// values (nil for any batch), and, the keys being secret, no one can choose two that do —
-/// where one 64-bit hash under known keys let a chosen pair of custom_ids pass for one.
+/// lone surrogate counts as itself): two 64-bit SipHash-1-3 hashes of the value, each after a
+/// byte of its own, under a key drawn at random for each process. Two different values share a
+/// key by a chance of about n²/2¹²⁹ among n values (nil for any batch), and, the key being
+/// secret, no one can choose two that do — where one 64-bit hash under a known key let a chosen
+/// pair of custom_ids pass for one.
 pub(crate) fn value_key(literal: &str) -> Key {
-    static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
-    let (a, b) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    let key = KEY.get_or_init(RandomState::new);
     let value = decode_literal(literal);
-    (u128::from(a.hash_one(&*value)) << 64) | u128::from(b.hash_one(&*value))
+    // One key, two inputs told apart by their first byte: two independent-looking outputs (two
+    // `RandomState`s made on one thread have keys one apart).
+    let half = |domain: u8| key.hash_one((domain, &*value));
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 /// The identity "hasher" of [`KeySet`] and [`KeyMap`].

@@ -439,6 +439,13 @@ mod tests {
                 let legacy = body(family, answer, Endpoint::Completions).unwrap();
                 assert_eq!(legacy["choices"][0]["text"], "I can't help.");
             }
+            // Beside text, the legacy completion's text holds both, the refusal after.
+            let both = r#"{"choices":[{"message":{"content":[{"type":"text","text":"Part. "},{"type":"refusal","refusal":"No more."}]}}]}"#;
+            let legacy = body(family, both, Endpoint::Completions).unwrap();
+            assert_eq!(legacy["choices"][0]["text"], "Part. No more.", "{family}");
+            let chat = body(family, both, Endpoint::ChatCompletions).unwrap();
+            assert_eq!(chat["choices"][0]["message"]["content"], "Part. ");
+            assert_eq!(chat["choices"][0]["message"]["refusal"], "No more.");
             // No refusal: null, as OpenAI writes it.
             let plain = r#"{"choices":[{"message":{"content":"hi","refusal":null}}]}"#;
             let chat = body(family, plain, Endpoint::ChatCompletions).unwrap();

@@ -239,9 +239,16 @@ pub(crate) fn write_text_completion(
     {
         let mut choices = Arr::open(o.key("choices"));
         let mut c = Obj::open(choices.next());
-        if choice.structured.is_none() && choice.texts.is_empty() && !choice.refusal.is_empty() {
-            // The legacy object has no place for a refusal's words but its text.
-            join_literals(&choice.refusal, c.key("text"));
+        if choice.structured.is_none() && !choice.refusal.is_empty() {
+            // The legacy object has no place for a refusal's words but its text, after any
+            // text the model gave before refusing.
+            let said: Vec<Raw<'_>> = choice
+                .texts
+                .iter()
+                .chain(&choice.refusal)
+                .copied()
+                .collect();
+            join_literals(&said, c.key("text"));
         } else {
             write_text(choice, c.key("text"));
         }

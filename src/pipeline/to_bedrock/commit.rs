@@ -122,11 +122,15 @@ impl Sink {
         if len <= limit {
             return Ok(());
         }
+        let what = match flag {
+            "--bytes-per-file" => {
+                "a batch input file (--bytes-per-file; Bedrock takes files of at most 1 GB)"
+            }
+            _ => "a job (--bytes-per-job; Bedrock takes jobs of at most 5 GB)",
+        };
         Err(Reject::new(
             RejectCode::LineTooLong,
-            format!(
-                "the Bedrock record is {len} bytes, over the {limit} bytes of a batch input file or job ({flag}; Bedrock takes files of at most 1 GB)"
-            ),
+            format!("the Bedrock record is {len} bytes, over the {limit} bytes of {what}"),
         ))
     }
 
