@@ -1202,11 +1202,11 @@ fn a_fault_is_named_by_its_whole_path() {
         ),
         (
             r#"[{"role":"user","content":"a"},{"role":"user","role":"user","content":"b"}]"#,
-            "body.messages[1]: duplicate field `role`",
+            "body.messages[1]: duplicate member `role`",
         ),
         (
             r#"{"role":"user"}"#,
-            "body.messages: invalid type: map, expected an array",
+            "body.messages: invalid type: an object, expected an array",
         ),
     ] {
         let (_, rejects, _) = to_stream(request(messages).as_bytes(), &opts());

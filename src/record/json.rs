@@ -137,9 +137,15 @@ pub(crate) fn why(e: &serde_json::Error, text: &str) -> String {
     if let Some(at) = said.find("expected struct ") {
         said.replace_range(at.., "expected an object");
     }
-    said = said
-        .replace("expected a sequence", "expected an array")
-        .replace("expected a map", "expected an object");
+    for (serde_says, json_says) in [
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
+        ("invalid type: sequence", "invalid type: an array"),
+        ("invalid type: map", "invalid type: an object"),
+        ("duplicate field", "duplicate member"),
+    ] {
+        said = said.replace(serde_says, json_says);
+    }
     let escape = ["escape", "surrogate", "code point"]
         .iter()
         .any(|w| said.contains(w));
