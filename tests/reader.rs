@@ -1100,18 +1100,35 @@ fn cr_only_line_endings_are_named_as_such() {
         assert_eq!(report.lines, 3, "{text:?}");
         assert_eq!(report.bad_lines, 0, "{text:?}");
     }
-    // Longer than a line may be, the file is one line too long to read: the first record's
-    // error says why the others are missing, and what reads them.
+    // Far longer than a line may be, the file is still read a record at a time: every answer
+    // is there, at any chunking; a record over the limit itself is the only one refused.
     let text: String = (0..20)
         .map(|i| {
-            format!(
-                r#"{{"recordId":"r{i}","modelOutput":{}}}"#,
-                claude_answer("A")
-            ) + "\r"
+            let answer = match i {
+                9 => claude_answer(&"A".repeat(2000)),
+                _ => claude_answer("A"),
+            };
+            format!(r#"{{"recordId":"r{i}","modelOutput":{answer}}}"#) + "\r"
         })
         .collect();
     let mut opts = FromBedrockOptions::new(Family::Anthropic, "gpt-4o", 1);
     opts.max_line_bytes = 1024;
+    for block_size in [1 << 10, 4 << 10, 2 << 20] {
+        opts.block_size = block_size;
+        let source = BytesSource::new(text.clone().into_bytes());
+        let (ok, err, report) = convert(Box::new(source), &opts);
+        let (ok, err) = (json_lines(&ok), json_lines(&err));
+        assert_eq!(ok.len(), 19, "block {block_size}");
+        assert!(ok.iter().all(|l| l["custom_id"] != "r9"));
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0]["custom_id"], "r9");
+        unmappable_saying(&err[0], "--max-line-bytes` reads longer lines");
+        assert_eq!(report.lines, 20);
+    }
+    // Parted where they cannot be told apart as they stream by (a byte-order mark before each,
+    // as files concatenated whole give), they are one line; over the limit, the first record's
+    // error says why the others are missing, and what reads them.
+    let text = text.replace('\r', "\r\u{feff}");
     let (_, err, _) = convert(Box::new(BytesSource::new(text.into_bytes())), &opts);
     let err = json_lines(&err);
     assert_eq!(err[0]["custom_id"], "r0");

@@ -7,10 +7,16 @@
 //! A line longer than the limit is never buffered whole: once the partial line outgrows the limit,
 //! the framer drops its bytes until the next newline and reports it as [`Frame::Oversized`], so
 //! memory stays bounded by the block size plus the line limit whatever the input holds.
+//!
+//! Framing Bedrock's output, it first turns each carriage return that ends a record of a file
+//! with CR-only line endings into a newline ([`super::cr_records`]), so such a file is read a
+//! record at a time, at any size.
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
+
+use super::cr_records::CrRecords;
 
 /// A run of whole lines.
 #[derive(Debug, Clone)]
@@ -63,6 +69,8 @@ pub struct Framer {
     skipping: Option<u64>,
     /// The first [`HEAD`] bytes of the oversized line being dropped, as far as they came.
     head: BytesMut,
+    /// Where records of CR-only line endings part, when the framer cuts them.
+    cr_records: Option<CrRecords>,
 }
 
 impl Framer {
@@ -78,11 +86,20 @@ impl Framer {
             next_seq: 0,
             skipping: None,
             head: BytesMut::new(),
+            cr_records: None,
         }
     }
 
+    /// This framer, ending a line at each carriage return that ends a record of CR-only line
+    /// endings (see [`super::cr_records`]): Bedrock's output, where every record is an answer.
+    pub fn cutting_cr_records(mut self) -> Self {
+        self.cr_records = Some(CrRecords::default());
+        self
+    }
+
     /// Frames one more chunk of input.
-    pub fn push(&mut self, mut chunk: Bytes) {
+    pub fn push(&mut self, chunk: Bytes) {
+        let mut chunk = self.cut_cr_records(chunk);
         while !chunk.is_empty() {
             if let Some(skipped) = self.skipping {
                 let newline = memchr::memchr(b'\n', &chunk);
@@ -111,7 +128,9 @@ impl Framer {
             if !self.pending.is_empty() {
                 // Complete the carried partial line with the head of this chunk.
                 match memchr::memchr(b'\n', &chunk) {
-                    Some(i) if self.pending.len() + i > self.max_line => {
+                    Some(i) if self.partial_len() + i > self.max_line => {
+                        // Whole lines gathered from small chunks before it go on as they are.
+                        self.cut_pending();
                         let partial = self.pending.split();
                         self.keep_head(&partial);
                         self.keep_head(&chunk[..i]);
@@ -176,6 +195,42 @@ impl Framer {
         self.next_line - 1
     }
 
+    /// `chunk`, each carriage return in it that ends a record turned into a newline (and one
+    /// before it, carried in `pending`, or ending the line being skipped).
+    fn cut_cr_records(&mut self, chunk: Bytes) -> Bytes {
+        let Some(state) = self.cr_records.as_mut() else {
+            return chunk;
+        };
+        let cuts = state.cuts(&chunk);
+        if let Some(back) = cuts.before {
+            // The CR came after the last newline: it is in the partial line, or in the bytes of
+            // the oversized one being dropped.
+            match self.skipping {
+                Some(skipped) => self.oversized(skipped.saturating_sub(back as u64)),
+                None => {
+                    let at = self.pending.len().checked_sub(back);
+                    match at.and_then(|at| self.pending.get_mut(at)) {
+                        Some(cr @ b'\r') => *cr = b'\n',
+                        _ => debug_assert!(false, "a carried CR {back} bytes back"),
+                    }
+                }
+            }
+        }
+        if cuts.within.is_empty() {
+            return chunk;
+        }
+        let mut copy = BytesMut::from(&chunk[..]);
+        for i in cuts.within {
+            copy[i] = b'\n';
+        }
+        copy.freeze()
+    }
+
+    /// The length of the partial line at the end of `pending`.
+    fn partial_len(&self) -> usize {
+        self.pending.len() - memchr::memrchr(b'\n', &self.pending).map_or(0, |i| i + 1)
+    }
+
     /// Emits the whole lines of `pending` as a block.
     fn cut_pending(&mut self) {
         if let Some(i) = memchr::memrchr(b'\n', &self.pending) {
@@ -186,9 +241,7 @@ impl Framer {
 
     /// Starts skipping when the partial line at the end of `pending` is over the limit.
     fn check_partial(&mut self) {
-        let partial_start = memchr::memrchr(b'\n', &self.pending).map_or(0, |i| i + 1);
-        let partial = self.pending.len() - partial_start;
-        if partial > self.max_line {
+        if self.partial_len() > self.max_line {
             self.cut_pending();
             let line = self.pending.split();
             self.keep_head(&line);
@@ -236,9 +289,22 @@ mod tests {
 
     /// Feeds `input` in `chunk`-sized pieces and collects every frame.
     fn frame_all(input: &[u8], chunk: usize, block: usize, max_line: usize) -> Vec<Frame> {
-        let mut f = Framer::new(block, max_line);
+        let sizes = std::iter::repeat(chunk.max(1));
+        frame_with(Framer::new(block, max_line), input, sizes)
+    }
+
+    /// Feeds `input` to `f` in pieces of the `sizes` given in turn, and collects every frame.
+    fn frame_with(
+        mut f: Framer,
+        input: &[u8],
+        sizes: impl IntoIterator<Item = usize>,
+    ) -> Vec<Frame> {
         let mut frames = Vec::new();
-        for piece in input.chunks(chunk.max(1)) {
+        let mut sizes = sizes.into_iter();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let (piece, after) = rest.split_at(sizes.next().unwrap_or(rest.len()).min(rest.len()));
+            rest = after;
             f.push(Bytes::copy_from_slice(piece));
             while let Some(fr) = f.next_frame() {
                 frames.push(fr);
@@ -289,6 +355,59 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A long line completed by a large chunk is measured from its own start: the whole lines
+    /// that small chunks gathered before it are not part of it (they were once dropped with it).
+    #[test]
+    fn lines_gathered_before_a_long_one_are_kept() {
+        let long = "cc-a-line-over-the-limit-of-16-bytes";
+        let input = format!("aaaa\nbbbb\n{long}\ndd\n");
+        for first in 1..12 {
+            let frames = frame_with(Framer::new(24, 16), input.as_bytes(), [first, 1 << 20]);
+            let want = [
+                (1, "aaaa".to_owned()),
+                (2, "bbbb".to_owned()),
+                (3, format!("<oversized {}>", long.len())),
+                (4, "dd".to_owned()),
+            ];
+            assert_eq!(lines_of_limited(&frames, 16), want, "first chunk {first}");
+        }
+    }
+
+    /// Bedrock's output with CR-only line endings: every record its own line, at any size of
+    /// file and any chunking, with the line limit far below the file's size; a record over the
+    /// limit is dropped alone.
+    #[test]
+    fn records_of_cr_only_endings_are_lines() {
+        let record = |i: usize| format!(r#"{{"recordId":"r{i}","modelOutput":{{"t":"x\ry"}}}}"#);
+        let mut records: Vec<String> = (0..40).map(record).collect();
+        records[7] = format!(r#"{{"recordId":"r7","pad":"{}"}}"#, "p".repeat(300));
+        let input = records.join("\r") + "\r";
+        let want: Vec<(u64, String)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| match r.len() > 200 {
+                true => (i as u64 + 1, format!("<oversized {}>", r.len())),
+                false => (i as u64 + 1, r.clone()),
+            })
+            .collect();
+        for chunk in [1, 2, 7, 63, 100, 511, 4096, 1 << 20] {
+            for block in [16, 256, 4096] {
+                let f = Framer::new(block, 200).cutting_cr_records();
+                let frames = frame_with(f, input.as_bytes(), std::iter::repeat(chunk));
+                let got = lines_of_limited(&frames, 200);
+                // A trailing CR is whitespace at the end of the last record, not a line.
+                let got: Vec<_> = got
+                    .into_iter()
+                    .map(|(n, l)| (n, l.replace('\r', "")))
+                    .collect();
+                assert_eq!(got, want, "chunk {chunk} block {block}");
+            }
+        }
+        // Without the option (a request file), the CRs are the line's whitespace.
+        let frames = frame_all(input.as_bytes(), 64, 256, 1 << 20);
+        assert_eq!(lines_of(&frames).len(), 1);
     }
 
     #[test]

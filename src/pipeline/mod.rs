@@ -16,6 +16,7 @@
 //! must not build batch-folder paths (it hands records to the folder's writer) and knows nothing
 //! of jobs, servers or command lines.
 
+mod cr_records;
 mod error;
 mod framer;
 mod from_bedrock;

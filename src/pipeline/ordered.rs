@@ -36,6 +36,9 @@ pub(crate) trait BlockJob: Send + Sync + 'static {
 pub(crate) struct EngineConfig {
     pub block_size: usize,
     pub max_line: usize,
+    /// Lines also end at a carriage return that ends a record (Bedrock's output: see
+    /// [`Framer::cutting_cr_records`]).
+    pub cr_records: bool,
     pub pool: Option<Arc<rayon::ThreadPool>>,
     /// Called with the bytes read so far, across inputs.
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
@@ -152,7 +155,12 @@ where
                             name: input.name,
                             source,
                             job: input.job,
-                            framer: Framer::new(cfg.block_size, cfg.max_line),
+                            framer: match cfg.cr_records {
+                                true => {
+                                    Framer::new(cfg.block_size, cfg.max_line).cutting_cr_records()
+                                }
+                                false => Framer::new(cfg.block_size, cfg.max_line),
+                            },
                             bytes: 0,
                             eof: false,
                         });

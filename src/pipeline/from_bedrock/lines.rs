@@ -266,9 +266,11 @@ impl LineMap for OutputLines {
             // Its head still says whose answer it is.
             Line::TooLong { mut reject, head } => {
                 if cr_separated(head).is_some() {
-                    // The records after the first are not read: say why, and what reads them.
+                    // Records the framer could not part as it read them (a byte-order mark before
+                    // one, or one cut off after a `:`, `[` or `,`): the ones after the first are not
+                    // read. Say why, and what reads them.
                     reject.message.push_str(
-                        "; it holds several records separated by carriage returns (a file with CR-only line endings reads as one line, up to --max-line-bytes): convert the endings to \\n, or raise --max-line-bytes above the file's size",
+                        "; it holds several records separated by carriage returns (CR-only line endings) that could not be told apart as they were read: convert the endings to \\n, or raise --max-line-bytes above the line's length",
                     );
                 }
                 self.broken(line_no, salvage_record_id(head), reject, &mut out.err)

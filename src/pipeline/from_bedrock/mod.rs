@@ -294,6 +294,7 @@ pub async fn prepare_from_bedrock(
     let cfg = EngineConfig {
         block_size: opts.block_size,
         max_line: opts.max_line_bytes,
+        cr_records: true,
         pool,
         progress: opts.progress.clone(),
     };

@@ -400,6 +400,7 @@ where
     let cfg = EngineConfig {
         block_size: opts.block_size,
         max_line: opts.max_line_bytes,
+        cr_records: false,
         pool,
         progress: opts.progress.clone(),
     };
