@@ -15,7 +15,7 @@ use crate::record::bedrock_output::{
     ResponseOptions,
 };
 use crate::record::json::{decode_literal, text_value};
-use crate::record::{Reject, RejectCode};
+use crate::record::{Reject, RejectCode, BOM};
 
 /// What became of one line of Bedrock's output.
 #[derive(Debug)]
@@ -198,7 +198,6 @@ impl OutputLines {
 /// begins its lines (so a record cut off after a `[` still ends where the next begins). One pass,
 /// whatever the runs of blanks. `None` when there is no such cut.
 fn cr_separated(line: &[u8]) -> Option<Vec<&[u8]>> {
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut records = Vec::new();
     let mut start = 0;
     // The last byte that is no blank, and whether a CR came among the blanks after it.
@@ -239,7 +238,7 @@ fn cr_separated(line: &[u8]) -> Option<Vec<&[u8]>> {
 /// prefix, after a byte-order mark if it has one: a bad byte further on (in the echoed
 /// `modelInput`, or the answer's text) breaks the line, not whose it is.
 fn salvage_record_id(line: &[u8]) -> Option<crate::record::Raw<'_>> {
-    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let line = line.strip_prefix(BOM).unwrap_or(line);
     let text = match std::str::from_utf8(line) {
         Ok(text) => text,
         Err(e) => std::str::from_utf8(&line[..e.valid_up_to()]).ok()?,
