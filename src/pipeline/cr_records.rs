@@ -105,6 +105,18 @@ impl CrRecords {
         cuts
     }
 
+    /// When the input seen so far ends in a run of blanks that may yet end a record at its
+    /// first CR (no LF in it, the byte after it still to come): how many bytes it has, from
+    /// that CR on.
+    pub(crate) fn open_run(&self) -> Option<u64> {
+        match (self.run, self.last) {
+            (Run::Cr(cr), Some(last)) if !matches!(last, b':' | b'[' | b',') => {
+                Some(self.seen - cr)
+            }
+            _ => None,
+        }
+    }
+
     /// Reads the blanks of `chunk` from `from` into the open run; where they end.
     fn blanks(&mut self, chunk: &[u8], from: usize, start: u64) -> usize {
         let mut at = from;

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::cr_records::CrRecords;
 
@@ -106,11 +106,13 @@ impl Framer {
                 self.keep_head(&chunk[..newline.unwrap_or(chunk.len())]);
                 match newline {
                     Some(i) => {
+                        self.pending.clear();
                         self.oversized(skipped + i as u64);
                         chunk = chunk.slice(i + 1..);
                     }
                     None => {
                         self.skipping = Some(skipped + chunk.len() as u64);
+                        self.hold_open_run(&chunk);
                         return;
                     }
                 }
@@ -206,7 +208,16 @@ impl Framer {
             // The CR came after the last newline: it is in the partial line, or in the bytes of
             // the oversized one being dropped.
             match self.skipping {
-                Some(skipped) => self.oversized(skipped.saturating_sub(back as u64)),
+                Some(skipped) => {
+                    let line = skipped.saturating_sub(back as u64);
+                    self.head.truncate(self.head.len().min(line as usize));
+                    self.oversized(line);
+                    // The blanks after the CR, held, begin the next line.
+                    match self.pending.len() == back {
+                        true => self.pending.advance(1),
+                        false => self.pending.clear(),
+                    }
+                }
                 None => {
                     let at = self.pending.len().checked_sub(back);
                     match at.and_then(|at| self.pending.get_mut(at)) {
@@ -226,6 +237,25 @@ impl Framer {
         copy.freeze()
     }
 
+    /// While an oversized line is skipped, holds in `pending` the run of blanks open at its end
+    /// from its first CR (when short): if the byte after the run ends the record there, those
+    /// blanks begin the next line.
+    fn hold_open_run(&mut self, chunk: &[u8]) {
+        match self.cr_records.as_ref().and_then(CrRecords::open_run) {
+            Some(run) if run <= HEAD as u64 => {
+                let run = run as usize;
+                if run <= chunk.len() {
+                    self.pending.clear();
+                    self.pending.extend_from_slice(&chunk[chunk.len() - run..]);
+                } else {
+                    // It began in a chunk before, whose part of it is held already.
+                    self.pending.extend_from_slice(chunk);
+                }
+            }
+            _ => self.pending.clear(),
+        }
+    }
+
     /// The length of the partial line at the end of `pending`.
     fn partial_len(&self) -> usize {
         self.pending.len() - memchr::memrchr(b'\n', &self.pending).map_or(0, |i| i + 1)
@@ -241,6 +271,13 @@ impl Framer {
 
     /// Starts skipping when the partial line at the end of `pending` is over the limit.
     fn check_partial(&mut self) {
+        // A run of blanks open at the end may yet end the line at its first CR (CR-only
+        // endings): until the byte after it comes, neither the line's length nor its end is
+        // known. A short run is waited for; a longer one (blanks only) is taken as the line's.
+        let open = self.cr_records.as_ref().and_then(CrRecords::open_run);
+        if open.is_some_and(|run| run <= HEAD as u64) {
+            return;
+        }
         if self.partial_len() > self.max_line {
             self.cut_pending();
             let line = self.pending.split();
@@ -408,6 +445,46 @@ mod tests {
         // Without the option (a request file), the CRs are the line's whitespace.
         let frames = frame_all(input.as_bytes(), 64, 256, 1 << 20);
         assert_eq!(lines_of(&frames).len(), 1);
+    }
+
+    /// With CR-only endings, a chunk that ends inside the blanks after a record does not make
+    /// the record over the limit, nor take the next record's leading blanks: every chunking
+    /// frames the lines that the whole input, cut at once, holds.
+    #[test]
+    fn cr_records_framed_alike_whatever_the_chunking() {
+        for input in [
+            "{abc}\r{d}",
+            "{abcdef}\r  {d}",
+            "{abcdef}\r\r{d}\r",
+            "\"\r   {",
+            "{ab}\r \t\r {cd}\r\n{ef}\r[1]\r{g} \r{hijklmnop}\r{}",
+            "{\"a\":\r{\"b\":[\r{}]}}\r \r{c}\r\r\r\r{}",
+        ] {
+            let mut whole = input.as_bytes().to_vec();
+            let cuts = CrRecords::default().cuts(&whole);
+            for i in cuts.within {
+                whole[i] = b'\n';
+            }
+            for max_line in 1..12 {
+                let want: Vec<(u64, String)> = String::from_utf8(whole.clone())
+                    .unwrap()
+                    .split('\n')
+                    .enumerate()
+                    .map(|(i, l)| match l.len() > max_line {
+                        true => (i as u64 + 1, format!("<oversized {}>", l.len())),
+                        false => (i as u64 + 1, l.to_owned()),
+                    })
+                    .collect();
+                for chunk in 1..=input.len() {
+                    for block in [2, 8, 64] {
+                        let f = Framer::new(block, max_line).cutting_cr_records();
+                        let frames = frame_with(f, input.as_bytes(), std::iter::repeat(chunk));
+                        let at = format!("{input:?} max {max_line} chunk {chunk} block {block}");
+                        assert_eq!(lines_of_limited(&frames, max_line), want, "{at}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
