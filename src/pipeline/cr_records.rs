@@ -44,6 +44,8 @@ pub(crate) struct Cuts {
     pub before: Option<usize>,
     /// Positions in the chunk of CRs that end a record.
     pub within: Vec<usize>,
+    /// The chunk holds a CR.
+    pub crs: bool,
 }
 
 fn is_blank(b: u8) -> bool {
@@ -56,7 +58,11 @@ impl CrRecords {
     /// endings; a look at the bytes around each CR otherwise.
     pub(crate) fn cuts(&mut self, chunk: &[u8]) -> Cuts {
         let start = self.seen;
-        let mut cuts = Cuts::default();
+        let first_cr = memchr::memchr(b'\r', chunk);
+        let mut cuts = Cuts {
+            crs: first_cr.is_some(),
+            ..Cuts::default()
+        };
         // The open run of blanks, and the byte that ends it.
         let mut at = 0;
         if self.run != Run::Plain {
@@ -69,7 +75,12 @@ impl CrRecords {
             at += 1;
         }
         // `at` follows a byte that is no blank: each CR after it opens a run, read to its end.
-        while let Some(i) = memchr::memchr(b'\r', &chunk[at..]) {
+        let crs_after = |at: usize| match first_cr {
+            Some(first) if first >= at => Some(first - at),
+            Some(_) => memchr::memchr(b'\r', &chunk[at..]),
+            None => None,
+        };
+        while let Some(i) = crs_after(at) {
             let cr = at + i;
             let mut first = cr;
             while first > at && is_blank(chunk[first - 1]) {

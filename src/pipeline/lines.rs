@@ -138,7 +138,7 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
         }
         // Rare (CRLF endings, CRs as whitespace), and one search of the block: the outputs only
         // need looking at when the input has a CR.
-        if memchr::memchr(b'\r', data).is_some() {
+        if block.crs && memchr::memchr(b'\r', data).is_some() {
             self.map.blank_carriage_returns(&mut out);
         }
         Mapped {
