@@ -108,6 +108,12 @@ impl Family {
     }
 
     /// Writes the `modelInput` body for a chat `request` into `out`.
+    /// Whether the family sends a request's `tools` to the model as written (not converted), so
+    /// that a member given twice in them must be refused.
+    pub(crate) fn sends_tools_as_written(self) -> bool {
+        matches!(self, Family::GptOss | Family::OpenAiChat)
+    }
+
     pub(crate) fn write_model_input(
         self,
         request: &ChatRequest<'_>,

@@ -23,7 +23,7 @@ use super::conversation::{check_unsupported, refuse_fields, MsgPath};
 use super::data_url;
 use super::json::{as_text, elements, expect, parse, Kind, Obj};
 use super::model_table::Media;
-use super::openai::{ChatRequest, ContentPart};
+use super::openai::{ChatRequest, ContentPart, TOOL_AS_WRITTEN};
 use super::response_body;
 use super::scan::{repeated_key, repeated_key_in_elements_outside, repeated_key_outside};
 use super::{MapOptions, Notes, Raw, Reject, RejectCode};
@@ -158,7 +158,10 @@ fn write_body_as(
     ] {
         if let Some(raw) = value {
             let raw = expect(raw, kind, format_args!("body.{key}"))?;
-            each_member_once_as_written(key, raw)?;
+            // The reader checked most lines' tools as it read them.
+            if !(key == "tools" && req.tools_checked) {
+                each_member_once_as_written(key, raw)?;
+            }
             o.raw(key, raw.get());
         }
     }
@@ -181,7 +184,7 @@ fn write_body_as(
 fn each_member_once_as_written(key: &str, raw: Raw<'_>) -> Result<(), Reject> {
     let twice = |text: &str, exempt: &[&str]| repeated_key_outside(text, exempt).ok().flatten();
     let found = match key {
-        "tools" => repeated_key_in_elements_outside(raw.get(), &["function", "parameters"])
+        "tools" => repeated_key_in_elements_outside(raw.get(), &TOOL_AS_WRITTEN)
             .ok()
             .flatten()
             .map(|(i, k)| (format!("[{i}]"), k)),

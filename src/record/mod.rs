@@ -207,7 +207,7 @@ pub fn count_value(text: &str) -> Option<u64> {
 /// readers, not for use.
 #[doc(hidden)]
 pub fn read_chat_line(line: &[u8]) -> bool {
-    simdutf8::basic::from_utf8(line).is_ok_and(|text| openai::chat_line(text).is_ok())
+    simdutf8::basic::from_utf8(line).is_ok_and(|text| openai::chat_line(text, false).is_ok())
 }
 
 /// A rejected line, with the `custom_id` when it could be read.
@@ -342,7 +342,7 @@ pub fn convert_line_noted<'a>(
         method,
         url,
         body: Some(request),
-    }) = openai::chat_line(text)
+    }) = openai::chat_line(text, opts.family.sends_tools_as_written())
     {
         match check_envelope(custom_id, method, url, accepts, opts.family.endpoints()) {
             Ok((custom_id, Endpoint::ChatCompletions)) => {

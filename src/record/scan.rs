@@ -808,6 +808,30 @@ impl<'a> Scanner<'a> {
         Ok(self.since(start))
     }
 
+    /// The value at the current position, as [`Scanner::value`] reads it, and whether it is an
+    /// array none of whose elements gives a key twice outside the value at `exempt` (what
+    /// [`repeated_key_in_elements_outside`] looks for). One pass where reading the value and
+    /// then checking it would be two; an array with a repeat is read again (rare: a family that
+    /// sends it as written refuses the line).
+    pub(crate) fn value_with_elements_checked(&mut self, exempt: &[&str]) -> Scan<(Raw<'a>, bool)> {
+        let start = self.position();
+        if self.peek()? == b'[' {
+            let mut repeat = false;
+            let walked = self.array(|s| {
+                repeat = s.repeats_outside(exempt)?.is_some();
+                match repeat {
+                    true => Err(Fallback), // found: the walk stops here
+                    false => Ok(()),
+                }
+            });
+            if !repeat {
+                return walked.map(|raw| (raw, true));
+            }
+            self.at = start;
+        }
+        self.value().map(|raw| (raw, false))
+    }
+
     /// Walks the value at the current position; the first key an object gives twice, as
     /// written, goes into `twice` (and the walk stops with a fallback).
     fn walk_for_repeats(&mut self, twice: &mut Option<String>) -> Scan<()> {

@@ -333,6 +333,10 @@ pub struct FilePart<'a> {
     pub file_id: Option<Raw<'a>>,
 }
 
+/// The member path, in one entry of `tools`, of the value a model takes as written: its
+/// function's `parameters` (a JSON Schema, whose reader decides what a repeated key means).
+pub(crate) const TOOL_AS_WRITTEN: [&str; 2] = ["function", "parameters"];
+
 /// One entry of `tools`.
 #[derive(Debug, Deserialize)]
 pub struct Tool<'a> {
@@ -446,6 +450,11 @@ pub struct ChatRequest<'a> {
     pub stop: Option<Raw<'a>>,
     /// `tools`.
     pub tools: Option<Raw<'a>>,
+    /// Whether `tools` was checked as it was read (by the fast scanner, for a family that sends
+    /// them as written) and no tool in it gives a member twice outside its
+    /// `function.parameters` (which models take as written); such a family checks them itself
+    /// when this is not set.
+    pub tools_checked: bool,
     /// `tool_choice`.
     pub tool_choice: Option<Raw<'a>>,
     /// `parallel_tool_calls`.

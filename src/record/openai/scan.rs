@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::members::Members;
 use super::{
     BatchLine, ChatLine, ChatRequest, ContentPart, FunctionCall, FunctionDef, Message, Tool,
-    ToolCall,
+    ToolCall, TOOL_AS_WRITTEN,
 };
 use crate::record::endpoint::Endpoint;
 use crate::record::scan::{non_null, Fallback, Scan, Scanner};
@@ -23,7 +23,7 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Scan<()> {
 }
 
 /// Scans a whole batch line with a chat request body.
-pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
+pub(crate) fn chat_line(text: &str, check_tools: bool) -> Scan<ChatLine<'_>> {
     let mut s = Scanner::new(text);
     let (mut custom_id, mut method, mut url, mut body) = (None, None, None, None);
     let (mut seen_id, mut seen_method, mut seen_url) = (false, false, false);
@@ -35,7 +35,7 @@ pub(crate) fn chat_line(text: &str) -> Scan<ChatLine<'_>> {
             // A url already read that names another endpoint: the body is no chat request, and
             // reading it as one would be a wasted pass over most of the line.
             "body" if url.is_some_and(|u| !names_chat(u)) => return Err(Fallback),
-            "body" => return once(&mut body, chat_request(s)?),
+            "body" => return once(&mut body, chat_request(s, check_tools)?),
             _ => return s.value().map(drop),
         };
         if std::mem::replace(seen, true) {
@@ -162,7 +162,7 @@ pub(crate) fn members(text: &str) -> Scan<Members<'_>> {
 /// The chat request `text`, as [`ChatRequest::parse`] reads it.
 pub(crate) fn chat_body(text: &str) -> Scan<ChatRequest<'_>> {
     let mut s = Scanner::new(text);
-    let request = chat_request(&mut s)?;
+    let request = chat_request(&mut s, false)?;
     s.end()?;
     Ok(request)
 }
@@ -211,7 +211,9 @@ fn each_element<'a, T>(
     Ok(list)
 }
 
-fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
+/// A chat request's body; with `check_tools` (a family that sends `tools` as written), its
+/// tools are checked for a member given twice as they are read (`tools_checked`).
+fn chat_request<'a>(s: &mut Scanner<'a>, check_tools: bool) -> Scan<ChatRequest<'a>> {
     let mut req = ChatRequest::default();
     let mut messages = None;
     s.object(|s, key| {
@@ -226,7 +228,14 @@ fn chat_request<'a>(s: &mut Scanner<'a>) -> Scan<ChatRequest<'a>> {
             req.messages_checked = checked;
             return once(&mut messages, list);
         }
-        let value = s.value()?;
+        // The flag first: the other families pay no comparison a member.
+        let value = if check_tools && key == "tools" {
+            let (value, checked) = s.value_with_elements_checked(&TOOL_AS_WRITTEN)?;
+            req.tools_checked = checked;
+            value
+        } else {
+            s.value()?
+        };
         if req.member(key, value) {
             Ok(())
         } else {
@@ -376,7 +385,7 @@ mod tests {
     #[test]
     fn a_chat_line_is_picked_apart() {
         let line = r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","x":[1],"body":{"model":"m","messages":[{"role":"user","content":"hi","name":"n"}],"seed":3,"wat":{}}}"#;
-        let l = chat_line(line).unwrap();
+        let l = chat_line(line, false).unwrap();
         assert_eq!(l.custom_id.unwrap().get(), "\"a\"");
         let body = l.body.unwrap();
         assert_eq!(body.messages.len(), 1);
@@ -385,14 +394,23 @@ mod tests {
         assert_eq!(body.unsupported.len(), 1);
         assert_eq!(body.unknown, vec![Cow::Borrowed("wat")]);
         // Duplicates go to serde_json; escaped keys are read by their value.
-        assert!(chat_line(r#"{"custom_id":"a","custom_id":"b","body":{"messages":[]}}"#).is_err());
+        assert!(chat_line(
+            r#"{"custom_id":"a","custom_id":"b","body":{"messages":[]}}"#,
+            false
+        )
+        .is_err());
         let escaped = chat_line(
             r#"{"custom_\u0069d":"a","b\u006fdy":{"messages":[{"r\u006fle":"\u0075ser"}]}}"#,
+            false,
         )
         .unwrap();
         assert_eq!(escaped.custom_id.unwrap().get(), "\"a\"");
         assert_eq!(escaped.body.unwrap().messages[0].role, "user");
-        assert!(chat_line(r#"{"custom_id":"a","body":{"messages":[{"content":"x"}]}}"#).is_err());
+        assert!(chat_line(
+            r#"{"custom_id":"a","body":{"messages":[{"content":"x"}]}}"#,
+            false
+        )
+        .is_err());
     }
 
     use proptest::prelude::*;
@@ -549,7 +567,8 @@ mod tests {
             let valid = s.value().and_then(|_| s.end()).is_ok();
             let serde_ok = serde_json::from_str::<serde_json::Value>(&line).is_ok();
             prop_assert!(!valid || serde_ok, "scanner accepted invalid JSON: {line}");
-            if let Ok(fast) = chat_line(&line) {
+            // Both ways of reading tools: as written (checked for repeats), and to be converted.
+            if let Ok(fast) = chat_line(&line, i % 2 == 0) {
                 let slow: ChatLine<'_> = serde_json::from_str(&line).expect("serde_json agrees");
                 prop_assert_eq!(fast.custom_id, slow.custom_id);
                 prop_assert_eq!(fast.method, slow.method);
@@ -563,6 +582,7 @@ mod tests {
                     prop_assert_eq!(a.tool_call_id, b.tool_call_id);
                 }
                 prop_assert_eq!((f.model, f.max_tokens, f.temperature), (s.model, s.max_tokens, s.temperature));
+                prop_assert_eq!(f.tools, s.tools);
                 prop_assert_eq!(f.unknown, s.unknown);
                 prop_assert_eq!(f.unsupported, s.unsupported);
             }
