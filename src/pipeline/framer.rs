@@ -282,7 +282,10 @@ impl Framer {
     fn check_partial(&mut self) {
         // A run of blanks open at the end may yet end the line at its first CR (CR-only
         // endings): until the byte after it comes, neither the line's length nor its end is
-        // known. A short run is waited for; a longer one (blanks only) is taken as the line's.
+        // known. A run of up to HEAD bytes is waited for, so memory stays bounded. A longer one
+        // (blanks only, no input has it) is not held: if the line with it is over the limit, the
+        // line is dropped as oversized even should the byte after the run end it at the CR (its
+        // error then names a length within the limit), and the next line loses the blanks.
         let open = self.cr_records.as_ref().and_then(CrRecords::open_run);
         if open.is_some_and(|run| run <= HEAD as u64) {
             return;
