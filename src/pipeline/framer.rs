@@ -204,8 +204,8 @@ impl Framer {
     }
 
     /// `chunk`, each carriage return in it that ends a record turned into a newline (and one
-    /// before it, carried in `pending`, or ending the line being skipped).
-    /// Notes whether it holds a carriage return.
+    /// before it, carried in `pending`, or ending the line being skipped); and whether the chunk
+    /// holds a carriage return, noted for its blocks.
     fn cut_cr_records(&mut self, chunk: Bytes) -> Bytes {
         let Some(state) = self.cr_records.as_mut() else {
             self.chunk_crs = memchr::memchr(b'\r', &chunk).is_some();
