@@ -202,17 +202,31 @@ impl TestS3 {
     }
 
     /// The bytes of an object (which must exist).
+    ///
+    /// Read again when its body fails its checksum: s3s-fs rewrites an object's file in place, so
+    /// a read that races a rewrite (a lease a running server renews) can see half of each
+    /// version, where S3 would give one whole version or the other.
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let out = self
-            .client()
-            .await
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
-        out.body.collect().await.unwrap().into_bytes().to_vec()
+        let client = self.client().await;
+        let mut torn = 0;
+        loop {
+            let out = client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
+            match out.body.collect().await {
+                Ok(body) => return body.into_bytes().to_vec(),
+                Err(e) if torn < 10 => {
+                    torn += 1;
+                    eprintln!("s3://{bucket}/{key} read torn ({e:?}), reading it again");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("s3://{bucket}/{key}: {e:?}"),
+            }
+        }
     }
 
     /// Writes an object.
