@@ -3,8 +3,10 @@
 //! A success line `{"recordId","modelInput","modelOutput"}` becomes an output line whose
 //! `response.body` is the family's chat completion; an error line `{"recordId","modelInput",
 //! "error":{"errorCode","errorMessage"}}` becomes an error-file line with the HTTP-like status and
-//! an OpenAI error body. The echoed `modelInput`, often most of a line's bytes, is validated and
-//! skipped without building anything.
+//! an OpenAI error body. The echoed `modelInput`, often most of a line's bytes and never read, is
+//! passed over by its structure alone (its strings closed, its brackets matched: see
+//! [`super::skim`]), not judged by the grammar: a line whose echo alone breaks JSON's grammar —
+//! an escape or a number Bedrock could not have written — still gives its answer.
 
 use super::completion::{CompletionContext, Usage};
 use super::json::{write_str, Kind, Obj, Raw};
@@ -124,6 +126,8 @@ fn scan_envelope(text: &str, family: Option<Family>) -> Result<OutputLine<'_>, F
                 line.model_output = Some(raw);
                 line.parsed = Some(parsed);
             }
+            // Bedrock's echo of the request: most of the line, and never read.
+            ("modelInput", _) => s.pass_over()?,
             _ => {
                 let v = s.value()?;
                 match &*key {
@@ -580,6 +584,37 @@ mod tests {
         );
         assert_eq!(leading_record_id(r#"{"recordId":7}"#), None);
         assert!(convert(r#"{"recordId":"a","modelOutput":{"content":7}}"#).is_err());
+    }
+
+    #[test]
+    fn the_echoed_request_is_passed_over_by_its_structure() {
+        let answer = r#""modelOutput":{"id":"msg","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":2}}"#;
+        let line = |input: &str| format!(r#"{{"recordId":"L1","modelInput":{input},{answer}}}"#);
+        // What the grammar refuses but the structure holds: the answer is given.
+        for input in [
+            r#"{"m":"bad \x escape"}"#,
+            "{\"m\":\"a raw \u{1} control\"}",
+            r#"{"n":01.e}"#,
+            r#"{"a" "b",,}"#,
+            r#"[tru, nul]"#,
+            r#"{"s":"a \\\" quote and brackets ]}[{ in a string"}"#,
+        ] {
+            let (ok, err, _) = convert(&line(input)).unwrap_or_else(|e| panic!("{input}: {e:?}"));
+            let content = &ok.unwrap()["response"]["body"]["choices"][0]["message"]["content"];
+            assert_eq!(content, "hi", "{input}");
+            assert!(err.is_none());
+        }
+        // What breaks the structure is no line: its answer cannot be told from its echo.
+        for input in [r#"{"m":[}"#, r#"{"m":"open}"#, r#"{"m":"\"}"#, r#"{"m":{}"#] {
+            assert_eq!(
+                convert(&line(input)).unwrap_err().code,
+                RejectCode::InvalidJson,
+                "{input}"
+            );
+        }
+        // Deep, as an echoed tool schema may be.
+        let deep = format!("{{\"t\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
+        assert!(convert(&line(&deep)).unwrap().0.is_some());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub(crate) mod openai;
 mod reject;
 pub(crate) mod response_body;
 pub(crate) mod scan;
+mod skim;
 mod strict;
 pub(crate) mod titan;
 

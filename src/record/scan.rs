@@ -144,7 +144,7 @@ pub(crate) struct Scanner<'a> {
 /// for the first 64 levels and in `deeper` past them. The usual depths cost no allocation (a
 /// vector of brackets cost one a line); any depth stays iterative.
 #[derive(Default)]
-struct Closers {
+pub(super) struct Closers {
     /// The innermost up to 64, the innermost in bit 0; set for `}`.
     bits: u64,
     /// How many are owed.
@@ -155,7 +155,7 @@ struct Closers {
 
 impl Closers {
     #[inline]
-    fn push(&mut self, close: u8) {
+    pub(super) fn push(&mut self, close: u8) {
         if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.deeper.push(self.bits);
             self.bits = 0;
@@ -172,18 +172,24 @@ impl Closers {
 
     /// The innermost closing bracket owed.
     #[inline]
-    fn last(&self) -> Option<u8> {
+    pub(super) fn last(&self) -> Option<u8> {
         (self.depth > 0).then_some(if self.bits & 1 == 1 { b'}' } else { b']' })
     }
 
     #[inline]
-    fn pop(&mut self) {
+    pub(super) fn pop(&mut self) {
         debug_assert!(self.depth > 0, "a pop matches a push");
         self.depth -= 1;
         self.bits >>= 1;
         if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.bits = self.deeper.pop().expect("a full word for each 64 levels");
         }
+    }
+
+    /// How many are owed.
+    #[inline]
+    pub(super) fn depth(&self) -> usize {
+        self.depth
     }
 }
 
@@ -502,6 +508,20 @@ impl<'a> Scanner<'a> {
             _ => self.scalar()?,
         }
         Ok(self.raw(start))
+    }
+
+    /// Skips the value at the current position without judging it: an object or array by its
+    /// structure alone (strings closed, brackets matched: see [`super::skim`]), any other value
+    /// as [`Self::value`] does. For a member whose value is never read; valid JSON is skipped
+    /// exactly as [`Self::value`] skips it.
+    pub(crate) fn pass_over(&mut self) -> Scan<()> {
+        match self.peek()? {
+            b'{' | b'[' => {
+                self.at = super::skim::container_end(self.bytes, self.at).ok_or(Fallback)?;
+                Ok(())
+            }
+            _ => self.value().map(drop),
+        }
     }
 
     /// An object; `member` is called at each value with the key's value (`"\u0061"` is `a`).
