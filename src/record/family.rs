@@ -107,13 +107,13 @@ impl Family {
         self.endpoints().contains(&endpoint)
     }
 
-    /// Writes the `modelInput` body for a chat `request` into `out`.
     /// Whether the family sends a request's `tools` to the model as written (not converted), so
     /// that a member given twice in them must be refused.
     pub(crate) fn sends_tools_as_written(self) -> bool {
-        matches!(self, Family::GptOss | Family::OpenAiChat)
+        self.codec().tools_as_written
     }
 
+    /// Writes the `modelInput` body for a chat `request` into `out`.
     pub(crate) fn write_model_input(
         self,
         request: &ChatRequest<'_>,
@@ -208,6 +208,8 @@ pub(crate) struct Codec {
     pub invocation_type: &'static str,
     /// Writes a request's `modelInput`.
     pub input: Input,
+    /// The request's `tools` go to the model as written, not converted.
+    pub tools_as_written: bool,
     /// Scans `modelOutput` in the line's pass: its extent, and what the response needs.
     pub scan_output: for<'a> fn(&mut Scanner<'a>) -> Scan<(Raw<'a>, ParsedOutput<'a>)>,
     /// Reads `modelOutput` the careful way (serde, exact errors) and writes the response (the
@@ -223,6 +225,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "anthropic",
         invocation_type: "InvokeModel",
         input: Input::Chat(anthropic::write_body),
+        tools_as_written: false,
         scan_output: |s| anthropic::scan_message(s).map(|(raw, p)| (raw, ParsedOutput::Claude(p))),
         write_completion: anthropic::write_chat_completion,
     },
@@ -231,6 +234,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "nova",
         invocation_type: "InvokeModel",
         input: Input::Chat(|r, o, n, out| converse::write_body(Dialect::Nova, r, o, n, out)),
+        tools_as_written: false,
         scan_output: |s| {
             spanned(s, |s| {
                 Ok(ParsedOutput::Converse(converse::scan_response(s)?))
@@ -245,6 +249,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "llama",
         invocation_type: "InvokeModel",
         input: Input::Chat(llama::write_body),
+        tools_as_written: false,
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Llama(llama::scan_response(s)?))),
         write_completion: |raw, ctx, out| {
             llama::write_response(parse(raw, "modelOutput")?, ctx, out)
@@ -255,6 +260,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "mistral-text",
         invocation_type: "InvokeModel",
         input: Input::Chat(mistral::write_text_body),
+        tools_as_written: false,
         scan_output: |s| {
             spanned(s, |s| {
                 Ok(ParsedOutput::MistralText(mistral::scan_text_response(s)?))
@@ -269,6 +275,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "mistral-chat",
         invocation_type: "InvokeModel",
         input: Input::Chat(mistral::write_chat_body),
+        tools_as_written: false,
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::MistralChat(OpenAiShaped::scan(s)?))),
         write_completion: |raw, ctx, out| {
             mistral::write_chat_response(OpenAiShaped::parse(raw)?, ctx, out)
@@ -279,6 +286,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "gpt-oss",
         invocation_type: "InvokeModel",
         input: Input::Chat(gpt_oss::write_body),
+        tools_as_written: true,
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::GptOss(OpenAiShaped::scan(s)?))),
         write_completion: |raw, ctx, out| {
             gpt_oss::write_response(OpenAiShaped::parse(raw)?, ctx, out)
@@ -289,6 +297,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "openai-chat",
         invocation_type: "InvokeModel",
         input: Input::Chat(gpt_oss::write_openai_chat_body),
+        tools_as_written: true,
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::GptOss(OpenAiShaped::scan(s)?))),
         write_completion: |raw, ctx, out| {
             gpt_oss::write_response(OpenAiShaped::parse(raw)?, ctx, out)
@@ -299,6 +308,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "titan-embed",
         invocation_type: "InvokeModel",
         input: Input::Embeddings(titan::write_body),
+        tools_as_written: false,
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Titan(titan::scan_response(s)?))),
         write_completion: titan::write_embeddings,
     },
@@ -307,6 +317,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "titan-embed-image",
         invocation_type: "InvokeModel",
         input: Input::Embeddings(titan::write_image_body),
+        tools_as_written: false,
         scan_output: |s| spanned(s, |s| Ok(ParsedOutput::Titan(titan::scan_response(s)?))),
         write_completion: titan::write_embeddings,
     },
@@ -315,6 +326,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "nova-embed",
         invocation_type: "InvokeModel",
         input: Input::Embeddings(nova_embed::write_body),
+        tools_as_written: false,
         scan_output: |s| {
             spanned(s, |s| {
                 Ok(ParsedOutput::NovaEmbed(nova_embed::scan_response(s)?))
@@ -327,6 +339,7 @@ pub(crate) const CODECS: [Codec; 11] = [
         name: "converse",
         invocation_type: "Converse",
         input: Input::Chat(|r, o, n, out| converse::write_body(Dialect::Converse, r, o, n, out)),
+        tools_as_written: false,
         scan_output: |s| {
             spanned(s, |s| {
                 Ok(ParsedOutput::Converse(converse::scan_response(s)?))
