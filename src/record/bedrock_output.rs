@@ -618,6 +618,45 @@ mod tests {
     }
 
     #[test]
+    fn titans_embeddings_by_type_are_passed_over_by_their_structure() {
+        let opts = ResponseOptions {
+            family: Family::TitanEmbed,
+            model: "\"text-embedding-3-small\"".into(),
+            created: 9,
+            endpoint: Endpoint::Embeddings,
+        };
+        let convert = |by_type: &str| {
+            let line = format!(
+                r#"{{"recordId":"L1","modelInput":{{"inputText":"hi"}},"modelOutput":{{"embedding":[0.5,-0.25],"embeddingsByType":{by_type},"inputTextTokenCount":3}}}}"#
+            );
+            let parsed = parse_output_line(line.as_bytes(), Family::TitanEmbed)?;
+            let (mut ok, mut err) = (Vec::new(), Vec::new());
+            let ids = LineIds::new("job1", parsed.record_id.get());
+            write_openai_line(parsed, "\"cid\"", &ids, &opts, &mut ok, &mut err)?;
+            Ok::<_, Reject>(serde_json::from_slice::<Value>(&ok).unwrap())
+        };
+        for by_type in [
+            r#"{"float":[0.5,-0.25]}"#,
+            r#"{"float":[0.5,-0.25],"binary":[1,0]}"#,
+            // Broken only by the grammar: never read, so the embedding still comes back.
+            r#"{"float":[0.5,-.25,01]}"#,
+            r#"{"float":[0.5 -0.25]}"#,
+        ] {
+            let out = convert(by_type).unwrap_or_else(|e| panic!("{by_type}: {e:?}"));
+            let data = &out["response"]["body"]["data"][0];
+            assert_eq!(data["embedding"], json!([0.5, -0.25]), "{by_type}");
+            assert_eq!(out["response"]["body"]["usage"]["prompt_tokens"], 3);
+        }
+        for broken in [r#"{"float":[0.5,-0.25}"#, r#"{"float":"[}"#] {
+            assert_eq!(
+                convert(broken).unwrap_err().code,
+                RejectCode::InvalidJson,
+                "{broken}"
+            );
+        }
+    }
+
+    #[test]
     fn ids_are_stable_and_distinct() {
         let a = LineIds::new("job", "\"L1\"");
         assert_eq!(a, LineIds::new("job", "\"L1\""));

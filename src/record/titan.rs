@@ -269,14 +269,20 @@ pub(crate) struct Response<'a> {
 /// Reads a Titan `modelOutput` at the scanner, as serde reads [`Response`] (or falls back).
 pub(crate) fn scan_response<'a>(s: &mut Scanner<'a>) -> Scan<Response<'a>> {
     let (mut embedding, mut tokens) = (None, Count::default());
-    s.fields(&["embedding", "inputTextTokenCount"], |s, i| {
-        match i {
-            // A list of numbers (anything else is worded by the careful path).
-            0 => embedding = Some(s.numbers()?),
-            _ => tokens = Count::of(s.value()?),
-        }
-        Ok(())
-    })?;
+    s.fields(
+        &["embedding", "inputTextTokenCount", "embeddingsByType"],
+        |s, i| {
+            match i {
+                // A list of numbers (anything else is worded by the careful path).
+                0 => embedding = Some(s.numbers()?),
+                1 => tokens = Count::of(s.value()?),
+                // Titan V2's copy of the embedding by type, as many bytes again, never read:
+                // passed over by its structure alone, as the echoed request is.
+                _ => s.pass_over()?,
+            }
+            Ok(())
+        },
+    )?;
     // `embedding` is required.
     let embedding = embedding.ok_or(Fallback)?;
     Ok(Response { embedding, tokens })
