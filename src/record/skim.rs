@@ -48,7 +48,9 @@ fn container_end_with(
     let mut last = [b' '; 64];
     let tail = &bytes[start + 64 * whole_steps..];
     last[..tail.len()].copy_from_slice(tail);
-    let mut owed = Closers::default();
+    // The closing brackets owed, a bit each (set for `}`), the innermost in bit 0: the first 64
+    // levels in a register, deeper nesting by the byte-at-a-time walk.
+    let (mut owed, mut depth) = (0u64, 0u32);
     // The step before ended inside a string / in a backslash.
     let (mut open, mut after_backslash) = (false, 0u64);
     let mut base = start;
@@ -81,21 +83,58 @@ fn container_end_with(
         while brackets != 0 {
             let at = base + brackets.trailing_zeros() as usize;
             brackets &= brackets - 1;
-            match bytes[at] {
-                b'{' => owed.push(b'}'),
-                b'[' => owed.push(b']'),
-                close => {
-                    if owed.last() != Some(close) {
-                        return None;
-                    }
-                    owed.pop();
-                    if owed.depth() == 0 {
-                        return Some(at + 1);
-                    }
+            let b = bytes[at];
+            // `{` and `}` have the 0x20 bit, `[` and `]` do not; `}` and `]` the 0x04 bit.
+            let brace = u64::from(b & 0x20 != 0);
+            if b & 0x04 == 0 {
+                if depth == 64 {
+                    return container_end_deep(bytes, start);
+                }
+                owed = owed << 1 | brace;
+                depth += 1;
+            } else {
+                if owed & 1 != brace {
+                    return None;
+                }
+                owed >>= 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + 1);
                 }
             }
         }
         base += 64;
+    }
+    None
+}
+
+/// [`container_end`] a byte at a time, for nesting deeper than 64 levels.
+#[cold]
+#[inline(never)]
+fn container_end_deep(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut owed = Closers::default();
+    let (mut in_string, mut escaping) = (false, false);
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        let escaped = escaping;
+        escaping = b == b'\\' && !escaped;
+        if b == b'"' && !escaped {
+            in_string = !in_string;
+        } else if !in_string {
+            match b {
+                b'{' => owed.push(b'}'),
+                b'[' => owed.push(b']'),
+                b'}' | b']' => {
+                    if owed.last() != Some(b) {
+                        return None;
+                    }
+                    owed.pop();
+                    if owed.depth() == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
     None
 }
@@ -213,10 +252,7 @@ mod x86 {
                 _mm256_cmpeq_epi8(lo, backslash),
                 _mm256_cmpeq_epi8(hi, backslash),
             ),
-            // Through `black_box`: without it LLVM keeps this mask as 64 one-bit lanes, to
-            // AND it with the string mask lane by lane (spilling each bit to the stack), where
-            // AVX2 has no registers for such lanes.
-            brackets: std::hint::black_box(bits(
+            brackets: bits(
                 _mm256_or_si256(
                     _mm256_cmpeq_epi8(lo_folded, open),
                     _mm256_cmpeq_epi8(lo_folded, close),
@@ -225,7 +261,7 @@ mod x86 {
                     _mm256_cmpeq_epi8(hi_folded, open),
                     _mm256_cmpeq_epi8(hi_folded, close),
                 ),
-            )),
+            ),
         }
     }
 
@@ -372,8 +408,10 @@ mod tests {
                 0..300,
             ),
             open in prop::sample::select(vec!["{", "["]),
+            // Past 64 levels the walk goes on a byte at a time: from its first bracket on.
+            deep in 0usize..70,
         ) {
-            let text = format!("{open}{}", pieces.concat());
+            let text = format!("{}{}", open.repeat(1 + deep), pieces.concat());
             prop_assert_eq!(
                 ends(text.as_bytes(), 0),
                 container_end_bytewise(text.as_bytes(), 0)
