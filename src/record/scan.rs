@@ -9,7 +9,7 @@
 //! test holds it to accepting exactly what a conforming parser accepts.
 //!
 //! Why not serde_json alone: skipping the long string literals that make up most of a request
-//! is where the time goes, and here it is a 64-bytes-at-a-time search (see [`stops`]).
+//! is where the time goes, and here it is a 64-bytes-at-a-time search (see [`stops_64`]).
 
 use std::borrow::Cow;
 
@@ -21,26 +21,12 @@ pub(crate) struct Fallback;
 
 pub(crate) type Scan<T> = Result<T, Fallback>;
 
-/// Where plain string content stops in the 64 bytes from `at`: bit `i` is set when
-/// `bytes[at + i]` is `"`, `\\` or a control character (below 0x20). Bytes past the end count as
-/// plain.
+/// Where plain string content stops in 64 bytes: bit `i` is set when `chunk[i]` is `"`, `\\` or a
+/// control character (below 0x20).
 ///
 /// Python's `json.dumps` writes non-ASCII prose as runs of `\uXXXX` escapes, a stop every few
 /// bytes: one mask serves every stop in 64 bytes, where a search per stop would load and compare
 /// the same bytes again for each.
-#[inline]
-fn stops(bytes: &[u8], at: usize) -> u64 {
-    let rest = &bytes[at..];
-    match rest.first_chunk::<64>() {
-        Some(chunk) => stops_64(chunk),
-        None => {
-            let mut padded = [b' '; 64];
-            padded[..rest.len()].copy_from_slice(rest);
-            stops_64(&padded)
-        }
-    }
-}
-
 #[inline]
 fn stops_64(chunk: &[u8; 64]) -> u64 {
     chunk
@@ -52,7 +38,7 @@ fn stops_64(chunk: &[u8; 64]) -> u64 {
         })
 }
 
-/// [`stops`] of 16 bytes: bit `i` is set when `chunk[i]` is `"`, `\\` or below 0x20.
+/// [`stops_64`] of 16 bytes: bit `i` is set when `chunk[i]` is `"`, `\\` or below 0x20.
 #[inline]
 fn stops_16(chunk: &[u8; 16]) -> u16 {
     #[cfg(target_arch = "x86_64")]
@@ -193,6 +179,143 @@ impl Closers {
     }
 }
 
+/// The rest of a string literal whose content starts at `bytes[at]`: the index past its closing
+/// quote, and whether it holds an escape. [`Fallback`] for a raw control character, an escape
+/// JSON has not, or no closing quote.
+///
+/// On a CPU with AVX2 (detected once a literal) the whole walk is compiled for it, its masks
+/// taken 32 bytes a step; called from inside the walk, the detected masks could not be inlined.
+fn literal_rest(bytes: &[u8], at: usize) -> Scan<(usize, bool)> {
+    #[cfg(target_arch = "x86_64")]
+    if bytes.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, just detected.
+        return unsafe { x86::literal_rest_avx2(bytes, at) };
+    }
+    literal_rest_portable(bytes, at)
+}
+
+/// [`literal_rest`] on any CPU.
+fn literal_rest_portable(bytes: &[u8], at: usize) -> Scan<(usize, bool)> {
+    if bytes.len() < 64 {
+        // Shorter than a step: walked in a copy padded with spaces (plain content, no closing
+        // quote), which ends the literal, or fails to, exactly where the line does.
+        let mut padded = [b' '; 64];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        return literal_rest_with(&padded, at, stops_64);
+    }
+    literal_rest_with(bytes, at, stops_64)
+}
+
+/// [`literal_rest`] in a line of 64 bytes or more, given how to take a 64-byte step's
+/// [`stops_64`]: the CPU's best way, inlined into a function compiled for it.
+#[inline(always)]
+fn literal_rest_with(
+    bytes: &[u8],
+    mut at: usize,
+    stops_of: impl Fn(&[u8; 64]) -> u64,
+) -> Scan<(usize, bool)> {
+    // The stops in the 64 bytes from `base`; those before `at` are behind us. The last step
+    // takes the line's last 64 bytes, shifted: no call in the loop (around one, the compiler
+    // gives up the registers holding its constants, and keeps a mask as 64 one-bit lanes).
+    debug_assert!(bytes.len() >= 64, "a line of 64 bytes or more");
+    let last = bytes.len() - 64;
+    let step = |base: usize| {
+        let from = base.min(last);
+        let chunk = bytes[from..]
+            .first_chunk::<64>()
+            .expect("64 bytes from the last step");
+        stops_of(chunk) >> (base - from)
+    };
+    let mut base = at;
+    let mut mask = step(base);
+    let mut escaped = false;
+    loop {
+        let passed = at - base;
+        let ahead = if passed < 64 { mask >> passed } else { 0 };
+        if ahead == 0 {
+            base = (base + 64).max(at);
+            if base >= bytes.len() {
+                return Err(Fallback); // no closing quote
+            }
+            // Everything up to `base` is plain content.
+            at = base;
+            mask = step(base);
+            continue;
+        }
+        let stop = at + ahead.trailing_zeros() as usize;
+        match bytes.get(stop) {
+            Some(b'"') => return Ok((stop + 1, escaped)),
+            Some(b'\\') => escaped = true,
+            _ => return Err(Fallback), // a raw control character
+        }
+        // Table lookups rather than a match and per-digit tests: in escape-dense prose these
+        // branches are taken in no predictable order.
+        let Some(&[escape, h0, h1, h2, h3]) = bytes.get(stop + 1..stop + 6) else {
+            // Fewer than five bytes follow the backslash: no room for a `\uXXXX`.
+            let escape = bytes.get(stop + 1).ok_or(Fallback)?;
+            if ESCAPE_LENGTH[usize::from(*escape)] != 1 {
+                return Err(Fallback);
+            }
+            at = stop + 2;
+            continue;
+        };
+        at = match ESCAPE_LENGTH[usize::from(escape)] {
+            0 => return Err(Fallback),
+            1 => stop + 2,
+            _ => {
+                if HEX[usize::from(h0)]
+                    & HEX[usize::from(h1)]
+                    & HEX[usize::from(h2)]
+                    & HEX[usize::from(h3)]
+                    == 0
+                {
+                    return Err(Fallback);
+                }
+                stop + 6
+            }
+        };
+    }
+}
+
+/// The string walk compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{literal_rest_with, Scan};
+    use std::arch::x86_64::*;
+
+    /// [`super::literal_rest`] in a line of 64 bytes or more.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn literal_rest_avx2(bytes: &[u8], at: usize) -> Scan<(usize, bool)> {
+        // A closure, which takes the function's features, so that the masks are inlined.
+        literal_rest_with(bytes, at, |chunk| stops_64(chunk))
+    }
+
+    /// [`super::stops_64`] in two 32-byte halves.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn stops_64(chunk: &[u8; 64]) -> u64 {
+        let (quote, backslash) = (_mm256_set1_epi8(b'"' as i8), _mm256_set1_epi8(b'\\' as i8));
+        let control_max = _mm256_set1_epi8(0x1f);
+        let half = |v: __m256i| {
+            // b <= 0x1f (unsigned) exactly when max(b, 0x1f) == 0x1f.
+            let control = _mm256_cmpeq_epi8(_mm256_max_epu8(v, control_max), control_max);
+            let hits = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
+                control,
+            );
+            u64::from(_mm256_movemask_epi8(hits) as u32)
+        };
+        // SAFETY: the two loads read the chunk's 64 bytes.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_si256(chunk.as_ptr().cast()),
+                _mm256_loadu_si256(chunk.as_ptr().add(32).cast()),
+            )
+        };
+        half(lo) | half(hi) << 32
+    }
+}
+
 impl<'a> Scanner<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
         Scanner {
@@ -273,63 +396,9 @@ impl<'a> Scanner<'a> {
                 return Ok((self.raw(start), false));
             }
         }
-        // The walk keeps its position in a local, written back once at the end: the loop runs
-        // once per escape, every few bytes in escape-dense prose.
-        let bytes = self.bytes;
-        let mut at = self.at;
-        // The stops in the 64 bytes from `base`; those before `at` are behind us.
-        let mut base = at;
-        let mut mask = stops(bytes, base);
-        let mut escaped = false;
-        loop {
-            let passed = at - base;
-            let ahead = if passed < 64 { mask >> passed } else { 0 };
-            if ahead == 0 {
-                base = (base + 64).max(at);
-                if base >= bytes.len() {
-                    return Err(Fallback); // no closing quote
-                }
-                // Everything up to `base` is plain content.
-                at = base;
-                mask = stops(bytes, base);
-                continue;
-            }
-            let stop = at + ahead.trailing_zeros() as usize;
-            match bytes.get(stop) {
-                Some(b'"') => {
-                    self.at = stop + 1;
-                    return Ok((self.raw(start), escaped));
-                }
-                Some(b'\\') => escaped = true,
-                _ => return Err(Fallback), // a raw control character
-            }
-            // Table lookups rather than a match and per-digit tests: in escape-dense prose these
-            // branches are taken in no predictable order.
-            let Some(&[escape, h0, h1, h2, h3]) = bytes.get(stop + 1..stop + 6) else {
-                // Fewer than five bytes follow the backslash: no room for a `\uXXXX`.
-                let escape = bytes.get(stop + 1).ok_or(Fallback)?;
-                if ESCAPE_LENGTH[usize::from(*escape)] != 1 {
-                    return Err(Fallback);
-                }
-                at = stop + 2;
-                continue;
-            };
-            at = match ESCAPE_LENGTH[usize::from(escape)] {
-                0 => return Err(Fallback),
-                1 => stop + 2,
-                _ => {
-                    if HEX[usize::from(h0)]
-                        & HEX[usize::from(h1)]
-                        & HEX[usize::from(h2)]
-                        & HEX[usize::from(h3)]
-                        == 0
-                    {
-                        return Err(Fallback);
-                    }
-                    stop + 6
-                }
-            };
-        }
+        let (end, escaped) = literal_rest(self.bytes, self.at)?;
+        self.at = end;
+        Ok((self.raw(start), escaped))
     }
 
     fn digits(&mut self) -> usize {
@@ -1225,6 +1294,35 @@ mod tests {
         }
     }
 
+    /// The stops in the 64 bytes from `at`, bytes past the end plain; the AVX2 masks checked
+    /// against the portable ones where the CPU has AVX2.
+    fn stops(bytes: &[u8], at: usize) -> u64 {
+        let mut chunk = [b' '; 64];
+        let rest = &bytes[at..bytes.len().min(at + 64)];
+        chunk[..rest.len()].copy_from_slice(rest);
+        let mask = stops_64(&chunk);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, just detected.
+            assert_eq!(unsafe { x86::stops_64(&chunk) }, mask, "both masks agree");
+        }
+        mask
+    }
+
+    /// How long the string literal opening `text` is, by [`Scanner::string`]; its walk checked
+    /// against the portable one where the CPU takes the other.
+    fn string_len(text: &str) -> Option<usize> {
+        let len = Scanner::new(text).string().ok().map(|r| r.get().len());
+        if text.starts_with('"') {
+            assert_eq!(
+                literal_rest(text.as_bytes(), 1),
+                literal_rest_portable(text.as_bytes(), 1),
+                "both walks agree on {text:?}"
+            );
+        }
+        len
+    }
+
     #[test]
     fn stops_mark_every_stop_byte_at_any_offset() {
         for len in 0..140 {
@@ -1323,9 +1421,7 @@ mod tests {
                 text.push_str(PIECES[p]);
             }
             text.push_str(tail);
-            let mut s = Scanner::new(&text);
-            let got = s.string().ok().map(|r| r.get().len());
-            prop_assert_eq!(got, string_end(text.as_bytes()), "{:?}", text);
+            prop_assert_eq!(string_len(&text), string_end(text.as_bytes()), "{:?}", text);
         }
     }
 
@@ -1337,8 +1433,7 @@ mod tests {
             for last in PIECES {
                 for tail in ["", "\"", "x\"", r#"\u00e9""#, r"\u00e9"] {
                     let text = format!("\"{first}{last}{tail}");
-                    let got = Scanner::new(&text).string().ok().map(|r| r.get().len());
-                    assert_eq!(got, string_end(text.as_bytes()), "{text:?}");
+                    assert_eq!(string_len(&text), string_end(text.as_bytes()), "{text:?}");
                 }
             }
         }
@@ -1392,20 +1487,11 @@ mod tests {
                 for count in [1, 2, 11] {
                     let body = format!("{}{}", "x".repeat(lead), piece.repeat(count));
                     let text = format!("\"{body}\" ");
-                    let mut s = Scanner::new(&text);
-                    assert_eq!(
-                        s.string().map(|r| r.get().len()),
-                        Ok(body.len() + 2),
-                        "{text}"
-                    );
+                    assert_eq!(string_len(&text), Some(body.len() + 2), "{text}");
                     let open = format!("\"{body}");
-                    assert_eq!(
-                        Scanner::new(&open).string().map(drop),
-                        Err(Fallback),
-                        "{open}"
-                    );
+                    assert_eq!(string_len(&open), None, "{open}");
                     let broken = format!("\"{body}\\x\"");
-                    assert!(Scanner::new(&broken).string().is_err(), "{broken}");
+                    assert_eq!(string_len(&broken), None, "{broken}");
                 }
             }
         }
