@@ -218,6 +218,10 @@ fn literal_rest_with(
     // takes the line's last 64 bytes, shifted: no call in the loop (around one, the compiler
     // gives up the registers holding its constants, and keeps a mask as 64 one-bit lanes).
     debug_assert!(bytes.len() >= 64, "a line of 64 bytes or more");
+    if at >= bytes.len() {
+        return Err(Fallback); // the line ends at the opening quote
+    }
+    // From here on `base < bytes.len()`, so the shift below is less than 64.
     let last = bytes.len() - 64;
     let step = |base: usize| {
         let from = base.min(last);
@@ -1423,6 +1427,22 @@ mod tests {
             text.push_str(tail);
             prop_assert_eq!(string_len(&text), string_end(text.as_bytes()), "{:?}", text);
         }
+    }
+
+    #[test]
+    fn a_line_ending_at_an_opening_quote_holds_no_string() {
+        // The walk past the 16-byte probe starts at the line's end: no step, no closing quote.
+        for len in 1..200 {
+            let text = format!("{}\"", " ".repeat(len - 1));
+            let mut s = Scanner::new(&text);
+            s.at = len - 1;
+            assert_eq!(s.string().map(drop), Err(Fallback), "length {len}");
+            assert_eq!(literal_rest(text.as_bytes(), len), Err(Fallback));
+            assert_eq!(literal_rest_portable(text.as_bytes(), len), Err(Fallback));
+        }
+        let cut = format!("{{\"k\":\"{}\",\"", "x".repeat(55));
+        assert_eq!(cut.len(), 64);
+        assert!(!valid(&cut), "{cut}");
     }
 
     #[test]
