@@ -214,14 +214,14 @@ fn literal_rest_with(
     mut at: usize,
     stops_of: impl Fn(&[u8; 64]) -> u64,
 ) -> Scan<(usize, bool)> {
-    // The stops in the 64 bytes from `base`; those before `at` are behind us. The last step
-    // takes the line's last 64 bytes, shifted: no call in the loop (around one, the compiler
-    // gives up the registers holding its constants, and keeps a mask as 64 one-bit lanes).
     debug_assert!(bytes.len() >= 64, "a line of 64 bytes or more");
     if at >= bytes.len() {
         return Err(Fallback); // the line ends at the opening quote
     }
-    // From here on `base < bytes.len()`, so the shift below is less than 64.
+    // The stops in the 64 bytes from `base`; those before `at` are behind us. The last step
+    // takes the line's last 64 bytes, shifted: no call in the loop (around one, the compiler
+    // gives up the registers holding its constants, and keeps a mask as 64 one-bit lanes).
+    // Every step's `base` is below `bytes.len()`, so the shift is less than 64.
     let last = bytes.len() - 64;
     let step = |base: usize| {
         let from = base.min(last);
