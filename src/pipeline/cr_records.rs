@@ -44,8 +44,6 @@ pub(crate) struct Cuts {
     pub before: Option<usize>,
     /// Positions in the chunk of CRs that end a record.
     pub within: Vec<usize>,
-    /// The chunk holds a CR.
-    pub crs: bool,
 }
 
 fn is_blank(b: u8) -> bool {
@@ -59,10 +57,7 @@ impl CrRecords {
     pub(crate) fn cuts(&mut self, chunk: &[u8]) -> Cuts {
         let start = self.seen;
         let first_cr = memchr::memchr(b'\r', chunk);
-        let mut cuts = Cuts {
-            crs: first_cr.is_some(),
-            ..Cuts::default()
-        };
+        let mut cuts = Cuts::default();
         // The open run of blanks, and the byte that ends it.
         let mut at = 0;
         if self.run != Run::Plain {

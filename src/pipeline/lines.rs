@@ -111,9 +111,11 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
         let mut endings = Endings::default();
         let mut no = block.first_line;
         let mut start = 0;
+        // The framer found the newlines; a last line without one runs to the block's end.
+        let mut newlines = block.newlines.positions();
         while start < data.len() {
-            let (end, next, terminated) = match memchr::memchr(b'\n', &data[start..]) {
-                Some(i) => (start + i, start + i + 1, true),
+            let (end, next, terminated) = match newlines.next() {
+                Some(i) => (i, i + 1, true),
                 None => (data.len(), data.len(), !block.unterminated),
             };
             let mut bytes = &data[start..end];
@@ -136,9 +138,9 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
             no += 1;
             start = next;
         }
-        // Rare (CRLF endings, CRs as whitespace), and one search of the block: the outputs only
-        // need looking at when the input has a CR.
-        if block.crs && memchr::memchr(b'\r', data).is_some() {
+        // Rare (CRLF endings, CRs as whitespace): the outputs only need looking at when the
+        // input has a CR.
+        if block.newlines.crs() {
             self.map.blank_carriage_returns(&mut out);
         }
         Mapped {

@@ -1,9 +1,9 @@
 //! The streaming engine and its two plug-ins.
 //!
-//! The engine is direction-neutral: [`framer`] cuts the input into line-aligned blocks,
-//! `ordered` converts blocks in parallel and hands them on in input order, `lines` is the one
-//! per-line loop (line endings, BOM, blank and over-long lines), and [`Error`] is why a run
-//! stops. Each direction supplies only what differs — the per-line transform, the ordered
+//! The engine is direction-neutral: [`framer`] cuts the input into line-aligned blocks, the
+//! [`Newlines`] of each found in one pass, `ordered` converts blocks in parallel and hands them
+//! on in input order, `lines` is the one per-line loop (line endings, BOM, blank and over-long
+//! lines), and [`Error`] is why a run stops. Each direction supplies only what differs — the per-line transform, the ordered
 //! checks and its report:
 //!
 //! - [`to_bedrock`](convert_to_bedrock): OpenAI batch lines → Bedrock records, into a stream or
@@ -22,6 +22,7 @@ mod framer;
 mod from_bedrock;
 mod keys;
 mod lines;
+mod newlines;
 mod ordered;
 mod to_bedrock;
 
@@ -32,6 +33,7 @@ pub use from_bedrock::{
     Collected, FolderResults, FromBedrockOptions, FromBedrockReport, ManifestTotals, MissingReason,
     OutputFile,
 };
+pub use newlines::{Newlines, Positions};
 pub use to_bedrock::{
     convert_to_bedrock, prepare_to_bedrock, prepare_to_bedrock_inputs, BedrockOutput,
     PreparedConversion, Report, ToBedrockOptions, MIN_RECORDS_PER_JOB,
