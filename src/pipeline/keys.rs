@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::OnceLock;
 
+use siphasher::sip128::SipHasher13;
+
 use crate::record::json::decode_literal;
 
 /// The identity key of a value: see [`value_key`].
@@ -17,19 +19,18 @@ pub(crate) type KeySet = HashSet<Key, BuildHasherDefault<KeyHasher>>;
 pub(crate) type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
 
 /// The identity key of a string literal's value (`"a"` and `"\u0061"` are one value, one key; a
-/// lone surrogate counts as itself): two 64-bit SipHash-1-3 hashes of the value, each after a
-/// byte of its own, under a key drawn at random for each process. Two different values share a
-/// key by a chance of about n²/2¹²⁹ among n values (nil for any batch), and, the key being
-/// secret, no one can choose two that do — where one 64-bit hash under a known key let a chosen
-/// pair of custom_ids pass for one.
+/// lone surrogate counts as itself): the 128-bit SipHash-1-3 of the value under a key drawn at
+/// random for each process. Two different values share a key by a chance of about n²/2¹²⁹
+/// among n values (nil for any batch), and, the key being secret, no one can choose two that
+/// do — where one 64-bit hash under a known key let a chosen pair of custom_ids pass for one.
 pub(crate) fn value_key(literal: &str) -> Key {
-    static KEY: OnceLock<RandomState> = OnceLock::new();
-    let key = KEY.get_or_init(RandomState::new);
-    let value = decode_literal(literal);
-    // One key, two inputs told apart by their first byte: two independent-looking outputs (two
-    // `RandomState`s made on one thread have keys one apart).
-    let half = |domain: u8| key.hash_one((domain, &*value));
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+    static HASHER: OnceLock<SipHasher13> = OnceLock::new();
+    let hasher = HASHER.get_or_init(|| {
+        // The key: two outputs of the standard library's per-process random hasher.
+        let random = RandomState::new();
+        SipHasher13::new_with_keys(random.hash_one(0u8), random.hash_one(1u8))
+    });
+    hasher.hash(&decode_literal(literal)).as_u128()
 }
 
 /// The identity "hasher" of [`KeySet`] and [`KeyMap`].
