@@ -39,8 +39,9 @@ pub(crate) struct Endings {
 pub(crate) trait LineMap: Send + Sync + 'static {
     /// What a block becomes (output buffers and one item per line).
     type Block: Send + 'static;
-    /// An empty value for a block of `input_len` bytes.
-    fn start(&self, input_len: usize) -> Self::Block;
+    /// An empty value for a block of `input_len` bytes in `lines` lines (room for them all:
+    /// the item vectors never grow, a copy each time).
+    fn start(&self, input_len: usize, lines: usize) -> Self::Block;
     /// Maps line `no` (1-based in its input), whose bytes lie in `data`, the block.
     fn line(&self, data: &[u8], no: u64, line: Line<'_>, block: &mut Self::Block);
     /// Turns every carriage return in the block's output lines into a space (with
@@ -107,7 +108,8 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
 
     fn convert(&self, block: Block) -> Self::Output {
         let data: &[u8] = &block.data;
-        let mut out = self.map.start(data.len());
+        let lines = block.newlines.count() + usize::from(block.unterminated);
+        let mut out = self.map.start(data.len(), lines);
         let mut endings = Endings::default();
         let mut no = block.first_line;
         let mut start = 0;
@@ -151,7 +153,7 @@ impl<M: LineMap> BlockJob for LineLoop<M> {
     }
 
     fn oversized(&self, line: u64, bytes: u64, head: Bytes) -> Self::Output {
-        let mut out = self.map.start(0);
+        let mut out = self.map.start(0, 1);
         let head = match head.starts_with(BOM) && line == 1 {
             true => head.slice(BOM.len()..),
             false => head,

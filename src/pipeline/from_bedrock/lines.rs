@@ -249,13 +249,13 @@ fn salvage_record_id(line: &[u8]) -> Option<crate::record::Raw<'_>> {
 impl LineMap for OutputLines {
     type Block = Answers;
 
-    fn start(&self, input_len: usize) -> Answers {
+    fn start(&self, input_len: usize, lines: usize) -> Answers {
         Answers {
             // Outputs are smaller than inputs: the echoed modelInput is not carried over. They
             // come to 0.49–0.53 of them: room for 5/8 spares most blocks a copy as it grows.
             ok: Vec::with_capacity(input_len / 8 * 5),
             err: Vec::new(),
-            items: Vec::new(),
+            items: Vec::with_capacity(lines),
         }
     }
 

@@ -85,12 +85,12 @@ fn span(data: &[u8], raw: Raw<'_>) -> Range<usize> {
 impl LineMap for RequestLines {
     type Block = Converted;
 
-    fn start(&self, input_len: usize) -> Converted {
+    fn start(&self, input_len: usize, lines: usize) -> Converted {
         Converted {
             // Records are about as large as their input lines.
             records: Vec::with_capacity(input_len + input_len / 8),
             ids: Vec::new(),
-            items: Vec::new(),
+            items: Vec::with_capacity(lines),
             tally: Tally::default(),
         }
     }
