@@ -39,8 +39,8 @@ pub(crate) struct Endings {
 pub(crate) trait LineMap: Send + Sync + 'static {
     /// What a block becomes (output buffers and one item per line).
     type Block: Send + 'static;
-    /// An empty value for a block of `input_len` bytes in `lines` lines (room for them all:
-    /// the item vectors never grow, a copy each time).
+    /// An empty value for a block of `input_len` bytes in `lines` lines (its item vectors made
+    /// with room for every line, so that they never grow, which copies them).
     fn start(&self, input_len: usize, lines: usize) -> Self::Block;
     /// Maps line `no` (1-based in its input), whose bytes lie in `data`, the block.
     fn line(&self, data: &[u8], no: u64, line: Line<'_>, block: &mut Self::Block);
