@@ -1,7 +1,9 @@
 //! Where a block's lines end, found once: one pass over its bytes on the reading task marks
 //! every newline (a bit a byte) and notes whether the block holds a carriage return. The framer
-//! numbers lines by the count of the marks, and the workers cut lines at them, so no byte is
-//! searched for a line end twice, nor for a CR in a block that holds none.
+//! numbers lines by the count of the marks, and the workers cut lines at them: no worker
+//! searches a line for its end, nor a block that holds no CR for one. (The framer still looks
+//! back from a block's cut for the last newline, over the partial line only; and `from-bedrock`
+//! searches each chunk for the CRs that end records before it is framed.)
 
 /// The newlines of one block, and whether it holds a carriage return.
 #[derive(Debug, Clone, Default)]
