@@ -37,6 +37,7 @@ pub(crate) mod llama;
 pub(crate) mod mistral;
 pub mod model_table;
 pub(crate) mod nova_embed;
+mod number_array;
 pub(crate) mod openai;
 mod reject;
 pub(crate) mod response_body;

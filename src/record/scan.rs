@@ -469,6 +469,24 @@ impl<'a> Scanner<'a> {
     pub(crate) fn numbers(&mut self) -> Scan<Raw<'a>> {
         self.eat(b'[')?;
         let start = self.at - 1;
+        // Written the common way, checked 64 bytes a step.
+        if let Some(end) = super::number_array::end(self.bytes, start) {
+            self.at = end;
+            return Ok(self.raw(start));
+        }
+        self.numbers_after(start)
+    }
+
+    /// [`Scanner::numbers`] read a byte at a time, by the grammar.
+    #[cfg(test)]
+    pub(crate) fn numbers_bytewise(&mut self) -> Scan<Raw<'a>> {
+        self.eat(b'[')?;
+        let start = self.at - 1;
+        self.numbers_after(start)
+    }
+
+    /// The rest of [`Scanner::numbers`] after its `[`, at `start`, read a byte at a time.
+    fn numbers_after(&mut self, start: usize) -> Scan<Raw<'a>> {
         if self.peek()? != b']' {
             loop {
                 self.number_run()?;
