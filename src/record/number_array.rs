@@ -100,6 +100,11 @@ enum Step {
 /// The mask of the bytes right after each run of `digits` that starts at a bit of `starts`
 /// (and after the one open since an earlier step, when `open`), and whether such a run is open
 /// past the step: adding a run's start to it carries through the run to the byte after.
+///
+/// A run starts at most once (`open` only when the step's first byte goes on with a run of the
+/// step before, which is then no start), so a run carries once. A run that starts in no part of
+/// a number is checked by nothing here: it follows a byte that may not be followed by a digit
+/// (a `+` or `-` out of place, a `]`), which is bad already.
 #[inline(always)]
 fn after_runs(digits: u64, starts: u64, open: bool) -> (u64, bool) {
     let (sum, over1) = digits.overflowing_add(starts);
@@ -196,7 +201,6 @@ fn end_with(bytes: &[u8], from: usize, classify: impl Fn(&[u8; 64]) -> Classes) 
 }
 
 /// Classifies 64 bytes one at a time (on CPUs without the vector code below).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn classify_portable(chunk: &[u8; 64]) -> Classes {
     let mut c = Classes::default();
     for (i, &b) in chunk.iter().enumerate() {
