@@ -103,8 +103,8 @@ enum Step {
 ///
 /// A run starts at most once (`open` only when the step's first byte goes on with a run of the
 /// step before, which is then no start), so a run carries once. A run that starts in no part of
-/// a number is checked by nothing here: it follows a byte that may not be followed by a digit
-/// (a `+` or `-` out of place, a `]`), which is bad already.
+/// a number is checked by nothing here: the byte before it is bad already (a `+` or `-` where
+/// none may be, or a byte of no kind here).
 #[inline(always)]
 fn after_runs(digits: u64, starts: u64, open: bool) -> (u64, bool) {
     let (sum, over1) = digits.overflowing_add(starts);
