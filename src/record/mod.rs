@@ -44,6 +44,8 @@ pub(crate) mod response_body;
 pub(crate) mod scan;
 mod skim;
 mod strict;
+#[cfg(test)]
+mod test_rng;
 pub(crate) mod titan;
 
 use std::io::Write as _;

@@ -291,6 +291,7 @@ mod x86 {
 mod tests {
     use super::{classify_portable, end_with};
     use crate::record::scan::Scanner;
+    use crate::record::test_rng::Rng;
 
     /// The byte-at-a-time reading's verdict: where the array ends, if it is numbers only.
     fn read(text: &str) -> Option<usize> {
@@ -322,17 +323,6 @@ mod tests {
         }
         assert!(ends.windows(2).all(|w| w[0] == w[1]), "{text:?}: {ends:?}");
         ends[0].is_some()
-    }
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
     }
 
     /// A number as an embedding has them, or as JSON allows them.

@@ -1097,13 +1097,8 @@ mod tests {
         // array and after a sign or digits of padding, against serde_json's verdict; commas and
         // spaces among them, as arrays written `, ` apart have.
         const BYTES: &[u8] = b"0019-.eE+,] ";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::record::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: usize| rng.below(n);
         let mut accepted = 0;
         for _ in 0..100_000 {
             let len = 1 + next(24);
