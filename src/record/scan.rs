@@ -108,16 +108,154 @@ static ESCAPE_LENGTH: [u8; 256] = {
     t
 };
 
-/// 1 for the ASCII hex digits, 0 for every other byte.
-static HEX: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = (b as u8).is_ascii_hexdigit() as u8;
-        b += 1;
+/// What an escape-dense step of 64 bytes holds, a bit a byte, for [`escape_run`].
+#[derive(Clone, Copy)]
+struct EscapeMasks {
+    /// `"` and the control characters (below 0x20): where content ends unless escaped.
+    ends: u64,
+    backslashes: u64,
+    /// `u`, the letter of a `\uXXXX`.
+    us: u64,
+    /// The ASCII hex digits.
+    hex: u64,
+}
+
+impl EscapeMasks {
+    /// The masks of 64 bytes, 16 at a time.
+    #[inline]
+    fn of_64(chunk: &[u8; 64]) -> Self {
+        let mut masks = EscapeMasks {
+            ends: 0,
+            backslashes: 0,
+            us: 0,
+            hex: 0,
+        };
+        for (k, part) in chunk.chunks_exact(16).enumerate() {
+            let [ends, backslashes, us, hex] =
+                escape_masks_16(part.try_into().expect("chunks of 16 bytes"));
+            masks.ends |= u64::from(ends) << (16 * k);
+            masks.backslashes |= u64::from(backslashes) << (16 * k);
+            masks.us |= u64::from(us) << (16 * k);
+            masks.hex |= u64::from(hex) << (16 * k);
+        }
+        masks
     }
-    t
-};
+
+    /// Each mask moved down by `by` (less than 64) bits: bit 0 for the byte `by` into the step.
+    #[inline]
+    fn from(self, by: usize) -> Self {
+        EscapeMasks {
+            ends: self.ends >> by,
+            backslashes: self.backslashes >> by,
+            us: self.us >> by,
+            hex: self.hex >> by,
+        }
+    }
+}
+
+/// [`EscapeMasks`] of 16 bytes: ends, backslashes, `u`s and hex digits.
+#[inline]
+fn escape_masks_16(chunk: &[u8; 16]) -> [u16; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86-64 baseline, and the load reads exactly the 16 bytes.
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            let control_max = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, control_max), control_max);
+            let ends = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)), control);
+            let backslashes = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let us = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'u' as i8));
+            // Signed compares: bytes from 0x80 up are negative, in no range here.
+            let between = |v, low: u8, high: u8| {
+                _mm_and_si128(
+                    _mm_cmpgt_epi8(v, _mm_set1_epi8(low as i8 - 1)),
+                    _mm_cmplt_epi8(v, _mm_set1_epi8(high as i8 + 1)),
+                )
+            };
+            let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let hex = _mm_or_si128(between(v, b'0', b'9'), between(lower, b'a', b'f'));
+            [ends, backslashes, us, hex].map(|m| _mm_movemask_epi8(m) as u16)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mask = |test: fn(u8) -> bool| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| test(b))
+                .fold(0u16, |mask, (i, _)| mask | 1 << i)
+        };
+        [
+            mask(|b| b == b'"' || b < 0x20),
+            mask(|b| b == b'\\'),
+            mask(|b| b == b'u'),
+            mask(|b| b.is_ascii_hexdigit()),
+        ]
+    }
+}
+
+/// A run of escapes from the backslash at `bytes[at]`, judged 64 bytes at once: the index of
+/// the first byte after it the walk must look at — the closing quote, a control character, an
+/// escape too near the step's end to judge in it, or plain content 64 bytes on. [`Fallback`]
+/// for an escape JSON has not.
+///
+/// Python's `json.dumps` writes non-ASCII prose as `\uXXXX`s every few bytes, back to back in
+/// non-Latin scripts: judged one at a time, each cost a branch on its kind, four table lookups
+/// and a trip round the walk; here one step of masks judges all of them in 64 bytes, and passes
+/// the plain content between them too.
+///
+/// `bytes[at]` starts an escape, and so does every backslash of a run from it that is not
+/// itself escaped: in a run of backslashes, every other one from the run's first. Past the
+/// escapes' letters the masks tell the rest: a quote that no escape holds ends the literal, and
+/// a `\uXXXX` holds four hex digits. Where a hex digit is missing the masks may misread what
+/// follows, but that escape, before any byte misread, already fails.
+#[inline(always)]
+fn escape_run(
+    bytes: &[u8],
+    at: usize,
+    masks_of: &impl Fn(&[u8; 64]) -> EscapeMasks,
+) -> Scan<usize> {
+    debug_assert!(bytes.len() >= 64 && bytes[at] == b'\\');
+    // As a step of the walk: the line's last 64 bytes when fewer follow, shifted; the bits
+    // past the line's end are clear (plain content that is no hex digit).
+    let from = at.min(bytes.len() - 64);
+    let chunk = bytes[from..]
+        .first_chunk::<64>()
+        .expect("64 bytes from the step");
+    let masks = masks_of(chunk).from(at - from);
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslashes = masks.backslashes;
+    let run_starts = backslashes & !(backslashes << 1);
+    // Adding a run's first bit clears the run (the carry stops at the byte after it): what
+    // adding the odd-placed firsts clears is the runs that start at odd bytes.
+    let odd_runs = backslashes & !backslashes.wrapping_add(run_starts & !EVEN);
+    let starts = (backslashes & !odd_runs & EVEN) | (odd_runs & !EVEN);
+    // An escape starting in the last six bytes may end past them: the next run judges it.
+    const LAST_SIX: u64 = !0 << 58;
+    let bound = (masks.ends & !(starts << 1)) | (starts & LAST_SIX);
+    let end = (bound.trailing_zeros() as usize).min(64);
+    let before = if end == 64 { !0 } else { (1u64 << end) - 1 };
+    let letters = (starts & before) << 1;
+    let unicode = letters & masks.us;
+    let mut others = letters & !unicode;
+    while others != 0 {
+        let letter = bytes
+            .get(at + others.trailing_zeros() as usize)
+            .ok_or(Fallback)?;
+        if ESCAPE_LENGTH[usize::from(*letter)] != 1 {
+            return Err(Fallback);
+        }
+        others &= others - 1;
+    }
+    let digits = unicode << 1 | unicode << 2 | unicode << 3 | unicode << 4;
+    if digits & !masks.hex != 0 {
+        return Err(Fallback);
+    }
+    Ok(at + end)
+}
 
 /// A position in one line of JSON text.
 pub(crate) struct Scanner<'a> {
@@ -201,97 +339,130 @@ fn literal_rest_portable(bytes: &[u8], at: usize) -> Scan<(usize, bool)> {
         // quote), which ends the literal, or fails to, exactly where the line does.
         let mut padded = [b' '; 64];
         padded[..bytes.len()].copy_from_slice(bytes);
-        return literal_rest_with(&padded, at, stops_64);
+        return literal_rest_with(&padded, at, stops_64, EscapeMasks::of_64);
     }
-    literal_rest_with(bytes, at, stops_64)
+    literal_rest_with(bytes, at, stops_64, EscapeMasks::of_64)
 }
 
 /// [`literal_rest`] in a line of 64 bytes or more, given how to take a 64-byte step's
-/// [`stops_64`]: the CPU's best way, inlined into a function compiled for it.
+/// [`stops_64`] and [`EscapeMasks`]: the CPU's best ways, inlined into a function compiled for
+/// it.
 #[inline(always)]
 fn literal_rest_with(
     bytes: &[u8],
     mut at: usize,
     stops_of: impl Fn(&[u8; 64]) -> u64,
+    escapes_of: impl Fn(&[u8; 64]) -> EscapeMasks,
 ) -> Scan<(usize, bool)> {
     debug_assert!(bytes.len() >= 64, "a line of 64 bytes or more");
     if at >= bytes.len() {
         return Err(Fallback); // the line ends at the opening quote
     }
-    // The stops in the 64 bytes from `base`; those before `at` are behind us. The last step
-    // takes the line's last 64 bytes, shifted: no call in the loop (around one, the compiler
-    // gives up the registers holding its constants, and keeps a mask as 64 one-bit lanes).
-    // Every step's `base` is below `bytes.len()`, so the shift is less than 64.
+    // The stops in the 64 bytes from `at`. The last step takes the line's last 64 bytes,
+    // shifted: no call in the loop (around one, the compiler gives up the registers holding
+    // its constants, and keeps a mask as 64 one-bit lanes). Every step's `at` is below
+    // `bytes.len()`, so the shift is less than 64.
     let last = bytes.len() - 64;
-    let step = |base: usize| {
-        let from = base.min(last);
+    let step = |at: usize| {
+        let from = at.min(last);
         let chunk = bytes[from..]
             .first_chunk::<64>()
             .expect("64 bytes from the last step");
-        stops_of(chunk) >> (base - from)
+        stops_of(chunk) >> (at - from)
     };
-    let mut base = at;
-    let mut mask = step(base);
     let mut escaped = false;
     loop {
-        let passed = at - base;
-        let ahead = if passed < 64 { mask >> passed } else { 0 };
-        if ahead == 0 {
-            base = (base + 64).max(at);
-            if base >= bytes.len() {
+        // Plain content up to the first stop, 64 bytes a step.
+        let stops = step(at);
+        if stops == 0 {
+            at += 64;
+            if at >= bytes.len() {
                 return Err(Fallback); // no closing quote
             }
-            // Everything up to `base` is plain content.
-            at = base;
-            mask = step(base);
             continue;
         }
-        let stop = at + ahead.trailing_zeros() as usize;
+        let stop = at + stops.trailing_zeros() as usize;
         match bytes.get(stop) {
             Some(b'"') => return Ok((stop + 1, escaped)),
             Some(b'\\') => escaped = true,
             _ => return Err(Fallback), // a raw control character
         }
-        // Table lookups rather than a match and per-digit tests: in escape-dense prose these
-        // branches are taken in no predictable order.
-        let Some(&[escape, h0, h1, h2, h3]) = bytes.get(stop + 1..stop + 6) else {
-            // Fewer than five bytes follow the backslash: no room for a `\uXXXX`.
-            let escape = bytes.get(stop + 1).ok_or(Fallback)?;
-            if ESCAPE_LENGTH[usize::from(*escape)] != 1 {
-                return Err(Fallback);
+        // Escapes, and the plain content between them, 64 bytes a run until a run ends in
+        // plain content.
+        at = stop;
+        loop {
+            at = escape_run(bytes, at, &escapes_of)?;
+            match bytes.get(at) {
+                Some(b'"') => return Ok((at + 1, escaped)),
+                Some(b'\\') => continue,
+                Some(0..0x20) | None => return Err(Fallback),
+                Some(_) => break,
             }
-            at = stop + 2;
-            continue;
-        };
-        at = match ESCAPE_LENGTH[usize::from(escape)] {
-            0 => return Err(Fallback),
-            1 => stop + 2,
-            _ => {
-                if HEX[usize::from(h0)]
-                    & HEX[usize::from(h1)]
-                    & HEX[usize::from(h2)]
-                    & HEX[usize::from(h3)]
-                    == 0
-                {
-                    return Err(Fallback);
-                }
-                stop + 6
-            }
-        };
+        }
     }
 }
 
 /// The string walk compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{literal_rest_with, Scan};
+    use super::{literal_rest_with, EscapeMasks, Scan};
     use std::arch::x86_64::*;
 
     /// [`super::literal_rest`] in a line of 64 bytes or more.
     #[target_feature(enable = "avx2")]
     pub(super) fn literal_rest_avx2(bytes: &[u8], at: usize) -> Scan<(usize, bool)> {
         // A closure, which takes the function's features, so that the masks are inlined.
-        literal_rest_with(bytes, at, |chunk| stops_64(chunk))
+        literal_rest_with(
+            bytes,
+            at,
+            |chunk| stops_64(chunk),
+            |chunk| escape_masks_64(chunk),
+        )
+    }
+
+    /// [`EscapeMasks::of_64`] in two 32-byte halves.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn escape_masks_64(chunk: &[u8; 64]) -> EscapeMasks {
+        let (quote, backslash, u) = (
+            _mm256_set1_epi8(b'"' as i8),
+            _mm256_set1_epi8(b'\\' as i8),
+            _mm256_set1_epi8(b'u' as i8),
+        );
+        let control_max = _mm256_set1_epi8(0x1f);
+        // Signed compares: bytes from 0x80 up are negative, in no range here.
+        let between = |v, low: u8, high: u8| {
+            _mm256_and_si256(
+                _mm256_cmpgt_epi8(v, _mm256_set1_epi8(low as i8 - 1)),
+                _mm256_cmpgt_epi8(_mm256_set1_epi8(high as i8 + 1), v),
+            )
+        };
+        let half = |v: __m256i| {
+            let control = _mm256_cmpeq_epi8(_mm256_max_epu8(v, control_max), control_max);
+            let ends = _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), control);
+            let lower = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+            let hex = _mm256_or_si256(between(v, b'0', b'9'), between(lower, b'a', b'f'));
+            [
+                ends,
+                _mm256_cmpeq_epi8(v, backslash),
+                _mm256_cmpeq_epi8(v, u),
+                hex,
+            ]
+            .map(|m| u64::from(_mm256_movemask_epi8(m) as u32))
+        };
+        // SAFETY: the two loads read the chunk's 64 bytes.
+        let (lo, hi) = unsafe {
+            (
+                half(_mm256_loadu_si256(chunk.as_ptr().cast())),
+                half(_mm256_loadu_si256(chunk.as_ptr().add(32).cast())),
+            )
+        };
+        EscapeMasks {
+            ends: lo[0] | hi[0] << 32,
+            backslashes: lo[1] | hi[1] << 32,
+            us: lo[2] | hi[2] << 32,
+            hex: lo[3] | hi[3] << 32,
+        }
     }
 
     /// [`super::stops_64`] in two 32-byte halves.
@@ -1439,6 +1610,54 @@ mod tests {
             }
             text.push_str(tail);
             prop_assert_eq!(string_len(&text), string_end(text.as_bytes()), "{:?}", text);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// Backslash runs of every length and parity, `u`s, hex digits and quotes in any order:
+        /// the bulk judging of escapes against the grammar's byte-at-a-time reading.
+        #[test]
+        fn any_mix_of_escape_bytes_is_read_as_the_grammar_reads_it(
+            body in prop::collection::vec(
+                prop::sample::select(vec![
+                    "\\", "\\", "\\", "u", "u", "0", "9", "a", "F", "g", "\"", "n", "/",
+                    "x", "é", "\n", "\u{1f}",
+                ]),
+                0..160,
+            ),
+            lead in 0usize..70,
+        ) {
+            let text = format!("\"{}{}", "x".repeat(lead), body.concat());
+            prop_assert_eq!(string_len(&text), string_end(text.as_bytes()), "{:?}", text);
+            let closed = format!("{text}\"");
+            prop_assert_eq!(string_len(&closed), string_end(closed.as_bytes()), "{:?}", closed);
+        }
+    }
+
+    #[test]
+    fn escape_masks_agree_on_every_byte_at_every_place() {
+        for byte in 0..=255u8 {
+            for at in [0, 15, 16, 31, 32, 47, 63] {
+                let mut chunk = [b' '; 64];
+                chunk[at] = byte;
+                let masks = EscapeMasks::of_64(&chunk);
+                let bit = 1u64 << at;
+                assert_eq!(masks.ends == bit, byte == b'"' || byte < 0x20, "{byte:#x}");
+                assert_eq!(masks.backslashes == bit, byte == b'\\', "{byte:#x}");
+                assert_eq!(masks.us == bit, byte == b'u', "{byte:#x}");
+                assert_eq!(masks.hex == bit, byte.is_ascii_hexdigit(), "{byte:#x}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, just detected.
+                    let avx2 = unsafe { x86::escape_masks_64(&chunk) };
+                    assert_eq!(
+                        [avx2.ends, avx2.backslashes, avx2.us, avx2.hex],
+                        [masks.ends, masks.backslashes, masks.us, masks.hex],
+                        "{byte:#x} at {at}"
+                    );
+                }
+            }
         }
     }
 
