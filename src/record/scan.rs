@@ -143,7 +143,7 @@ impl EscapeMasks {
 
     /// Each mask moved down by `by` (less than 64) bits: bit 0 for the byte `by` into the step.
     #[inline]
-    fn from(self, by: usize) -> Self {
+    fn shifted(self, by: usize) -> Self {
         EscapeMasks {
             ends: self.ends >> by,
             backslashes: self.backslashes >> by,
@@ -225,7 +225,7 @@ fn escape_run(
     let chunk = bytes[from..]
         .first_chunk::<64>()
         .expect("64 bytes from the step");
-    let masks = masks_of(chunk).from(at - from);
+    let masks = masks_of(chunk).shifted(at - from);
     const EVEN: u64 = 0x5555_5555_5555_5555;
     let backslashes = masks.backslashes;
     let run_starts = backslashes & !(backslashes << 1);
