@@ -229,6 +229,27 @@ fn body_text(family: Family, drop: bool, line_body: &str) -> Result<String, (Str
         .map_err(|r| (r.reject.code.as_str().to_owned(), r.reject.message))
 }
 
+/// The fields dropped, by the names they are counted under, when `line_body` is mapped with
+/// `--drop-unsupported` (the mapping must succeed).
+fn dropped(family: Family, line_body: &str) -> Vec<String> {
+    let line = format!(
+        r#"{{"custom_id":"c","method":"POST","url":"{}","body":{line_body}}}"#,
+        family.endpoints()[0]
+    );
+    let mut opts = LineOptions::new(family);
+    opts.map.drop_unsupported = true;
+    let mut notes = bedrock_batch::record::Notes::default();
+    bedrock_batch::record::convert_line_noted(
+        line.as_bytes(),
+        1,
+        &opts,
+        &mut notes,
+        &mut Vec::new(),
+    )
+    .unwrap_or_else(|r| panic!("{family:?} {line_body}: {}", r.reject.message));
+    notes.dropped
+}
+
 const USER: &str = r#""messages":[{"role":"user","content":"hi"}]"#;
 
 #[test]
@@ -961,11 +982,128 @@ fn a_key_holding_a_lone_surrogate_is_refused_by_every_reader() {
             );
         }
     }
-    // A real U+FFFD in a key is text like any other.
+    // A real U+FFFD in a key is text like any other: a member of a part read past, and a
+    // message's member refused by its name (or dropped), as any unknown one is.
     let line = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a","\ufffd":1}],"\ufffd":2}]}"#;
     for family in [Family::Anthropic, Family::Nova] {
-        body(family, false, line).unwrap();
+        let e = body(family, false, line).unwrap_err();
+        assert_eq!(e.0, "unsupported_parameter", "{family:?}: {e:?}");
+        assert!(
+            e.1.starts_with("body.messages[0].\u{FFFD}: "),
+            "{family:?}: {e:?}"
+        );
+        body(family, true, line).unwrap();
     }
+}
+
+/// A message member beside `role`, `content`, `tool_calls` and `tool_call_id` that holds
+/// something — OpenAI's `name`, `refusal`, `audio`, the deprecated `function_call`, a misspelt
+/// `content` — is refused naming it, or dropped and counted with `--drop-unsupported`, by every
+/// family that reads the messages member by member: read past unnamed, a misspelt system
+/// `content` sent the request without its system prompt, and a `function_call` turn vanished
+/// (its neighbours merged). Members that say nothing, as in a reply replayed as written, pass;
+/// the families that send the messages as written send them too.
+#[test]
+fn a_message_member_no_family_carries_is_refused_by_name_or_dropped_and_counted() {
+    let by_name = [
+        (r#"{"role":"system","contnet":"be terse"}"#, "contnet"),
+        (r#"{"role":"user","content":"hi","name":"bob"}"#, "name"),
+        (
+            r#"{"role":"user","content":"hi","n\u0061me":"bob"}"#,
+            "name",
+        ),
+        (
+            r#"{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}}"#,
+            "function_call",
+        ),
+        (
+            r#"{"role":"assistant","content":"no","refusal":"I won't"}"#,
+            "refusal",
+        ),
+        (
+            r#"{"role":"assistant","content":"a","audio":{"id":"au_1"}}"#,
+            "audio",
+        ),
+        (r#"{"role":"user","content":"hi","x":[0]}"#, "x"),
+        (r#"{"role":"user","content":"hi","x":0}"#, "x"),
+        (r#"{"role":"user","content":"hi","x":false}"#, "x"),
+        (r#"{"role":"user","content":"hi","x":{ "a" :1}}"#, "x"),
+        (r#"{"role":"user","content":"hi","x":" "}"#, "x"),
+        // Read by name, but never on this role: calls on a user or system message, a call id
+        // on any but a tool message (Llama and Converse, which refuse tool calling, sent the
+        // line without them).
+        (
+            r#"{"role":"user","content":"hi","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]}"#,
+            "tool_calls",
+        ),
+        (
+            r#"{"role":"system","content":"s","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]}"#,
+            "tool_calls",
+        ),
+        (
+            r#"{"role":"user","content":"hi","tool_call_id":"t"}"#,
+            "tool_call_id",
+        ),
+        (
+            r#"{"role":"assistant","content":"a","tool_call_id":5}"#,
+            "tool_call_id",
+        ),
+    ];
+    let families = [
+        Family::Anthropic,
+        Family::Nova,
+        Family::Converse,
+        Family::Llama,
+        Family::MistralText,
+        Family::MistralChat,
+    ];
+    for (message, name) in by_name {
+        let line = format!(
+            r#"{{"messages":[{{"role":"user","content":"q"}},{message},{{"role":"user","content":"again"}}]}}"#
+        );
+        for family in families {
+            let e = body(family, false, &line).unwrap_err();
+            assert_eq!(e.0, "unsupported_parameter", "{family:?} {line}: {e:?}");
+            assert!(
+                e.1.starts_with(&format!("body.messages[1].{name}: not supported by ")),
+                "{family:?} {line}: {e:?}"
+            );
+            assert!(e.1.contains("--drop-unsupported"), "{family:?}: {e:?}");
+            assert_eq!(
+                dropped(family, &line),
+                vec![format!("messages[].{name}")],
+                "{family:?} {line}"
+            );
+        }
+        // Sent as written, the member goes with its message.
+        let b = body_text(Family::GptOss, false, &line).unwrap();
+        assert!(b.contains(message), "{b}");
+    }
+    // Read by serde (an image part the scanner leaves to it): the same rule.
+    let image = r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}},{"type":"text","text":"hi"}],"name":"bob"}]}"#;
+    for family in [Family::Anthropic, Family::Nova, Family::Converse] {
+        let e = body(family, false, image).unwrap_err();
+        assert!(
+            e.1.starts_with("body.messages[0].name: "),
+            "{family:?}: {e:?}"
+        );
+        body(family, true, image).unwrap();
+    }
+    // A reply replayed as written says nothing beside its content and calls.
+    let replayed = r#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a","refusal":null,"annotations":[],"audio":null,"function_call":null,"name":"","x":{ },"y":[ ],"tool_call_id":null},{"role":"user","content":"again","tool_calls":[],"tool_call_id":""}]}"#;
+    for family in families {
+        body(family, false, replayed).unwrap_or_else(|e| panic!("{family:?}: {e:?}"));
+    }
+    // The first member at fault is named; dropped, each is counted.
+    let two = r#"{"messages":[{"role":"user","content":"q","name":"a"},{"role":"user","content":"r","name":"b","refusal":"c"}]}"#;
+    let e = body(Family::Anthropic, false, two).unwrap_err();
+    assert!(e.1.starts_with("body.messages[0].name: "), "{e:?}");
+    let mut names = dropped(Family::Anthropic, two);
+    names.sort();
+    assert_eq!(
+        names,
+        ["messages[].name", "messages[].name", "messages[].refusal"]
+    );
 }
 
 /// A prompt-template family refuses tool turns saying that no batch job runs tool calling, and

@@ -31,8 +31,8 @@ use super::anthropic::JSON_RESPONSE_TOOL;
 use super::completion::{Arguments, Call, Choice};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
-    check_unsupported, conversation, function_tools, refuse_fields, response_tool, tool_name,
-    Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
+    check_message_members, check_unsupported, conversation, function_tools, refuse_fields,
+    response_tool, tool_name, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
 use super::json::{
     as_text, expect, null_default, parse, str_value, text_value, Arr, Count, Kind, Obj,
@@ -208,6 +208,7 @@ pub fn write_body(
         write_tool_config(req, forced.as_ref(), &mut o)?;
     }
     o.close();
+    check_message_members(req, opts, notes, dialect.media().family)?;
     check_unsupported(req, opts, notes, dialect.media().family)
 }
 

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use super::completion::Choice;
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
-    check_unsupported, conversation, refuse_fields, turn_texts, MediaPolicy, Role, Spliced,
+    check_message_members, check_unsupported, conversation, refuse_fields, turn_texts, MediaPolicy,
+    Role, Spliced,
 };
 use super::json::{as_text, expect, Count, Kind, Obj};
 use super::openai::ChatRequest;
@@ -107,6 +108,7 @@ pub fn write_body(
         o.raw("top_p", limits.top_p(raw)?);
     }
     o.close();
+    check_message_members(req, opts, notes, "Llama")?;
     check_unsupported(req, opts, notes, "Llama")
 }
 

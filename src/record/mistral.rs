@@ -21,8 +21,8 @@ use super::bedrock_output::fnv;
 use super::completion::{Choice, OpenAiShaped};
 use super::completion::{CompletionContext, Usage};
 use super::conversation::{
-    call_arguments, check_unsupported, conversation, function_tools, refuse_fields, texts,
-    tool_name, turn_texts, MediaPolicy, MsgPath, Role, Spliced,
+    call_arguments, check_message_members, check_unsupported, conversation, function_tools,
+    refuse_fields, texts, tool_name, turn_texts, MediaPolicy, MsgPath, Role, Spliced,
 };
 use super::json::{as_text, decode_literal, expect, null_default, Arr, Kind, Obj};
 use super::openai::{ChatRequest, ToolCall};
@@ -109,6 +109,7 @@ pub fn write_text_body(
         o.uint("top_k", limits.top_k(raw, notes)?);
     }
     o.close();
+    check_message_members(req, opts, notes, "Mistral")?;
     check_unsupported(req, opts, notes, "Mistral")
 }
 
@@ -223,6 +224,7 @@ pub fn write_chat_body(
         o.raw("tool_choice", chat_tool_choice(raw)?);
     }
     o.close();
+    check_message_members(req, opts, notes, "Mistral")?;
     check_unsupported(req, opts, notes, "Mistral")
 }
 

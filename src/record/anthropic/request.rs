@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use crate::record::Raw;
 
 use crate::record::conversation::{
-    check_unsupported, conversation, function_tools, number, response_tool, tool_name, Block,
-    MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
+    check_message_members, check_unsupported, conversation, function_tools, number, response_tool,
+    tool_name, Block, MediaPolicy, ResponseTool, Role, ToolResultContent, Turn,
 };
 use crate::record::json::{self, parse, str_value, Arr, Kind, Obj};
 use crate::record::openai::ChatRequest;
@@ -98,6 +98,7 @@ pub fn write_body(
     }
     o.close();
 
+    check_message_members(req, opts, notes, CLAUDE_MEDIA.family)?;
     check_unsupported(req, opts, notes, CLAUDE_MEDIA.family)
 }
 

@@ -11,7 +11,7 @@ mod policy;
 mod splice;
 
 pub(crate) use params::{number, positive_int, write_stop_list};
-pub(crate) use policy::{check_unsupported, refuse_fields};
+pub(crate) use policy::{check_message_members, check_unsupported, refuse_fields};
 pub(crate) use splice::{turn_texts, Spliced};
 
 use std::borrow::Cow;

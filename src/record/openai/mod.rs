@@ -254,6 +254,48 @@ pub struct Message<'a> {
     /// The call a `tool` message answers.
     #[serde(borrow, default)]
     pub tool_call_id: Option<Raw<'a>>,
+    /// The names of the other members that hold something ([`holds_something`]): OpenAI's
+    /// `name`, `refusal`, `audio` or deprecated `function_call`, or a misspelt `content`. A
+    /// family that reads the messages member by member has no place for them, and refuses or
+    /// drops them by name; one that sends the messages as written sends them too.
+    #[serde(skip)]
+    pub others: Vec<Cow<'a, str>>,
+}
+
+/// The members of a message read by name; any other is one of [`Message::others`].
+const MESSAGE_MEMBERS: [&str; 4] = ["role", "content", "tool_calls", "tool_call_id"];
+
+/// Whether a member's value says anything: not `null`, `""`, `[]` or `{}` (whatever the
+/// whitespace). A reply replayed as written (`"refusal": null`, `"annotations": []`) says nothing
+/// beside its content.
+pub(crate) fn holds_something(raw: Raw<'_>) -> bool {
+    let t = raw.get();
+    match t.as_bytes().first() {
+        Some(b'n') => false,
+        Some(b'"') => t.len() > 2,
+        Some(b'[' | b'{') => !t[1..t.len() - 1]
+            .trim_matches([' ', '\t', '\n', '\r'])
+            .is_empty(),
+        _ => true,
+    }
+}
+
+/// Fills each message's [`Message::others`] from the array `raw` the messages were read from
+/// (serde's struct reader skips them unnamed; the scanner names them as it reads).
+fn name_others<'a>(messages: &mut [Message<'a>], raw: Raw<'a>) -> Result<(), Reject> {
+    let elements = members::Members::of_elements(raw, "body.messages")?;
+    for (i, (message, element)) in messages.iter_mut().zip(elements).enumerate() {
+        let members = members::Members::of_element(element, format_args!("body.messages[{i}]"))?;
+        message.others = members
+            .0
+            .into_iter()
+            .filter(|(name, value)| {
+                !MESSAGE_MEMBERS.contains(&name.as_ref()) && holds_something(*value)
+            })
+            .map(|(name, _)| name)
+            .collect();
+    }
+    Ok(())
 }
 
 /// One tool call of an assistant message.
@@ -541,6 +583,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ChatVisitor<'a> {
                 req.messages = json::read(raw.get()).map_err(|(below, why)| {
                     de::Error::custom(format_args!("messages{below}: {why}"))
                 })?;
+                name_others(&mut req.messages, raw).map_err(|r| de::Error::custom(r.message))?;
                 req.messages_raw = Some(raw);
                 continue;
             }
@@ -665,6 +708,58 @@ mod tests {
         ];
         for (line, code) in cases {
             assert_eq!(check(line).unwrap_err().code, code, "{line}");
+        }
+    }
+
+    /// The scanner and serde name the same members beside the four read by name: those that
+    /// hold something, by their decoded names, in order.
+    #[test]
+    fn serde_names_a_message_s_other_members_as_the_scanner_does() {
+        for (text, others) in [
+            (r#"{"role":"user","content":"a"}"#, vec![]),
+            (
+                r#"{"role":"user","name":"b","content":"a","x":1}"#,
+                vec!["name", "x"],
+            ),
+            (r#"{"role":"user","n\u0061me":"b"}"#, vec!["name"]),
+            (
+                r#"{"role":"assistant","refusal":null,"annotations":[ ],"audio":{},"name":"","x":" "}"#,
+                vec!["x"],
+            ),
+            (
+                r#"{"role":"assistant","tool_calls":[],"function_call":{"name":"f"},"y":false,"z":[[]]}"#,
+                vec!["function_call", "y", "z"],
+            ),
+            (
+                r#"{"role":"user","content":"a","\ufffd":0}"#,
+                vec!["\u{FFFD}"],
+            ),
+        ] {
+            let body = format!(r#"{{"messages":[{text}]}}"#);
+            // A key holding U+FFFD is serde's to read (the scanner cannot tell it from a lone
+            // surrogate, which serde refuses).
+            match super::scan::chat_body(&body) {
+                Ok(scanned) => assert_eq!(scanned.messages[0].others, others, "{text}"),
+                Err(_) => assert!(text.contains("ufffd"), "{text}"),
+            }
+            let read: ChatRequest<'_> = json::from_str(&body).unwrap();
+            assert_eq!(read.messages[0].others, others, "{text}");
+        }
+        for (text, holds) in [
+            ("null", false),
+            ("\"\"", false),
+            ("[]", false),
+            ("[ \n\t\r]", false),
+            ("{}", false),
+            ("{ }", false),
+            ("0", true),
+            ("false", true),
+            ("\" \"", true),
+            ("[null]", true),
+            ("{\"a\":null}", true),
+        ] {
+            let raw: Raw<'_> = serde_json::from_str(text).unwrap();
+            assert_eq!(holds_something(raw), holds, "{text}");
         }
     }
 

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 
 use super::members::Members;
 use super::{
-    BatchLine, ChatLine, ChatRequest, ContentPart, FunctionCall, FunctionDef, Message, Tool,
-    ToolCall, TOOL_AS_WRITTEN,
+    holds_something, BatchLine, ChatLine, ChatRequest, ContentPart, FunctionCall, FunctionDef,
+    Message, Tool, ToolCall, TOOL_AS_WRITTEN,
 };
 use crate::record::endpoint::Endpoint;
 use crate::record::scan::{non_null, Fallback, Scan, Scanner};
@@ -252,6 +252,7 @@ fn chat_request<'a>(s: &mut Scanner<'a>, check_tools: bool) -> Scan<ChatRequest<
 fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
     let (mut role, mut content, mut tool_calls, mut tool_call_id) = (None, None, None, None);
     let (mut seen_content, mut seen_calls, mut seen_id) = (false, false, false);
+    let mut others = Vec::new();
     s.object(|s, key| {
         let (slot, seen) = match &*key {
             "role" => {
@@ -267,7 +268,10 @@ fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
             _ if key.contains('\u{FFFD}') => return Err(Fallback),
             _ => {
                 *checked = false;
-                return s.value().map(drop);
+                if holds_something(s.value()?) {
+                    others.push(key);
+                }
+                return Ok(());
             }
         };
         if std::mem::replace(seen, true) {
@@ -296,6 +300,7 @@ fn message<'a>(s: &mut Scanner<'a>, checked: &mut bool) -> Scan<Message<'a>> {
         content,
         tool_calls,
         tool_call_id,
+        others,
     })
 }
 
