@@ -19,7 +19,9 @@
 use crate::record::json::{as_text, expect, Arr, Kind, Obj};
 use crate::record::{MapOptions, Notes, Raw, Reject, RejectCode};
 
+use super::holds_something;
 use super::members::{unknown, Members, Sorting, Translated};
+use crate::record::conversation::refuse_fields;
 
 /// Members that describe the call, not the generation: ignored as the chat path ignores its own.
 const IGNORED: &[&str] = &[
@@ -253,6 +255,29 @@ fn input_item(
             .into_owned(),
         None => "message".to_owned(),
     };
+    // The members each kind of item is read by, and `id` and `status`, which describe the
+    // response an item was given back from; any other that holds something would be lost on the
+    // way to the chat body, so it is refused by name (or dropped and counted).
+    let known: &[&str] = match kind.as_str() {
+        "message" => &["type", "role", "content", "id", "status"],
+        "function_call" => &["type", "call_id", "name", "arguments", "id", "status"],
+        "function_call_output" => &["type", "call_id", "output", "id", "status"],
+        // Refused or dropped whole below.
+        _ => &[],
+    };
+    if !known.is_empty() {
+        for (name, value) in &m.0 {
+            if !known.contains(&name.as_ref()) && holds_something(*value) {
+                let field = format!("{}.{name}", &at["body.".len()..]);
+                refuse_fields(
+                    &[(&field, true)],
+                    opts,
+                    notes,
+                    "no Bedrock model takes this member of an input item",
+                )?;
+            }
+        }
+    }
     let mut out = Vec::new();
     let mut o = Obj::open(&mut out);
     match kind.as_str() {
@@ -667,6 +692,54 @@ mod tests {
             let e = chat(body).unwrap_err();
             assert!(e.message.contains(says), "{body}: {}", e.message);
         }
+    }
+
+    /// An item member beside the ones its kind is read by (and `id`, `status`) that holds
+    /// something is refused by name, or dropped and counted; one that says nothing passes.
+    #[test]
+    fn an_item_member_the_chat_body_cannot_carry_is_refused_or_dropped() {
+        for (body, says) in [
+            (
+                r#"{"input":[{"role":"user","content":"x","name":"bob"}]}"#,
+                "input[0].name",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":"x"},{"type":"message","role":"user","content":"y","contnet":"z"}]}"#,
+                "input[1].contnet",
+            ),
+            (
+                r#"{"input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{}","x":[1]},{"type":"function_call_output","call_id":"c","output":"o"}]}"#,
+                "input[0].x",
+            ),
+            (
+                r#"{"input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"o","n\u0061me":"f"}]}"#,
+                "input[1].name",
+            ),
+        ] {
+            let e = chat(body).unwrap_err();
+            assert_eq!(e.code, RejectCode::UnsupportedParameter, "{body}");
+            assert!(
+                e.message
+                    .starts_with(&format!("body.{says}: no Bedrock model takes")),
+                "{body}: {}",
+                e.message
+            );
+            let raw: Raw<'_> = serde_json::from_str(body).unwrap();
+            let mut opts = MapOptions::new(Family::Anthropic, "");
+            opts.drop_unsupported = true;
+            let mut notes = Notes::default();
+            to_chat(Members::of(raw, "body").unwrap(), &opts, &mut notes).unwrap();
+            assert_eq!(notes.dropped, vec![says.to_owned()], "{body}");
+        }
+        // Given back as a response wrote them: ids, statuses and members that say nothing.
+        let c = chat(
+            r#"{"input":[{"role":"user","content":"x","name":null},
+            {"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":"y"}],"x":[]},
+            {"id":"fc_1","type":"function_call","status":"completed","call_id":"c","name":"f","arguments":"{}","y":""},
+            {"id":"fco_1","type":"function_call_output","status":"completed","call_id":"c","output":"o","z":{}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c["messages"].as_array().unwrap().len(), 4);
     }
 
     #[test]
