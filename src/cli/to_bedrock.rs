@@ -628,7 +628,7 @@ fn print_summary(
         let by: Vec<String> = r
             .dropped_fields
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{} {v}", field_name(k)))
             .collect();
         eprintln!("  dropped fields: {}", by.join(", "));
     }
@@ -645,5 +645,33 @@ fn print_summary(
             r.crlf_lines,
             if r.bom { ", a byte-order mark" } else { "" }
         );
+    }
+}
+
+/// A dropped field's name as the summary shows it: as written when it is plain, else quoted
+/// and escaped as a JSON string, so that a name the line gave (a key holding a control
+/// character, a space, a comma or a quote) reaches the terminal as text and cannot run into
+/// the list around it.
+fn field_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| !(c.is_control() || c.is_whitespace() || matches!(c, ',' | '"'));
+    if !name.is_empty() && name.chars().all(plain) {
+        name.into()
+    } else {
+        serde_json::to_string(name)
+            .expect("a string serializes")
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_dropped_field_s_name_is_shown_as_text_that_ends_where_it_ends() {
+        assert_eq!(super::field_name("messages[].name"), "messages[].name");
+        assert_eq!(super::field_name("input[0].é"), "input[0].é");
+        assert_eq!(super::field_name("a, b"), r#""a, b""#);
+        assert_eq!(super::field_name("x\u{0}\n"), r#""x\u0000\n""#);
+        assert_eq!(super::field_name("q\"r"), r#""q\"r""#);
+        assert_eq!(super::field_name(""), r#""""#);
     }
 }
