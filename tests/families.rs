@@ -996,6 +996,61 @@ fn a_key_holding_a_lone_surrogate_is_refused_by_every_reader() {
     }
 }
 
+/// A system, developer, user or tool message without content (absent or null) is refused —
+/// as OpenAI refuses it — by every family that reads the messages: read as nothing, it vanished
+/// from the conversation. A misspelt `content` is named first; dropped, the message is still
+/// refused for what it lacks.
+#[test]
+fn a_message_without_content_is_refused_not_left_out() {
+    let families = [
+        Family::Anthropic,
+        Family::Nova,
+        Family::Converse,
+        Family::Llama,
+        Family::MistralText,
+        Family::MistralChat,
+    ];
+    for message in [
+        r#"{"role":"system"}"#,
+        r#"{"role":"developer","content":null}"#,
+        r#"{"role":"user"}"#,
+        r#"{"role":"user","content":null,"name":null}"#,
+    ] {
+        let line = format!(
+            r#"{{"messages":[{{"role":"user","content":"q"}},{message},{{"role":"user","content":"again"}}]}}"#
+        );
+        for family in families {
+            for drop in [false, true] {
+                let e = body(family, drop, &line).unwrap_err();
+                assert_eq!(e.0, "invalid_request", "{family:?} {line}: {e:?}");
+                assert!(
+                    e.1.starts_with("body.messages[1].content: missing"),
+                    "{family:?} {line}: {e:?}"
+                );
+            }
+        }
+    }
+    let misspelt =
+        r#"{"messages":[{"role":"system","contnet":"be terse"},{"role":"user","content":"q"}]}"#;
+    for family in families {
+        let e = body(family, false, misspelt).unwrap_err();
+        assert!(
+            e.1.starts_with("body.messages[0].contnet: not supported"),
+            "{family:?}: {e:?}"
+        );
+        let e = body(family, true, misspelt).unwrap_err();
+        assert!(
+            e.1.starts_with("body.messages[0].content: missing"),
+            "{family:?}: {e:?}"
+        );
+    }
+    // An empty text is content: left out as before (Claude refuses empty turns).
+    let empty = r#"{"messages":[{"role":"system","content":""},{"role":"user","content":"q"}]}"#;
+    for family in families {
+        body(family, false, empty).unwrap_or_else(|e| panic!("{family:?}: {e:?}"));
+    }
+}
+
 /// A message member beside `role`, `content`, `tool_calls` and `tool_call_id` that holds
 /// something — OpenAI's `name`, `refusal`, `audio`, the deprecated `function_call`, a misspelt
 /// `content` — is refused naming it, or dropped and counted with `--drop-unsupported`, by every
@@ -1006,7 +1061,10 @@ fn a_key_holding_a_lone_surrogate_is_refused_by_every_reader() {
 #[test]
 fn a_message_member_no_family_carries_is_refused_by_name_or_dropped_and_counted() {
     let by_name = [
-        (r#"{"role":"system","contnet":"be terse"}"#, "contnet"),
+        (
+            r#"{"role":"system","content":"be","contnet":"terse"}"#,
+            "contnet",
+        ),
         (r#"{"role":"user","content":"hi","name":"bob"}"#, "name"),
         (
             r#"{"role":"user","content":"hi","n\u0061me":"bob"}"#,

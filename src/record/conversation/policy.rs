@@ -40,9 +40,11 @@ pub(crate) fn check_unsupported(
 /// The members of the messages beside their role, content, tool calls and tool call id
 /// ([`crate::record::openai::Message::others`]: `name`, `refusal`, `audio`, the deprecated
 /// `function_call`, a misspelt `content`) and those of the four a message's role never reads
-/// ([`misplaced`]), which a family that reads the messages member by member has no place for: the first rejected, naming it, or with `--drop-unsupported` all
-/// dropped and counted (as `messages[].name`). Read past unnamed, a misspelt `content` would
-/// have sent the turn without its text, and a `function_call` turn would have vanished.
+/// ([`misplaced`]), which a family that reads the messages member by member has no place for:
+/// the first rejected, naming it, or with `--drop-unsupported` all dropped and counted (as
+/// `messages[].name`); then a system, developer, user or tool message with no content, refused.
+/// Read past unnamed, a misspelt `content` would have sent the turn without its text, and a
+/// `function_call` turn or a message without content would have vanished.
 pub(crate) fn check_message_members(
     req: &ChatRequest<'_>,
     opts: &MapOptions,
@@ -51,25 +53,35 @@ pub(crate) fn check_message_members(
 ) -> Result<(), Reject> {
     for (i, m) in req.messages.iter().enumerate() {
         let misplaced = misplaced(m);
-        if m.others.is_empty() && misplaced == [None, None] {
-            continue; // nearly every message: no iterator built
-        }
-        let names = misplaced.into_iter().flatten();
-        for name in names.chain(m.others.iter().map(|name| name.as_ref())) {
-            if opts.drop_unsupported {
-                notes.dropped.push(format!("messages[].{name}"));
-                continue;
+        // Nearly every message names nothing: then no iterator is built.
+        if !m.others.is_empty() || misplaced != [None, None] {
+            let named = m.others.iter().map(|name| name.as_ref());
+            for name in misplaced.into_iter().flatten().chain(named) {
+                if opts.drop_unsupported {
+                    notes.dropped.push(format!("messages[].{name}"));
+                    continue;
+                }
+                let instead = match name {
+                    "function_call" => "; give the call as tool_calls",
+                    _ => "",
+                };
+                return Err(Reject::new(
+                    RejectCode::UnsupportedParameter,
+                    format!(
+                        "body.messages[{i}].{name}: not supported by {family} on Bedrock{instead} (use --drop-unsupported to drop it)"
+                    ),
+                ));
             }
-            let instead = match name {
-                "function_call" => "; give the call as tool_calls",
-                _ => "",
-            };
-            return Err(Reject::new(
-                RejectCode::UnsupportedParameter,
-                format!(
-                    "body.messages[{i}].{name}: not supported by {family} on Bedrock{instead} (use --drop-unsupported to drop it)"
-                ),
-            ));
+        }
+        // After the names, so that a misspelt `content` is named as such. OpenAI refuses such
+        // a message too; read as nothing, it would vanish unsaid.
+        if m.content.is_none()
+            && matches!(m.role.as_ref(), "system" | "developer" | "user" | "tool")
+        {
+            return Err(Reject::invalid(format!(
+                "body.messages[{i}].content: missing (a {} message says what it says in its content; null is no content)",
+                m.role
+            )));
         }
     }
     Ok(())
