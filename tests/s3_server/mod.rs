@@ -516,7 +516,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
         };
         let root = self.root.clone();
         let inner = self.inner.clone();
-        Box::pin(async move {
+        let work = async move {
             if let Some(gate) = gate {
                 let _ = gate.acquire().await;
             }
@@ -593,7 +593,14 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Faulty {
                     left: 1000,
                 }),
             ))
-        })
+        };
+        // Carried to its end on a task of its own, even when the client goes away (a server
+        // killed with SIGKILL mid-request): s3s-fs renames an object's new file into place and
+        // then writes its record (ETag, checksums), and a request dropped between the two left
+        // an object whose body and record disagree — every later GET failing its checksum, so
+        // a killed server's lease could never be read again — where S3 writes an object whole
+        // or not at all.
+        Box::pin(async move { tokio::spawn(work).await.expect("a request's task ends") })
     }
 }
 
