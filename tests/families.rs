@@ -26,6 +26,17 @@ const CHAT_FAMILIES: [Family; 8] = [
     Family::Converse,
 ];
 
+/// The chat families that read the messages member by member (the others send them as
+/// written).
+const MESSAGE_READERS: [Family; 6] = [
+    Family::Anthropic,
+    Family::Nova,
+    Family::Converse,
+    Family::Llama,
+    Family::MistralText,
+    Family::MistralChat,
+];
+
 /// The embeddings families besides Titan Text V2, and the requests they share.
 const MULTIMODAL_EMBEDDINGS: [Family; 2] = [Family::TitanEmbedImage, Family::NovaEmbed];
 
@@ -1002,14 +1013,7 @@ fn a_key_holding_a_lone_surrogate_is_refused_by_every_reader() {
 /// refused for what it lacks.
 #[test]
 fn a_message_without_content_is_refused_not_left_out() {
-    let families = [
-        Family::Anthropic,
-        Family::Nova,
-        Family::Converse,
-        Family::Llama,
-        Family::MistralText,
-        Family::MistralChat,
-    ];
+    let families = MESSAGE_READERS;
     for message in [
         r#"{"role":"system"}"#,
         r#"{"role":"developer","content":null}"#,
@@ -1107,14 +1111,7 @@ fn a_message_member_no_family_carries_is_refused_by_name_or_dropped_and_counted(
             "tool_call_id",
         ),
     ];
-    let families = [
-        Family::Anthropic,
-        Family::Nova,
-        Family::Converse,
-        Family::Llama,
-        Family::MistralText,
-        Family::MistralChat,
-    ];
+    let families = MESSAGE_READERS;
     for (message, name) in by_name {
         let line = format!(
             r#"{{"messages":[{{"role":"user","content":"q"}},{message},{{"role":"user","content":"again"}}]}}"#
